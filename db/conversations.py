@@ -1,0 +1,99 @@
+"""Agent sessions (one per builder, platform and user) and the lease that serializes them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from db.models import AgentSessionRow, SessionItem
+from db.upsert import insert_or_ignore
+
+
+async def get_or_create_session(
+    builder_id: uuid.UUID, platform: str, external_id: str, *, db: AsyncSession
+) -> uuid.UUID:
+    """The id of the session for this user; race-free (INSERT … ON CONFLICT, then read)."""
+    await db.execute(
+        insert_or_ignore(AgentSessionRow, db=db).values(
+            id=uuid.uuid4(), builder_id=builder_id, platform=platform, external_id=external_id
+        )
+    )
+    session_id = await db.scalar(
+        select(AgentSessionRow.id).where(
+            AgentSessionRow.builder_id == builder_id,
+            AgentSessionRow.platform == platform,
+            AgentSessionRow.external_id == external_id,
+        )
+    )
+    assert session_id is not None
+    return session_id
+
+
+async def acquire_lease(
+    session_id: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
+) -> uuid.UUID | None:
+    """Take the conversation if nobody holds a live lease on it; returns the fencing token."""
+    now = datetime.now(UTC)
+    token = uuid.uuid4()
+    taken = await db.execute(
+        update(AgentSessionRow)
+        .where(
+            AgentSessionRow.id == session_id,
+            or_(AgentSessionRow.lease_token.is_(None), AgentSessionRow.lease_expires_at < now),
+        )
+        .values(lease_token=token, lease_expires_at=now + timedelta(seconds=ttl_seconds))
+        .returning(AgentSessionRow.id)
+    )
+    return token if taken.first() is not None else None
+
+
+async def renew_lease(
+    session_id: uuid.UUID, token: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
+) -> bool:
+    """Extend our lease; False when it expired and another worker took the conversation."""
+    renewed = await db.execute(
+        update(AgentSessionRow)
+        .where(AgentSessionRow.id == session_id, AgentSessionRow.lease_token == token)
+        .values(lease_expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds))
+        .returning(AgentSessionRow.id)
+    )
+    return renewed.first() is not None
+
+
+async def release_lease(session_id: uuid.UUID, token: uuid.UUID, *, db: AsyncSession) -> None:
+    await db.execute(
+        update(AgentSessionRow)
+        .where(AgentSessionRow.id == session_id, AgentSessionRow.lease_token == token)
+        .values(lease_token=None, lease_expires_at=None)
+    )
+
+
+async def holds_lease(
+    session_id: uuid.UUID, token: uuid.UUID, *, db: AsyncSession | AsyncConnection
+) -> bool:
+    holder = await db.scalar(
+        select(AgentSessionRow.lease_token).where(AgentSessionRow.id == session_id)
+    )
+    return holder == token
+
+
+async def session_items_of(session_id: uuid.UUID, *, db: AsyncSession) -> list[SessionItem]:
+    """Every stored item of a session, in sequence order (for transcripts and dashboards)."""
+    result = await db.scalars(
+        select(SessionItem)
+        .where(SessionItem.session_id == session_id)
+        .order_by(SessionItem.sequence)
+    )
+    return list(result)
+
+
+async def last_item(session_id: uuid.UUID, *, db: AsyncSession) -> SessionItem | None:
+    return await db.scalar(
+        select(SessionItem)
+        .where(SessionItem.session_id == session_id)
+        .order_by(SessionItem.sequence.desc())
+        .limit(1)
+    )

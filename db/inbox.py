@@ -1,0 +1,94 @@
+"""The inbox: provider messages recorded before the webhook answers, deduplicated."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import InboundMessage, InboundStatus
+from db.upsert import insert_or_ignore
+
+
+async def record_inbound(
+    *,
+    provider: str,
+    provider_message_id: str,
+    channel_id: uuid.UUID | None,
+    recipient: str,
+    sender: str,
+    profile_name: str | None,
+    text: str,
+    media: list[dict[str, Any]],
+    payload: dict[str, Any],
+    db: AsyncSession,
+) -> int | None:
+    """Store a delivery; None when the provider already delivered this message id.
+
+    A message for an address no builder owns is kept as `unroutable` so nothing is lost
+    and the provider still gets its 200.
+    """
+    status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
+    inserted = await db.execute(
+        insert_or_ignore(InboundMessage, db=db)
+        .values(
+            provider=provider,
+            provider_message_id=provider_message_id,
+            channel_id=channel_id,
+            recipient=recipient,
+            sender=sender,
+            profile_name=profile_name,
+            text=text,
+            media=media,
+            payload=payload,
+            status=status,
+        )
+        .returning(InboundMessage.id)
+    )
+    return inserted.scalar()
+
+
+async def get_inbound(inbound_id: int, *, db: AsyncSession) -> InboundMessage | None:
+    return await db.get(InboundMessage, inbound_id)
+
+
+async def attach_to_session(
+    inbound: InboundMessage, session_id: uuid.UUID, *, db: AsyncSession
+) -> None:
+    """Point this message, and every other unresolved one from the same sender on the
+    same channel, at its session, so whoever runs the conversation next sees them all."""
+    await db.execute(
+        update(InboundMessage)
+        .where(
+            InboundMessage.channel_id == inbound.channel_id,
+            InboundMessage.sender == inbound.sender,
+            InboundMessage.session_id.is_(None),
+            InboundMessage.status == InboundStatus.PENDING,
+        )
+        .values(session_id=session_id)
+    )
+
+
+async def pending_ids(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
+    """Pending messages of a conversation in the order they arrived."""
+    result = await db.scalars(
+        select(InboundMessage.id)
+        .where(
+            InboundMessage.session_id == session_id,
+            InboundMessage.status == InboundStatus.PENDING,
+        )
+        .order_by(InboundMessage.id)
+    )
+    return list(result)
+
+
+async def fail_inbound(inbound_id: int, *, error: str, db: AsyncSession) -> None:
+    """Close a message that cannot be answered, keeping the reason."""
+    await db.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id == inbound_id)
+        .values(status=InboundStatus.FAILED, error=error, processed_at=datetime.now(UTC))
+    )

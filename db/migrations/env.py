@@ -1,0 +1,34 @@
+"""Alembic environment: migrates the database named by the app's own settings."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from db.engine import create_engine
+from db.models import Base
+from db.settings import get_settings
+
+
+def _run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _migrate() -> None:
+    url = context.config.attributes.get("database_url") or get_settings().resolved_database_url
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_migrations)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+asyncio.run(_migrate())

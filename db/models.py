@@ -1,0 +1,231 @@
+"""The schema: builders and their channels, agent sessions and their items, the inbox,
+conversation turns and outbound replies.
+
+Tables are created by the Alembic migrations in `db/migrations`; these classes mirror
+them for queries. Types are chosen to work on Postgres (production) and SQLite (the
+embedded demo): JSON becomes JSONB on Postgres.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+InboxId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class InboundStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    UNROUTABLE = "unroutable"
+    FAILED = "failed"
+
+
+class TurnStatus(StrEnum):
+    RUNNING = "running"
+    REPLIED = "replied"
+    FAILED = "failed"
+
+
+class OutboundStatus(StrEnum):
+    """Our own `pending` and `sent`, then the provider's delivery states."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNDELIVERED = "undelivered"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Builder(Base):
+    """A business running an agent: its instructions and model."""
+
+    __tablename__ = "builders"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(String(200))
+    instructions: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Channel(Base):
+    """A WhatsApp number of a builder: a Twilio `whatsapp:+…` address or a Meta phone id."""
+
+    __tablename__ = "channels"
+    __table_args__ = (
+        UniqueConstraint("provider", "address"),
+        CheckConstraint("provider IN ('twilio', 'meta')", name="provider"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    builder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class AgentSessionRow(Base):
+    """One conversation of a builder's agent with one user on one platform.
+
+    `lease_token`/`lease_expires_at` serialize the conversation across workers.
+    """
+
+    __tablename__ = "sessions"
+    __table_args__ = (UniqueConstraint("builder_id", "platform", "external_id"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    builder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("builders.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = _created_at()
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SessionItem(Base):
+    """One SDK item of a session's history, stored exactly as the runner produced it."""
+
+    __tablename__ = "session_items"
+    __table_args__ = (
+        Index("session_items_seq_idx", "session_id", "sequence"),
+        UniqueConstraint("session_id", "sequence", name="session_items_seq_unique"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
+    )
+    item_data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Turn(Base):
+    """One agent run answering one or more inbound messages of a session.
+
+    `input_saved_at` is set in the same transaction that stores the user input in
+    `session_items`, so a retried turn knows to continue with `input=[]`.
+    """
+
+    __tablename__ = "turns"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    input_saved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    input_sequence: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InboundMessage(Base):
+    """The inbox: every accepted provider message, recorded before the webhook answers."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_message_id"),
+        Index("ix_inbound_messages_pending", "session_id", "status", "id"),
+        Index("ix_inbound_messages_conversation", "channel_id", "sender", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(InboxId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_message_id: Mapped[str] = mapped_column(String(128))
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL")
+    )
+    recipient: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(64))
+    profile_name: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(16))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL")
+    )
+    turn_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("turns.id", ondelete="SET NULL"), index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = _created_at()
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboundMessage(Base):
+    """One message sent (or to be sent) to a user; `(turn_id, part)` is its idempotency key."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (UniqueConstraint("turn_id", "part"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    turn_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    part: Mapped[int] = mapped_column(Integer)
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("channels.id", ondelete="SET NULL")
+    )
+    recipient: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

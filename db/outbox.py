@@ -1,0 +1,102 @@
+"""Outbound replies: recorded before sending (idempotent per turn and part), then
+advanced by send results and provider delivery callbacks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import OutboundMessage, OutboundStatus
+from db.upsert import insert_or_ignore
+
+# Delivery states only move forward: a late `sent` callback never overwrites `read`.
+STATUS_RANK = {
+    OutboundStatus.PENDING: 0,
+    OutboundStatus.QUEUED: 1,
+    OutboundStatus.SENT: 2,
+    OutboundStatus.DELIVERED: 3,
+    OutboundStatus.READ: 4,
+    OutboundStatus.UNDELIVERED: 5,
+    OutboundStatus.FAILED: 5,
+}
+
+
+async def record_reply(
+    *,
+    session_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    channel_id: uuid.UUID | None,
+    recipient: str,
+    parts: list[str],
+    db: AsyncSession,
+) -> list[OutboundMessage]:
+    """Record the reply's parts once per turn; a retried turn gets the rows it recorded before."""
+    for index, text in enumerate(parts):
+        await db.execute(
+            insert_or_ignore(OutboundMessage, db=db).values(
+                id=uuid.uuid4(),
+                session_id=session_id,
+                turn_id=turn_id,
+                part=index,
+                channel_id=channel_id,
+                recipient=recipient,
+                text=text,
+                status=OutboundStatus.PENDING,
+            )
+        )
+    return await replies_of(turn_id, db=db)
+
+
+async def replies_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[OutboundMessage]:
+    result = await db.scalars(
+        select(OutboundMessage)
+        .where(OutboundMessage.turn_id == turn_id)
+        .order_by(OutboundMessage.part)
+    )
+    return list(result)
+
+
+async def mark_sent(
+    outbound_id: uuid.UUID, *, provider_message_id: str, status: str, db: AsyncSession
+) -> None:
+    now = datetime.now(UTC)
+    await db.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == outbound_id)
+        .values(provider_message_id=provider_message_id, status=status, sent_at=now, updated_at=now)
+    )
+
+
+async def mark_send_failed(outbound_id: uuid.UUID, *, error: str, db: AsyncSession) -> None:
+    await db.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == outbound_id)
+        .values(status=OutboundStatus.FAILED, error=error, updated_at=datetime.now(UTC))
+    )
+
+
+async def apply_delivery_status(
+    provider_message_id: str, status: OutboundStatus, *, error: str | None, db: AsyncSession
+) -> bool:
+    """Advance a sent message's status from a provider callback, never backwards.
+
+    Returns False when no outbound message has this provider id or the update was stale.
+    """
+    current_rank = case(
+        {str(state): rank for state, rank in STATUS_RANK.items()},
+        value=OutboundMessage.status,
+        else_=0,
+    )
+    updated = await db.execute(
+        update(OutboundMessage)
+        .where(
+            OutboundMessage.provider_message_id == provider_message_id,
+            current_rank < STATUS_RANK[status],
+        )
+        .values(status=status, error=error, updated_at=datetime.now(UTC))
+        .returning(OutboundMessage.id)
+    )
+    return updated.first() is not None

@@ -1,0 +1,109 @@
+"""The service's one typed configuration, read from the environment and `.env`.
+
+It lives in `db`, the bottom layer, so the receiver, the workers, the CLI and the
+Alembic environment all load the same settings without importing upward.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of wabot; unset values fall back to the embedded demo setup."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path(".wabot"), alias="WABOT_DATA_DIR")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    celery_broker_url: str | None = Field(None, alias="CELERY_BROKER_URL")
+    celery_queue: str = Field("wabot", alias="CELERY_QUEUE")
+    celery_visibility_timeout: int = Field(900, alias="CELERY_VISIBILITY_TIMEOUT", ge=5)
+    worker_concurrency: int = Field(32, alias="WORKER_CONCURRENCY", ge=1)
+
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    openai_timeout_seconds: float = Field(30.0, alias="OPENAI_TIMEOUT_SECONDS", gt=0)
+    openai_max_retries: int = Field(2, alias="OPENAI_MAX_RETRIES", ge=0)
+    default_model: str = Field("gpt-4.1-mini", alias="DEFAULT_MODEL")
+    agents_tracing: bool = Field(False, alias="AGENTS_TRACING")
+
+    public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
+    trust_proxy_headers: bool = Field(False, alias="TRUST_PROXY_HEADERS")
+
+    twilio_account_sid: str | None = Field(None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_api_base_url: str | None = Field(None, alias="TWILIO_API_BASE_URL")
+    twilio_timeout_seconds: float = Field(10.0, alias="TWILIO_TIMEOUT_SECONDS", gt=0)
+
+    run_timeout_seconds: float = Field(60.0, alias="RUN_TIMEOUT_SECONDS", gt=0)
+    conversation_lease_seconds: float = Field(120.0, alias="CONVERSATION_LEASE_SECONDS", gt=0)
+    turn_max_attempts: int = Field(5, alias="TURN_MAX_ATTEMPTS", ge=1)
+    retry_backoff_seconds: float = Field(2.0, alias="RETRY_BACKOFF_SECONDS", gt=0)
+
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        """Accept the URLs platforms hand out and point them at our async drivers."""
+        if url is None:
+            return None
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url.removeprefix(prefix)
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        if url.startswith(("postgresql+psycopg://", "sqlite+aiosqlite://")):
+            return url
+        raise ValueError(
+            "DATABASE_URL must be a postgres:// / postgresql:// or sqlite:/// URL, "
+            f"got scheme {url.split(':', 1)[0]!r}"
+        )
+
+    @field_validator("public_base_url", "openai_base_url", "twilio_api_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, url: str | None) -> str | None:
+        return url.rstrip("/") if url else url
+
+    @model_validator(mode="after")
+    def _lease_outlives_run(self) -> Settings:
+        """A lease shorter than a run would let a second worker join a live conversation."""
+        if self.conversation_lease_seconds <= self.run_timeout_seconds:
+            raise ValueError(
+                "CONVERSATION_LEASE_SECONDS must be longer than RUN_TIMEOUT_SECONDS "
+                f"({self.conversation_lease_seconds} <= {self.run_timeout_seconds})"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database, or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'wabot.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        """The configured broker, or the embedded file-system broker."""
+        return self.celery_broker_url or "filesystem://localhost//"
+
+    @property
+    def broker_folder(self) -> Path:
+        """Where the embedded broker keeps its messages."""
+        return (self.data_dir / "broker").resolve()
+
+    @property
+    def twilio_can_send(self) -> bool:
+        """Sending needs both the account SID and the auth token."""
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Load settings once per process; a bad value fails here, naming its variable."""
+    return Settings()

@@ -1,0 +1,48 @@
+"""Readable text for stored SDK items: what a transcript, the CLI or a dashboard shows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """`role` is `user`, `assistant`, `tool` or the item type we could not render."""
+
+    role: str
+    text: str
+
+
+def transcript_line(item: dict[str, Any]) -> TranscriptLine:
+    """Render one `item_data`: messages as their text, tool calls and results as chips."""
+    item_type = item.get("type", "message")
+    if item_type == "message":
+        return TranscriptLine(item.get("role", "unknown"), content_text(item.get("content")))
+    if item_type == "function_call":
+        return TranscriptLine("tool", f"{item.get('name')}({item.get('arguments', '')})")
+    if item_type == "function_call_output":
+        output = item.get("output")
+        rendered = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+        return TranscriptLine("tool", f"→ {rendered}")
+    return TranscriptLine(str(item_type), "")
+
+
+def content_text(content: Any) -> str:
+    """User content is a string or a list of parts; assistant content is `output_text` parts."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") in ("input_text", "output_text", "text"):
+            texts.append(str(part.get("text", "")))
+        elif part.get("type") == "refusal":
+            texts.append(str(part.get("refusal", "")))
+        elif part.get("type") in ("input_image", "input_file"):
+            texts.append(f"[{part['type'].removeprefix('input_')}]")
+    return "\n".join(texts)

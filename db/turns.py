@@ -1,0 +1,89 @@
+"""Turns: one agent run answering the pending messages of a conversation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from db.inbox import pending_ids
+from db.models import InboundMessage, InboundStatus, Turn, TurnStatus
+
+
+async def open_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
+    """The session's unfinished turn (a crashed or retried run), else a new turn taking
+    every pending message in arrival order; None when there is nothing to answer."""
+    turn = await db.scalar(
+        select(Turn)
+        .where(Turn.session_id == session_id, Turn.status == TurnStatus.RUNNING)
+        .order_by(Turn.created_at)
+        .limit(1)
+    )
+    if turn is None:
+        message_ids = await pending_ids(session_id, db=db)
+        if not message_ids:
+            return None
+        turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=0)
+        db.add(turn)
+        await db.flush()
+        await db.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id.in_(message_ids))
+            .values(status=InboundStatus.PROCESSING, turn_id=turn.id)
+        )
+    turn.attempts += 1
+    await db.execute(
+        update(InboundMessage)
+        .where(InboundMessage.turn_id == turn.id)
+        .values(attempts=InboundMessage.attempts + 1)
+    )
+    await db.flush()
+    return turn
+
+
+async def messages_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:
+    result = await db.scalars(
+        select(InboundMessage).where(InboundMessage.turn_id == turn_id).order_by(InboundMessage.id)
+    )
+    return list(result)
+
+
+async def mark_input_saved(turn_id: uuid.UUID, first_sequence: int, *, db: AsyncConnection) -> None:
+    """Called inside the transaction that stores the turn's user input."""
+    await db.execute(
+        update(Turn)
+        .where(Turn.id == turn_id)
+        .values(input_saved_at=datetime.now(UTC), input_sequence=first_sequence)
+    )
+
+
+async def record_turn_error(turn_id: uuid.UUID, error: str, *, db: AsyncSession) -> None:
+    await db.execute(update(Turn).where(Turn.id == turn_id).values(error=error))
+
+
+async def finish_turn(
+    turn_id: uuid.UUID, *, failed_because: str | None = None, db: AsyncSession
+) -> None:
+    """Close the turn and its messages: replied, or failed with the reason."""
+    now = datetime.now(UTC)
+    failed = failed_because is not None
+    await db.execute(
+        update(Turn)
+        .where(Turn.id == turn_id)
+        .values(
+            status=TurnStatus.FAILED if failed else TurnStatus.REPLIED,
+            error=failed_because,
+            finished_at=now,
+        )
+    )
+    await db.execute(
+        update(InboundMessage)
+        .where(InboundMessage.turn_id == turn_id)
+        .values(
+            status=InboundStatus.FAILED if failed else InboundStatus.PROCESSED,
+            error=failed_because,
+            processed_at=now,
+        )
+    )

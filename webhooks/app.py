@@ -1,0 +1,64 @@
+"""The ASGI receiver: verify, record, enqueue, answer. No model calls, no sends."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from db.engine import create_engine, create_sessionmaker
+from db.logs import configure_logging
+from db.settings import Settings, get_settings
+from webhooks import health, twilio
+from worker.app import create_celery
+
+logger = logging.getLogger(__name__)
+
+
+async def database_unavailable(_request: Request, error: Exception) -> Response:
+    """Providers retry on 5xx: answering 503 loses nothing while the database is down."""
+    logger.error("database unavailable: %s", type(error).__name__)
+    return PlainTextResponse("database unavailable, retry later", status_code=503)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
+        engine = create_engine(settings.resolved_database_url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.celery = create_celery(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/twilio", twilio.inbound, methods=["POST"]),
+            Route("/webhooks/twilio/status", twilio.status_callback, methods=["POST"]),
+            Route("/healthz", health.healthz, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
+        ],
+        exception_handlers={
+            OperationalError: database_unavailable,
+            InterfaceError: database_unavailable,
+            PoolTimeoutError: database_unavailable,
+            ConnectionError: database_unavailable,
+        },
+        lifespan=lifespan,
+    )
+
+
+app = create_app()

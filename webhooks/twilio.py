@@ -1,0 +1,156 @@
+"""Twilio's WhatsApp webhooks: inbound messages and delivery status callbacks.
+
+Both verify `X-Twilio-Signature` (twilio's own `RequestValidator`) over the public URL
+and the form before acting; inbound messages are recorded and enqueued, never answered
+here: the reply goes out from a worker through the REST API.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import ImmutableMultiDict
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from twilio.request_validator import RequestValidator
+
+from db.builders import find_channel
+from db.inbox import record_inbound
+from db.logs import mask_address
+from db.models import OutboundStatus
+from db.outbox import apply_delivery_status
+from webhooks.body import read_limited_body
+from webhooks.enqueue import enqueue_inbound
+from webhooks.public_url import public_url
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_MEDIA = 10
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+# Twilio's MessageStatus values, folded onto ours.
+DELIVERY_STATUSES = {
+    "accepted": OutboundStatus.QUEUED,
+    "scheduled": OutboundStatus.QUEUED,
+    "queued": OutboundStatus.QUEUED,
+    "sending": OutboundStatus.QUEUED,
+    "sent": OutboundStatus.SENT,
+    "delivered": OutboundStatus.DELIVERED,
+    "read": OutboundStatus.READ,
+    "undelivered": OutboundStatus.UNDELIVERED,
+    "failed": OutboundStatus.FAILED,
+    "canceled": OutboundStatus.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class TwilioInbound:
+    message_sid: str
+    sender: str
+    recipient: str
+    body: str
+    profile_name: str | None
+    media: list[dict[str, str]] = field(default_factory=list)
+
+
+async def inbound(request: Request) -> Response:
+    form = await _verified_form(request)
+    message = parse_inbound(form)
+    state = request.app.state
+    async with state.sessionmaker.begin() as db:
+        channel = await find_channel("twilio", message.recipient, db=db)
+        inbound_id = await record_inbound(
+            provider="twilio",
+            provider_message_id=message.message_sid,
+            channel_id=channel.id if channel else None,
+            recipient=message.recipient,
+            sender=message.sender,
+            profile_name=message.profile_name,
+            text=message.body,
+            media=message.media,
+            payload=dict(form.multi_items()),
+            db=db,
+        )
+    if inbound_id is None:
+        logger.info("twilio message %s is a redelivery; ignored", message.message_sid)
+    elif channel is None:
+        logger.warning(
+            "twilio inbound %s to %s: no builder owns this number; kept as unroutable",
+            inbound_id,
+            mask_address(message.recipient),
+        )
+    else:
+        await enqueue_inbound(state.celery, inbound_id)
+        logger.info("twilio inbound %s from %s enqueued", inbound_id, mask_address(message.sender))
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+async def status_callback(request: Request) -> Response:
+    form = await _verified_form(request)
+    message_sid, reported = form.get("MessageSid"), form.get("MessageStatus")
+    if not message_sid or not reported:
+        raise HTTPException(400, "MessageSid and MessageStatus are required")
+    status = DELIVERY_STATUSES.get(reported.lower())
+    if status is None:
+        logger.info("twilio status %r for %s ignored", reported, message_sid)
+        return PlainTextResponse("ignored")
+    error = None
+    if form.get("ErrorCode"):
+        error = f"Twilio error {form['ErrorCode']}: {form.get('ErrorMessage', '')}".strip()
+    async with request.app.state.sessionmaker.begin() as db:
+        applied = await apply_delivery_status(message_sid, status, error=error, db=db)
+    logger.info(
+        "twilio status %s for %s (%s)", status, message_sid, "applied" if applied else "stale"
+    )
+    return PlainTextResponse("ok")
+
+
+async def _verified_form(request: Request) -> ImmutableMultiDict[str, str]:
+    """The posted form, once its size, encoding and Twilio signature check out."""
+    body = await read_limited_body(request, limit=MAX_BODY_BYTES)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise HTTPException(400, "expected an application/x-www-form-urlencoded body")
+    try:
+        form = ImmutableMultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError as error:
+        raise HTTPException(400, "the form is not valid UTF-8") from error
+    settings = request.app.state.settings
+    if settings.twilio_auth_token is None:
+        raise HTTPException(403, "TWILIO_AUTH_TOKEN is not configured; cannot verify Twilio")
+    signature = request.headers.get("x-twilio-signature")
+    if not signature:
+        raise HTTPException(403, "missing X-Twilio-Signature header")
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    if not validator.validate(public_url(request, settings), form, signature):
+        raise HTTPException(403, "invalid X-Twilio-Signature")
+    return form
+
+
+def parse_inbound(form: ImmutableMultiDict[str, str]) -> TwilioInbound:
+    """Read Twilio's inbound-message parameters; 400 naming what is missing or malformed."""
+    missing = [name for name in ("MessageSid", "From", "To") if not form.get(name)]
+    if missing:
+        raise HTTPException(400, f"missing form field(s): {', '.join(missing)}")
+    media_count = form.get("NumMedia", "0")
+    if not media_count.isdigit():
+        raise HTTPException(400, f"NumMedia must be a whole number, got {media_count!r}")
+    media: list[dict[str, Any]] = []
+    for index in range(min(int(media_count), MAX_MEDIA)):
+        url = form.get(f"MediaUrl{index}")
+        if not url:
+            raise HTTPException(400, f"NumMedia is {media_count} but MediaUrl{index} is missing")
+        media.append({"url": url, "content_type": form.get(f"MediaContentType{index}", "")})
+    return TwilioInbound(
+        message_sid=form["MessageSid"],
+        sender=form["From"],
+        recipient=form["To"],
+        body=form.get("Body", ""),
+        profile_name=form.get("ProfileName") or None,
+        media=media,
+    )

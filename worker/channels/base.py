@@ -1,0 +1,35 @@
+"""What every outbound channel offers, and how its failures are classified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    provider_message_id: str
+    status: str
+
+
+class SendError(Exception):
+    """The provider did not accept a message."""
+
+
+class TransientSendError(SendError):
+    """Worth retrying: rate limits, provider 5xx, timeouts, connection failures."""
+
+
+class PermanentSendError(SendError):
+    """Retrying cannot help: a rejected recipient, bad credentials, invalid content."""
+
+
+class OutboundChannel(Protocol):
+    provider: str
+    max_message_length: int
+
+    async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
+        """Send one message of at most `max_message_length` characters."""
+        ...
+
+    async def aclose(self) -> None: ...

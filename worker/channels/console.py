@@ -1,0 +1,24 @@
+"""The development channel: replies go to the worker's standard output."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+from db.logs import mask_address
+from worker.channels.base import SentMessage
+
+
+class ConsoleChannel:
+    """Used when a provider's credentials are not configured (the embedded demo)."""
+
+    provider = "console"
+    max_message_length = 4096
+
+    async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
+        sys.stdout.write(f"[console reply to {mask_address(recipient)}] {text}\n")
+        sys.stdout.flush()
+        return SentMessage(provider_message_id=f"console-{uuid.uuid4().hex}", status="sent")
+
+    async def aclose(self) -> None:
+        return None

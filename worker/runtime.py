@@ -1,0 +1,108 @@
+"""Per-process resources of a worker, created once on its event loop and shared by
+every conversation it carries: the engine, the OpenAI client, the outbound channels."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from agents import Model, OpenAIResponsesModel, set_tracing_disabled
+from openai import AsyncOpenAI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from db.engine import create_engine, create_sessionmaker
+from db.settings import Settings, get_settings
+from worker.channels.base import OutboundChannel
+from worker.channels.console import ConsoleChannel
+from worker.channels.twilio import TwilioChannel
+from worker.offline_model import OfflineModel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    openai_client: AsyncOpenAI | None
+    twilio: TwilioChannel | None
+    console: ConsoleChannel = field(default_factory=ConsoleChannel)
+    _models: dict[str, Model] = field(default_factory=dict)
+
+    def model(self, name: str) -> Model:
+        """The builder's OpenAI model, or the offline model when no API key is configured."""
+        if self.openai_client is None:
+            return self._models.setdefault("offline", OfflineModel())
+        if name not in self._models:
+            self._models[name] = OpenAIResponsesModel(model=name, openai_client=self.openai_client)
+        return self._models[name]
+
+    def channel(self, provider: str) -> OutboundChannel:
+        """Where replies to a provider's users go; the console when it has no credentials."""
+        if provider == "twilio" and self.twilio is not None:
+            return self.twilio
+        return self.console
+
+    async def aclose(self) -> None:
+        if self.twilio is not None:
+            await self.twilio.aclose()
+        if self.openai_client is not None:
+            await self.openai_client.close()
+        await self.engine.dispose()
+
+
+def create_runtime(settings: Settings) -> Runtime:
+    """Build the resources; must run on the loop that will use them."""
+    set_tracing_disabled(not settings.agents_tracing)
+    engine = create_engine(settings.resolved_database_url, pool_size=settings.worker_concurrency)
+    openai_client = None
+    if settings.openai_api_key is not None:
+        openai_client = AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
+            timeout=settings.openai_timeout_seconds,
+            max_retries=settings.openai_max_retries,
+        )
+    else:
+        logger.info("OPENAI_API_KEY is not set: answering with the offline model")
+    twilio = None
+    if settings.twilio_can_send:
+        assert settings.twilio_account_sid and settings.twilio_auth_token
+        status_callback = (
+            f"{settings.public_base_url}/webhooks/twilio/status"
+            if settings.public_base_url
+            else None
+        )
+        twilio = TwilioChannel(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            timeout=settings.twilio_timeout_seconds,
+            api_base_url=settings.twilio_api_base_url,
+            status_callback=status_callback,
+        )
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        openai_client=openai_client,
+        twilio=twilio,
+    )
+
+
+_runtimes: dict[int, Runtime] = {}
+
+
+async def current_runtime() -> Runtime:
+    """This process's runtime, created on first use on the worker loop."""
+    pid = os.getpid()
+    if pid not in _runtimes:
+        _runtimes[pid] = create_runtime(get_settings())
+    return _runtimes[pid]
+
+
+async def close_runtime() -> None:
+    runtime = _runtimes.pop(os.getpid(), None)
+    if runtime is not None:
+        await runtime.aclose()

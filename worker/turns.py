@@ -1,0 +1,289 @@
+"""Answering a conversation: take its lease, run the agent on its `DatabaseSession` for
+the pending messages, record the reply once, send it, close the turn.
+
+Plain async functions (no Celery): the task calls `process_inbound`, tests can too.
+History is never assembled here; the runner loads and saves it through the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from typing import Any
+
+import openai
+from agents import (
+    InputGuardrailTripwireTriggered,
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    OutputGuardrailTripwireTriggered,
+    Runner,
+    UserError,
+)
+from agents.items import TResponseInputItem
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.builders import get_builder
+from db.conversations import (
+    acquire_lease,
+    get_or_create_session,
+    last_item,
+    release_lease,
+    renew_lease,
+)
+from db.inbox import attach_to_session, fail_inbound, get_inbound
+from db.models import (
+    Builder,
+    Channel,
+    InboundMessage,
+    InboundStatus,
+    OutboundMessage,
+    OutboundStatus,
+    Turn,
+)
+from db.outbox import mark_send_failed, mark_sent, record_reply, replies_of
+from db.transcript import content_text
+from db.turns import finish_turn, messages_of, open_turn, record_turn_error
+from worker.agent import MAX_TURNS, TurnContext, build_agent
+from worker.channels.base import OutboundChannel, PermanentSendError, TransientSendError
+from worker.channels.splitting import split_text
+from worker.runtime import Runtime
+from worker.turn_session import LeaseLostError, TurnSession
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "whatsapp"
+BUSY_RETRY_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 60.0
+_FINAL_STATUSES = (InboundStatus.PROCESSED, InboundStatus.FAILED, InboundStatus.UNROUTABLE)
+_PERMANENT_RUN_ERRORS = (
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    InputGuardrailTripwireTriggered,
+    OutputGuardrailTripwireTriggered,
+    UserError,
+)
+
+
+class RetryLater(Exception):
+    """Run the task again after `countdown` seconds: the conversation is busy, or a
+    transient failure (model, provider, database) interrupted the turn."""
+
+    def __init__(self, reason: str, *, countdown: float) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+
+
+class TransientTurnError(Exception):
+    """Worth another attempt of the same turn."""
+
+
+class PermanentTurnError(Exception):
+    """The turn cannot succeed; it ends failed with this reason."""
+
+
+async def process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
+    """Make sure inbound message `inbound_id` gets answered (by us, or already was)."""
+    async with runtime.sessionmaker.begin() as db:
+        inbound = await get_inbound(inbound_id, db=db)
+        if inbound is None:
+            logger.warning("inbound %s does not exist; dropping the task", inbound_id)
+            return
+        if inbound.status in _FINAL_STATUSES:
+            logger.info("inbound %s is already %s", inbound_id, inbound.status)
+            return
+        session_id = inbound.session_id or await _resolve_session(inbound, db=db)
+    if session_id is not None:
+        await answer_conversation(session_id, runtime=runtime)
+
+
+async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid.UUID | None:
+    channel = await db.get(Channel, inbound.channel_id) if inbound.channel_id else None
+    if channel is None:
+        await fail_inbound(inbound.id, error="its channel was removed", db=db)
+        logger.warning("inbound %s: channel removed; marked failed", inbound.id)
+        return None
+    external_id = inbound.sender.removeprefix("whatsapp:")
+    session_id = await get_or_create_session(channel.builder_id, PLATFORM, external_id, db=db)
+    await attach_to_session(inbound, session_id, db=db)
+    return session_id
+
+
+async def answer_conversation(session_id: uuid.UUID, *, runtime: Runtime) -> None:
+    """Hold the conversation's lease and answer its turns in order until none is pending."""
+    settings = runtime.settings
+    async with runtime.sessionmaker.begin() as db:
+        lease = await acquire_lease(
+            session_id, ttl_seconds=settings.conversation_lease_seconds, db=db
+        )
+    if lease is None:
+        raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
+    try:
+        while True:
+            async with runtime.sessionmaker.begin() as db:
+                await _renew(session_id, lease, runtime=runtime, db=db)
+                turn = await open_turn(session_id, db=db)
+            if turn is None:
+                return
+            await _run_turn_guarded(turn, lease=lease, runtime=runtime)
+    except LeaseLostError:
+        logger.warning("session %s: lease lost; its new holder carries on", session_id)
+    finally:
+        async with runtime.sessionmaker.begin() as db:
+            await release_lease(session_id, lease, db=db)
+
+
+async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """Run one turn; turn its failures into a retry or a recorded terminal state."""
+    try:
+        await run_turn(turn, lease=lease, runtime=runtime)
+    except LeaseLostError:
+        raise
+    except PermanentTurnError as error:
+        logger.warning("turn %s failed for good: %s", turn.id, error)
+        async with runtime.sessionmaker.begin() as db:
+            await finish_turn(turn.id, failed_because=str(error), db=db)
+    except Exception as error:
+        transient = isinstance(error, TransientTurnError)
+        if not transient:
+            logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
+        countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
+        logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, error)
+        async with runtime.sessionmaker.begin() as db:
+            await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)
+        raise RetryLater(str(error), countdown=countdown) from error
+
+
+async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    settings = runtime.settings
+    async with runtime.sessionmaker() as db:
+        messages = await messages_of(turn.id, db=db)
+        replies = await replies_of(turn.id, db=db)
+        channel = await db.get(Channel, messages[0].channel_id) if messages[0].channel_id else None
+        builder = await get_builder(channel.builder_id, db=db) if channel else None
+    if channel is None or builder is None:
+        raise PermanentTurnError("the conversation's channel or builder was removed")
+    if turn.attempts > settings.turn_max_attempts:
+        raise PermanentTurnError(
+            f"gave up after {settings.turn_max_attempts} attempts: {turn.error}"
+        )
+    outbound = runtime.channel(channel.provider)
+    if not replies:
+        reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
+        async with runtime.sessionmaker.begin() as db:
+            await _renew(turn.session_id, lease, runtime=runtime, db=db)
+            replies = await record_reply(
+                session_id=turn.session_id,
+                turn_id=turn.id,
+                channel_id=channel.id,
+                recipient=messages[-1].sender,
+                parts=split_text(reply, outbound.max_message_length),
+                db=db,
+            )
+    await _send_pending(
+        replies, sender=channel.address, outbound=outbound, lease=lease, runtime=runtime
+    )
+    async with runtime.sessionmaker.begin() as db:
+        await finish_turn(turn.id, db=db)
+    logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
+
+
+async def _generate_reply(
+    turn: Turn,
+    messages: list[InboundMessage],
+    builder: Builder,
+    *,
+    lease: uuid.UUID,
+    runtime: Runtime,
+) -> str:
+    """Run the agent for this turn. A retried turn whose input is already stored
+    continues with `input=[]`; one whose run already finished reuses that answer."""
+    run_input: list[TResponseInputItem] = []
+    if turn.input_saved_at is None:
+        run_input = [{"role": "user", "content": _user_text(message)} for message in messages]
+    else:
+        async with runtime.sessionmaker() as db:
+            newest = await last_item(turn.session_id, db=db)
+        if newest is not None and _is_assistant_message(newest.item_data):
+            return content_text(newest.item_data.get("content"))
+    session = TurnSession(
+        turn.session_id,
+        engine=runtime.engine,
+        turn_id=turn.id,
+        lease_token=lease,
+        saves_input=bool(run_input),
+    )
+    agent = build_agent(builder, runtime.model(builder.model))
+    context = TurnContext(builder.id, turn.session_id, user_name=messages[-1].profile_name)
+    timeout = runtime.settings.run_timeout_seconds
+    try:
+        async with asyncio.timeout(timeout):
+            result = await Runner.run(
+                agent, run_input, session=session, context=context, max_turns=MAX_TURNS
+            )
+    except TimeoutError as error:
+        raise TransientTurnError(f"the agent run took longer than {timeout:g}s") from error
+    except _PERMANENT_RUN_ERRORS as error:
+        raise PermanentTurnError(f"{type(error).__name__}: {error}") from error
+    except openai.APIStatusError as error:
+        if error.status_code in (408, 409, 429) or error.status_code >= 500:
+            raise TransientTurnError(f"model API {error.status_code}") from error
+        raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
+    except openai.APIConnectionError as error:
+        raise TransientTurnError(f"model API unreachable: {error}") from error
+    return str(result.final_output)
+
+
+async def _send_pending(
+    replies: list[OutboundMessage],
+    *,
+    sender: str,
+    outbound: OutboundChannel,
+    lease: uuid.UUID,
+    runtime: Runtime,
+) -> None:
+    for reply in replies:
+        if reply.status != OutboundStatus.PENDING:
+            continue
+        async with runtime.sessionmaker.begin() as db:
+            await _renew(reply.session_id, lease, runtime=runtime, db=db)
+        try:
+            sent = await outbound.send(sender=sender, recipient=reply.recipient, text=reply.text)
+        except TransientSendError as error:
+            raise TransientTurnError(f"send failed: {error}") from error
+        except PermanentSendError as error:
+            async with runtime.sessionmaker.begin() as db:
+                await mark_send_failed(reply.id, error=str(error), db=db)
+            raise PermanentTurnError(f"send failed: {error}") from error
+        async with runtime.sessionmaker.begin() as db:
+            await mark_sent(
+                reply.id, provider_message_id=sent.provider_message_id, status=sent.status, db=db
+            )
+
+
+async def _renew(
+    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
+) -> None:
+    renewed = await renew_lease(
+        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+    )
+    if not renewed:
+        raise LeaseLostError(f"session {session_id} is leased to another worker")
+
+
+def _user_text(message: InboundMessage) -> str:
+    """The agent input for one WhatsApp message: its text and what was attached."""
+    lines = [message.text] if message.text else []
+    lines += [f"[{media.get('content_type') or 'file'} attached]" for media in message.media]
+    return "\n".join(lines) or "[empty message]"
+
+
+def _is_assistant_message(item: dict[str, Any]) -> bool:
+    return item.get("type", "message") == "message" and item.get("role") == "assistant"
+
+
+def _backoff(attempt: int, base: float) -> float:
+    """Exponential backoff with full jitter, capped."""
+    return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))
