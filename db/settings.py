@@ -9,14 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Every knob of wabot; unset values fall back to the embedded demo setup."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(Path(".wabot"), alias="WABOT_DATA_DIR")
     database_url: str | None = Field(None, alias="DATABASE_URL")
@@ -103,7 +103,18 @@ class Settings(BaseSettings):
         return bool(self.twilio_account_sid and self.twilio_auth_token)
 
 
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
 @lru_cache
 def get_settings() -> Settings:
     """Load settings once per process; a bad value fails here, naming its variable."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+        raise ConfigurationError("; ".join(problems)) from None

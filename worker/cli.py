@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import migrate
 from db.builders import add_channel, create_builder, get_builder
 from db.engine import create_engine, create_sessionmaker
-from db.settings import get_settings
+from db.settings import ConfigurationError, get_settings
 
 T = TypeVar("T")
 
@@ -46,6 +46,10 @@ def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
 @click.group()
 def main() -> None:
     """Run a builder's AI agent on WhatsApp."""
+    try:
+        get_settings()
+    except ConfigurationError as error:
+        raise click.ClickException(f"invalid configuration: {error}") from error
 
 
 @main.group()

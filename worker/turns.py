@@ -34,6 +34,7 @@ from db.conversations import (
     renew_lease,
 )
 from db.inbox import attach_to_session, fail_inbound, get_inbound
+from db.logs import mask_address
 from db.models import (
     Builder,
     Channel,
@@ -169,6 +170,14 @@ async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
         raise PermanentTurnError(
             f"gave up after {settings.turn_max_attempts} attempts: {turn.error}"
         )
+    logger.info(
+        "turn %s of session %s: answering %s (%d message(s), attempt %d)",
+        turn.id,
+        turn.session_id,
+        mask_address(messages[-1].sender),
+        len(messages),
+        turn.attempts,
+    )
     outbound = runtime.channel(channel.provider)
     if not replies:
         reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)

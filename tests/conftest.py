@@ -1,0 +1,215 @@
+"""Shared fixtures: the real Postgres and Redis, fake OpenAI and Twilio on loopback, our
+real receiver (uvicorn) and a real Celery worker process.
+
+Services: TEST_DATABASE_URL (default postgresql://127.0.0.1:5432/test; the suite owns
+the wabot tables in it and recreates them) and REDIS_URL (default redis://127.0.0.1:6379/0;
+each run uses its own queue name).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from agents import set_tracing_disabled
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from db import migrate
+from db.engine import create_engine, create_sessionmaker
+from db.models import Base
+from db.settings import Settings
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.services import LIBPQ_DSN, REDIS_URL, TEST_DATABASE_URL
+from tests.waiting import wait_for_log
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_QUEUE = f"wabot-test-{uuid.uuid4().hex[:8]}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once, naming the service, when Postgres or Redis is not reachable."""
+    problems = []
+    try:
+        psycopg.connect(LIBPQ_DSN, connect_timeout=3).close()
+    except psycopg.Error as error:
+        problems.append(
+            f"PostgreSQL is unreachable at TEST_DATABASE_URL={TEST_DATABASE_URL} ({error}).\n"
+            "  Start it: `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+            " or `docker compose up -d postgres`, or point TEST_DATABASE_URL at a server."
+        )
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        problems.append(
+            f"Redis is unreachable at REDIS_URL={REDIS_URL} ({error}).\n"
+            "  Start it: `redis-server --daemonize yes --port 6379`"
+            " or `docker compose up -d redis`, or point REDIS_URL at a server."
+        )
+    if problems:
+        pytest.exit("\n".join(problems), returncode=3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_trace_export() -> None:
+    """Tests never send SDK traces anywhere (the worker disables them the same way)."""
+    set_tracing_disabled(True)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """The test database with a fresh wabot schema, migrated to head."""
+    url = Settings(_env_file=None, DATABASE_URL=TEST_DATABASE_URL).resolved_database_url
+    with psycopg.connect(LIBPQ_DSN, autocommit=True) as conn:
+        for table in [*Base.metadata.sorted_tables, "alembic_version"]:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file: the embedded database of `make demo`."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'wabot.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def fake_openai_server() -> Iterator[tuple[FakeOpenAI, str]]:
+    fake = FakeOpenAI()
+    with serve(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture(scope="session")
+def fake_twilio_server() -> Iterator[tuple[FakeTwilio, str]]:
+    fake = FakeTwilio()
+    with serve(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_openai(fake_openai_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
+    fake_openai_server[0].reset()
+    return fake_openai_server[0]
+
+
+@pytest.fixture
+def fake_twilio(fake_twilio_server: tuple[FakeTwilio, str]) -> FakeTwilio:
+    fake_twilio_server[0].reset()
+    return fake_twilio_server[0]
+
+
+@pytest.fixture(scope="session")
+def service_env(
+    database_url: str,
+    fake_openai_server: tuple[FakeOpenAI, str],
+    fake_twilio_server: tuple[FakeTwilio, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The environment our processes run with in tests: real Postgres and Redis, fake
+    OpenAI and Twilio on loopback."""
+    return {
+        "WABOT_DATA_DIR": str(tmp_path_factory.mktemp("wabot-data")),
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_QUEUE": RUN_QUEUE,
+        "CELERY_VISIBILITY_TIMEOUT": "300",
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": f"{fake_openai_server[1]}/v1",
+        "OPENAI_MAX_RETRIES": "0",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fake_twilio_server[1],
+        "RUN_TIMEOUT_SECONDS": "20",
+        "CONVERSATION_LEASE_SECONDS": "30",
+        "RETRY_BACKOFF_SECONDS": "0.2",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(service_env: dict[str, str]) -> Settings:
+    return Settings(_env_file=None, **service_env)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """A sessionmaker on an emptied database (each test starts from no rows)."""
+    async with engine.begin() as conn:
+        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    return create_sessionmaker(engine)
+
+
+@pytest.fixture(scope="session")
+def receiver(settings: Settings) -> Iterator[str]:
+    """Our real ASGI app served by uvicorn on loopback; yields its base URL."""
+    from webhooks.app import create_app
+
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+def start_worker(
+    env: dict[str, str], log: Path, *, concurrency: int = 8
+) -> subprocess.Popen[bytes]:
+    """A real `wabot worker` process (Celery, thread pool, one event loop)."""
+    clean_env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env}
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "worker", f"--concurrency={concurrency}"],
+            env={**clean_env, "PYTHONPATH": str(ROOT)},
+            cwd=log.parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for_log(log, "ready.", process=process)
+    return process
+
+
+@pytest.fixture(scope="session")
+def celery_worker(
+    service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """One worker for the pipeline tests; yields its log file."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    process = start_worker(service_env, log)
+    yield log
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def make_receiver(service_env: dict[str, str]) -> Iterator[Callable[..., str]]:
+    """Start extra receivers with settings overrides (own queue by default); yields a
+    function returning each one's base URL."""
+    stack = ExitStack()
+
+    def start(**overrides: str) -> str:
+        from webhooks.app import create_app
+
+        env = {**service_env, "CELERY_QUEUE": f"wabot-test-{uuid.uuid4().hex[:8]}", **overrides}
+        return stack.enter_context(serve(create_app(Settings(_env_file=None, **env))))
+
+    with stack:
+        yield start

@@ -1,0 +1,70 @@
+"""The migrations build exactly the schema the models describe, both ways, on both
+databases; `session_items` matches the seed plan."""
+
+from __future__ import annotations
+
+import psycopg
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db import migrate
+from db.models import Base
+from tests.services import LIBPQ_DSN
+
+
+def differences(connection: Connection) -> list[object]:
+    context = MigrationContext.configure(connection)
+    return list(compare_metadata(context, Base.metadata))
+
+
+async def test_models_match_the_migrated_postgres_schema(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await conn.run_sync(differences) == []
+
+
+async def test_models_match_the_migrated_sqlite_schema(sqlite_url: str) -> None:
+    from db.engine import create_engine
+
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(differences) == []
+    finally:
+        await engine.dispose()
+
+
+def test_session_items_is_the_seed_table() -> None:
+    with psycopg.connect(LIBPQ_DSN) as conn:
+        columns = conn.execute(
+            "SELECT column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns"
+            " WHERE table_name = 'session_items' ORDER BY ordinal_position"
+        ).fetchall()
+        constraints = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'session_items'::regclass ORDER BY conname"
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'session_items'"
+        ).fetchall()
+    assert columns == [
+        ("id", "uuid", "NO", "gen_random_uuid()"),
+        ("session_id", "uuid", "NO", None),
+        ("item_data", "jsonb", "NO", None),
+        ("sequence", "integer", "NO", None),
+        ("created_at", "timestamp with time zone", "NO", "now()"),
+    ]
+    assert sorted(definition for (definition,) in constraints) == [
+        "FOREIGN KEY (session_id) REFERENCES sessions(id) ON DELETE CASCADE",
+        "PRIMARY KEY (id)",
+        "UNIQUE (session_id, sequence)",
+    ]
+    assert {"session_items_seq_idx", "session_items_seq_unique"} <= {name for (name,) in indexes}
+
+
+def test_downgrade_and_upgrade_again(sqlite_url: str, database_url: str) -> None:
+    for url in (sqlite_url, database_url):
+        migrate.downgrade(url, "base")
+        migrate.upgrade(url)

@@ -1,0 +1,121 @@
+"""A fake OpenAI Responses API on loopback: the SDK's real `OpenAIResponsesModel` and
+the real `openai` client talk to it over HTTP, so retries, timeouts and status codes
+are exercised for real.
+
+By default it behaves like a small tool-using model: asked about the time it calls
+`current_time`, given the tool's output it answers with it, otherwise it echoes the
+latest user message. Tests can replace `respond`, queue failures, or hold requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from db.transcript import content_text
+
+_ids = itertools.count(1)
+
+
+def message(text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": f"msg_{next(_ids)}",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def function_call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    number = next(_ids)
+    return {
+        "type": "function_call",
+        "id": f"fc_{number}",
+        "call_id": f"call_{number}",
+        "name": name,
+        "arguments": json.dumps(arguments),
+        "status": "completed",
+    }
+
+
+def latest_user_text(request: dict[str, Any]) -> str:
+    users = [item for item in request["input"] if item.get("role") == "user"]
+    return content_text(users[-1]["content"]) if users else ""
+
+
+def tool_using_model(request: dict[str, Any]) -> list[dict[str, Any]]:
+    last = request["input"][-1]
+    if last.get("type") == "function_call_output":
+        return [message(f"The time is {last['output']}.")]
+    text = latest_user_text(request)
+    if "time" in text.lower():
+        return [function_call("current_time", {"timezone": "UTC"})]
+    return [message(f"You said: {text}")]
+
+
+@dataclass
+class Failure:
+    status: int
+    body: dict[str, Any] = field(default_factory=lambda: {"error": {"message": "fake failure"}})
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeOpenAI:
+    respond: Callable[[dict[str, Any]], list[dict[str, Any]]] = tool_using_model
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    delay_seconds: float = 0.0
+    hold: asyncio.Event | None = None
+
+    def reset(self) -> None:
+        self.respond = tool_using_model
+        self.requests.clear()
+        self.failures.clear()
+        self.delay_seconds = 0.0
+        self.hold = None
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/responses", self._responses, methods=["POST"])])
+
+    async def _responses(self, request: Request) -> Response:
+        if request.headers.get("authorization") != "Bearer sk-test":
+            return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        body = await request.json()
+        self.requests.append(body)
+        if self.failures:
+            failure = self.failures.pop(0)
+            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        output = self.respond(body)
+        return JSONResponse(
+            {
+                "id": f"resp_{next(_ids)}",
+                "object": "response",
+                "created_at": 0,
+                "model": body.get("model", "fake"),
+                "status": "completed",
+                "output": output,
+                "parallel_tool_calls": True,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": {
+                    "input_tokens": 10,
+                    "output_tokens": 5,
+                    "total_tokens": 15,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                },
+            }
+        )

@@ -1,0 +1,77 @@
+"""A fake Twilio REST API on loopback for twilio's real `Client` (via `TWILIO_API_BASE_URL`)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "test-auth-token"
+_sids = itertools.count(1)
+
+
+@dataclass
+class FakeTwilio:
+    messages: list[dict[str, str]] = field(default_factory=list)
+    failures: list[tuple[int, int]] = field(default_factory=list)
+    """(HTTP status, Twilio error code) answered to the next sends, in order."""
+    delay_seconds: float = 0.0
+
+    def reset(self) -> None:
+        self.messages.clear()
+        self.failures.clear()
+        self.delay_seconds = 0.0
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route(
+                    "/2010-04-01/Accounts/{account_sid}/Messages.json",
+                    self._create_message,
+                    methods=["POST"],
+                )
+            ]
+        )
+
+    async def _create_message(self, request: Request) -> Response:
+        expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        if request.headers.get("authorization") != f"Basic {expected}":
+            return _error(401, 20003, "Authenticate")
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        if self.failures:
+            status, code = self.failures.pop(0)
+            return _error(status, code, "fake failure")
+        form = dict(parse_qsl((await request.body()).decode()))
+        sid = f"SM{next(_sids):032d}"
+        self.messages.append({**form, "sid": sid})
+        return JSONResponse(_message_resource(sid, form), status_code=201)
+
+
+def _message_resource(sid: str, form: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sid": sid,
+        "account_sid": ACCOUNT_SID,
+        "status": "queued",
+        "to": form.get("To"),
+        "from": form.get("From"),
+        "body": form.get("Body"),
+        "num_segments": "1",
+        "direction": "outbound-api",
+        "api_version": "2010-04-01",
+        "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+    }
+
+
+def _error(status: int, code: int, message: str) -> Response:
+    body = {"code": code, "message": message, "more_info": "", "status": status}
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,45 @@
+"""Read-only helpers tests use to look at what the service stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import InboundMessage, OutboundMessage, SessionItem, Turn
+
+
+async def all_items(sessions: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
+    """Every session item of every session, by session then sequence."""
+    async with sessions() as db:
+        rows = await db.scalars(
+            select(SessionItem).order_by(SessionItem.session_id, SessionItem.sequence)
+        )
+        return [row.item_data for row in rows]
+
+
+async def inbound_messages(sessions: async_sessionmaker[AsyncSession]) -> list[InboundMessage]:
+    async with sessions() as db:
+        return list(await db.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+
+
+async def outbound_messages(sessions: async_sessionmaker[AsyncSession]) -> list[OutboundMessage]:
+    async with sessions() as db:
+        return list(
+            await db.scalars(
+                select(OutboundMessage).order_by(OutboundMessage.created_at, OutboundMessage.part)
+            )
+        )
+
+
+async def turns(sessions: async_sessionmaker[AsyncSession]) -> list[Turn]:
+    async with sessions() as db:
+        return list(await db.scalars(select(Turn).order_by(Turn.created_at)))
+
+
+def kind(item: dict[str, Any]) -> str:
+    """`user`, `assistant`, or the item type (`function_call`, `function_call_output`)."""
+    if item.get("type", "message") == "message":
+        return str(item.get("role"))
+    return str(item["type"])

@@ -1,0 +1,102 @@
+"""The `wabot` command line, run as a user runs it (a real process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.builders import find_channel, get_builder
+from tests.conftest import ROOT
+
+Wabot = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def wabot(database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
+    """Run `wabot ARGS…` against the (emptied) test database."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url}
+        return subprocess.run(
+            [sys.executable, "-m", "worker.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT / "tests",
+        )
+
+    return run
+
+
+async def test_create_a_builder_and_route_a_number_to_it(
+    wabot: Wabot, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    created = wabot(
+        "builder", "create", "--name", "Bakery", "--instructions", "Sell bread.", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    builder_id = uuid.UUID(json.loads(created.stdout)["id"])
+    added = wabot(
+        "channel", "add", str(builder_id), "--provider", "twilio", "--address", "+14155238886"
+    )
+    assert added.returncode == 0, added.stderr
+    async with db_sessions() as db:
+        builder = await get_builder(builder_id, db=db)
+        channel = await find_channel("twilio", "whatsapp:+14155238886", db=db)
+    assert builder is not None and (builder.name, builder.model) == ("Bakery", "gpt-4.1-mini")
+    assert channel is not None and channel.builder_id == builder_id
+    again = wabot(
+        "channel", "add", str(builder_id), "--provider", "twilio", "--address", "+14155238886"
+    )
+    assert again.returncode == 1
+    assert again.stderr.strip() == "Error: twilio address whatsapp:+14155238886 is already routed"
+
+
+def test_an_unknown_builder_is_a_one_line_error(wabot: Wabot) -> None:
+    missing = str(uuid.uuid4())
+    result = wabot("channel", "add", missing, "--provider", "twilio", "--address", "+14155238886")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: no builder with id {missing}"
+
+
+@pytest.mark.parametrize(
+    ("provider", "address"),
+    [("twilio", "whatsapp:14155238886"), ("twilio", "+0123"), ("meta", "+31612345678")],
+)
+def test_a_malformed_address_is_refused(wabot: Wabot, provider: str, address: str) -> None:
+    result = wabot(
+        "channel", "add", str(uuid.uuid4()), "--provider", provider, "--address", address
+    )
+    assert result.returncode == 2
+    assert "Invalid value for --address" in result.stderr
+
+
+def test_a_bad_setting_names_its_variable(wabot: Wabot) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker.cli",
+            "builder",
+            "create",
+            "--name",
+            "x",
+            "--instructions",
+            "y",
+        ],
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": "mysql://nope"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT / "tests",
+    )
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stderr

@@ -1,0 +1,125 @@
+"""The whole pipeline for real: signed webhooks over HTTP to our receiver, Redis, a
+Celery worker process, the SDK runner with our `DatabaseSession` on Postgres, the SDK's
+OpenAI model against a fake Responses API, and twilio's `Client` against a fake Twilio."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.transcript import content_text
+from tests.factories import BOT_NUMBER, USER_NUMBER, builder_with_channel, post_signed, twilio_form
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.twilio import FakeTwilio
+from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.usefixtures("celery_worker")
+
+
+async def replies_sent(fake_twilio: FakeTwilio, count: int) -> list[dict[str, str]]:
+    async def enough() -> list[dict[str, str]] | None:
+        return list(fake_twilio.messages) if len(fake_twilio.messages) >= count else None
+
+    return await eventually(enough, what=f"{count} replies at the fake Twilio")
+
+
+async def test_tool_calls_and_history_survive_between_turns(
+    celery_worker: Path,
+    db_sessions: async_sessionmaker[AsyncSession],
+    receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    await builder_with_channel(db_sessions)
+    async with httpx.AsyncClient() as client:
+        first = await post_signed(
+            client, f"{receiver}/webhooks/twilio", twilio_form("What time is it?")
+        )
+        assert first.status_code == 200
+        await replies_sent(fake_twilio, 1)
+        second = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Thanks!"))
+        assert second.status_code == 200
+        sent = await replies_sent(fake_twilio, 2)
+
+    items = await all_items(db_sessions)
+    assert [kind(item) for item in items] == [
+        "user",
+        "function_call",
+        "function_call_output",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    assert items[1]["call_id"] == items[2]["call_id"]
+    tool_output = items[2]["output"]
+    assert [(m["From"], m["To"]) for m in sent] == [(BOT_NUMBER, USER_NUMBER)] * 2
+    assert [m["Body"] for m in sent] == [f"The time is {tool_output}.", "You said: Thanks!"]
+
+    # The runner, not our code, gave the model its history: the third model call (second
+    # message) sees the first turn's tool call and result, loaded from session_items.
+    third_call_input = fake_openai.requests[2]["input"]
+    assert [kind(item) for item in third_call_input] == [kind(item) for item in items[:5]]
+    assert content_text(third_call_input[-1]["content"]) == "Thanks!"
+
+    outbound = await outbound_messages(db_sessions)
+    assert [reply.provider_message_id for reply in outbound] == [m["sid"] for m in sent]
+    assert {message.status for message in await inbound_messages(db_sessions)} == {"processed"}
+    worker_log = await asyncio.to_thread(celery_worker.read_text)
+    assert "whatsapp:+316•••••678" in worker_log and "31612345678" not in worker_log
+
+
+async def test_a_message_delivered_three_times_is_answered_once(
+    db_sessions: async_sessionmaker[AsyncSession],
+    receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    await builder_with_channel(db_sessions)
+    form = twilio_form("Hello there")
+    async with httpx.AsyncClient() as client:
+        for _ in range(3):
+            assert (
+                await post_signed(client, f"{receiver}/webhooks/twilio", form)
+            ).status_code == 200
+    await replies_sent(fake_twilio, 1)
+    await asyncio.sleep(1.0)  # give a duplicate every chance to show up
+    assert len(fake_twilio.messages) == 1
+    assert len(fake_openai.requests) == 1
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]
+    assert len(await turns(db_sessions)) == 1
+
+
+async def test_messages_sent_at_once_are_answered_in_order_never_interleaved(
+    db_sessions: async_sessionmaker[AsyncSession],
+    receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    await builder_with_channel(db_sessions)
+    fake_openai.delay_seconds = 0.3
+    texts = [f"message {n}" for n in range(4)]
+    async with httpx.AsyncClient() as client:
+        responses = await asyncio.gather(
+            *(post_signed(client, f"{receiver}/webhooks/twilio", twilio_form(t)) for t in texts)
+        )
+    assert [response.status_code for response in responses] == [200] * 4
+
+    async def all_answered() -> bool:
+        inbox = await inbound_messages(db_sessions)
+        return len(inbox) == 4 and all(message.status == "processed" for message in inbox)
+
+    await eventually(all_answered, what="all four messages answered")
+    arrival_order = [message.text for message in await inbound_messages(db_sessions)]
+    items = await all_items(db_sessions)
+    stored_order = [content_text(item["content"]) for item in items if kind(item) == "user"]
+    assert stored_order == arrival_order
+    # Each turn is one or more user messages (a burst is answered together) then the reply.
+    shape = "".join({"user": "U", "assistant": "A"}[kind(item)] for item in items)
+    assert re.fullmatch(r"(U+A)+", shape), shape
+    assert len(fake_twilio.messages) == shape.count("A") == len(await turns(db_sessions))

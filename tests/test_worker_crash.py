@@ -1,0 +1,75 @@
+"""Fault injection: a worker killed with SIGKILL in the middle of a run loses nothing
+and doubles nothing once Redis hands its task to another worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import start_worker
+from tests.factories import builder_with_channel, post_signed, twilio_form
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.twilio import FakeTwilio
+from tests.queries import all_items, kind, turns
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
+    db_sessions: async_sessionmaker[AsyncSession],
+    make_receiver: Callable[..., str],
+    service_env: dict[str, str],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+) -> None:
+    # Short timeouts so redelivery and lease expiry happen within the test.
+    env = {
+        **service_env,
+        "CELERY_QUEUE": f"wabot-crash-{uuid.uuid4().hex[:8]}",
+        "CELERY_VISIBILITY_TIMEOUT": "5",
+        "RUN_TIMEOUT_SECONDS": "5",
+        "CONVERSATION_LEASE_SECONDS": "6",
+    }
+    receiver = make_receiver(CELERY_QUEUE=env["CELERY_QUEUE"])
+    await builder_with_channel(db_sessions)
+    fake_openai.delay_seconds = 60  # the model call the first worker will die in
+    doomed = start_worker(env, tmp_path / "doomed.log", concurrency=2)
+
+    async with httpx.AsyncClient() as client:
+        response = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hello"))
+    assert response.status_code == 200
+
+    async def model_called() -> bool:
+        return len(fake_openai.requests) >= 1
+
+    await eventually(model_called, what="the first worker's model call")
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait(timeout=10)
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user"]
+
+    fake_openai.delay_seconds = 0
+    survivor = start_worker(env, tmp_path / "survivor.log", concurrency=2)
+    try:
+
+        async def replied() -> bool:
+            return len(fake_twilio.messages) >= 1
+
+        await eventually(replied, within=45, what="the redelivered message's reply")
+    finally:
+        survivor.terminate()
+        survivor.wait(timeout=30)
+
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hello"]
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]
+    [turn] = await turns(db_sessions)
+    assert (turn.status, turn.attempts) == ("replied", 2)
+    assert [kind(item) for item in fake_openai.requests[-1]["input"]] == ["user"]

@@ -1,0 +1,298 @@
+"""A conversation's turns, driven in-process through the plain functions the Celery task
+calls, against real Postgres, the SDK's OpenAI model on a fake Responses API and
+twilio's `Client` on a fake Twilio."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.builders import find_channel
+from db.conversations import acquire_lease, get_or_create_session
+from db.inbox import attach_to_session, get_inbound, record_inbound
+from db.models import Channel
+from db.settings import Settings
+from db.turns import open_turn
+from tests.factories import BOT_NUMBER, USER_NUMBER, builder_with_channel
+from tests.fakes.openai import Failure, FakeOpenAI, function_call, message
+from tests.fakes.twilio import FakeTwilio
+from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
+from worker.runtime import Runtime, create_runtime
+from worker.turn_session import LeaseLostError, TurnSession
+from worker.turns import RetryLater, process_inbound
+
+
+@pytest.fixture
+async def runtime(
+    settings: Settings,
+    db_sessions: async_sessionmaker[AsyncSession],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> AsyncIterator[Runtime]:
+    """A worker's runtime in this process, wired to freshly reset fake providers."""
+    runtime = create_runtime(settings)
+    yield runtime
+    await runtime.aclose()
+
+
+@pytest.fixture
+async def channel(db_sessions: async_sessionmaker[AsyncSession]) -> Channel:
+    """A builder's Twilio number the test messages arrive on."""
+    await builder_with_channel(db_sessions)
+    async with db_sessions() as db:
+        found = await find_channel("twilio", BOT_NUMBER, db=db)
+        assert found is not None
+        return found
+
+
+async def arrive(
+    sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    text: str,
+    media: list[dict[str, Any]] | None = None,
+) -> int:
+    """Record an inbound message the way the receiver does."""
+    async with sessions.begin() as db:
+        inbound_id = await record_inbound(
+            provider="twilio",
+            provider_message_id=f"SM{uuid.uuid4().hex}",
+            channel_id=channel.id,
+            recipient=BOT_NUMBER,
+            sender=USER_NUMBER,
+            profile_name="Ada",
+            text=text,
+            media=media or [],
+            payload={},
+            db=db,
+        )
+    assert inbound_id is not None
+    return inbound_id
+
+
+async def test_a_retried_turn_stores_the_user_message_once(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    fake_openai.failures.append(Failure(503))
+    with pytest.raises(RetryLater, match="model API 503"):
+        await process_inbound(inbound_id, runtime=runtime)
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user"]
+
+    await process_inbound(inbound_id, runtime=runtime)
+
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hello"]
+    assert [kind(item) for item in fake_openai.requests[1]["input"]] == ["user"]
+    [turn] = await turns(db_sessions)
+    assert (turn.status, turn.attempts) == ("replied", 2)
+
+
+async def test_a_recorded_reply_is_sent_on_retry_not_generated_again(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    fake_twilio.failures.append((503, 20500))
+    with pytest.raises(RetryLater, match="send failed"):
+        await process_inbound(inbound_id, runtime=runtime)
+    await process_inbound(inbound_id, runtime=runtime)
+    assert len(fake_openai.requests) == 1
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hello"]
+    [reply] = await outbound_messages(db_sessions)
+    assert (reply.status, reply.provider_message_id) == ("queued", fake_twilio.messages[0]["sid"])
+
+
+async def test_a_run_that_finished_before_its_worker_died_is_not_run_again(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    # What a worker leaves when it dies after the runner saved the final answer but
+    # before the reply was recorded: the turn's items are stored, its lease runs out.
+    async with db_sessions.begin() as db:
+        inbound_row = await get_inbound(inbound_id, db=db)
+        assert inbound_row is not None
+        external_id = USER_NUMBER.removeprefix("whatsapp:")
+        session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
+        await attach_to_session(inbound_row, session_id, db=db)
+        lease = await acquire_lease(session_id, ttl_seconds=0, db=db)
+        turn = await open_turn(session_id, db=db)
+    assert lease is not None and turn is not None
+    dead_workers_session = TurnSession(
+        session_id, engine=runtime.engine, turn_id=turn.id, lease_token=lease, saves_input=True
+    )
+    await dead_workers_session.add_items([{"role": "user", "content": "Hello"}])
+    await dead_workers_session.add_items([message("Answer stored before the crash")])
+
+    await process_inbound(inbound_id, runtime=runtime)
+
+    assert fake_openai.requests == []
+    assert [m["Body"] for m in fake_twilio.messages] == ["Answer stored before the crash"]
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]
+
+
+async def test_a_stale_worker_cannot_write_after_its_lease_was_taken(
+    db_sessions: async_sessionmaker[AsyncSession], channel: Channel, runtime: Runtime
+) -> None:
+    async with db_sessions.begin() as db:
+        session_id = await get_or_create_session(channel.builder_id, "whatsapp", "+1555", db=db)
+        stale = await acquire_lease(session_id, ttl_seconds=0, db=db)
+        current = await acquire_lease(session_id, ttl_seconds=60, db=db)
+    assert stale is not None and current is not None
+    session = TurnSession(
+        session_id, engine=runtime.engine, turn_id=uuid.uuid4(), lease_token=stale, saves_input=True
+    )
+    with pytest.raises(LeaseLostError):
+        await session.add_items([{"role": "user", "content": "late write"}])
+    assert await all_items(db_sessions) == []
+
+
+async def test_a_busy_conversation_is_retried_later(
+    db_sessions: async_sessionmaker[AsyncSession], channel: Channel, runtime: Runtime
+) -> None:
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    async with db_sessions.begin() as db:
+        external_id = USER_NUMBER.removeprefix("whatsapp:")
+        session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
+        assert await acquire_lease(session_id, ttl_seconds=60, db=db) is not None
+    with pytest.raises(RetryLater, match="busy"):
+        await process_inbound(inbound_id, runtime=runtime)
+
+
+async def test_a_permanent_model_error_fails_the_turn_with_its_reason(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    fake_openai.failures.append(Failure(400, {"error": {"message": "bad request"}}))
+    await process_inbound(inbound_id, runtime=runtime)
+    [turn] = await turns(db_sessions)
+    assert turn.status == "failed" and "model API 400" in (turn.error or "")
+    [message] = await inbound_messages(db_sessions)
+    assert message.status == "failed" and message.error == turn.error
+    assert fake_twilio.messages == []
+
+
+async def test_a_model_that_never_stops_calling_tools_ends_failed(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.respond = lambda _request: [function_call("current_time", {})]
+    inbound_id = await arrive(db_sessions, channel, "Loop forever")
+    await process_inbound(inbound_id, runtime=runtime)
+    [turn] = await turns(db_sessions)
+    assert turn.status == "failed" and "MaxTurnsExceeded" in (turn.error or "")
+    assert len(fake_openai.requests) == 8
+
+
+async def test_transient_failures_give_up_after_the_attempt_limit(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+) -> None:
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    limit = runtime.settings.turn_max_attempts
+    fake_openai.failures.extend(Failure(500) for _ in range(limit))
+    for _ in range(limit):
+        with pytest.raises(RetryLater):
+            await process_inbound(inbound_id, runtime=runtime)
+    await process_inbound(inbound_id, runtime=runtime)
+    [turn] = await turns(db_sessions)
+    assert turn.status == "failed" and f"gave up after {limit} attempts" in (turn.error or "")
+
+
+async def test_long_replies_are_split_under_twilios_limit_at_sentences(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    long_answer = " ".join(f"Sentence number {n} is here." for n in range(150))
+    fake_openai.respond = lambda _request: [message(long_answer)]
+    await process_inbound(await arrive(db_sessions, channel, "Tell me a lot"), runtime=runtime)
+    bodies = [m["Body"] for m in fake_twilio.messages]
+    assert len(bodies) == 3
+    assert all(len(body) <= 1600 and body.endswith(".") for body in bodies)
+    assert " ".join(bodies) == long_answer
+    assert [reply.part for reply in await outbound_messages(db_sessions)] == [0, 1, 2]
+
+
+async def test_a_recipient_twilio_rejects_fails_the_turn_with_the_code(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_twilio: FakeTwilio,
+) -> None:
+    fake_twilio.failures.append((400, 21211))
+    await process_inbound(await arrive(db_sessions, channel, "Hello"), runtime=runtime)
+    [reply] = await outbound_messages(db_sessions)
+    assert reply.status == "failed" and "code 21211" in (reply.error or "")
+    [turn] = await turns(db_sessions)
+    assert turn.status == "failed"
+
+
+async def test_media_reaches_the_agent_as_a_readable_placeholder(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+) -> None:
+    media = [{"url": "https://api.twilio.com/media/1", "content_type": "image/jpeg"}]
+    await process_inbound(await arrive(db_sessions, channel, "Look", media), runtime=runtime)
+    [user_item] = fake_openai.requests[0]["input"]
+    assert user_item["content"] == "Look\n[image/jpeg attached]"
+
+
+async def test_finished_and_unknown_messages_are_no_ops(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+) -> None:
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    await process_inbound(inbound_id, runtime=runtime)
+    await process_inbound(inbound_id, runtime=runtime)
+    await process_inbound(10**9, runtime=runtime)
+    assert len(fake_openai.requests) == 1
+
+
+async def test_a_run_past_its_deadline_is_cancelled_whole_and_retried(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    settings: Settings,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    hasty = create_runtime(settings.model_copy(update={"run_timeout_seconds": 0.5}))
+    fake_openai.delay_seconds = 1.0
+    try:
+        inbound_id = await arrive(db_sessions, channel, "Hello")
+        with pytest.raises(RetryLater, match=r"longer than 0\.5s"):
+            await process_inbound(inbound_id, runtime=hasty)
+        await asyncio.sleep(1.5)  # the model has answered by now; nobody may be listening
+        assert [kind(item) for item in await all_items(db_sessions)] == ["user"]
+        assert fake_twilio.messages == []
+    finally:
+        await hasty.aclose()
