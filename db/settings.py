@@ -71,13 +71,18 @@ class Settings(BaseSettings):
         return url.rstrip("/") if url else url
 
     @model_validator(mode="after")
-    def _lease_outlives_run(self) -> Settings:
-        """A lease shorter than a run would let a second worker join a live conversation."""
-        if self.conversation_lease_seconds <= self.run_timeout_seconds:
-            raise ValueError(
-                "CONVERSATION_LEASE_SECONDS must be longer than RUN_TIMEOUT_SECONDS "
-                f"({self.conversation_lease_seconds} <= {self.run_timeout_seconds})"
-            )
+    def _timeouts_outlive_runs(self) -> Settings:
+        """A lease or a Redis visibility timeout shorter than a run would hand a live
+        conversation (or its task) to a second worker."""
+        for name, seconds in (
+            ("CONVERSATION_LEASE_SECONDS", self.conversation_lease_seconds),
+            ("CELERY_VISIBILITY_TIMEOUT", self.celery_visibility_timeout),
+        ):
+            if seconds <= self.run_timeout_seconds:
+                raise ValueError(
+                    f"{name} must be longer than RUN_TIMEOUT_SECONDS "
+                    f"({seconds:g} <= {self.run_timeout_seconds:g})"
+                )
         return self
 
     @property

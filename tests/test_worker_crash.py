@@ -3,6 +3,7 @@ and doubles nothing once Redis hands its task to another worker."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import uuid
@@ -36,7 +37,7 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
         **service_env,
         "CELERY_QUEUE": f"wabot-crash-{uuid.uuid4().hex[:8]}",
         "CELERY_VISIBILITY_TIMEOUT": "5",
-        "RUN_TIMEOUT_SECONDS": "5",
+        "RUN_TIMEOUT_SECONDS": "4",
         "CONVERSATION_LEASE_SECONDS": "6",
     }
     receiver = make_receiver(CELERY_QUEUE=env["CELERY_QUEUE"])
@@ -73,3 +74,29 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
     [turn] = await turns(db_sessions)
     assert (turn.status, turn.attempts) == ("replied", 2)
     assert [kind(item) for item in fake_openai.requests[-1]["input"]] == ["user"]
+
+
+async def test_sigterm_lets_the_running_turn_finish_before_the_worker_exits(
+    db_sessions: async_sessionmaker[AsyncSession],
+    make_receiver: Callable[..., str],
+    service_env: dict[str, str],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+) -> None:
+    env = {**service_env, "CELERY_QUEUE": f"wabot-term-{uuid.uuid4().hex[:8]}"}
+    receiver = make_receiver(CELERY_QUEUE=env["CELERY_QUEUE"])
+    await builder_with_channel(db_sessions)
+    fake_openai.delay_seconds = 2
+    stopping = start_worker(env, tmp_path / "stopping.log", concurrency=2)
+    async with httpx.AsyncClient() as client:
+        await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hello"))
+
+    async def model_called() -> bool:
+        return len(fake_openai.requests) >= 1
+
+    await eventually(model_called, what="the model call")
+    stopping.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(stopping.wait, 30) == 0
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hello"]
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]

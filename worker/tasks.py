@@ -8,9 +8,9 @@ from celery import Task
 from celery.signals import worker_shutdown
 
 from worker.app import PROCESS_INBOUND_TASK, app
+from worker.conversations import RetryLater, process_inbound
 from worker.loop import stop_worker_loop, worker_loop
 from worker.runtime import close_runtime, current_runtime
-from worker.turns import RetryLater, process_inbound
 
 
 async def _process(inbound_id: int) -> None:

@@ -1,7 +1,6 @@
-"""Answering a conversation: take its lease, run the agent on its `DatabaseSession` for
-the pending messages, record the reply once, send it, close the turn.
+"""One turn: run the agent on the conversation's `DatabaseSession` for the turn's
+messages, record the reply once, send it, close the turn.
 
-Plain async functions (no Celery): the task calls `process_inbound`, tests can too.
 History is never assembled here; the runner loads and saves it through the session.
 """
 
@@ -9,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import uuid
 from typing import Any
 
@@ -26,27 +24,12 @@ from agents.items import TResponseInputItem
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.builders import get_builder
-from db.conversations import (
-    acquire_lease,
-    get_or_create_session,
-    last_item,
-    release_lease,
-    renew_lease,
-)
-from db.inbox import attach_to_session, fail_inbound, get_inbound
+from db.conversations import last_item, renew_lease
 from db.logs import mask_address
-from db.models import (
-    Builder,
-    Channel,
-    InboundMessage,
-    InboundStatus,
-    OutboundMessage,
-    OutboundStatus,
-    Turn,
-)
+from db.models import Builder, Channel, InboundMessage, OutboundMessage, OutboundStatus, Turn
 from db.outbox import mark_send_failed, mark_sent, record_reply, replies_of
 from db.transcript import content_text
-from db.turns import finish_turn, messages_of, open_turn, record_turn_error
+from db.turns import finish_turn, messages_of
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import OutboundChannel, PermanentSendError, TransientSendError
 from worker.channels.splitting import split_text
@@ -55,10 +38,6 @@ from worker.turn_session import LeaseLostError, TurnSession
 
 logger = logging.getLogger(__name__)
 
-PLATFORM = "whatsapp"
-BUSY_RETRY_SECONDS = 1.0
-MAX_BACKOFF_SECONDS = 60.0
-_FINAL_STATUSES = (InboundStatus.PROCESSED, InboundStatus.FAILED, InboundStatus.UNROUTABLE)
 _PERMANENT_RUN_ERRORS = (
     MaxTurnsExceeded,
     ModelBehaviorError,
@@ -68,93 +47,12 @@ _PERMANENT_RUN_ERRORS = (
 )
 
 
-class RetryLater(Exception):
-    """Run the task again after `countdown` seconds: the conversation is busy, or a
-    transient failure (model, provider, database) interrupted the turn."""
-
-    def __init__(self, reason: str, *, countdown: float) -> None:
-        super().__init__(reason)
-        self.countdown = countdown
-
-
 class TransientTurnError(Exception):
     """Worth another attempt of the same turn."""
 
 
 class PermanentTurnError(Exception):
     """The turn cannot succeed; it ends failed with this reason."""
-
-
-async def process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
-    """Make sure inbound message `inbound_id` gets answered (by us, or already was)."""
-    async with runtime.sessionmaker.begin() as db:
-        inbound = await get_inbound(inbound_id, db=db)
-        if inbound is None:
-            logger.warning("inbound %s does not exist; dropping the task", inbound_id)
-            return
-        if inbound.status in _FINAL_STATUSES:
-            logger.info("inbound %s is already %s", inbound_id, inbound.status)
-            return
-        session_id = inbound.session_id or await _resolve_session(inbound, db=db)
-    if session_id is not None:
-        await answer_conversation(session_id, runtime=runtime)
-
-
-async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid.UUID | None:
-    channel = await db.get(Channel, inbound.channel_id) if inbound.channel_id else None
-    if channel is None:
-        await fail_inbound(inbound.id, error="its channel was removed", db=db)
-        logger.warning("inbound %s: channel removed; marked failed", inbound.id)
-        return None
-    external_id = inbound.sender.removeprefix("whatsapp:")
-    session_id = await get_or_create_session(channel.builder_id, PLATFORM, external_id, db=db)
-    await attach_to_session(inbound, session_id, db=db)
-    return session_id
-
-
-async def answer_conversation(session_id: uuid.UUID, *, runtime: Runtime) -> None:
-    """Hold the conversation's lease and answer its turns in order until none is pending."""
-    settings = runtime.settings
-    async with runtime.sessionmaker.begin() as db:
-        lease = await acquire_lease(
-            session_id, ttl_seconds=settings.conversation_lease_seconds, db=db
-        )
-    if lease is None:
-        raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
-    try:
-        while True:
-            async with runtime.sessionmaker.begin() as db:
-                await _renew(session_id, lease, runtime=runtime, db=db)
-                turn = await open_turn(session_id, db=db)
-            if turn is None:
-                return
-            await _run_turn_guarded(turn, lease=lease, runtime=runtime)
-    except LeaseLostError:
-        logger.warning("session %s: lease lost; its new holder carries on", session_id)
-    finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(session_id, lease, db=db)
-
-
-async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
-    """Run one turn; turn its failures into a retry or a recorded terminal state."""
-    try:
-        await run_turn(turn, lease=lease, runtime=runtime)
-    except LeaseLostError:
-        raise
-    except PermanentTurnError as error:
-        logger.warning("turn %s failed for good: %s", turn.id, error)
-        async with runtime.sessionmaker.begin() as db:
-            await finish_turn(turn.id, failed_because=str(error), db=db)
-    except Exception as error:
-        transient = isinstance(error, TransientTurnError)
-        if not transient:
-            logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
-        countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
-        logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, error)
-        async with runtime.sessionmaker.begin() as db:
-            await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)
-        raise RetryLater(str(error), countdown=countdown) from error
 
 
 async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
@@ -182,7 +80,7 @@ async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
     if not replies:
         reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
         async with runtime.sessionmaker.begin() as db:
-            await _renew(turn.session_id, lease, runtime=runtime, db=db)
+            await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
             replies = await record_reply(
                 session_id=turn.session_id,
                 turn_id=turn.id,
@@ -257,7 +155,7 @@ async def _send_pending(
         if reply.status != OutboundStatus.PENDING:
             continue
         async with runtime.sessionmaker.begin() as db:
-            await _renew(reply.session_id, lease, runtime=runtime, db=db)
+            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
         try:
             sent = await outbound.send(sender=sender, recipient=reply.recipient, text=reply.text)
         except TransientSendError as error:
@@ -272,9 +170,10 @@ async def _send_pending(
             )
 
 
-async def _renew(
+async def hold_lease(
     session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
 ) -> None:
+    """Extend our lease before acting on the conversation, or stop if it was taken over."""
     renewed = await renew_lease(
         session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
     )
@@ -291,8 +190,3 @@ def _user_text(message: InboundMessage) -> str:
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:
     return item.get("type", "message") == "message" and item.get("role") == "assistant"
-
-
-def _backoff(attempt: int, base: float) -> float:
-    """Exponential backoff with full jitter, capped."""
-    return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))

@@ -20,11 +20,12 @@ from db.settings import Settings
 from db.turns import open_turn
 from tests.factories import BOT_NUMBER, USER_NUMBER, builder_with_channel
 from tests.fakes.openai import Failure, FakeOpenAI, function_call, message
+from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
+from worker.conversations import RetryLater, process_inbound
 from worker.runtime import Runtime, create_runtime
 from worker.turn_session import LeaseLostError, TurnSession
-from worker.turns import RetryLater, process_inbound
 
 
 @pytest.fixture
@@ -296,3 +297,13 @@ async def test_a_run_past_its_deadline_is_cancelled_whole_and_retried(
         assert fake_twilio.messages == []
     finally:
         await hasty.aclose()
+
+
+async def test_a_database_outage_is_retried_later(settings: Settings) -> None:
+    unreachable = f"postgresql+psycopg://127.0.0.1:{free_port()}/none"
+    cut_off = create_runtime(settings.model_copy(update={"database_url": unreachable}))
+    try:
+        with pytest.raises(RetryLater, match="database unavailable"):
+            await process_inbound(1, runtime=cut_off)
+    finally:
+        await cut_off.aclose()

@@ -1,0 +1,124 @@
+"""Answering a conversation: find its session, take its lease, and run its turns in
+order until nothing is pending; failures become a retry or a recorded terminal state.
+
+Plain async functions (no Celery): the task calls `process_inbound`, tests can too.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.conversations import acquire_lease, get_or_create_session, release_lease
+from db.inbox import attach_to_session, fail_inbound, get_inbound
+from db.models import Channel, InboundMessage, InboundStatus, Turn
+from db.turns import finish_turn, open_turn, record_turn_error
+from worker.runtime import Runtime
+from worker.turn_session import LeaseLostError
+from worker.turns import PermanentTurnError, TransientTurnError, hold_lease, run_turn
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "whatsapp"
+BUSY_RETRY_SECONDS = 1.0
+DATABASE_RETRY_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 60.0
+_FINAL_STATUSES = (InboundStatus.PROCESSED, InboundStatus.FAILED, InboundStatus.UNROUTABLE)
+
+
+class RetryLater(Exception):
+    """Run the task again after `countdown` seconds: the conversation is busy, or a
+    transient failure (model, provider, database) interrupted the turn."""
+
+    def __init__(self, reason: str, *, countdown: float) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+
+
+async def process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
+    """Make sure inbound message `inbound_id` gets answered (by us, or already was)."""
+    try:
+        await _process_inbound(inbound_id, runtime=runtime)
+    except (OperationalError, InterfaceError) as error:
+        logger.warning("inbound %s: database unavailable (%s)", inbound_id, type(error).__name__)
+        raise RetryLater("database unavailable", countdown=DATABASE_RETRY_SECONDS) from error
+
+
+async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
+    async with runtime.sessionmaker.begin() as db:
+        inbound = await get_inbound(inbound_id, db=db)
+        if inbound is None:
+            logger.warning("inbound %s does not exist; dropping the task", inbound_id)
+            return
+        if inbound.status in _FINAL_STATUSES:
+            logger.info("inbound %s is already %s", inbound_id, inbound.status)
+            return
+        session_id = inbound.session_id or await _resolve_session(inbound, db=db)
+    if session_id is not None:
+        await answer_conversation(session_id, runtime=runtime)
+
+
+async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid.UUID | None:
+    channel = await db.get(Channel, inbound.channel_id) if inbound.channel_id else None
+    if channel is None:
+        await fail_inbound(inbound.id, error="its channel was removed", db=db)
+        logger.warning("inbound %s: channel removed; marked failed", inbound.id)
+        return None
+    external_id = inbound.sender.removeprefix("whatsapp:")
+    session_id = await get_or_create_session(channel.builder_id, PLATFORM, external_id, db=db)
+    await attach_to_session(inbound, session_id, db=db)
+    return session_id
+
+
+async def answer_conversation(session_id: uuid.UUID, *, runtime: Runtime) -> None:
+    """Hold the conversation's lease and answer its turns in order until none is pending."""
+    settings = runtime.settings
+    async with runtime.sessionmaker.begin() as db:
+        lease = await acquire_lease(
+            session_id, ttl_seconds=settings.conversation_lease_seconds, db=db
+        )
+    if lease is None:
+        raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
+    try:
+        while True:
+            async with runtime.sessionmaker.begin() as db:
+                await hold_lease(session_id, lease, runtime=runtime, db=db)
+                turn = await open_turn(session_id, db=db)
+            if turn is None:
+                return
+            await _run_turn_guarded(turn, lease=lease, runtime=runtime)
+    except LeaseLostError:
+        logger.warning("session %s: lease lost; its new holder carries on", session_id)
+    finally:
+        async with runtime.sessionmaker.begin() as db:
+            await release_lease(session_id, lease, db=db)
+
+
+async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """Run one turn; turn its failures into a retry or a recorded terminal state."""
+    try:
+        await run_turn(turn, lease=lease, runtime=runtime)
+    except LeaseLostError:
+        raise
+    except PermanentTurnError as error:
+        logger.warning("turn %s failed for good: %s", turn.id, error)
+        async with runtime.sessionmaker.begin() as db:
+            await finish_turn(turn.id, failed_because=str(error), db=db)
+    except Exception as error:
+        transient = isinstance(error, TransientTurnError)
+        if not transient:
+            logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
+        countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
+        logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, error)
+        async with runtime.sessionmaker.begin() as db:
+            await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)
+        raise RetryLater(str(error), countdown=countdown) from error
+
+
+def _backoff(attempt: int, base: float) -> float:
+    """Exponential backoff with full jitter, capped."""
+    return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))
