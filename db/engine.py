@@ -13,7 +13,12 @@ POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Create the engine for `url` (already normalised by `Settings`)."""
+    """Create the engine for `url` (already normalised by `Settings`).
+
+    A Postgres process holds at most `2 × pool_size` connections. Conversations only hold
+    one for a short transaction, never across a model call, so a worker carrying dozens
+    of conversations needs far fewer connections than that.
+    """
     if url.startswith("sqlite"):
         engine = _create_async_engine(url)
         _serialize_sqlite_writers(engine)

@@ -46,7 +46,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         problems.append(
             f"PostgreSQL is unreachable at TEST_DATABASE_URL={TEST_DATABASE_URL} ({error}).\n"
             "  Start it: `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
-            " or `docker compose up -d postgres`, or point TEST_DATABASE_URL at a server."
+            " or `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test"
+            " postgres:16`, or point TEST_DATABASE_URL at a server."
         )
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
@@ -54,7 +55,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         problems.append(
             f"Redis is unreachable at REDIS_URL={REDIS_URL} ({error}).\n"
             "  Start it: `redis-server --daemonize yes --port 6379`"
-            " or `docker compose up -d redis`, or point REDIS_URL at a server."
+            " or `docker run -d -p 6379:6379 redis:7`, or point REDIS_URL at a server."
         )
     if problems:
         pytest.exit("\n".join(problems), returncode=3)

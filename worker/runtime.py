@@ -56,7 +56,7 @@ class Runtime:
 def create_runtime(settings: Settings) -> Runtime:
     """Build the resources; must run on the loop that will use them."""
     set_tracing_disabled(not settings.agents_tracing)
-    engine = create_engine(settings.resolved_database_url, pool_size=settings.worker_concurrency)
+    engine = create_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
     openai_client = None
     if settings.openai_api_key is not None:
         openai_client = AsyncOpenAI(
