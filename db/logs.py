@@ -20,7 +20,7 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def mask_address(address: str | None) -> str:
+def mask_numbers(address: str | None) -> str:
     """`whatsapp:+31612345678` → `whatsapp:+316•••••678`: enough to tell users apart in logs."""
     if not address:
         return "-"

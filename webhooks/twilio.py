@@ -20,7 +20,7 @@ from twilio.request_validator import RequestValidator
 
 from db.builders import find_channel
 from db.inbox import record_inbound
-from db.logs import mask_address
+from db.logs import mask_numbers
 from db.models import OutboundStatus
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body
@@ -82,11 +82,11 @@ async def inbound(request: Request) -> Response:
         logger.warning(
             "twilio inbound %s to %s: no builder owns this number; kept as unroutable",
             inbound_id,
-            mask_address(message.recipient),
+            mask_numbers(message.recipient),
         )
     else:
         await enqueue_inbound(state.celery, inbound_id)
-        logger.info("twilio inbound %s from %s enqueued", inbound_id, mask_address(message.sender))
+        logger.info("twilio inbound %s from %s enqueued", inbound_id, mask_numbers(message.sender))
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 

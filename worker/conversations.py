@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.conversations import acquire_lease, get_or_create_session, release_lease
 from db.inbox import attach_to_session, fail_inbound, get_inbound
+from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, open_turn, record_turn_error
 from worker.runtime import Runtime
@@ -105,7 +106,7 @@ async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -
     except LeaseLostError:
         raise
     except PermanentTurnError as error:
-        logger.warning("turn %s failed for good: %s", turn.id, error)
+        logger.warning("turn %s failed for good: %s", turn.id, mask_numbers(str(error)))
         async with runtime.sessionmaker.begin() as db:
             await finish_turn(turn.id, failed_because=str(error), db=db)
     except Exception as error:
@@ -113,12 +114,12 @@ async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -
         if not transient:
             logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
         countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
-        logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, error)
+        logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, mask_numbers(str(error)))
         async with runtime.sessionmaker.begin() as db:
             await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)
         raise RetryLater(str(error), countdown=countdown) from error
 
 
 def _backoff(attempt: int, base: float) -> float:
-    """Exponential backoff with full jitter, capped."""
+    """Exponential backoff, capped, with jitter so retries of many turns spread out."""
     return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.builders import get_builder
 from db.conversations import last_item, renew_lease
-from db.logs import mask_address
+from db.logs import mask_numbers
 from db.models import Builder, Channel, InboundMessage, OutboundMessage, OutboundStatus, Turn
 from db.outbox import mark_send_failed, mark_sent, record_reply, replies_of
 from db.transcript import content_text
@@ -72,7 +72,7 @@ async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
         "turn %s of session %s: answering %s (%d message(s), attempt %d)",
         turn.id,
         turn.session_id,
-        mask_address(messages[-1].sender),
+        mask_numbers(messages[-1].sender),
         len(messages),
         turn.attempts,
     )

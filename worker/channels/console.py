@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 
-from db.logs import mask_address
+from db.logs import mask_numbers
 from worker.channels.base import SentMessage
 
 
@@ -16,7 +16,7 @@ class ConsoleChannel:
     max_message_length = 4096
 
     async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
-        sys.stdout.write(f"[console reply to {mask_address(recipient)}] {text}\n")
+        sys.stdout.write(f"[console reply to {mask_numbers(recipient)}] {text}\n")
         sys.stdout.flush()
         return SentMessage(provider_message_id=f"console-{uuid.uuid4().hex}", status="sent")
 
