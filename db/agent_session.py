@@ -32,6 +32,8 @@ class DatabaseSession:
     `sequence` values instead of unique-constraint errors.
     """
 
+    session_settings: SessionSettings | None
+
     def __init__(
         self,
         session_id: uuid.UUID | str,
