@@ -113,7 +113,11 @@ async def _generate_reply(
     else:
         async with runtime.sessionmaker() as db:
             newest = await last_item(turn.session_id, db=db)
-        if newest is not None and _is_assistant_message(newest.item_data):
+        if (
+            newest is not None
+            and newest.sequence > (turn.input_sequence or 0)
+            and _is_assistant_message(newest.item_data)
+        ):
             return content_text(newest.item_data.get("content"))
     session = TurnSession(
         turn.session_id,
