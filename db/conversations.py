@@ -32,6 +32,30 @@ async def get_or_create_session(
     return session_id
 
 
+async def remember_contact(
+    session_id: uuid.UUID,
+    *,
+    display_name: str | None,
+    wa_id: str | None,
+    user_id: str | None,
+    db: AsyncSession,
+) -> None:
+    """Keep the user's latest profile name and both WhatsApp ids on their session."""
+    known = {
+        column: value
+        for column, value in (
+            ("display_name", display_name),
+            ("wa_id", wa_id),
+            ("user_id", user_id),
+        )
+        if value
+    }
+    if known:
+        await db.execute(
+            update(AgentSessionRow).where(AgentSessionRow.id == session_id).values(**known)
+        )
+
+
 async def acquire_lease(
     session_id: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
 ) -> uuid.UUID | None:

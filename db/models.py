@@ -52,6 +52,10 @@ class InboundStatus(StrEnum):
     FAILED = "failed"
 
 
+UNSUPPORTED_KIND = "unsupported"
+"""`inbound_messages.kind` of a message the agent cannot use (it gets the canned reply)."""
+
+
 class TurnStatus(StrEnum):
     RUNNING = "running"
     REPLIED = "replied"
@@ -91,6 +95,7 @@ class Builder(Base):
     name: Mapped[str] = mapped_column(String(200))
     instructions: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(100))
+    unsupported_reply: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -115,6 +120,8 @@ class Channel(Base):
 class AgentSessionRow(Base):
     """One conversation of a builder's agent with one user on one platform.
 
+    `external_id` is the user's business-scoped id when WhatsApp gives one, else their
+    number; both are kept, with the profile name, as last seen.
     `lease_token`/`lease_expires_at` serialize the conversation across workers.
     """
 
@@ -124,7 +131,10 @@ class AgentSessionRow(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     builder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("builders.id", ondelete="CASCADE"))
     platform: Mapped[str] = mapped_column(String(32))
-    external_id: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str] = mapped_column(String(160))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    wa_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(160))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
@@ -188,8 +198,11 @@ class InboundMessage(Base):
         ForeignKey("channels.id", ondelete="SET NULL")
     )
     recipient: Mapped[str] = mapped_column(String(64))
-    sender: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str] = mapped_column(String(160))
+    sender_wa_id: Mapped[str | None] = mapped_column(String(32))
+    sender_user_id: Mapped[str | None] = mapped_column(String(160))
     profile_name: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), default="text")
     text: Mapped[str] = mapped_column(Text, default="")
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
@@ -221,7 +234,7 @@ class OutboundMessage(Base):
     channel_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("channels.id", ondelete="SET NULL")
     )
-    recipient: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(160))
     text: Mapped[str] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     status: Mapped[str] = mapped_column(String(16))

@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     twilio_api_base_url: str | None = Field(None, alias="TWILIO_API_BASE_URL")
     twilio_timeout_seconds: float = Field(10.0, alias="TWILIO_TIMEOUT_SECONDS", gt=0)
 
+    meta_app_secret: SecretStr | None = Field(None, alias="META_APP_SECRET")
+    meta_verify_token: SecretStr | None = Field(None, alias="META_VERIFY_TOKEN")
+    meta_access_token: SecretStr | None = Field(None, alias="META_ACCESS_TOKEN")
+    meta_api_base_url: str = Field("https://graph.facebook.com", alias="META_API_BASE_URL")
+    meta_api_version: str = Field("v24.0", alias="META_API_VERSION", pattern=r"^v\d+\.\d+$")
+    meta_timeout_seconds: float = Field(10.0, alias="META_TIMEOUT_SECONDS", gt=0)
+
+    typing_indicator: bool = Field(True, alias="TYPING_INDICATOR")
+    twilio_typing_indicator: bool = Field(False, alias="TWILIO_TYPING_INDICATOR")
+    typing_refresh_seconds: float = Field(20.0, alias="TYPING_REFRESH_SECONDS", gt=0)
+
     run_timeout_seconds: float = Field(60.0, alias="RUN_TIMEOUT_SECONDS", gt=0)
     conversation_lease_seconds: float = Field(120.0, alias="CONVERSATION_LEASE_SECONDS", gt=0)
     turn_max_attempts: int = Field(5, alias="TURN_MAX_ATTEMPTS", ge=1)
@@ -66,7 +77,9 @@ class Settings(BaseSettings):
             f"got scheme {url.split(':', 1)[0]!r}"
         )
 
-    @field_validator("public_base_url", "openai_base_url", "twilio_api_base_url")
+    @field_validator(
+        "public_base_url", "openai_base_url", "twilio_api_base_url", "meta_api_base_url"
+    )
     @classmethod
     def _no_trailing_slash(cls, url: str | None) -> str | None:
         return url.rstrip("/") if url else url

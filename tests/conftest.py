@@ -27,6 +27,8 @@ from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Base
 from db.settings import Settings
+from tests.fakes import meta
+from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
@@ -100,6 +102,19 @@ def fake_twilio_server() -> Iterator[tuple[FakeTwilio, str]]:
         yield fake, url
 
 
+@pytest.fixture(scope="session")
+def fake_graph_server() -> Iterator[tuple[FakeGraphAPI, str]]:
+    fake = FakeGraphAPI()
+    with serve(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake_graph(fake_graph_server: tuple[FakeGraphAPI, str]) -> FakeGraphAPI:
+    fake_graph_server[0].reset()
+    return fake_graph_server[0]
+
+
 @pytest.fixture
 def fake_openai(fake_openai_server: tuple[FakeOpenAI, str]) -> FakeOpenAI:
     fake_openai_server[0].reset()
@@ -117,10 +132,11 @@ def service_env(
     database_url: str,
     fake_openai_server: tuple[FakeOpenAI, str],
     fake_twilio_server: tuple[FakeTwilio, str],
+    fake_graph_server: tuple[FakeGraphAPI, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     """The environment our processes run with in tests: real Postgres and Redis, fake
-    OpenAI and Twilio on loopback."""
+    OpenAI, Twilio and Meta on loopback."""
     return {
         "WABOT_DATA_DIR": str(tmp_path_factory.mktemp("wabot-data")),
         "DATABASE_URL": database_url,
@@ -133,6 +149,11 @@ def service_env(
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_API_BASE_URL": fake_twilio_server[1],
+        "META_APP_SECRET": meta.APP_SECRET,
+        "META_VERIFY_TOKEN": meta.VERIFY_TOKEN,
+        "META_ACCESS_TOKEN": meta.ACCESS_TOKEN,
+        "META_API_BASE_URL": fake_graph_server[1],
+        "META_API_VERSION": meta.API_VERSION,
         "RUN_TIMEOUT_SECONDS": "20",
         "CONVERSATION_LEASE_SECONDS": "30",
         "RETRY_BACKOFF_SECONDS": "0.2",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
@@ -11,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.request_validator import RequestValidator
 
 from db.builders import add_channel, create_builder
+from tests.fakes.meta import APP_SECRET
 from tests.fakes.twilio import AUTH_TOKEN
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -27,13 +32,16 @@ async def builder_with_channel(
     sessions: async_sessionmaker[AsyncSession],
     *,
     address: str = BOT_NUMBER,
+    provider: str = "twilio",
     instructions: str = "You help customers of a bakery.",
+    unsupported_reply: str | None = None,
 ) -> uuid.UUID:
     async with sessions.begin() as db:
         builder = await create_builder(
             name="Test Bakery", instructions=instructions, model="gpt-test", db=db
         )
-        await add_channel(builder.id, provider="twilio", address=address, db=db)
+        builder.unsupported_reply = unsupported_reply
+        await add_channel(builder.id, provider=provider, address=address, db=db)
         return builder.id
 
 
@@ -66,5 +74,82 @@ async def post_signed(
         headers={
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Twilio-Signature": sign(url, form, token),
+        },
+    )
+
+
+META_PHONE_NUMBER_ID = "106540352242922"
+META_USER_WA_ID = "16505551234"
+
+
+def meta_fixture(name: str) -> bytes:
+    """A captured Meta notification, byte for byte."""
+    return (FIXTURES / "meta" / name).read_bytes()
+
+
+def meta_text_message(
+    body: str,
+    *,
+    wamid: str | None = None,
+    wa_id: str | None = META_USER_WA_ID,
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "id": wamid or f"wamid.{uuid.uuid4().hex}",
+        "timestamp": "1749416383",
+        "type": "text",
+        "text": {"body": body},
+    }
+    if wa_id:
+        message["from"] = wa_id
+    if user_id:
+        message["from_user_id"] = user_id
+    return message
+
+
+def meta_notification(
+    messages: list[dict[str, Any]] | None = None,
+    statuses: list[dict[str, Any]] | None = None,
+    *,
+    phone_number_id: str = META_PHONE_NUMBER_ID,
+    wa_id: str | None = META_USER_WA_ID,
+    user_id: str | None = None,
+) -> bytes:
+    """A `messages` notification in Meta's envelope, as Meta would POST it."""
+    contact: dict[str, Any] = {"profile": {"name": "Sheena Nelson"}}
+    if wa_id:
+        contact["wa_id"] = wa_id
+    if user_id:
+        contact["user_id"] = user_id
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+    }
+    if messages:
+        value["contacts"] = [contact]
+        value["messages"] = messages
+    if statuses:
+        value["statuses"] = statuses
+    envelope = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+    }
+    return json.dumps(envelope).encode()
+
+
+def meta_signature(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def post_meta(
+    client: httpx.AsyncClient, url: str, body: bytes, *, secret: str = APP_SECRET
+) -> httpx.Response:
+    """POST `body` signed the way Meta signs it (HMAC-SHA256 of the raw bytes)."""
+    return await client.post(
+        url,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_signature(body, secret),
         },
     )

@@ -7,13 +7,26 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.transcript import content_text
-from tests.factories import BOT_NUMBER, USER_NUMBER, builder_with_channel, post_signed, twilio_form
+from tests.factories import (
+    BOT_NUMBER,
+    META_PHONE_NUMBER_ID,
+    META_USER_WA_ID,
+    USER_NUMBER,
+    builder_with_channel,
+    meta_notification,
+    meta_text_message,
+    post_meta,
+    post_signed,
+    twilio_form,
+)
+from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
@@ -123,3 +136,56 @@ async def test_messages_sent_at_once_are_answered_in_order_never_interleaved(
     shape = "".join({"user": "U", "assistant": "A"}[kind(item)] for item in items)
     assert re.fullmatch(r"(U+A)+", shape), shape
     assert len(fake_twilio.messages) == shape.count("A") == len(await turns(db_sessions))
+
+
+async def test_a_meta_conversation_end_to_end(
+    db_sessions: async_sessionmaker[AsyncSession],
+    receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
+    location = {
+        "id": "wamid.LOCATION1",
+        "from": META_USER_WA_ID,
+        "type": "location",
+        "location": {"latitude": 52.37, "longitude": 4.89, "name": "Dam Square"},
+    }
+    async with httpx.AsyncClient() as client:
+        url = f"{receiver}/webhooks/meta"
+        first = meta_notification([meta_text_message("What time is it?", wamid="wamid.TIME1")])
+        assert (await post_meta(client, url, first)).status_code == 200
+        await graph_replies(fake_graph, 1)
+        assert (await post_meta(client, url, meta_notification([location]))).status_code == 200
+        sent = await graph_replies(fake_graph, 2)
+
+        items = await all_items(db_sessions)
+        assert [kind(item) for item in items] == [
+            "user",
+            "function_call",
+            "function_call_output",
+            "assistant",
+            "user",
+            "assistant",
+        ]
+        assert items[4]["content"] == "[location: 52.37, 4.89, Dam Square]"
+        assert [m["to"] for m in sent] == [META_USER_WA_ID] * 2
+        assert sent[1]["text"]["body"] == "You said: [location: 52.37, 4.89, Dam Square]"
+        assert [t["message_id"] for t in fake_graph.typing] == ["wamid.TIME1", "wamid.LOCATION1"]
+
+        for status in ("delivered", "sent", "read"):
+            update = {"id": sent[0]["id"], "status": status, "timestamp": "1", "recipient_id": "1"}
+            body = meta_notification(statuses=[update])
+            assert (await post_meta(client, url, body)).status_code == 200
+    replies = await outbound_messages(db_sessions)
+    assert [(r.provider_message_id, r.status) for r in replies] == [
+        (sent[0]["id"], "read"),
+        (sent[1]["id"], "sent"),
+    ]
+
+
+async def graph_replies(fake_graph: FakeGraphAPI, count: int) -> list[dict[str, Any]]:
+    async def enough() -> list[dict[str, Any]] | None:
+        return list(fake_graph.messages) if len(fake_graph.messages) >= count else None
+
+    return await eventually(enough, what=f"{count} replies at the fake Graph API")

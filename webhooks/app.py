@@ -16,7 +16,7 @@ from starlette.routing import Route
 from db.engine import create_engine, create_sessionmaker
 from db.logs import configure_logging
 from db.settings import Settings, get_settings
-from webhooks import health, twilio
+from webhooks import health, meta, twilio
 from worker.app import create_celery
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/webhooks/twilio", twilio.inbound, methods=["POST"]),
             Route("/webhooks/twilio/status", twilio.status_callback, methods=["POST"]),
+            Route("/webhooks/meta", meta.verify_subscription, methods=["GET"]),
+            Route("/webhooks/meta", meta.notification, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
         ],

@@ -21,7 +21,7 @@ from twilio.request_validator import RequestValidator
 from db.builders import find_channel
 from db.inbox import record_inbound
 from db.logs import mask_numbers
-from db.models import OutboundStatus
+from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body
 from webhooks.enqueue import enqueue_inbound
@@ -31,6 +31,19 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_MEDIA = 10
+KNOWN_KINDS = {
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "button",
+    "interactive",
+    "contacts",
+    "reaction",
+}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 # Twilio's MessageStatus values, folded onto ours.
@@ -53,8 +66,10 @@ class TwilioInbound:
     message_sid: str
     sender: str
     recipient: str
-    body: str
+    wa_id: str | None
     profile_name: str | None
+    kind: str
+    text: str
     media: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -70,8 +85,11 @@ async def inbound(request: Request) -> Response:
             channel_id=channel.id if channel else None,
             recipient=message.recipient,
             sender=message.sender,
+            sender_wa_id=message.wa_id,
+            sender_user_id=None,
             profile_name=message.profile_name,
-            text=message.body,
+            kind=message.kind,
+            text=message.text,
             media=message.media,
             payload=dict(form.multi_items()),
             db=db,
@@ -146,11 +164,34 @@ def parse_inbound(form: ImmutableMultiDict[str, str]) -> TwilioInbound:
         if not url:
             raise HTTPException(400, f"NumMedia is {media_count} but MediaUrl{index} is missing")
         media.append({"url": url, "content_type": form.get(f"MediaContentType{index}", "")})
+    kind = _kind(form.get("MessageType", ""), form.get("Body", ""), media)
     return TwilioInbound(
         message_sid=form["MessageSid"],
         sender=form["From"],
         recipient=form["To"],
-        body=form.get("Body", ""),
+        wa_id=form.get("WaId") or None,
         profile_name=form.get("ProfileName") or None,
+        kind=kind,
+        text=_agent_text(form, kind),
         media=media,
     )
+
+
+def _kind(message_type: str, body: str, media: list[dict[str, str]]) -> str:
+    """Twilio's MessageType when we know it; otherwise what the message carries."""
+    if message_type in KNOWN_KINDS:
+        return message_type
+    if media:
+        main_type = media[0]["content_type"].split("/")[0]
+        return main_type if main_type in ("image", "video", "audio") else "document"
+    return "text" if body or not message_type else UNSUPPORTED_KIND
+
+
+def _agent_text(form: ImmutableMultiDict[str, str], kind: str) -> str:
+    """What the agent reads: the body, a tapped button's text, or a shared location."""
+    if kind == "location" and form.get("Latitude") and form.get("Longitude"):
+        place = [form.get(key, "") for key in ("Latitude", "Longitude", "Label", "Address")]
+        return f"[location: {', '.join(part for part in place if part)}]"
+    if kind == UNSUPPORTED_KIND:
+        return f"[unsupported message: {form.get('MessageType')}]"
+    return form.get("Body") or form.get("ButtonText") or ""

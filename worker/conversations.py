@@ -13,7 +13,12 @@ import uuid
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.conversations import acquire_lease, get_or_create_session, release_lease
+from db.conversations import (
+    acquire_lease,
+    get_or_create_session,
+    release_lease,
+    remember_contact,
+)
 from db.inbox import attach_to_session, fail_inbound, get_inbound
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
@@ -69,10 +74,28 @@ async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid
         await fail_inbound(inbound.id, error="its channel was removed", db=db)
         logger.warning("inbound %s: channel removed; marked failed", inbound.id)
         return None
-    external_id = inbound.sender.removeprefix("whatsapp:")
-    session_id = await get_or_create_session(channel.builder_id, PLATFORM, external_id, db=db)
+    session_id = await get_or_create_session(
+        channel.builder_id, PLATFORM, conversation_key(inbound), db=db
+    )
+    await remember_contact(
+        session_id,
+        display_name=inbound.profile_name,
+        wa_id=inbound.sender_wa_id,
+        user_id=inbound.sender_user_id,
+        db=db,
+    )
     await attach_to_session(inbound, session_id, db=db)
     return session_id
+
+
+def conversation_key(inbound: InboundMessage) -> str:
+    """Who the user is, across providers: the business-scoped user id when WhatsApp
+    gives one (users with a username may have no number), else `+` and the number."""
+    if inbound.sender_user_id:
+        return inbound.sender_user_id
+    if inbound.sender_wa_id:
+        return f"+{inbound.sender_wa_id.lstrip('+')}"
+    return inbound.sender.removeprefix("whatsapp:")
 
 
 async def answer_conversation(session_id: uuid.UUID, *, runtime: Runtime) -> None:

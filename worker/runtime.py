@@ -15,6 +15,7 @@ from db.engine import create_engine, create_sessionmaker
 from db.settings import Settings, get_settings
 from worker.channels.base import OutboundChannel
 from worker.channels.console import ConsoleChannel
+from worker.channels.meta import MetaChannel
 from worker.channels.twilio import TwilioChannel
 from worker.offline_model import OfflineModel
 
@@ -28,6 +29,7 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     openai_client: AsyncOpenAI | None
     twilio: TwilioChannel | None
+    meta: MetaChannel | None
     console: ConsoleChannel = field(default_factory=ConsoleChannel)
     _models: dict[str, Model] = field(default_factory=dict)
 
@@ -43,11 +45,15 @@ class Runtime:
         """Where replies to a provider's users go; the console when it has no credentials."""
         if provider == "twilio" and self.twilio is not None:
             return self.twilio
+        if provider == "meta" and self.meta is not None:
+            return self.meta
         return self.console
 
     async def aclose(self) -> None:
         if self.twilio is not None:
             await self.twilio.aclose()
+        if self.meta is not None:
+            await self.meta.aclose()
         if self.openai_client is not None:
             await self.openai_client.close()
         await self.engine.dispose()
@@ -81,6 +87,16 @@ def create_runtime(settings: Settings) -> Runtime:
             timeout=settings.twilio_timeout_seconds,
             api_base_url=settings.twilio_api_base_url,
             status_callback=status_callback,
+            typing_indicator=settings.twilio_typing_indicator,
+        )
+    meta = None
+    if settings.meta_access_token is not None:
+        meta = MetaChannel(
+            access_token=settings.meta_access_token.get_secret_value(),
+            api_base_url=settings.meta_api_base_url,
+            api_version=settings.meta_api_version,
+            timeout=settings.meta_timeout_seconds,
+            typing_indicator=settings.typing_indicator,
         )
     return Runtime(
         settings=settings,
@@ -88,6 +104,7 @@ def create_runtime(settings: Settings) -> Runtime:
         sessionmaker=create_sessionmaker(engine),
         openai_client=openai_client,
         twilio=twilio,
+        meta=meta,
     )
 
 

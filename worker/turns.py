@@ -26,17 +26,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.builders import get_builder
 from db.conversations import last_item, renew_lease
 from db.logs import mask_numbers
-from db.models import Builder, Channel, InboundMessage, OutboundMessage, OutboundStatus, Turn
+from db.models import (
+    UNSUPPORTED_KIND,
+    Builder,
+    Channel,
+    InboundMessage,
+    OutboundMessage,
+    OutboundStatus,
+    Turn,
+)
 from db.outbox import mark_send_failed, mark_sent, record_reply, replies_of
 from db.transcript import content_text
 from db.turns import finish_turn, messages_of
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import OutboundChannel, PermanentSendError, TransientSendError
+from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
+from worker.delivery import send_with_retries, typing_shown
 from worker.runtime import Runtime
 from worker.turn_session import LeaseLostError, TurnSession
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_UNSUPPORTED_REPLY = (
+    "Sorry, I can't read that kind of message yet. Could you send it as text?"
+)
 
 _PERMANENT_RUN_ERRORS = (
     MaxTurnsExceeded,
@@ -78,7 +92,13 @@ async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
     )
     outbound = runtime.channel(channel.provider)
     if not replies:
-        reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
+        async with typing_shown(
+            outbound,
+            sender=channel.address,
+            message_id=messages[-1].provider_message_id,
+            refresh_seconds=settings.typing_refresh_seconds,
+        ):
+            reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
         async with runtime.sessionmaker.begin() as db:
             await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
             replies = await record_reply(
@@ -86,7 +106,7 @@ async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
                 turn_id=turn.id,
                 channel_id=channel.id,
                 recipient=messages[-1].sender,
-                parts=split_text(reply, outbound.max_message_length),
+                parts=split_text(markdown_to_whatsapp(reply), outbound.max_message_length),
                 db=db,
             )
     await _send_pending(
@@ -106,7 +126,8 @@ async def _generate_reply(
     runtime: Runtime,
 ) -> str:
     """Run the agent for this turn. A retried turn whose input is already stored
-    continues with `input=[]`; one whose run already finished reuses that answer."""
+    continues with `input=[]`; one whose run already finished reuses that answer.
+    Messages the agent cannot use get the builder's canned reply, stored like any turn."""
     run_input: list[TResponseInputItem] = []
     if turn.input_saved_at is None:
         run_input = [{"role": "user", "content": _user_text(message)} for message in messages]
@@ -126,6 +147,10 @@ async def _generate_reply(
         lease_token=lease,
         saves_input=bool(run_input),
     )
+    if all(message.kind == UNSUPPORTED_KIND for message in messages):
+        canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
+        await session.add_items([*run_input, {"role": "assistant", "content": canned}])
+        return canned
     agent = build_agent(builder, runtime.model(builder.model))
     context = TurnContext(builder.id, turn.session_id, user_name=messages[-1].profile_name)
     timeout = runtime.settings.run_timeout_seconds
@@ -161,7 +186,9 @@ async def _send_pending(
         async with runtime.sessionmaker.begin() as db:
             await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
         try:
-            sent = await outbound.send(sender=sender, recipient=reply.recipient, text=reply.text)
+            sent = await send_with_retries(
+                outbound, sender=sender, recipient=reply.recipient, text=reply.text
+            )
         except TransientSendError as error:
             raise TransientTurnError(f"send failed: {error}") from error
         except PermanentSendError as error:
@@ -188,7 +215,10 @@ async def hold_lease(
 def _user_text(message: InboundMessage) -> str:
     """The agent input for one WhatsApp message: its text and what was attached."""
     lines = [message.text] if message.text else []
-    lines += [f"[{media.get('content_type') or 'file'} attached]" for media in message.media]
+    for media in message.media:
+        what = media.get("content_type") or media.get("kind") or "file"
+        name = f": {media['filename']}" if media.get("filename") else ""
+        lines.append(f"[{what} attached{name}]")
     return "\n".join(lines) or "[empty message]"
 
 

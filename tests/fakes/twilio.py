@@ -24,11 +24,13 @@ class FakeTwilio:
     messages: list[dict[str, str]] = field(default_factory=list)
     failures: list[tuple[int, int]] = field(default_factory=list)
     """(HTTP status, Twilio error code) answered to the next sends, in order."""
+    typing: list[dict[str, str]] = field(default_factory=list)
     delay_seconds: float = 0.0
 
     def reset(self) -> None:
         self.messages.clear()
         self.failures.clear()
+        self.typing.clear()
         self.delay_seconds = 0.0
 
     def app(self) -> Starlette:
@@ -38,9 +40,14 @@ class FakeTwilio:
                     "/2010-04-01/Accounts/{account_sid}/Messages.json",
                     self._create_message,
                     methods=["POST"],
-                )
+                ),
+                Route("/v2/Indicators/Typing.json", self._typing, methods=["POST"]),
             ]
         )
+
+    async def _typing(self, request: Request) -> Response:
+        self.typing.append(dict(parse_qsl((await request.body()).decode())))
+        return JSONResponse({"success": True})
 
     async def _create_message(self, request: Request) -> Response:
         expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()

@@ -18,12 +18,21 @@ from db.inbox import attach_to_session, get_inbound, record_inbound
 from db.models import Channel
 from db.settings import Settings
 from db.turns import open_turn
-from tests.factories import BOT_NUMBER, USER_NUMBER, builder_with_channel
+from tests.factories import (
+    BOT_NUMBER,
+    META_PHONE_NUMBER_ID,
+    META_USER_WA_ID,
+    USER_NUMBER,
+    builder_with_channel,
+)
+from tests.fakes.meta import Failure as GraphFailure
+from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import Failure, FakeOpenAI, function_call, message
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
 from worker.conversations import RetryLater, process_inbound
+from worker.delivery import SEND_ATTEMPTS
 from worker.runtime import Runtime, create_runtime
 from worker.turn_session import LeaseLostError, TurnSession
 
@@ -34,6 +43,7 @@ async def runtime(
     db_sessions: async_sessionmaker[AsyncSession],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
+    fake_graph: FakeGraphAPI,
 ) -> AsyncIterator[Runtime]:
     """A worker's runtime in this process, wired to freshly reset fake providers."""
     runtime = create_runtime(settings)
@@ -51,21 +61,41 @@ async def channel(db_sessions: async_sessionmaker[AsyncSession]) -> Channel:
         return found
 
 
+@pytest.fixture
+async def meta_channel(db_sessions: async_sessionmaker[AsyncSession]) -> Channel:
+    """A builder's Meta phone number id, with a canned reply for unreadable messages."""
+    await builder_with_channel(
+        db_sessions,
+        provider="meta",
+        address=META_PHONE_NUMBER_ID,
+        unsupported_reply="I can only read text, photos and locations.",
+    )
+    async with db_sessions() as db:
+        found = await find_channel("meta", META_PHONE_NUMBER_ID, db=db)
+        assert found is not None
+        return found
+
+
 async def arrive(
     sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
     text: str,
     media: list[dict[str, Any]] | None = None,
+    kind: str = "text",
 ) -> int:
     """Record an inbound message the way the receiver does."""
+    meta = channel.provider == "meta"
     async with sessions.begin() as db:
         inbound_id = await record_inbound(
-            provider="twilio",
-            provider_message_id=f"SM{uuid.uuid4().hex}",
+            provider=channel.provider,
+            provider_message_id=f"{'wamid.' if meta else 'SM'}{uuid.uuid4().hex}",
             channel_id=channel.id,
-            recipient=BOT_NUMBER,
-            sender=USER_NUMBER,
+            recipient=channel.address,
+            sender=META_USER_WA_ID if meta else USER_NUMBER,
+            sender_wa_id=META_USER_WA_ID if meta else USER_NUMBER.removeprefix("whatsapp:+"),
+            sender_user_id=None,
             profile_name="Ada",
+            kind=kind,
             text=text,
             media=media or [],
             payload={},
@@ -105,7 +135,7 @@ async def test_a_recorded_reply_is_sent_on_retry_not_generated_again(
     fake_twilio: FakeTwilio,
 ) -> None:
     inbound_id = await arrive(db_sessions, channel, "Hello")
-    fake_twilio.failures.append((503, 20500))
+    fake_twilio.failures.extend([(503, 20500)] * SEND_ATTEMPTS)
     with pytest.raises(RetryLater, match="send failed"):
         await process_inbound(inbound_id, runtime=runtime)
     await process_inbound(inbound_id, runtime=runtime)
@@ -307,3 +337,93 @@ async def test_a_database_outage_is_retried_later(settings: Settings) -> None:
             await process_inbound(1, runtime=cut_off)
     finally:
         await cut_off.aclose()
+
+
+async def test_a_meta_reply_survives_a_rate_limit_and_is_sent_once(
+    db_sessions: async_sessionmaker[AsyncSession],
+    meta_channel: Channel,
+    runtime: Runtime,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    inbound_id = await arrive(db_sessions, meta_channel, "Hello")
+    fake_graph.failures.append(GraphFailure(429, 130429))
+    await process_inbound(inbound_id, runtime=runtime)
+    [sent] = fake_graph.messages
+    assert (sent["to"], sent["text"]["body"]) == (META_USER_WA_ID, "You said: Hello")
+    [reply] = await outbound_messages(db_sessions)
+    assert (reply.status, reply.provider_message_id) == ("sent", sent["id"])
+    [inbound_row] = await inbound_messages(db_sessions)
+    assert [t["message_id"] for t in fake_graph.typing] == [inbound_row.provider_message_id]
+
+
+async def test_the_typing_indicator_is_refreshed_during_a_long_run(
+    db_sessions: async_sessionmaker[AsyncSession],
+    meta_channel: Channel,
+    settings: Settings,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    patient = create_runtime(settings.model_copy(update={"typing_refresh_seconds": 0.2}))
+    fake_openai.delay_seconds = 0.7
+    try:
+        await process_inbound(await arrive(db_sessions, meta_channel, "Hi"), runtime=patient)
+    finally:
+        await patient.aclose()
+    assert len(fake_graph.typing) >= 3
+    assert len(fake_graph.messages) == 1
+
+
+async def test_an_unreadable_message_gets_the_builder_s_canned_reply(
+    db_sessions: async_sessionmaker[AsyncSession],
+    meta_channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    inbound_id = await arrive(
+        db_sessions, meta_channel, "[unsupported message: hologram]", kind="unsupported"
+    )
+    await process_inbound(inbound_id, runtime=runtime)
+    assert fake_openai.requests == []
+    assert [m["text"]["body"] for m in fake_graph.messages] == [
+        "I can only read text, photos and locations."
+    ]
+    assert await all_items(db_sessions) == [
+        {"role": "user", "content": "[unsupported message: hologram]"},
+        {"role": "assistant", "content": "I can only read text, photos and locations."},
+    ]
+
+
+async def test_markdown_from_the_model_is_sent_as_whatsapp_formatting(
+    db_sessions: async_sessionmaker[AsyncSession],
+    meta_channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    fake_openai.respond = lambda _request: [
+        message("## Today\n**Sourdough** is [here](https://x.example)")
+    ]
+    await process_inbound(await arrive(db_sessions, meta_channel, "Menu?"), runtime=runtime)
+    assert [m["text"]["body"] for m in fake_graph.messages] == [
+        "*Today*\n*Sourdough* is here (https://x.example)"
+    ]
+
+
+async def test_twilio_shows_typing_when_enabled(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    settings: Settings,
+    fake_twilio: FakeTwilio,
+) -> None:
+    typing = create_runtime(settings.model_copy(update={"twilio_typing_indicator": True}))
+    try:
+        inbound_id = await arrive(db_sessions, channel, "Hello")
+        await process_inbound(inbound_id, runtime=typing)
+    finally:
+        await typing.aclose()
+    [inbound_row] = await inbound_messages(db_sessions)
+    assert fake_twilio.typing == [
+        {"channel": "whatsapp", "messageId": inbound_row.provider_message_id}
+    ]
+    assert len(fake_twilio.messages) == 1

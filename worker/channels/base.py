@@ -17,7 +17,14 @@ class SendError(Exception):
 
 
 class TransientSendError(SendError):
-    """Worth retrying: rate limits, provider 5xx, timeouts, connection failures."""
+    """Worth retrying: rate limits, provider 5xx, timeouts, connection failures.
+
+    `retry_after` is the provider's hint, in seconds, when it gave one.
+    """
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class PermanentSendError(SendError):
@@ -30,6 +37,10 @@ class OutboundChannel(Protocol):
 
     async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
         """Send one message of at most `max_message_length` characters."""
+        ...
+
+    async def show_typing(self, *, sender: str, message_id: str) -> None:
+        """Mark `message_id` read and show the typing indicator, where supported."""
         ...
 
     async def aclose(self) -> None: ...

@@ -20,5 +20,8 @@ class ConsoleChannel:
         sys.stdout.flush()
         return SentMessage(provider_message_id=f"console-{uuid.uuid4().hex}", status="sent")
 
+    async def show_typing(self, *, sender: str, message_id: str) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None

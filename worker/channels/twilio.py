@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,25 +61,43 @@ class TwilioChannel:
         timeout: float,
         api_base_url: str | None = None,
         status_callback: str | None = None,
+        typing_indicator: bool = False,
     ) -> None:
         self._http = TwilioHttpClient(timeout=timeout, api_base_url=api_base_url)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         self._status_callback = status_callback
+        self._typing_indicator = typing_indicator
 
     async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
         options: dict[str, Any] = {"from_": sender, "to": recipient, "body": text}
         if self._status_callback:
             options["status_callback"] = self._status_callback
-        try:
+        async with _classified_errors():
             message = await self._client.messages.create_async(**options)
-        except TwilioRestException as error:
-            reason = f"Twilio HTTP {error.status} (code {error.code}): {error.msg}"
-            if error.status == 429 or error.status >= 500:
-                raise TransientSendError(reason) from error
-            raise PermanentSendError(reason) from error
-        except (aiohttp.ClientError, TimeoutError) as error:
-            raise TransientSendError(f"Twilio unreachable: {error!r}") from error
         return SentMessage(provider_message_id=str(message.sid), status=str(message.status))
+
+    async def show_typing(self, *, sender: str, message_id: str) -> None:
+        """Twilio's typing indicator (public beta; it also marks the message read)."""
+        if not self._typing_indicator:
+            return
+        async with _classified_errors():
+            await self._client.messaging.v2.typing_indicator.create_async(
+                channel="whatsapp", message_id=message_id
+            )
 
     async def aclose(self) -> None:
         await self._http.close()
+
+
+@asynccontextmanager
+async def _classified_errors() -> AsyncIterator[None]:
+    """Twilio's failures as ours: 429/5xx/network are transient, other 4xx permanent."""
+    try:
+        yield
+    except TwilioRestException as error:
+        reason = f"Twilio HTTP {error.status} (code {error.code}): {error.msg}"
+        if error.status == 429 or error.status >= 500:
+            raise TransientSendError(reason) from error
+        raise PermanentSendError(reason) from error
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise TransientSendError(f"Twilio unreachable: {error!r}") from error

@@ -1,0 +1,249 @@
+"""Reading a WhatsApp Cloud API webhook notification into inbox messages and delivery
+statuses.
+
+Total over any JSON: a notification either parses or raises `MalformedNotification`
+naming the path that is wrong. Message types we have never seen become `unsupported`
+messages rather than errors, so new WhatsApp features cannot crash the receiver.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from db.models import UNSUPPORTED_KIND, OutboundStatus
+
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+DELIVERY_STATUSES = {
+    "sent": OutboundStatus.SENT,
+    "delivered": OutboundStatus.DELIVERED,
+    "read": OutboundStatus.READ,
+    "failed": OutboundStatus.FAILED,
+}
+
+
+class MalformedNotification(ValueError):
+    """The body is not a notification we can read; the message says where."""
+
+
+@dataclass(frozen=True)
+class MetaMessage:
+    """One received message, with `text` already what the agent should read."""
+
+    message_id: str
+    phone_number_id: str
+    wa_id: str | None
+    user_id: str | None
+    profile_name: str | None
+    kind: str
+    text: str
+    media: list[dict[str, str]]
+    payload: dict[str, Any]
+
+    @property
+    def reply_to(self) -> str:
+        """The phone number when WhatsApp shares it, else the business-scoped user id."""
+        return self.wa_id or self.user_id or ""
+
+
+@dataclass(frozen=True)
+class MetaStatus:
+    message_id: str
+    status: OutboundStatus
+    error: str | None
+
+
+@dataclass
+class Notification:
+    messages: list[MetaMessage] = field(default_factory=list)
+    statuses: list[MetaStatus] = field(default_factory=list)
+
+
+def parse_notification(body: Any) -> Notification:
+    """Every message and status in every entry and change of a `messages` notification."""
+    notification = Notification()
+    root = _object(body, "body")
+    if root.get("object") != "whatsapp_business_account":
+        return notification
+    for e, entry in enumerate(_list(root.get("entry"), "entry")):
+        entry_path = f"entry[{e}]"
+        changes = _list(_object(entry, entry_path).get("changes", []), f"{entry_path}.changes")
+        for c, change in enumerate(changes):
+            path = f"{entry_path}.changes[{c}]"
+            change = _object(change, path)
+            if change.get("field") != "messages":
+                continue
+            _read_value(
+                _object(change.get("value"), f"{path}.value"), f"{path}.value", notification
+            )
+    return notification
+
+
+def _read_value(value: dict[str, Any], path: str, into: Notification) -> None:
+    metadata = _object(value.get("metadata"), f"{path}.metadata")
+    phone_number_id = _text(metadata.get("phone_number_id"), f"{path}.metadata.phone_number_id")
+    contacts = [
+        _object(contact, f"{path}.contacts[{n}]")
+        for n, contact in enumerate(_list(value.get("contacts", []), f"{path}.contacts"))
+    ]
+    for n, message in enumerate(_list(value.get("messages", []), f"{path}.messages")):
+        into.messages.append(
+            _message(
+                _object(message, f"{path}.messages[{n}]"),
+                phone_number_id,
+                contacts,
+                f"{path}.messages[{n}]",
+            )
+        )
+    for n, status in enumerate(_list(value.get("statuses", []), f"{path}.statuses")):
+        parsed = _status(_object(status, f"{path}.statuses[{n}]"), f"{path}.statuses[{n}]")
+        if parsed is not None:
+            into.statuses.append(parsed)
+
+
+def _message(
+    message: dict[str, Any], phone_number_id: str, contacts: list[dict[str, Any]], path: str
+) -> MetaMessage:
+    message_id = _text(message.get("id"), f"{path}.id")
+    wa_id = _optional_text(message.get("from"), f"{path}.from")
+    user_id = _optional_text(message.get("from_user_id"), f"{path}.from_user_id")
+    contact = _contact_of(contacts, wa_id, user_id)
+    wa_id = wa_id or _optional_text(contact.get("wa_id"), f"{path} contact wa_id")
+    user_id = user_id or _optional_text(contact.get("user_id"), f"{path} contact user_id")
+    if not wa_id and not user_id:
+        raise MalformedNotification(f"{path} names no sender (from / from_user_id)")
+    profile = contact.get("profile")
+    profile_name = profile.get("name") if isinstance(profile, dict) else None
+    kind, text, media = _content(message, path)
+    return MetaMessage(
+        message_id=message_id,
+        phone_number_id=phone_number_id,
+        wa_id=wa_id,
+        user_id=user_id,
+        profile_name=profile_name if isinstance(profile_name, str) else None,
+        kind=kind,
+        text=text,
+        media=media,
+        payload={"message": message, "contact": contact},
+    )
+
+
+def _contact_of(
+    contacts: list[dict[str, Any]], wa_id: str | None, user_id: str | None
+) -> dict[str, Any]:
+    for contact in contacts:
+        if (wa_id and contact.get("wa_id") == wa_id) or (
+            user_id and contact.get("user_id") == user_id
+        ):
+            return contact
+    return contacts[0] if len(contacts) == 1 else {}
+
+
+def _content(message: dict[str, Any], path: str) -> tuple[str, str, list[dict[str, str]]]:
+    """(kind, agent-readable text, media) of a message of any type."""
+    kind = message.get("type")
+    body = message.get(kind) if isinstance(kind, str) else None
+    body = body if isinstance(body, dict) else {}
+    if kind == "text":
+        return kind, _text(body.get("body"), f"{path}.text.body"), []
+    if kind in MEDIA_KINDS:
+        item = {
+            "kind": kind,
+            "id": _optional_text(body.get("id"), f"{path}.{kind}.id") or "",
+            "content_type": _optional_text(body.get("mime_type"), f"{path}.{kind}.mime_type") or "",
+        }
+        if isinstance(body.get("filename"), str):
+            item["filename"] = body["filename"]
+        caption = body.get("caption")
+        return kind, caption if isinstance(caption, str) else "", [item]
+    if kind == "interactive":
+        return kind, _interactive_text(body), []
+    if kind == "button":
+        return kind, str(body.get("text") or body.get("payload") or ""), []
+    if kind == "location":
+        return kind, _location_text(body), []
+    if kind == "contacts":
+        return kind, _contacts_text(message.get("contacts")), []
+    if kind == "reaction":
+        emoji = body.get("emoji")
+        if isinstance(emoji, str) and emoji:
+            return kind, f"[reacted {emoji} to an earlier message]", []
+        return kind, "[removed a reaction]", []
+    return UNSUPPORTED_KIND, f"[unsupported message: {kind if isinstance(kind, str) else '?'}]", []
+
+
+def _interactive_text(body: dict[str, Any]) -> str:
+    reply_type = body.get("type")
+    reply = body.get(reply_type) if isinstance(reply_type, str) else None
+    if not isinstance(reply, dict):
+        return "[interactive reply]"
+    if reply_type == "nfm_reply":
+        response = reply.get("response_json")
+        return (
+            f"[form submitted: {response if isinstance(response, str) else json.dumps(response)}]"
+        )
+    title = reply.get("title")
+    description = reply.get("description")
+    text = str(title) if title else str(reply.get("id", ""))
+    return f"{text} ({description})" if isinstance(description, str) and description else text
+
+
+def _location_text(body: dict[str, Any]) -> str:
+    parts = [
+        str(body.get(key)) for key in ("latitude", "longitude", "name", "address") if body.get(key)
+    ]
+    return f"[location: {', '.join(parts)}]"
+
+
+def _contacts_text(contacts: Any) -> str:
+    shared = []
+    for contact in contacts if isinstance(contacts, list) else []:
+        if not isinstance(contact, dict):
+            continue
+        name = contact.get("name")
+        formatted = name.get("formatted_name") if isinstance(name, dict) else None
+        phones = contact.get("phones") if isinstance(contact.get("phones"), list) else []
+        numbers = [p.get("phone") for p in phones if isinstance(p, dict) and p.get("phone")]
+        shared.append(", ".join(str(part) for part in [formatted, *numbers] if part))
+    return f"[shared contact: {'; '.join(shared) or 'unnamed'}]"
+
+
+def _status(status: dict[str, Any], path: str) -> MetaStatus | None:
+    message_id = _text(status.get("id"), f"{path}.id")
+    state = DELIVERY_STATUSES.get(str(status.get("status")))
+    if state is None:
+        return None
+    errors = status.get("errors")
+    error = None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        detail = first.get("title") or first.get("message") or ""
+        error = f"Meta error {first.get('code')}: {detail}".strip()
+    return MetaStatus(message_id=message_id, status=state, error=error)
+
+
+def _object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MalformedNotification(f"{path} must be an object")
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise MalformedNotification(f"{path} must be a list")
+    return value
+
+
+def _text(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MalformedNotification(f"{path} must be a non-empty string")
+    return value
+
+
+def _optional_text(value: Any, path: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MalformedNotification(f"{path} must be a string")
+    return value

@@ -1,0 +1,67 @@
+"""Talking to the user through a channel: sends that ride out short rate limits, and a
+typing indicator kept up while the agent thinks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+from db.logs import mask_numbers
+from worker.channels.base import OutboundChannel, SendError, SentMessage, TransientSendError
+
+logger = logging.getLogger(__name__)
+
+SEND_ATTEMPTS = 3
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 10.0
+
+
+async def send_with_retries(
+    channel: OutboundChannel, *, sender: str, recipient: str, text: str
+) -> SentMessage:
+    """Send, retrying transient failures a few times with jittered exponential backoff,
+    never sooner than the provider's own retry hint; then the failure is the turn's."""
+    for attempt in range(1, SEND_ATTEMPTS + 1):
+        try:
+            return await channel.send(sender=sender, recipient=recipient, text=text)
+        except TransientSendError as error:
+            if attempt == SEND_ATTEMPTS:
+                raise
+            delay = error.retry_after or FIRST_RETRY_SECONDS * 2 ** (attempt - 1)
+            delay = min(MAX_RETRY_SECONDS, delay) * random.uniform(1.0, 1.25)
+            logger.info(
+                "%s send failed (attempt %d), retrying in %.1fs: %s",
+                channel.provider,
+                attempt,
+                delay,
+                mask_numbers(str(error)),
+            )
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+@asynccontextmanager
+async def typing_shown(
+    channel: OutboundChannel, *, sender: str, message_id: str, refresh_seconds: float
+) -> AsyncIterator[None]:
+    """Show "typing…" now and refresh it until the block ends (WhatsApp drops it after
+    25 s). A failing indicator is logged, never allowed to fail the turn."""
+
+    async def keep_showing() -> None:
+        while True:
+            try:
+                await channel.show_typing(sender=sender, message_id=message_id)
+            except SendError as error:
+                logger.info("typing indicator failed: %s", mask_numbers(str(error)))
+            await asyncio.sleep(refresh_seconds)
+
+    task = asyncio.create_task(keep_showing())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
