@@ -184,7 +184,18 @@ async def db_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture(scope="session")
 def receiver(settings: Settings) -> Iterator[str]:
-    """Our real ASGI app served by uvicorn on loopback; yields its base URL."""
+    """Our real ASGI app served by uvicorn on loopback; yields its base URL. It enqueues
+    to a queue no worker reads, so receiver tests own the rows they create."""
+    from webhooks.app import create_app
+
+    idle = settings.model_copy(update={"celery_queue": f"wabot-idle-{uuid.uuid4().hex[:8]}"})
+    with serve(create_app(idle)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def live_receiver(settings: Settings, celery_worker: Path) -> Iterator[str]:
+    """Our real ASGI app feeding the session's real Celery worker."""
     from webhooks.app import create_app
 
     with serve(create_app(settings)) as url:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.models import AgentSessionRow, InboundMessage
 from db.transcript import content_text
 from tests.factories import (
     BOT_NUMBER,
@@ -32,7 +35,28 @@ from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("celery_worker")
+
+@pytest.fixture(autouse=True)
+async def worker_settles(db_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """After each test, wait until the worker has closed every turn and released every
+    lease, so the next test's fresh tables are not pulled from under a running turn."""
+    yield
+
+    async def settled() -> bool:
+        async with db_sessions() as db:
+            busy = await db.scalar(
+                select(func.count())
+                .select_from(AgentSessionRow)
+                .where(AgentSessionRow.lease_token.is_not(None))
+            )
+            open_messages = await db.scalar(
+                select(func.count())
+                .select_from(InboundMessage)
+                .where(InboundMessage.status.in_(["pending", "processing"]))
+            )
+        return busy == 0 and open_messages == 0
+
+    await eventually(settled, what="the worker to finish its turns")
 
 
 async def replies_sent(fake_twilio: FakeTwilio, count: int) -> list[dict[str, str]]:
@@ -45,18 +69,20 @@ async def replies_sent(fake_twilio: FakeTwilio, count: int) -> list[dict[str, st
 async def test_tool_calls_and_history_survive_between_turns(
     celery_worker: Path,
     db_sessions: async_sessionmaker[AsyncSession],
-    receiver: str,
+    live_receiver: str,
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
 ) -> None:
     await builder_with_channel(db_sessions)
     async with httpx.AsyncClient() as client:
         first = await post_signed(
-            client, f"{receiver}/webhooks/twilio", twilio_form("What time is it?")
+            client, f"{live_receiver}/webhooks/twilio", twilio_form("What time is it?")
         )
         assert first.status_code == 200
         await replies_sent(fake_twilio, 1)
-        second = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Thanks!"))
+        second = await post_signed(
+            client, f"{live_receiver}/webhooks/twilio", twilio_form("Thanks!")
+        )
         assert second.status_code == 200
         sent = await replies_sent(fake_twilio, 2)
 
@@ -89,7 +115,7 @@ async def test_tool_calls_and_history_survive_between_turns(
 
 async def test_a_message_delivered_three_times_is_answered_once(
     db_sessions: async_sessionmaker[AsyncSession],
-    receiver: str,
+    live_receiver: str,
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
 ) -> None:
@@ -98,7 +124,7 @@ async def test_a_message_delivered_three_times_is_answered_once(
     async with httpx.AsyncClient() as client:
         for _ in range(3):
             assert (
-                await post_signed(client, f"{receiver}/webhooks/twilio", form)
+                await post_signed(client, f"{live_receiver}/webhooks/twilio", form)
             ).status_code == 200
     await replies_sent(fake_twilio, 1)
     await asyncio.sleep(1.0)  # give a duplicate every chance to show up
@@ -110,7 +136,7 @@ async def test_a_message_delivered_three_times_is_answered_once(
 
 async def test_messages_sent_at_once_are_answered_in_order_never_interleaved(
     db_sessions: async_sessionmaker[AsyncSession],
-    receiver: str,
+    live_receiver: str,
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
 ) -> None:
@@ -119,7 +145,10 @@ async def test_messages_sent_at_once_are_answered_in_order_never_interleaved(
     texts = [f"message {n}" for n in range(4)]
     async with httpx.AsyncClient() as client:
         responses = await asyncio.gather(
-            *(post_signed(client, f"{receiver}/webhooks/twilio", twilio_form(t)) for t in texts)
+            *(
+                post_signed(client, f"{live_receiver}/webhooks/twilio", twilio_form(t))
+                for t in texts
+            )
         )
     assert [response.status_code for response in responses] == [200] * 4
 
@@ -140,7 +169,7 @@ async def test_messages_sent_at_once_are_answered_in_order_never_interleaved(
 
 async def test_a_meta_conversation_end_to_end(
     db_sessions: async_sessionmaker[AsyncSession],
-    receiver: str,
+    live_receiver: str,
     fake_openai: FakeOpenAI,
     fake_graph: FakeGraphAPI,
 ) -> None:
@@ -152,7 +181,7 @@ async def test_a_meta_conversation_end_to_end(
         "location": {"latitude": 52.37, "longitude": 4.89, "name": "Dam Square"},
     }
     async with httpx.AsyncClient() as client:
-        url = f"{receiver}/webhooks/meta"
+        url = f"{live_receiver}/webhooks/meta"
         first = meta_notification([meta_text_message("What time is it?", wamid="wamid.TIME1")])
         assert (await post_meta(client, url, first)).status_code == 200
         await graph_replies(fake_graph, 1)
