@@ -10,8 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import Builder, Channel
 
 
-async def create_builder(*, name: str, instructions: str, model: str, db: AsyncSession) -> Builder:
-    builder = Builder(name=name, instructions=instructions, model=model)
+async def create_builder(
+    *,
+    name: str,
+    instructions: str,
+    model: str,
+    unsupported_reply: str | None = None,
+    db: AsyncSession,
+) -> Builder:
+    builder = Builder(
+        name=name, instructions=instructions, model=model, unsupported_reply=unsupported_reply
+    )
     db.add(builder)
     await db.flush()
     return builder

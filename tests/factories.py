@@ -38,9 +38,12 @@ async def builder_with_channel(
 ) -> uuid.UUID:
     async with sessions.begin() as db:
         builder = await create_builder(
-            name="Test Bakery", instructions=instructions, model="gpt-test", db=db
+            name="Test Bakery",
+            instructions=instructions,
+            model="gpt-test",
+            unsupported_reply=unsupported_reply,
+            db=db,
         )
-        builder.unsupported_reply = unsupported_reply
         await add_channel(builder.id, provider=provider, address=address, db=db)
         return builder.id
 

@@ -40,7 +40,15 @@ async def test_create_a_builder_and_route_a_number_to_it(
     wabot: Wabot, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     created = wabot(
-        "builder", "create", "--name", "Bakery", "--instructions", "Sell bread.", "--json"
+        "builder",
+        "create",
+        "--name",
+        "Bakery",
+        "--instructions",
+        "Sell bread.",
+        "--unsupported-reply",
+        "Text me, please.",
+        "--json",
     )
     assert created.returncode == 0, created.stderr
     builder_id = uuid.UUID(json.loads(created.stdout)["id"])
@@ -51,13 +59,32 @@ async def test_create_a_builder_and_route_a_number_to_it(
     async with db_sessions() as db:
         builder = await get_builder(builder_id, db=db)
         channel = await find_channel("twilio", "whatsapp:+14155238886", db=db)
-    assert builder is not None and (builder.name, builder.model) == ("Bakery", "gpt-4.1-mini")
+    assert builder is not None
+    assert (builder.name, builder.model, builder.unsupported_reply) == (
+        "Bakery",
+        "gpt-4.1-mini",
+        "Text me, please.",
+    )
     assert channel is not None and channel.builder_id == builder_id
     again = wabot(
         "channel", "add", str(builder_id), "--provider", "twilio", "--address", "+14155238886"
     )
     assert again.returncode == 1
     assert again.stderr.strip() == "Error: twilio address whatsapp:+14155238886 is already routed"
+
+
+async def test_route_a_meta_phone_number_id(
+    wabot: Wabot, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    created = wabot("builder", "create", "--name", "B", "--instructions", "I", "--json")
+    builder_id = json.loads(created.stdout)["id"]
+    added = wabot(
+        "channel", "add", builder_id, "--provider", "meta", "--address", "106540352242922"
+    )
+    assert added.returncode == 0, added.stderr
+    async with db_sessions() as db:
+        channel = await find_channel("meta", "106540352242922", db=db)
+    assert channel is not None and str(channel.builder_id) == builder_id
 
 
 def test_an_unknown_builder_is_a_one_line_error(wabot: Wabot) -> None:

@@ -24,8 +24,14 @@ def test_the_demo_converses_and_prints_the_transcript(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "model:    offline" in out and "broker:   filesystem" in out
-    assert "agent < Nice to meet you, Ada!" in out
-    assert "agent < Your name is Ada." in out
-    transcript = out.split("read back from session_items:")[1]
+    twilio_leg, meta_leg = out.split("── Meta (WhatsApp Cloud API) leg ──")
+    assert "agent < Nice to meet you, Ada!" in twilio_leg
+    assert "agent < Your name is Ada." in twilio_leg
+    transcript = twilio_leg.split("read back from session_items:")[1]
     assert "current_time(" in transcript and "assistant Your name is Ada." in transcript
+    assert "subscription handshake) → 200 42" in meta_leg
+    assert "(POST /webhooks/meta, signed → 200)" in meta_leg
+    meta_transcript = meta_leg.split("read back from session_items:")[1]
+    assert "user      [location: 52.3731, 4.8922, Dam]" in meta_transcript
+    assert "assistant Your name is Grace." in meta_transcript
     assert (tmp_path / ".wabot" / "wabot.db").exists()

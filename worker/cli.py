@@ -78,8 +78,15 @@ def builder() -> None:
 @click.option("--name", required=True, help="The business's name (also the agent's name).")
 @click.option("--instructions", required=True, help="The agent's system instructions.")
 @click.option("--model", default=None, help="OpenAI model name [default: DEFAULT_MODEL].")
+@click.option(
+    "--unsupported-reply",
+    default=None,
+    help="What users get for messages the agent cannot read (e.g. a sticker-only order).",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
-def builder_create(name: str, instructions: str, model: str | None, as_json: bool) -> None:
+def builder_create(
+    name: str, instructions: str, model: str | None, unsupported_reply: str | None, as_json: bool
+) -> None:
     """Create a builder and print its id."""
     if not name.strip() or not instructions.strip():
         raise click.BadParameter("must not be empty", param_hint="--name/--instructions")
@@ -87,7 +94,11 @@ def builder_create(name: str, instructions: str, model: str | None, as_json: boo
 
     async def create(db: AsyncSession) -> uuid.UUID:
         created = await create_builder(
-            name=name.strip(), instructions=instructions, model=chosen_model, db=db
+            name=name.strip(),
+            instructions=instructions,
+            model=chosen_model,
+            unsupported_reply=unsupported_reply,
+            db=db,
         )
         return created.id
 

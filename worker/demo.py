@@ -1,9 +1,10 @@
-"""`make demo`: a real conversation through the real receiver and worker, on embedded
+"""`make demo`: real conversations through the real receiver and worker, on embedded
 defaults (SQLite file, file-system broker, offline model, console channel) unless the
 environment configures real ones.
 
-The demo signs each request exactly as Twilio does, posts it over HTTP, waits for the
-worker's reply, and finally prints the transcript read back from `session_items`.
+A Twilio leg, then a Meta leg: each message is signed exactly as the provider signs it
+and posted over HTTP; the demo waits for the worker's reply and finally prints each
+conversation's transcript read back from `session_items`.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import click
 import httpx
 from kombu.utils.url import maybe_sanitize_url
+from pydantic import SecretStr
 from sqlalchemy import select
-from twilio.request_validator import RequestValidator
 
 from db import migrate
 from db.builders import add_channel, create_builder, find_channel
@@ -31,37 +31,46 @@ from db.engine import create_engine, create_sessionmaker
 from db.models import InboundMessage, InboundStatus, OutboundMessage
 from db.settings import Settings, get_settings
 from db.transcript import transcript_line
+from worker.demo_requests import (
+    DEMO_META_PHONE_NUMBER_ID,
+    DEMO_TWILIO_NUMBER,
+    SignedRequest,
+    meta_message,
+    meta_text,
+    twilio_message,
+)
 
-DEMO_NUMBER = "whatsapp:+14155238886"
-DEMO_AUTH_TOKEN = "demo-auth-token-not-a-secret"
-CONVERSATION = ("Hi! My name is Ada.", "What time is it?", "Do you remember my name?")
+DEMO_SECRET = "demo-secret-not-for-production"
+TWILIO_LEG = ("Hi! My name is Ada.", "What time is it?", "Do you remember my name?")
+META_LEG = (
+    meta_text("Hello, I'm Grace."),
+    {"type": "location", "location": {"latitude": 52.3731, "longitude": 4.8922, "name": "Dam"}},
+    meta_text("What's my name?"),
+)
 REPLY_TIMEOUT_SECONDS = 60.0
+
+
+class DemoFailure(Exception):
+    pass
 
 
 def run_demo() -> int:
     settings = get_settings()
-    auth_token = (
-        settings.twilio_auth_token.get_secret_value()
-        if settings.twilio_auth_token
-        else DEMO_AUTH_TOKEN
-    )
+    twilio_token = _secret_or_demo(settings.twilio_auth_token)
+    meta_secret = _secret_or_demo(settings.meta_app_secret)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    click.echo(f"database: {_redacted(settings.resolved_database_url)}")
-    click.echo(f"broker:   {_redacted(settings.resolved_broker_url)}")
-    click.echo(
-        f"model:    {'OpenAI' if settings.openai_api_key else 'offline (no OPENAI_API_KEY)'}"
-    )
-    click.echo(
-        f"channel:  {'Twilio' if settings.twilio_can_send else 'console (no Twilio credentials)'}"
-    )
+    _describe(settings)
     migrate.upgrade()
     asyncio.run(_ensure_demo_builder(settings))
 
     port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
-        "TWILIO_AUTH_TOKEN": auth_token,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "TWILIO_AUTH_TOKEN": twilio_token,
+        "META_APP_SECRET": meta_secret,
+        "META_VERIFY_TOKEN": _secret_or_demo(settings.meta_verify_token),
+        "PUBLIC_BASE_URL": base_url,
     }
     logs = settings.data_dir.resolve()
     processes = [
@@ -69,13 +78,29 @@ def run_demo() -> int:
         _start("worker", ["worker", "--concurrency=4"], env, logs / "demo-worker.log"),
     ]
     try:
-        _wait_until_serving(port)
-        user = f"whatsapp:+1500555{secrets.randbelow(10_000):04d}"
-        replies = [
-            _converse(text, port=port, user=user, auth_token=auth_token, settings=settings)
-            for text in CONVERSATION
+        _wait_until_serving(base_url)
+        click.echo("\n── Twilio leg ──")
+        twilio_user = f"whatsapp:+1500555{secrets.randbelow(10_000):04d}"
+        twilio_replies = [
+            _converse(
+                twilio_message(text, user=twilio_user, base_url=base_url, auth_token=twilio_token),
+                base_url,
+                settings,
+            )
+            for text in TWILIO_LEG
         ]
-        asyncio.run(_print_transcript(settings, user))
+        asyncio.run(_print_transcript(settings, twilio_user))
+
+        click.echo("\n── Meta (WhatsApp Cloud API) leg ──")
+        _check_meta_handshake(base_url, env["META_VERIFY_TOKEN"])
+        meta_user = f"1500666{secrets.randbelow(10_000):04d}"
+        meta_replies = [
+            _converse(
+                meta_message(message, wa_id=meta_user, app_secret=meta_secret), base_url, settings
+            )
+            for message in META_LEG
+        ]
+        asyncio.run(_print_transcript(settings, meta_user))
     except DemoFailure as failure:
         click.echo(f"\ndemo failed: {failure}\nlogs: {logs}/demo-*.log", err=True)
         return 1
@@ -83,32 +108,48 @@ def run_demo() -> int:
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=20)
-    if "ada" not in replies[-1].lower():
-        click.echo(
-            "\ndemo failed: the third reply does not recall the name from the first", err=True
-        )
+            process.wait(timeout=30)
+    if "ada" not in twilio_replies[-1].lower() or "grace" not in meta_replies[-1].lower():
+        click.echo("\ndemo failed: a last reply does not recall the name from the first", err=True)
         return 1
-    click.echo("\nThe third reply recalls the first message: history came from session_items.")
+    click.echo("\nEach last reply recalls the first message: history came from session_items.")
     return 0
 
 
-class DemoFailure(Exception):
-    pass
+def _secret_or_demo(secret: SecretStr | None) -> str:
+    """The configured secret, or a fixed one for the embedded demo."""
+    return secret.get_secret_value() if secret else DEMO_SECRET
+
+
+def _describe(settings: Settings) -> None:
+    model = "OpenAI" if settings.openai_api_key else "offline (no OPENAI_API_KEY)"
+    twilio = "Twilio" if settings.twilio_can_send else "console (no Twilio credentials)"
+    meta = "Meta" if settings.meta_access_token else "console (no META_ACCESS_TOKEN)"
+    click.echo(f"database: {maybe_sanitize_url(settings.resolved_database_url)}")
+    click.echo(f"broker:   {maybe_sanitize_url(settings.resolved_broker_url)}")
+    click.echo(f"model:    {model}")
+    click.echo(f"replies:  {twilio} / {meta}")
 
 
 async def _ensure_demo_builder(settings: Settings) -> None:
     engine = create_engine(settings.resolved_database_url)
     try:
         async with create_sessionmaker(engine).begin() as db:
-            if await find_channel("twilio", DEMO_NUMBER, db=db) is None:
+            twilio = await find_channel("twilio", DEMO_TWILIO_NUMBER, db=db)
+            if twilio is None:
                 bakery = await create_builder(
                     name="Demo Bakery",
                     instructions="You are the friendly assistant of a small bakery.",
                     model=settings.default_model,
                     db=db,
                 )
-                await add_channel(bakery.id, provider="twilio", address=DEMO_NUMBER, db=db)
+                twilio = await add_channel(
+                    bakery.id, provider="twilio", address=DEMO_TWILIO_NUMBER, db=db
+                )
+            if await find_channel("meta", DEMO_META_PHONE_NUMBER_ID, db=db) is None:
+                await add_channel(
+                    twilio.builder_id, provider="meta", address=DEMO_META_PHONE_NUMBER_ID, db=db
+                )
     finally:
         await engine.dispose()
 
@@ -124,48 +165,49 @@ def _start(name: str, args: list[str], env: dict[str, str], log: Path) -> subpro
         )
 
 
-def _wait_until_serving(port: int) -> None:
+def _wait_until_serving(base_url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.2)
     raise DemoFailure("the receiver did not start within 30s")
 
 
-def _converse(text: str, *, port: int, user: str, auth_token: str, settings: Settings) -> str:
-    """Post one signed Twilio webhook and wait for the worker's reply to it."""
-    url = f"http://127.0.0.1:{port}/webhooks/twilio"
-    form = {
-        "MessageSid": f"SM{uuid.uuid4().hex}",
-        "AccountSid": "ACdemo",
-        "From": user,
-        "To": DEMO_NUMBER,
-        "Body": text,
-        "NumMedia": "0",
-        "ProfileName": "Ada",
-        "WaId": user.removeprefix("whatsapp:+"),
-    }
-    signature = RequestValidator(auth_token).compute_signature(url, form)
-    response = httpx.post(url, data=form, headers={"X-Twilio-Signature": signature}, timeout=15)
-    click.echo(f"\nuser  > {text}   (POST /webhooks/twilio, signed → {response.status_code})")
+def _check_meta_handshake(base_url: str, verify_token: str) -> None:
+    """Meta's subscription check: the receiver must echo the challenge."""
+    params = {"hub.mode": "subscribe", "hub.verify_token": verify_token, "hub.challenge": "42"}
+    response = httpx.get(f"{base_url}/webhooks/meta", params=params, timeout=15)
+    click.echo(
+        f"GET /webhooks/meta (subscription handshake) → {response.status_code} {response.text}"
+    )
+    if response.status_code != 200 or response.text != "42":
+        raise DemoFailure(f"the Meta handshake failed: {response.status_code} {response.text}")
+
+
+def _converse(request: SignedRequest, base_url: str, settings: Settings) -> str:
+    """Post one signed webhook and wait for the worker's reply to it."""
+    response = request.post(base_url)
+    click.echo(
+        f"\nuser  > {request.shown_as}   (POST {request.path}, signed → {response.status_code})"
+    )
     if response.status_code != 200:
         raise DemoFailure(f"the receiver answered {response.status_code}: {response.text}")
-    reply = asyncio.run(_wait_for_reply(settings, form["MessageSid"]))
+    reply = asyncio.run(_wait_for_reply(settings, request.message_id))
     click.echo(f"agent < {reply}")
     return reply
 
 
-async def _wait_for_reply(settings: Settings, message_sid: str) -> str:
+async def _wait_for_reply(settings: Settings, message_id: str) -> str:
     engine = create_engine(settings.resolved_database_url)
     deadline = time.monotonic() + REPLY_TIMEOUT_SECONDS
     try:
         while time.monotonic() < deadline:
             async with create_sessionmaker(engine)() as db:
                 inbound = await db.scalar(
-                    select(InboundMessage).where(InboundMessage.provider_message_id == message_sid)
+                    select(InboundMessage).where(InboundMessage.provider_message_id == message_id)
                 )
                 if inbound is not None and inbound.status == InboundStatus.FAILED:
                     raise DemoFailure(f"the turn failed: {inbound.error}")
@@ -182,12 +224,12 @@ async def _wait_for_reply(settings: Settings, message_sid: str) -> str:
     raise DemoFailure(f"no reply within {REPLY_TIMEOUT_SECONDS:g}s")
 
 
-async def _print_transcript(settings: Settings, user: str) -> None:
+async def _print_transcript(settings: Settings, sender: str) -> None:
     engine = create_engine(settings.resolved_database_url)
     try:
         async with create_sessionmaker(engine)() as db:
             inbound = await db.scalar(
-                select(InboundMessage).where(InboundMessage.sender == user).limit(1)
+                select(InboundMessage).where(InboundMessage.sender == sender).limit(1)
             )
             assert inbound is not None and inbound.session_id is not None
             items = await session_items_of(inbound.session_id, db=db)
@@ -203,8 +245,3 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _redacted(url: str) -> str:
-    """A URL without its password, for printing."""
-    return maybe_sanitize_url(url)

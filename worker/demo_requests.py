@@ -1,0 +1,102 @@
+"""The provider requests `make demo` sends: what Twilio and Meta would POST, signed with
+each provider's own algorithm."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from twilio.request_validator import RequestValidator
+
+DEMO_TWILIO_NUMBER = "whatsapp:+14155238886"
+DEMO_META_PHONE_NUMBER_ID = "100000000000001"
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """One webhook delivery; `message_id` is the provider id the reply will answer."""
+
+    path: str
+    message_id: str
+    content: bytes
+    headers: dict[str, str]
+    shown_as: str
+
+    def post(self, base_url: str) -> httpx.Response:
+        return httpx.post(
+            base_url + self.path, content=self.content, headers=self.headers, timeout=15
+        )
+
+
+def twilio_message(text: str, *, user: str, base_url: str, auth_token: str) -> SignedRequest:
+    """An inbound WhatsApp text as Twilio posts it, with `X-Twilio-Signature`."""
+    form = {
+        "MessageSid": f"SM{uuid.uuid4().hex}",
+        "AccountSid": "ACdemo",
+        "From": user,
+        "To": DEMO_TWILIO_NUMBER,
+        "Body": text,
+        "NumMedia": "0",
+        "ProfileName": "Ada",
+        "WaId": user.removeprefix("whatsapp:+"),
+    }
+    path = "/webhooks/twilio"
+    signature = RequestValidator(auth_token).compute_signature(base_url + path, form)
+    return SignedRequest(
+        path=path,
+        message_id=form["MessageSid"],
+        content=urlencode(form).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": signature,
+        },
+        shown_as=text,
+    )
+
+
+def meta_message(message: dict[str, Any], *, wa_id: str, app_secret: str) -> SignedRequest:
+    """A `messages` notification as Meta posts it, with `X-Hub-Signature-256`."""
+    message = {"id": f"wamid.{uuid.uuid4().hex}", "from": wa_id, "timestamp": "0", **message}
+    body = json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "0",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "15550000001",
+                                    "phone_number_id": DEMO_META_PHONE_NUMBER_ID,
+                                },
+                                "contacts": [{"profile": {"name": "Grace"}, "wa_id": wa_id}],
+                                "messages": [message],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+    signature = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    kind = message["type"]
+    return SignedRequest(
+        path="/webhooks/meta",
+        message_id=message["id"],
+        content=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"},
+        shown_as=message["text"]["body"] if kind == "text" else f"({kind}) {message[kind]}",
+    )
+
+
+def meta_text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": text}}
