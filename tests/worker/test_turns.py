@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
 from db.conversations import acquire_lease, get_or_create_session
 from db.inbox import attach_to_session, get_inbound, record_inbound
-from db.models import Channel
+from db.models import AgentSessionRow, Channel
 from db.settings import Settings
 from db.turns import open_turn
 from tests.factories import (
@@ -427,3 +428,39 @@ async def test_twilio_shows_typing_when_enabled(
         {"channel": "whatsapp", "messageId": inbound_row.provider_message_id}
     ]
     assert len(fake_twilio.messages) == 1
+
+
+async def test_a_meta_user_is_keyed_by_user_id_with_both_ids_kept(
+    db_sessions: async_sessionmaker[AsyncSession],
+    meta_channel: Channel,
+    runtime: Runtime,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    async with db_sessions.begin() as db:
+        inbound_id = await record_inbound(
+            provider="meta",
+            provider_message_id="wamid.BSUID1",
+            channel_id=meta_channel.id,
+            recipient=meta_channel.address,
+            sender=META_USER_WA_ID,
+            sender_wa_id=META_USER_WA_ID,
+            sender_user_id="US.13491208655302741918",
+            profile_name="Sheena",
+            kind="text",
+            text="Hi",
+            media=[],
+            payload={},
+            db=db,
+        )
+    assert inbound_id is not None
+    await process_inbound(inbound_id, runtime=runtime)
+    async with db_sessions() as db:
+        session = await db.scalar(select(AgentSessionRow))
+    assert session is not None
+    assert (session.external_id, session.wa_id, session.user_id, session.display_name) == (
+        "US.13491208655302741918",
+        META_USER_WA_ID,
+        "US.13491208655302741918",
+        "Sheena",
+    )
+    assert [m["to"] for m in fake_graph.messages] == [META_USER_WA_ID]
