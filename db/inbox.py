@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,21 +14,29 @@ from db.models import InboundMessage, InboundStatus
 from db.upsert import insert_or_ignore
 
 
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A provider message as a webhook read it, before it is routed and recorded.
+
+    `recipient` is our address (a Twilio number, a Meta phone number id); `sender` is
+    whom to reply to; `text` is already what the agent should read.
+    """
+
+    provider: str
+    provider_message_id: str
+    recipient: str
+    sender: str
+    sender_wa_id: str | None
+    sender_user_id: str | None
+    profile_name: str | None
+    kind: str
+    text: str
+    media: list[dict[str, str]]
+    payload: dict[str, Any]
+
+
 async def record_inbound(
-    *,
-    provider: str,
-    provider_message_id: str,
-    channel_id: uuid.UUID | None,
-    recipient: str,
-    sender: str,
-    sender_wa_id: str | None,
-    sender_user_id: str | None,
-    profile_name: str | None,
-    kind: str,
-    text: str,
-    media: list[dict[str, Any]],
-    payload: dict[str, Any],
-    db: AsyncSession,
+    message: ReceivedMessage, *, channel_id: uuid.UUID | None, db: AsyncSession
 ) -> int | None:
     """Store a delivery; None when the provider already delivered this message id.
 
@@ -37,21 +46,7 @@ async def record_inbound(
     status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
     inserted = await db.execute(
         insert_or_ignore(InboundMessage, db=db)
-        .values(
-            provider=provider,
-            provider_message_id=provider_message_id,
-            channel_id=channel_id,
-            recipient=recipient,
-            sender=sender,
-            sender_wa_id=sender_wa_id,
-            sender_user_id=sender_user_id,
-            profile_name=profile_name,
-            kind=kind,
-            text=text,
-            media=media,
-            payload=payload,
-            status=status,
-        )
+        .values(**asdict(message), channel_id=channel_id, status=status)
         .returning(InboundMessage.id)
     )
     return inserted.scalar()

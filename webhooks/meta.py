@@ -66,25 +66,11 @@ async def notification(request: Request) -> Response:
     async with state.sessionmaker.begin() as db:
         channels: dict[str, Channel | None] = {}
         for message in parsed.messages:
-            if message.phone_number_id not in channels:
-                channels[message.phone_number_id] = await find_channel(
-                    "meta", message.phone_number_id, db=db
-                )
-            channel = channels[message.phone_number_id]
+            if message.recipient not in channels:
+                channels[message.recipient] = await find_channel("meta", message.recipient, db=db)
+            channel = channels[message.recipient]
             inbound_id = await record_inbound(
-                provider="meta",
-                provider_message_id=message.message_id,
-                channel_id=channel.id if channel else None,
-                recipient=message.phone_number_id,
-                sender=message.reply_to,
-                sender_wa_id=message.wa_id,
-                sender_user_id=message.user_id,
-                profile_name=message.profile_name,
-                kind=message.kind,
-                text=message.text,
-                media=message.media,
-                payload=message.payload,
-                db=db,
+                message, channel_id=channel.id if channel else None, db=db
             )
             if inbound_id is not None and channel is not None:
                 enqueue.append(inbound_id)
@@ -92,7 +78,7 @@ async def notification(request: Request) -> Response:
                 logger.warning(
                     "meta inbound %s to phone number id %s: no builder owns it; kept as unroutable",
                     inbound_id,
-                    message.phone_number_id,
+                    message.recipient,
                 )
         for status in parsed.statuses:
             await apply_delivery_status(status.message_id, status.status, error=status.error, db=db)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.inbox import ReceivedMessage
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
@@ -28,26 +29,6 @@ class MalformedNotification(ValueError):
 
 
 @dataclass(frozen=True)
-class MetaMessage:
-    """One received message, with `text` already what the agent should read."""
-
-    message_id: str
-    phone_number_id: str
-    wa_id: str | None
-    user_id: str | None
-    profile_name: str | None
-    kind: str
-    text: str
-    media: list[dict[str, str]]
-    payload: dict[str, Any]
-
-    @property
-    def reply_to(self) -> str:
-        """The phone number when WhatsApp shares it, else the business-scoped user id."""
-        return self.wa_id or self.user_id or ""
-
-
-@dataclass(frozen=True)
 class MetaStatus:
     message_id: str
     status: OutboundStatus
@@ -56,7 +37,7 @@ class MetaStatus:
 
 @dataclass
 class Notification:
-    messages: list[MetaMessage] = field(default_factory=list)
+    messages: list[ReceivedMessage] = field(default_factory=list)
     statuses: list[MetaStatus] = field(default_factory=list)
 
 
@@ -104,7 +85,9 @@ def _read_value(value: dict[str, Any], path: str, into: Notification) -> None:
 
 def _message(
     message: dict[str, Any], phone_number_id: str, contacts: list[dict[str, Any]], path: str
-) -> MetaMessage:
+) -> ReceivedMessage:
+    """The message with its sender: replies go to the phone number when WhatsApp shares
+    it, else to the business-scoped user id."""
     message_id = _text(message.get("id"), f"{path}.id")
     wa_id = _optional_text(message.get("from"), f"{path}.from")
     user_id = _optional_text(message.get("from_user_id"), f"{path}.from_user_id")
@@ -116,11 +99,13 @@ def _message(
     profile = contact.get("profile")
     profile_name = profile.get("name") if isinstance(profile, dict) else None
     kind, text, media = _content(message, path)
-    return MetaMessage(
-        message_id=message_id,
-        phone_number_id=phone_number_id,
-        wa_id=wa_id,
-        user_id=user_id,
+    return ReceivedMessage(
+        provider="meta",
+        provider_message_id=message_id,
+        recipient=phone_number_id,
+        sender=wa_id or user_id or "",
+        sender_wa_id=wa_id,
+        sender_user_id=user_id,
         profile_name=profile_name if isinstance(profile_name, str) else None,
         kind=kind,
         text=text,

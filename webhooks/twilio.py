@@ -8,8 +8,6 @@ here: the reply goes out from a worker through the REST API.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import ImmutableMultiDict
@@ -19,7 +17,7 @@ from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
 from db.builders import find_channel
-from db.inbox import record_inbound
+from db.inbox import ReceivedMessage, record_inbound
 from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
@@ -61,18 +59,6 @@ DELIVERY_STATUSES = {
 }
 
 
-@dataclass(frozen=True)
-class TwilioInbound:
-    message_sid: str
-    sender: str
-    recipient: str
-    wa_id: str | None
-    profile_name: str | None
-    kind: str
-    text: str
-    media: list[dict[str, str]] = field(default_factory=list)
-
-
 async def inbound(request: Request) -> Response:
     form = await _verified_form(request)
     message = parse_inbound(form)
@@ -80,22 +66,10 @@ async def inbound(request: Request) -> Response:
     async with state.sessionmaker.begin() as db:
         channel = await find_channel("twilio", message.recipient, db=db)
         inbound_id = await record_inbound(
-            provider="twilio",
-            provider_message_id=message.message_sid,
-            channel_id=channel.id if channel else None,
-            recipient=message.recipient,
-            sender=message.sender,
-            sender_wa_id=message.wa_id,
-            sender_user_id=None,
-            profile_name=message.profile_name,
-            kind=message.kind,
-            text=message.text,
-            media=message.media,
-            payload=dict(form.multi_items()),
-            db=db,
+            message, channel_id=channel.id if channel else None, db=db
         )
     if inbound_id is None:
-        logger.info("twilio message %s is a redelivery; ignored", message.message_sid)
+        logger.info("twilio message %s is a redelivery; ignored", message.provider_message_id)
     elif channel is None:
         logger.warning(
             "twilio inbound %s to %s: no builder owns this number; kept as unroutable",
@@ -150,7 +124,7 @@ async def _verified_form(request: Request) -> ImmutableMultiDict[str, str]:
     return form
 
 
-def parse_inbound(form: ImmutableMultiDict[str, str]) -> TwilioInbound:
+def parse_inbound(form: ImmutableMultiDict[str, str]) -> ReceivedMessage:
     """Read Twilio's inbound-message parameters; 400 naming what is missing or malformed."""
     missing = [name for name in ("MessageSid", "From", "To") if not form.get(name)]
     if missing:
@@ -158,22 +132,25 @@ def parse_inbound(form: ImmutableMultiDict[str, str]) -> TwilioInbound:
     media_count = form.get("NumMedia", "0")
     if not media_count.isdigit():
         raise HTTPException(400, f"NumMedia must be a whole number, got {media_count!r}")
-    media: list[dict[str, Any]] = []
+    media: list[dict[str, str]] = []
     for index in range(min(int(media_count), MAX_MEDIA)):
         url = form.get(f"MediaUrl{index}")
         if not url:
             raise HTTPException(400, f"NumMedia is {media_count} but MediaUrl{index} is missing")
         media.append({"url": url, "content_type": form.get(f"MediaContentType{index}", "")})
     kind = _kind(form.get("MessageType", ""), form.get("Body", ""), media)
-    return TwilioInbound(
-        message_sid=form["MessageSid"],
-        sender=form["From"],
+    return ReceivedMessage(
+        provider="twilio",
+        provider_message_id=form["MessageSid"],
         recipient=form["To"],
-        wa_id=form.get("WaId") or None,
+        sender=form["From"],
+        sender_wa_id=form.get("WaId") or None,
+        sender_user_id=None,
         profile_name=form.get("ProfileName") or None,
         kind=kind,
         text=_agent_text(form, kind),
         media=media,
+        payload=dict(form.multi_items()),
     )
 
 

@@ -24,8 +24,8 @@ def one_message(message: dict[str, Any], **envelope: Any) -> Any:
 
 def test_documented_text_message() -> None:
     [message] = parsed(meta_fixture("text_message.json")).messages
-    assert message.message_id.startswith("wamid.HBgLMTY1MDM4Nzk0Mzk")
-    assert (message.phone_number_id, message.wa_id, message.user_id) == (
+    assert message.provider_message_id.startswith("wamid.HBgLMTY1MDM4Nzk0Mzk")
+    assert (message.recipient, message.sender_wa_id, message.sender_user_id) == (
         "106540352242922",
         "16505551234",
         None,
@@ -35,12 +35,15 @@ def test_documented_text_message() -> None:
         "text",
         "Does it come in another color?",
     )
-    assert message.reply_to == "16505551234"
+    assert message.sender == "16505551234"
 
 
 def test_image_with_business_scoped_user_id() -> None:
     [message] = parsed(meta_fixture("image_message.json")).messages
-    assert (message.wa_id, message.user_id) == ("972987654321", "US.13491208655302741918")
+    assert (message.sender, message.sender_user_id) == (
+        "972987654321",
+        "US.13491208655302741918",
+    )
     assert message.kind == "image" and message.text == ""
     assert message.media == [{"kind": "image", "id": "65463453", "content_type": "image/jpeg"}]
 
@@ -168,8 +171,8 @@ def test_documents_keep_their_file_name() -> None:
 def test_a_user_without_a_phone_number_is_addressed_by_user_id() -> None:
     message = meta_text_message("hi", wa_id=None, user_id="US.13491208655302741918")
     result = one_message(message, wa_id=None, user_id="US.13491208655302741918")
-    assert (result.wa_id, result.user_id) == (None, "US.13491208655302741918")
-    assert result.reply_to == "US.13491208655302741918"
+    assert (result.sender_wa_id, result.sender_user_id) == (None, "US.13491208655302741918")
+    assert result.sender == "US.13491208655302741918"
 
 
 def test_a_batch_of_entries_changes_messages_and_statuses() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
 from db.conversations import acquire_lease, get_or_create_session
-from db.inbox import attach_to_session, get_inbound, record_inbound
+from db.inbox import ReceivedMessage, attach_to_session, get_inbound, record_inbound
 from db.models import AgentSessionRow, Channel
 from db.settings import Settings
 from db.turns import open_turn
@@ -86,22 +86,21 @@ async def arrive(
 ) -> int:
     """Record an inbound message the way the receiver does."""
     meta = channel.provider == "meta"
+    received = ReceivedMessage(
+        provider=channel.provider,
+        provider_message_id=f"{'wamid.' if meta else 'SM'}{uuid.uuid4().hex}",
+        recipient=channel.address,
+        sender=META_USER_WA_ID if meta else USER_NUMBER,
+        sender_wa_id=META_USER_WA_ID if meta else USER_NUMBER.removeprefix("whatsapp:+"),
+        sender_user_id=None,
+        profile_name="Ada",
+        kind=kind,
+        text=text,
+        media=media or [],
+        payload={},
+    )
     async with sessions.begin() as db:
-        inbound_id = await record_inbound(
-            provider=channel.provider,
-            provider_message_id=f"{'wamid.' if meta else 'SM'}{uuid.uuid4().hex}",
-            channel_id=channel.id,
-            recipient=channel.address,
-            sender=META_USER_WA_ID if meta else USER_NUMBER,
-            sender_wa_id=META_USER_WA_ID if meta else USER_NUMBER.removeprefix("whatsapp:+"),
-            sender_user_id=None,
-            profile_name="Ada",
-            kind=kind,
-            text=text,
-            media=media or [],
-            payload={},
-            db=db,
-        )
+        inbound_id = await record_inbound(received, channel_id=channel.id, db=db)
     assert inbound_id is not None
     return inbound_id
 
@@ -436,22 +435,21 @@ async def test_a_meta_user_is_keyed_by_user_id_with_both_ids_kept(
     runtime: Runtime,
     fake_graph: FakeGraphAPI,
 ) -> None:
+    received = ReceivedMessage(
+        provider="meta",
+        provider_message_id="wamid.BSUID1",
+        recipient=meta_channel.address,
+        sender=META_USER_WA_ID,
+        sender_wa_id=META_USER_WA_ID,
+        sender_user_id="US.13491208655302741918",
+        profile_name="Sheena",
+        kind="text",
+        text="Hi",
+        media=[],
+        payload={},
+    )
     async with db_sessions.begin() as db:
-        inbound_id = await record_inbound(
-            provider="meta",
-            provider_message_id="wamid.BSUID1",
-            channel_id=meta_channel.id,
-            recipient=meta_channel.address,
-            sender=META_USER_WA_ID,
-            sender_wa_id=META_USER_WA_ID,
-            sender_user_id="US.13491208655302741918",
-            profile_name="Sheena",
-            kind="text",
-            text="Hi",
-            media=[],
-            payload={},
-            db=db,
-        )
+        inbound_id = await record_inbound(received, channel_id=meta_channel.id, db=db)
     assert inbound_id is not None
     await process_inbound(inbound_id, runtime=runtime)
     async with db_sessions() as db:
