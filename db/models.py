@@ -96,6 +96,7 @@ class Builder(Base):
     instructions: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(100))
     unsupported_reply: Mapped[str | None] = mapped_column(Text)
+    fallback_reply: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -216,6 +217,7 @@ class InboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = _created_at()
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

@@ -35,6 +35,7 @@ async def builder_with_channel(
     provider: str = "twilio",
     instructions: str = "You help customers of a bakery.",
     unsupported_reply: str | None = None,
+    fallback_reply: str | None = None,
 ) -> uuid.UUID:
     async with sessions.begin() as db:
         builder = await create_builder(
@@ -44,6 +45,7 @@ async def builder_with_channel(
             unsupported_reply=unsupported_reply,
             db=db,
         )
+        builder.fallback_reply = fallback_reply
         await add_channel(builder.id, provider=provider, address=address, db=db)
         return builder.id
 

@@ -23,9 +23,11 @@ from db.inbox import attach_to_session, fail_inbound, get_inbound
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, open_turn, record_turn_error
+from worker.replies import hold_lease
 from worker.runtime import Runtime
+from worker.turn_errors import PermanentTurnError, TransientTurnError, UndeliverableError
 from worker.turn_session import LeaseLostError
-from worker.turns import PermanentTurnError, TransientTurnError, hold_lease, run_turn
+from worker.turns import run_turn, send_fallback
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +132,8 @@ async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -
         raise
     except PermanentTurnError as error:
         logger.warning("turn %s failed for good: %s", turn.id, mask_numbers(str(error)))
+        if not isinstance(error, UndeliverableError):
+            await _send_fallback_once(turn, lease=lease, runtime=runtime)
         async with runtime.sessionmaker.begin() as db:
             await finish_turn(turn.id, failed_because=str(error), db=db)
     except Exception as error:
@@ -141,6 +145,17 @@ async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -
         async with runtime.sessionmaker.begin() as db:
             await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)
         raise RetryLater(str(error), countdown=countdown) from error
+
+
+async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """The builder's fallback text, where sending is still possible; its own failure is
+    logged, not retried, since the turn is over either way."""
+    try:
+        await send_fallback(turn, lease=lease, runtime=runtime)
+    except LeaseLostError:
+        raise
+    except Exception as error:  # the turn ends failed whatever happens here; say why
+        logger.warning("turn %s: fallback not sent: %s", turn.id, mask_numbers(str(error)))
 
 
 def _backoff(attempt: int, base: float) -> float:

@@ -21,33 +21,26 @@ from agents import (
     UserError,
 )
 from agents.items import TResponseInputItem
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.builders import get_builder
-from db.conversations import last_item, renew_lease
+from db.conversations import last_item
 from db.logs import mask_numbers
-from db.models import (
-    UNSUPPORTED_KIND,
-    Builder,
-    Channel,
-    InboundMessage,
-    OutboundMessage,
-    OutboundStatus,
-    Turn,
-)
-from db.outbox import mark_send_failed, mark_sent, record_reply, replies_of
+from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
 from db.transcript import content_text
-from db.turns import finish_turn, messages_of
+from db.turns import finish_turn
 from worker.agent import MAX_TURNS, TurnContext, build_agent
-from worker.channels.base import OutboundChannel, PermanentSendError, TransientSendError
-from worker.channels.formatting import markdown_to_whatsapp
-from worker.channels.splitting import split_text
-from worker.delivery import send_with_retries, typing_shown
+from worker.delivery import typing_shown
+from worker.replies import record_reply_parts, send_pending
 from worker.runtime import Runtime
-from worker.turn_session import LeaseLostError, TurnSession
+from worker.scene import load_scene
+from worker.turn_errors import PermanentTurnError, TransientTurnError
+from worker.turn_session import TurnSession
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_FALLBACK_REPLY = (
+    "Sorry, something went wrong on our side and I can't answer that right now. "
+    "Please try again a little later."
+)
 DEFAULT_UNSUPPORTED_REPLY = (
     "Sorry, I can't read that kind of message yet. Could you send it as text?"
 )
@@ -61,23 +54,10 @@ _PERMANENT_RUN_ERRORS = (
 )
 
 
-class TransientTurnError(Exception):
-    """Worth another attempt of the same turn."""
-
-
-class PermanentTurnError(Exception):
-    """The turn cannot succeed; it ends failed with this reason."""
-
-
 async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
     settings = runtime.settings
-    async with runtime.sessionmaker() as db:
-        messages = await messages_of(turn.id, db=db)
-        replies = await replies_of(turn.id, db=db)
-        channel = await db.get(Channel, messages[0].channel_id) if messages[0].channel_id else None
-        builder = await get_builder(channel.builder_id, db=db) if channel else None
-    if channel is None or builder is None:
-        raise PermanentTurnError("the conversation's channel or builder was removed")
+    scene = await load_scene(turn, runtime=runtime)
+    turn, messages, channel, builder = scene.turn, scene.messages, scene.channel, scene.builder
     if turn.attempts > settings.turn_max_attempts:
         raise PermanentTurnError(
             f"gave up after {settings.turn_max_attempts} attempts: {turn.error}"
@@ -90,31 +70,41 @@ async def run_turn(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
         len(messages),
         turn.attempts,
     )
-    outbound = runtime.channel(channel.provider)
+    replies = scene.replies
     if not replies:
         async with typing_shown(
-            outbound,
+            runtime.channel(channel.provider),
             sender=channel.address,
             message_id=messages[-1].provider_message_id,
             refresh_seconds=settings.typing_refresh_seconds,
         ):
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
-        async with runtime.sessionmaker.begin() as db:
-            await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
-            replies = await record_reply(
-                session_id=turn.session_id,
-                turn_id=turn.id,
-                channel_id=channel.id,
-                recipient=messages[-1].sender,
-                parts=split_text(markdown_to_whatsapp(reply), outbound.max_message_length),
-                db=db,
-            )
-    await _send_pending(
-        replies, sender=channel.address, outbound=outbound, lease=lease, runtime=runtime
-    )
+        replies = await record_reply_parts(turn, scene, reply, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime)
     async with runtime.sessionmaker.begin() as db:
         await finish_turn(turn.id, db=db)
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
+
+
+async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """Tell the user once that this turn cannot be answered: the builder's fallback text,
+    stored in the session like any answer. Skipped when a reply was already recorded."""
+    scene = await load_scene(turn, runtime=runtime)
+    if scene.replies:
+        return
+    text = scene.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
+    input_saved = scene.turn.input_saved_at is not None
+    session = TurnSession(
+        turn.session_id,
+        engine=runtime.engine,
+        turn_id=turn.id,
+        lease_token=lease,
+        saves_input=not input_saved,
+    )
+    user_input = [] if input_saved else _user_items(scene.messages)
+    await session.add_items([*user_input, {"role": "assistant", "content": text}])
+    replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime)
 
 
 async def _generate_reply(
@@ -130,7 +120,7 @@ async def _generate_reply(
     Messages the agent cannot use get the builder's canned reply, stored like any turn."""
     run_input: list[TResponseInputItem] = []
     if turn.input_saved_at is None:
-        run_input = [{"role": "user", "content": _user_text(message)} for message in messages]
+        run_input = _user_items(messages)
     else:
         async with runtime.sessionmaker() as db:
             newest = await last_item(turn.session_id, db=db)
@@ -172,44 +162,9 @@ async def _generate_reply(
     return str(result.final_output)
 
 
-async def _send_pending(
-    replies: list[OutboundMessage],
-    *,
-    sender: str,
-    outbound: OutboundChannel,
-    lease: uuid.UUID,
-    runtime: Runtime,
-) -> None:
-    for reply in replies:
-        if reply.status != OutboundStatus.PENDING:
-            continue
-        async with runtime.sessionmaker.begin() as db:
-            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
-        try:
-            sent = await send_with_retries(
-                outbound, sender=sender, recipient=reply.recipient, text=reply.text
-            )
-        except TransientSendError as error:
-            raise TransientTurnError(f"send failed: {error}") from error
-        except PermanentSendError as error:
-            async with runtime.sessionmaker.begin() as db:
-                await mark_send_failed(reply.id, error=str(error), db=db)
-            raise PermanentTurnError(f"send failed: {error}") from error
-        async with runtime.sessionmaker.begin() as db:
-            await mark_sent(
-                reply.id, provider_message_id=sent.provider_message_id, status=sent.status, db=db
-            )
-
-
-async def hold_lease(
-    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
-) -> None:
-    """Extend our lease before acting on the conversation, or stop if it was taken over."""
-    renewed = await renew_lease(
-        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-    )
-    if not renewed:
-        raise LeaseLostError(f"session {session_id} is leased to another worker")
+def _user_items(messages: list[InboundMessage]) -> list[TResponseInputItem]:
+    """The turn's input: one user item per WhatsApp message, in arrival order."""
+    return [{"role": "user", "content": _user_text(message)} for message in messages]
 
 
 def _user_text(message: InboundMessage) -> str:

@@ -36,6 +36,7 @@ from worker.conversations import RetryLater, process_inbound
 from worker.delivery import SEND_ATTEMPTS
 from worker.runtime import Runtime, create_runtime
 from worker.turn_session import LeaseLostError, TurnSession
+from worker.turns import DEFAULT_FALLBACK_REPLY
 
 
 @pytest.fixture
@@ -205,7 +206,7 @@ async def test_a_busy_conversation_is_retried_later(
         await process_inbound(inbound_id, runtime=runtime)
 
 
-async def test_a_permanent_model_error_fails_the_turn_with_its_reason(
+async def test_a_permanent_model_error_fails_the_turn_and_sends_the_fallback_once(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
     runtime: Runtime,
@@ -215,11 +216,31 @@ async def test_a_permanent_model_error_fails_the_turn_with_its_reason(
     inbound_id = await arrive(db_sessions, channel, "Hello")
     fake_openai.failures.append(Failure(400, {"error": {"message": "bad request"}}))
     await process_inbound(inbound_id, runtime=runtime)
+    await process_inbound(inbound_id, runtime=runtime)
     [turn] = await turns(db_sessions)
     assert turn.status == "failed" and "model API 400" in (turn.error or "")
     [message] = await inbound_messages(db_sessions)
     assert message.status == "failed" and message.error == turn.error
-    assert fake_twilio.messages == []
+    assert [m["Body"] for m in fake_twilio.messages] == [DEFAULT_FALLBACK_REPLY]
+    assert await all_items(db_sessions) == [
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": DEFAULT_FALLBACK_REPLY},
+    ]
+
+
+async def test_the_fallback_is_the_builder_s_own_text(
+    db_sessions: async_sessionmaker[AsyncSession],
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    await builder_with_channel(db_sessions, fallback_reply="We'll call you back.")
+    async with db_sessions() as db:
+        channel = await find_channel("twilio", BOT_NUMBER, db=db)
+    assert channel is not None
+    fake_openai.failures.append(Failure(400))
+    await process_inbound(await arrive(db_sessions, channel, "Hello"), runtime=runtime)
+    assert [m["Body"] for m in fake_twilio.messages] == ["We'll call you back."]
 
 
 async def test_a_model_that_never_stops_calling_tools_ends_failed(
