@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import InboundMessage, InboundStatus
+from db.models import AgentSessionRow, InboundMessage, InboundStatus
 from db.upsert import insert_or_ignore
 
 
@@ -93,3 +93,32 @@ async def fail_inbound(inbound_id: int, *, error: str, db: AsyncSession) -> None
         .where(InboundMessage.id == inbound_id)
         .values(status=InboundStatus.FAILED, error=error, processed_at=datetime.now(UTC))
     )
+
+
+async def claim_stranded(*, older_than: datetime, limit: int, db: AsyncSession) -> list[int]:
+    """Routable messages still unanswered since `older_than` whose conversation nobody
+    holds: their task was never published (broker down) or was lost. Marks them
+    enqueued now, so concurrent or later sweeps skip them for another period."""
+    now = datetime.now(UTC)
+    stranded = (
+        select(InboundMessage.id)
+        .outerjoin(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
+        .where(
+            InboundMessage.status.in_([InboundStatus.PENDING, InboundStatus.PROCESSING]),
+            InboundMessage.channel_id.is_not(None),
+            func.coalesce(InboundMessage.enqueued_at, InboundMessage.received_at) < older_than,
+            or_(
+                AgentSessionRow.lease_expires_at.is_(None),
+                AgentSessionRow.lease_expires_at < now,
+            ),
+        )
+        .order_by(InboundMessage.id)
+        .limit(limit)
+        .with_for_update(of=InboundMessage, skip_locked=True)
+    )
+    ids = list(await db.scalars(stranded))
+    if ids:
+        await db.execute(
+            update(InboundMessage).where(InboundMessage.id.in_(ids)).values(enqueued_at=now)
+        )
+    return ids

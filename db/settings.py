@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     turn_max_attempts: int = Field(5, alias="TURN_MAX_ATTEMPTS", ge=1)
     retry_backoff_seconds: float = Field(2.0, alias="RETRY_BACKOFF_SECONDS", gt=0)
 
+    sweep_interval_seconds: float = Field(30.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
+    sweep_stale_seconds: float = Field(60.0, alias="SWEEP_STALE_SECONDS", gt=0)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     @field_validator("database_url")

@@ -157,6 +157,7 @@ def service_env(
         "RUN_TIMEOUT_SECONDS": "20",
         "CONVERSATION_LEASE_SECONDS": "30",
         "RETRY_BACKOFF_SECONDS": "0.2",
+        "SWEEP_INTERVAL_SECONDS": "3600",
         "LOG_LEVEL": "INFO",
     }
 

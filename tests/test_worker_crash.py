@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tests.conftest import start_worker
 from tests.factories import builder_with_channel, post_signed, twilio_form
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind, turns
 from tests.waiting import eventually
@@ -100,3 +101,38 @@ async def test_sigterm_lets_the_running_turn_finish_before_the_worker_exits(
     assert await asyncio.to_thread(stopping.wait, 30) == 0
     assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hello"]
     assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]
+
+
+async def test_a_message_accepted_while_the_broker_was_down_is_swept_and_answered(
+    db_sessions: async_sessionmaker[AsyncSession],
+    make_receiver: Callable[..., str],
+    service_env: dict[str, str],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+) -> None:
+    queue = f"wabot-sweep-{uuid.uuid4().hex[:8]}"
+    broker_down = make_receiver(
+        CELERY_QUEUE=queue, CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    await builder_with_channel(db_sessions)
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await post_signed(client, f"{broker_down}/webhooks/twilio", twilio_form("Hi"))
+    assert response.status_code == 200
+    env = {
+        **service_env,
+        "CELERY_QUEUE": queue,
+        "SWEEP_INTERVAL_SECONDS": "1",
+        "SWEEP_STALE_SECONDS": "1",
+    }
+    sweeper = start_worker(env, tmp_path / "sweeper.log", concurrency=2)
+    try:
+
+        async def replied() -> bool:
+            return len(fake_twilio.messages) == 1
+
+        await eventually(replied, within=30, what="the swept message's reply")
+    finally:
+        sweeper.terminate()
+        sweeper.wait(timeout=30)
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hi"]

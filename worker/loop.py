@@ -9,6 +9,7 @@ them (never `asyncio.run()` per task, which breaks clients bound to a closed loo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from collections.abc import Coroutine
@@ -22,6 +23,7 @@ class WorkerLoop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self._background: list[concurrent.futures.Future[Any]] = []
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="wabot-event-loop", daemon=True
         )
@@ -31,8 +33,14 @@ class WorkerLoop:
         """Run `coroutine` on the loop and block this (task) thread until it is done."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run `coroutine` in the background on the loop until `stop()`."""
+        self._background.append(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
+
     def stop(self, closing: Coroutine[Any, Any, None] | None = None) -> None:
-        """Run an optional clean-up coroutine, then stop the loop and join its thread."""
+        """Cancel background work, run an optional clean-up coroutine, then stop the loop."""
+        for future in self._background:
+            future.cancel()
         if closing is not None:
             self.run(closing)
         self.loop.call_soon_threadsafe(self.loop.stop)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from celery import Task
-from celery.signals import worker_shutdown
+from celery.signals import worker_ready, worker_shutdown
 
 from worker.app import PROCESS_INBOUND_TASK, app
 from worker.conversations import RetryLater, process_inbound
 from worker.loop import stop_worker_loop, worker_loop
 from worker.runtime import close_runtime, current_runtime
+from worker.sweeper import sweep_forever
 
 
 async def _process(inbound_id: int) -> None:
@@ -24,6 +26,20 @@ def process_inbound_task(self: Task, inbound_id: int) -> None:
         worker_loop().run(_process(inbound_id))
     except RetryLater as later:
         raise self.retry(countdown=later.countdown) from later
+
+
+async def _publish(inbound_id: int) -> None:
+    await asyncio.to_thread(app.send_task, PROCESS_INBOUND_TASK, args=[inbound_id])
+
+
+async def _sweep() -> None:
+    await sweep_forever(await current_runtime(), _publish)
+
+
+@worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    """Each worker process sweeps for stranded inbox messages (see worker.sweeper)."""
+    worker_loop().spawn(_sweep())
 
 
 @worker_shutdown.connect
