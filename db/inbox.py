@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.clock import as_utc
 from db.models import AgentSessionRow, InboundMessage, InboundStatus
 from db.upsert import insert_or_ignore
 
@@ -73,6 +74,25 @@ async def attach_to_session(
     )
 
 
+async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
+    """Attach messages that arrived from this conversation's sender since it was last
+    looked at, before their own tasks ran, so the next turn can include them."""
+    known_senders = (
+        select(InboundMessage.channel_id, InboundMessage.sender)
+        .where(InboundMessage.session_id == session_id)
+        .distinct()
+    )
+    await db.execute(
+        update(InboundMessage)
+        .where(
+            InboundMessage.session_id.is_(None),
+            InboundMessage.status == InboundStatus.PENDING,
+            tuple_(InboundMessage.channel_id, InboundMessage.sender).in_(known_senders),
+        )
+        .values(session_id=session_id)
+    )
+
+
 async def pending_ids(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
     """Pending messages of a conversation in the order they arrived."""
     result = await db.scalars(
@@ -84,6 +104,17 @@ async def pending_ids(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
         .order_by(InboundMessage.id)
     )
     return list(result)
+
+
+async def newest_pending_at(session_id: uuid.UUID, *, db: AsyncSession) -> datetime | None:
+    """When the latest pending message of a conversation arrived; None if none is pending."""
+    newest = await db.scalar(
+        select(func.max(InboundMessage.received_at)).where(
+            InboundMessage.session_id == session_id,
+            InboundMessage.status == InboundStatus.PENDING,
+        )
+    )
+    return as_utc(newest) if newest else None
 
 
 async def fail_inbound(inbound_id: int, *, error: str, db: AsyncSession) -> None:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     turn_max_attempts: int = Field(5, alias="TURN_MAX_ATTEMPTS", ge=1)
     retry_backoff_seconds: float = Field(2.0, alias="RETRY_BACKOFF_SECONDS", gt=0)
 
+    coalesce_window_seconds: float = Field(1.0, alias="COALESCE_WINDOW_SECONDS", ge=0)
+    sender_turns_per_minute: int = Field(20, alias="SENDER_TURNS_PER_MINUTE", ge=0)
+
     sweep_interval_seconds: float = Field(30.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
     sweep_stale_seconds: float = Field(60.0, alias="SWEEP_STALE_SECONDS", gt=0)
 

@@ -8,31 +8,42 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from db.clock import as_utc
 from db.inbox import pending_ids
 from db.models import InboundMessage, InboundStatus, Turn, TurnStatus
 
 
-async def open_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
-    """The session's unfinished turn (a crashed or retried run), else a new turn taking
-    every pending message in arrival order; None when there is nothing to answer."""
+async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
+    """The session's unfinished turn (a crashed or retried run), counting this attempt."""
     turn = await db.scalar(
         select(Turn)
         .where(Turn.session_id == session_id, Turn.status == TurnStatus.RUNNING)
         .order_by(Turn.created_at)
         .limit(1)
     )
-    if turn is None:
-        message_ids = await pending_ids(session_id, db=db)
-        if not message_ids:
-            return None
-        turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=0)
-        db.add(turn)
-        await db.flush()
-        await db.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id.in_(message_ids))
-            .values(status=InboundStatus.PROCESSING, turn_id=turn.id)
-        )
+    if turn is not None:
+        await _count_attempt(turn, db=db)
+    return turn
+
+
+async def start_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
+    """A new turn taking every pending message, in arrival order; None if none is pending."""
+    message_ids = await pending_ids(session_id, db=db)
+    if not message_ids:
+        return None
+    turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=0)
+    db.add(turn)
+    await db.flush()
+    await db.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id.in_(message_ids))
+        .values(status=InboundStatus.PROCESSING, turn_id=turn.id)
+    )
+    await _count_attempt(turn, db=db)
+    return turn
+
+
+async def _count_attempt(turn: Turn, *, db: AsyncSession) -> None:
     turn.attempts += 1
     await db.execute(
         update(InboundMessage)
@@ -40,7 +51,18 @@ async def open_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
         .values(attempts=InboundMessage.attempts + 1)
     )
     await db.flush()
-    return turn
+
+
+async def turns_started_since(
+    session_id: uuid.UUID, since: datetime, *, db: AsyncSession
+) -> list[datetime]:
+    """When this session's turns since `since` started, oldest first (for rate limits)."""
+    result = await db.scalars(
+        select(Turn.created_at)
+        .where(Turn.session_id == session_id, Turn.created_at >= since)
+        .order_by(Turn.created_at)
+    )
+    return [as_utc(started) for started in result]
 
 
 async def messages_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:

@@ -158,6 +158,7 @@ def service_env(
         "CONVERSATION_LEASE_SECONDS": "30",
         "RETRY_BACKOFF_SECONDS": "0.2",
         "SWEEP_INTERVAL_SECONDS": "3600",
+        "COALESCE_WINDOW_SECONDS": "0",
         "LOG_LEVEL": "INFO",
     }
 

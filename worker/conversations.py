@@ -6,9 +6,11 @@ Plain async functions (no Celery): the task calls `process_inbound`, tests can t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,10 +21,16 @@ from db.conversations import (
     release_lease,
     remember_contact,
 )
-from db.inbox import attach_to_session, fail_inbound, get_inbound
+from db.inbox import (
+    attach_latecomers,
+    attach_to_session,
+    fail_inbound,
+    get_inbound,
+    newest_pending_at,
+)
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
-from db.turns import finish_turn, open_turn, record_turn_error
+from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
 from worker.replies import hold_lease
 from worker.runtime import Runtime
 from worker.turn_errors import PermanentTurnError, TransientTurnError, UndeliverableError
@@ -35,6 +43,7 @@ PLATFORM = "whatsapp"
 BUSY_RETRY_SECONDS = 1.0
 DATABASE_RETRY_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 60.0
+RATE_WINDOW = timedelta(minutes=1)
 _FINAL_STATUSES = (InboundStatus.PROCESSED, InboundStatus.FAILED, InboundStatus.UNROUTABLE)
 
 
@@ -110,18 +119,50 @@ async def answer_conversation(session_id: uuid.UUID, *, runtime: Runtime) -> Non
     if lease is None:
         raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
     try:
-        while True:
-            async with runtime.sessionmaker.begin() as db:
-                await hold_lease(session_id, lease, runtime=runtime, db=db)
-                turn = await open_turn(session_id, db=db)
-            if turn is None:
-                return
+        while (turn := await _next_turn(session_id, lease=lease, runtime=runtime)) is not None:
             await _run_turn_guarded(turn, lease=lease, runtime=runtime)
     except LeaseLostError:
         logger.warning("session %s: lease lost; its new holder carries on", session_id)
     finally:
         async with runtime.sessionmaker.begin() as db:
             await release_lease(session_id, lease, db=db)
+
+
+async def _next_turn(session_id: uuid.UUID, *, lease: uuid.UUID, runtime: Runtime) -> Turn | None:
+    """The unfinished turn if there is one; else a new turn for the pending messages once
+    the user has paused for `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn)
+    and is within `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce)."""
+    settings = runtime.settings
+    while True:
+        async with runtime.sessionmaker.begin() as db:
+            await hold_lease(session_id, lease, runtime=runtime, db=db)
+            turn = await resume_turn(session_id, db=db)
+            if turn is not None:
+                return turn
+            await attach_latecomers(session_id, db=db)
+            newest = await newest_pending_at(session_id, db=db)
+            if newest is None:
+                return None
+            now = datetime.now(UTC)
+            settle = settings.coalesce_window_seconds - (now - newest).total_seconds()
+            if settle <= 0:
+                wait = await _rate_limit_wait(session_id, now, settings.sender_turns_per_minute, db)
+                if wait > 0:
+                    raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
+                return await start_turn(session_id, db=db)
+        await asyncio.sleep(settle)
+
+
+async def _rate_limit_wait(
+    session_id: uuid.UUID, now: datetime, per_minute: int, db: AsyncSession
+) -> float:
+    """Seconds until this sender may start another turn (0 when it may now)."""
+    if per_minute <= 0:
+        return 0.0
+    started = await turns_started_since(session_id, now - RATE_WINDOW, db=db)
+    if len(started) < per_minute:
+        return 0.0
+    return (started[-per_minute] + RATE_WINDOW - now).total_seconds()
 
 
 async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
@@ -141,6 +182,8 @@ async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -
         if not transient:
             logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
         countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
+        if isinstance(error, TransientTurnError) and error.retry_after:
+            countdown = max(countdown, error.retry_after)
         logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, mask_numbers(str(error)))
         async with runtime.sessionmaker.begin() as db:
             await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)

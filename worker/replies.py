@@ -53,7 +53,9 @@ async def send_pending(
                 outbound, sender=scene.channel.address, recipient=reply.recipient, text=reply.text
             )
         except TransientSendError as error:
-            raise TransientTurnError(f"send failed: {error}") from error
+            raise TransientTurnError(
+                f"send failed: {error}", retry_after=error.retry_after
+            ) from error
         except PermanentSendError as error:
             async with runtime.sessionmaker.begin() as db:
                 await mark_send_failed(reply.id, error=str(error), db=db)

@@ -11,6 +11,7 @@ import logging
 import uuid
 from typing import Any
 
+import httpx
 import openai
 from agents import (
     InputGuardrailTripwireTriggered,
@@ -155,7 +156,9 @@ async def _generate_reply(
         raise PermanentTurnError(f"{type(error).__name__}: {error}") from error
     except openai.APIStatusError as error:
         if error.status_code in (408, 409, 429) or error.status_code >= 500:
-            raise TransientTurnError(f"model API {error.status_code}") from error
+            raise TransientTurnError(
+                f"model API {error.status_code}", retry_after=_retry_after(error.response)
+            ) from error
         raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
     except openai.APIConnectionError as error:
         raise TransientTurnError(f"model API unreachable: {error}") from error
@@ -175,6 +178,15 @@ def _user_text(message: InboundMessage) -> str:
         name = f": {media['filename']}" if media.get("filename") else ""
         lines.append(f"[{what} attached{name}]")
     return "\n".join(lines) or "[empty message]"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """OpenAI's hint, from `retry-after-ms` or `retry-after` (seconds)."""
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(header, "")
+        if value.replace(".", "", 1).isdigit():
+            return float(value) * scale
+    return None
 
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:

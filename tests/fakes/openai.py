@@ -4,7 +4,8 @@ are exercised for real.
 
 By default it behaves like a small tool-using model: asked about the time it calls
 `current_time`, given the tool's output it answers with it, otherwise it echoes the
-latest user message. Tests can replace `respond`, queue failures, or hold requests.
+latest user message. Tests can replace `respond`, queue failures, or stall or fail a
+given request (`faults`).
 """
 
 from __future__ import annotations
@@ -76,14 +77,15 @@ class FakeOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     delay_seconds: float = 0.0
-    hold: asyncio.Event | None = None
+    faults: dict[int, Failure | float] = field(default_factory=dict)
+    """By request number (1-based): a failure to answer, or seconds to stall first."""
 
     def reset(self) -> None:
         self.respond = tool_using_model
         self.requests.clear()
         self.failures.clear()
         self.delay_seconds = 0.0
-        self.hold = None
+        self.faults.clear()
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/responses", self._responses, methods=["POST"])])
@@ -93,6 +95,11 @@ class FakeOpenAI:
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         body = await request.json()
         self.requests.append(body)
+        fault = self.faults.get(len(self.requests))
+        if isinstance(fault, Failure):
+            return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
+        if fault is not None:
+            await asyncio.sleep(fault)
         if self.failures:
             failure = self.failures.pop(0)
             return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)

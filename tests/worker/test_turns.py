@@ -7,18 +7,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
 from db.conversations import acquire_lease, get_or_create_session
 from db.inbox import ReceivedMessage, attach_to_session, get_inbound, record_inbound
-from db.models import AgentSessionRow, Channel
+from db.models import AgentSessionRow, Channel, Turn
 from db.settings import Settings
-from db.turns import open_turn
+from db.turns import start_turn
 from tests.factories import (
     BOT_NUMBER,
     META_PHONE_NUMBER_ID,
@@ -163,7 +164,7 @@ async def test_a_run_that_finished_before_its_worker_died_is_not_run_again(
         session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
         await attach_to_session(inbound_row, session_id, db=db)
         lease = await acquire_lease(session_id, ttl_seconds=0, db=db)
-        turn = await open_turn(session_id, db=db)
+        turn = await start_turn(session_id, db=db)
     assert lease is not None and turn is not None
     dead_workers_session = TurnSession(
         session_id, engine=runtime.engine, turn_id=turn.id, lease_token=lease, saves_input=True
@@ -483,3 +484,105 @@ async def test_a_meta_user_is_keyed_by_user_id_with_both_ids_kept(
         "Sheena",
     )
     assert [m["to"] for m in fake_graph.messages] == [META_USER_WA_ID]
+
+
+async def test_a_burst_within_the_window_is_answered_as_one_turn(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    settings: Settings,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    patient = create_runtime(settings.model_copy(update={"coalesce_window_seconds": 0.5}))
+    try:
+        first = await arrive(db_sessions, channel, "Hi")
+        answering = asyncio.create_task(process_inbound(first, runtime=patient))
+        await asyncio.sleep(0.2)
+        await arrive(db_sessions, channel, "I'd like a cake")
+        await answering
+    finally:
+        await patient.aclose()
+    [request] = fake_openai.requests
+    assert [item["content"] for item in request["input"]] == ["Hi", "I'd like a cake"]
+    assert len(fake_twilio.messages) == 1
+    assert len(await turns(db_sessions)) == 1
+
+
+async def test_a_sender_over_the_rate_limit_waits_and_is_answered_once(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    settings: Settings,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    limited = create_runtime(settings.model_copy(update={"sender_turns_per_minute": 2}))
+    try:
+        for text in ("one", "two"):
+            await process_inbound(await arrive(db_sessions, channel, text), runtime=limited)
+        third = await arrive(db_sessions, channel, "three")
+        fourth = await arrive(db_sessions, channel, "four")
+        with pytest.raises(RetryLater, match="over its rate") as deferred:
+            await process_inbound(third, runtime=limited)
+        assert 0 < deferred.value.countdown <= 60
+        async with db_sessions.begin() as db:  # a minute passes
+            await db.execute(update(Turn).values(created_at=Turn.created_at - timedelta(minutes=1)))
+        await process_inbound(fourth, runtime=limited)
+    finally:
+        await limited.aclose()
+    assert len(fake_twilio.messages) == 3
+    assert [item["content"] for item in fake_openai.requests[-1]["input"][-2:]] == ["three", "four"]
+    assert {m.status for m in await inbound_messages(db_sessions)} == {"processed"}
+
+
+async def test_a_model_rate_limit_is_retried_no_sooner_than_it_asks(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+) -> None:
+    fake_openai.failures.append(Failure(429, headers={"Retry-After": "7"}))
+    with pytest.raises(RetryLater, match="model API 429") as later:
+        await process_inbound(await arrive(db_sessions, channel, "Hello"), runtime=runtime)
+    assert later.value.countdown >= 7
+
+
+def assert_calls_paired(model_input: list[dict[str, Any]]) -> None:
+    """Every tool result the model sees follows the call it answers, and every call has one."""
+    calls = [item["call_id"] for item in model_input if item.get("type") == "function_call"]
+    outputs = [
+        item["call_id"] for item in model_input if item.get("type") == "function_call_output"
+    ]
+    assert calls == outputs
+    for index, item in enumerate(model_input):
+        if item.get("type") == "function_call_output":
+            assert any(
+                earlier.get("type") == "function_call" and earlier["call_id"] == item["call_id"]
+                for earlier in model_input[:index]
+            )
+
+
+@pytest.mark.parametrize("failure", ["model 500", "deadline"])
+async def test_a_run_that_fails_after_a_tool_call_leaves_a_usable_history(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    settings: Settings,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    failure: str,
+) -> None:
+    hasty = create_runtime(settings.model_copy(update={"run_timeout_seconds": 1.0}))
+    fake_openai.faults[2] = Failure(500) if failure == "model 500" else 2.0
+    try:
+        inbound_id = await arrive(db_sessions, channel, "What time is it?")
+        with pytest.raises(RetryLater):
+            await process_inbound(inbound_id, runtime=hasty)
+        stored = await all_items(db_sessions)
+        assert [kind(item) for item in stored] == ["user", "function_call", "function_call_output"]
+        await process_inbound(inbound_id, runtime=hasty)
+    finally:
+        await hasty.aclose()
+    retry_input = fake_openai.requests[-1]["input"]
+    assert [kind(item) for item in retry_input] == ["user", "function_call", "function_call_output"]
+    assert_calls_paired(retry_input)
+    assert [kind(item) for item in await all_items(db_sessions)][-1] == "assistant"
+    assert len(fake_twilio.messages) == 1
