@@ -5,6 +5,7 @@ OpenAI model against a fake Responses API, and twilio's `Client` against a fake 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -218,3 +219,36 @@ async def graph_replies(fake_graph: FakeGraphAPI, count: int) -> list[dict[str, 
         return list(fake_graph.messages) if len(fake_graph.messages) >= count else None
 
     return await eventually(enough, what=f"{count} replies at the fake Graph API")
+
+
+async def test_logs_never_hold_secrets_numbers_or_message_bodies(
+    celery_worker: Path,
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    fake_graph: FakeGraphAPI,
+    service_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await builder_with_channel(db_sessions)
+    await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
+    body = "my secret recipe is 3 eggs"
+    with caplog.at_level(logging.INFO):
+        async with httpx.AsyncClient() as client:
+            await post_signed(client, f"{live_receiver}/webhooks/twilio", twilio_form(body))
+            await post_meta(
+                client,
+                f"{live_receiver}/webhooks/meta",
+                meta_notification([meta_text_message(body)]),
+            )
+        await replies_sent(fake_twilio, 1)
+        await graph_replies(fake_graph, 1)
+    logs = caplog.text + await asyncio.to_thread(celery_worker.read_text)
+    secrets = [
+        service_env[name]
+        for name in ("TWILIO_AUTH_TOKEN", "META_APP_SECRET", "META_ACCESS_TOKEN", "OPENAI_API_KEY")
+    ]
+    forbidden = [*secrets, "31612345678", META_USER_WA_ID, body, "recipe"]
+    assert [leak for leak in forbidden if leak in logs] == []
+    assert "+316•••••678" in logs

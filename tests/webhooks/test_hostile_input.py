@@ -1,0 +1,154 @@
+"""Whatever a sender posts, with a valid signature or without, the receiver answers
+with a clear 2xx/4xx and the parsers never raise anything but their own refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import ImmutableMultiDict
+from starlette.exceptions import HTTPException
+
+from db.models import InboundMessage
+from tests.factories import meta_notification, meta_signature, meta_text_message, sign, twilio_form
+from tests.webhooks.test_meta_webhook import json_values, notification_like
+from webhooks.meta_notification import MalformedNotification, parse_notification
+from webhooks.twilio import parse_inbound
+
+TWILIO_KEYS = [
+    "MessageSid",
+    "From",
+    "To",
+    "Body",
+    "NumMedia",
+    "MediaUrl0",
+    "MediaContentType0",
+    "MediaUrl1",
+    "ProfileName",
+    "WaId",
+    "MessageType",
+    "Latitude",
+    "Longitude",
+    "ButtonText",
+]
+form_values = st.text(max_size=40) | st.sampled_from(["0", "1", "3", "-1", "10", "whatsapp:+1"])
+twilio_forms = st.dictionaries(st.sampled_from(TWILIO_KEYS) | st.text(max_size=10), form_values)
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, deadline=None)
+@given(body=notification_like | json_values)
+def test_the_meta_parser_reads_or_refuses_any_json(body: Any) -> None:
+    try:
+        parse_notification(body)
+    except MalformedNotification:
+        pass
+
+
+@pytest.mark.slow
+@settings(max_examples=10_000, deadline=None)
+@given(form=twilio_forms)
+def test_the_twilio_parser_reads_or_refuses_any_form(form: dict[str, str]) -> None:
+    try:
+        parse_inbound(ImmutableMultiDict(form))
+    except HTTPException as refusal:
+        assert refusal.status_code == 400
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(form=twilio_forms)
+def test_arbitrary_signed_twilio_forms_never_get_a_5xx(receiver: str, form: dict[str, str]) -> None:
+    url = f"{receiver}/webhooks/twilio"
+    response = httpx.post(
+        url,
+        content=urlencode(form),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": sign(url, form),
+        },
+    )
+    assert response.status_code in (200, 400), response.text
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        "sha256=",
+        "sha1=" + "0" * 40,
+        "SHA256=" + "0" * 64,
+        "sha256=" + "z" * 64,
+        "sha256=" + "0" * 63,
+        "md5=whatever",
+        "sha256=é".encode("latin-1"),
+    ],
+)
+async def test_malformed_meta_signatures_are_refused(receiver: str, header: str | bytes) -> None:
+    body = meta_notification([meta_text_message("hi")])
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{receiver}/webhooks/meta", content=body, headers={"X-Hub-Signature-256": header}
+        )
+    assert response.status_code == 403
+
+
+async def test_the_sha256_prefix_is_required(receiver: str) -> None:
+    body = meta_notification([meta_text_message("hi")])
+    bare = meta_signature(body).removeprefix("sha256=")
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{receiver}/webhooks/meta", content=body, headers={"X-Hub-Signature-256": bare}
+        )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("signature", ["", "not base64!", "A" * 28, "é".encode("latin-1")])
+async def test_malformed_twilio_signatures_are_refused(
+    receiver: str, signature: str | bytes
+) -> None:
+    form = twilio_form("hello")
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{receiver}/webhooks/twilio",
+            content=urlencode(form),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": signature,
+            },
+        )
+    assert response.status_code == 403
+
+
+async def test_unicode_nul_and_huge_fields_are_recorded(
+    receiver: str, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    body = meta_notification([meta_text_message("𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \u0000 " + "ü" * 200_000)])
+    form = twilio_form("😀" * 50_000)
+    async with httpx.AsyncClient() as client:
+        meta = await client.post(
+            f"{receiver}/webhooks/meta",
+            content=body,
+            headers={"X-Hub-Signature-256": meta_signature(body)},
+        )
+        twilio = await client.post(
+            f"{receiver}/webhooks/twilio",
+            content=urlencode(form),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": sign(f"{receiver}/webhooks/twilio", form),
+            },
+        )
+    assert (meta.status_code, twilio.status_code) == (200, 200)
+    async with db_sessions() as db:
+        texts = list(await db.scalars(select(InboundMessage.text).order_by(InboundMessage.id)))
+    assert texts == ["𝔘𝔫𝔦𝔠𝔬𝔡𝔢  " + "ü" * 200_000, "😀" * 50_000]
