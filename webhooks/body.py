@@ -10,7 +10,7 @@ async def read_limited_body(request: Request, *, limit: int) -> bytes:
     """The raw body, or 413 as soon as it is known to exceed `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise HTTPException(400, "invalid Content-Length header")
         if int(declared) > limit:
             raise HTTPException(413, f"request body exceeds {limit} bytes")

@@ -130,7 +130,7 @@ def parse_inbound(form: ImmutableMultiDict[str, str]) -> ReceivedMessage:
     if missing:
         raise HTTPException(400, f"missing form field(s): {', '.join(missing)}")
     media_count = form.get("NumMedia", "0")
-    if not media_count.isdigit():
+    if not (media_count.isascii() and media_count.isdigit()):
         raise HTTPException(400, f"NumMedia must be a whole number, got {media_count!r}")
     media: list[dict[str, str]] = []
     for index in range(min(int(media_count), MAX_MEDIA)):

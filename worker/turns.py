@@ -29,6 +29,7 @@ from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
 from db.transcript import content_text
 from db.turns import finish_turn
 from worker.agent import MAX_TURNS, TurnContext, build_agent
+from worker.channels.base import retry_after_seconds
 from worker.delivery import typing_shown
 from worker.replies import record_reply_parts, send_pending
 from worker.runtime import Runtime
@@ -182,11 +183,10 @@ def _user_text(message: InboundMessage) -> str:
 
 def _retry_after(response: httpx.Response) -> float | None:
     """OpenAI's hint, from `retry-after-ms` or `retry-after` (seconds)."""
-    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(header, "")
-        if value.replace(".", "", 1).isdigit():
-            return float(value) * scale
-    return None
+    milliseconds = retry_after_seconds(response.headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    return retry_after_seconds(response.headers.get("retry-after"))
 
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:

@@ -182,6 +182,7 @@ async def test_public_base_url_is_what_the_signature_covers(
         ({"MessageSid": ""}, "missing form field(s): MessageSid"),
         ({"From": "", "To": ""}, "missing form field(s): From, To"),
         ({"NumMedia": "two"}, "NumMedia must be a whole number"),
+        ({"NumMedia": "¹"}, "NumMedia must be a whole number"),
         ({"NumMedia": "1"}, "MediaUrl0 is missing"),
     ],
 )

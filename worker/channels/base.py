@@ -31,6 +31,16 @@ class PermanentSendError(SendError):
     """Retrying cannot help: a rejected recipient, bad credentials, invalid content."""
 
 
+def retry_after_seconds(header: str | None) -> float | None:
+    """A `Retry-After`-style header in seconds; None when absent or not a number of
+    seconds (an HTTP date is treated as no hint)."""
+    try:
+        seconds = float(header) if header else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
+
+
 class OutboundChannel(Protocol):
     provider: str
     max_message_length: int

@@ -8,7 +8,12 @@ from typing import Any
 
 import httpx
 
-from worker.channels.base import PermanentSendError, SentMessage, TransientSendError
+from worker.channels.base import (
+    PermanentSendError,
+    SentMessage,
+    TransientSendError,
+    retry_after_seconds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +116,7 @@ def _classified(response: httpx.Response, payload: Any) -> TransientSendError | 
 
 
 def _retry_after(response: httpx.Response, code: Any) -> float | None:
-    header = response.headers.get("retry-after")
-    if header and header.replace(".", "", 1).isdigit():
-        return float(header)
+    hinted = retry_after_seconds(response.headers.get("retry-after"))
+    if hinted is not None:
+        return hinted
     return PAIR_RATE_LIMIT_SECONDS if code == 131056 else None
