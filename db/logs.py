@@ -6,7 +6,7 @@ import logging
 import re
 
 # Loggers that print request details (URLs with numbers, bodies) at INFO.
-_CHATTY_LOGGERS = ("twilio", "httpx", "httpcore", "openai", "openai.agents", "aiosqlite")
+_CHATTY_LOGGERS = ("twilio", "httpx", "httpx2", "httpcore", "openai", "openai.agents", "aiosqlite")
 _PHONE = re.compile(r"\+?\d{7,15}")
 
 

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     celery_queue: str = Field("wabot", alias="CELERY_QUEUE")
     celery_visibility_timeout: int = Field(900, alias="CELERY_VISIBILITY_TIMEOUT", ge=5)
     worker_concurrency: int = Field(32, alias="WORKER_CONCURRENCY", ge=1)
+    worker_shutdown_grace_seconds: float = Field(90.0, alias="WORKER_SHUTDOWN_GRACE_SECONDS", ge=0)
 
     openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")

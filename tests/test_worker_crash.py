@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -136,3 +137,50 @@ async def test_a_message_accepted_while_the_broker_was_down_is_swept_and_answere
         sweeper.terminate()
         sweeper.wait(timeout=30)
     assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hi"]
+
+
+async def test_a_turn_still_running_after_the_grace_period_is_handed_back(
+    db_sessions: async_sessionmaker[AsyncSession],
+    make_receiver: Callable[..., str],
+    service_env: dict[str, str],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+) -> None:
+    env = {
+        **service_env,
+        "CELERY_QUEUE": f"wabot-grace-{uuid.uuid4().hex[:8]}",
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "1",
+        "RUN_TIMEOUT_SECONDS": "20",
+        "CONVERSATION_LEASE_SECONDS": "30",
+    }
+    receiver = make_receiver(CELERY_QUEUE=env["CELERY_QUEUE"])
+    await builder_with_channel(db_sessions)
+    fake_openai.delay_seconds = 15  # longer than the grace period
+    stopping = start_worker(env, tmp_path / "stopping.log", concurrency=2)
+    async with httpx.AsyncClient() as client:
+        await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hello"))
+
+    async def model_called() -> bool:
+        return len(fake_openai.requests) >= 1
+
+    await eventually(model_called, what="the model call")
+    stopping.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert await asyncio.to_thread(stopping.wait, 10) == 0
+    assert time.monotonic() - started < 8, "the worker waited past its grace period"
+    assert fake_twilio.messages == []
+
+    fake_openai.delay_seconds = 0
+    successor = start_worker(env, tmp_path / "successor.log", concurrency=2)
+    try:
+
+        async def replied() -> bool:
+            return len(fake_twilio.messages) >= 1
+
+        await eventually(replied, within=30, what="the handed-back turn's reply")
+    finally:
+        successor.terminate()
+        successor.wait(timeout=30)
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hello"]
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]

@@ -167,7 +167,8 @@ def serve(host: str, port: int) -> None:
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker: one process, WORKER_CONCURRENCY task threads feeding one
-    event loop. Extra arguments go to `celery worker`."""
+    event loop. SIGTERM lets running turns finish for WORKER_SHUTDOWN_GRACE_SECONDS, then
+    hands the rest back. Extra arguments go to `celery worker`."""
     from worker.app import app
 
     settings = get_settings()

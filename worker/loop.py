@@ -24,14 +24,26 @@ class WorkerLoop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._background: list[concurrent.futures.Future[Any]] = []
+        self._running: set[concurrent.futures.Future[Any]] = set()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="wabot-event-loop", daemon=True
         )
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run `coroutine` on the loop and block this (task) thread until it is done."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        """Run `coroutine` on the loop and block this (task) thread until it is done;
+        raises `concurrent.futures.CancelledError` if `cancel_running()` stopped it."""
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        self._running.add(future)
+        try:
+            return future.result()
+        finally:
+            self._running.discard(future)
+
+    def cancel_running(self) -> None:
+        """Cancel every coroutine a task thread is waiting on (their `finally` blocks run)."""
+        for future in list(self._running):
+            future.cancel()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run `coroutine` in the background on the loop until `stop()`."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 from typing import Any
 
 from celery import Task
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
+from db.settings import get_settings
 from worker.app import PROCESS_INBOUND_TASK, app
 from worker.conversations import RetryLater, process_inbound
 from worker.loop import stop_worker_loop, worker_loop
@@ -26,6 +29,9 @@ def process_inbound_task(self: Task, inbound_id: int) -> None:
         worker_loop().run(_process(inbound_id))
     except RetryLater as later:
         raise self.retry(countdown=later.countdown) from later
+    except concurrent.futures.CancelledError as stopped:
+        # Shutting down past the grace period: hand the turn back (it resumes idempotently).
+        raise self.retry(countdown=0) from stopped
 
 
 async def _publish(inbound_id: int) -> None:
@@ -40,6 +46,17 @@ async def _sweep() -> None:
 def _start_sweeper(**_: Any) -> None:
     """Each worker process sweeps for stranded inbox messages (see worker.sweeper)."""
     worker_loop().spawn(_sweep())
+
+
+@worker_shutting_down.connect
+def _bound_the_shutdown(**_: Any) -> None:
+    """SIGTERM: running turns get WORKER_SHUTDOWN_GRACE_SECONDS to finish, then are
+    cancelled and handed back to the broker for another worker."""
+    grace = threading.Timer(
+        get_settings().worker_shutdown_grace_seconds, worker_loop().cancel_running
+    )
+    grace.daemon = True
+    grace.start()
 
 
 @worker_shutdown.connect

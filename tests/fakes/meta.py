@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +35,15 @@ class FakeGraphAPI:
     """Read receipts with typing indicators, in order."""
     failures: list[Failure] = field(default_factory=list)
     delay_seconds: float = 0.0
+    chaos: Callable[[], Failure | None] | None = None
+    """Asked on every send: a failure to answer, or None."""
 
     def reset(self) -> None:
         self.messages.clear()
         self.typing.clear()
         self.failures.clear()
         self.delay_seconds = 0.0
+        self.chaos = None
 
     def app(self) -> Starlette:
         return Starlette(
@@ -60,8 +64,10 @@ class FakeGraphAPI:
             return JSONResponse({"success": True})
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        if self.failures:
+        failure = self.chaos() if self.chaos else None
+        if failure is None and self.failures:
             failure = self.failures.pop(0)
+        if failure is not None:
             return _error(failure.status, failure.code, "fake failure", failure.headers)
         wamid = f"wamid.FAKE{next(_ids):012d}"
         self.messages.append({**body, "phone_number_id": phone_number_id, "id": wamid})

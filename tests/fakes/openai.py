@@ -79,6 +79,8 @@ class FakeOpenAI:
     delay_seconds: float = 0.0
     faults: dict[int, Failure | float] = field(default_factory=dict)
     """By request number (1-based): a failure to answer, or seconds to stall first."""
+    chaos: Callable[[], Failure | float | None] | None = None
+    """Asked on every request: a failure to answer, seconds to stall first, or None."""
 
     def reset(self) -> None:
         self.respond = tool_using_model
@@ -86,6 +88,7 @@ class FakeOpenAI:
         self.failures.clear()
         self.delay_seconds = 0.0
         self.faults.clear()
+        self.chaos = None
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/responses", self._responses, methods=["POST"])])
@@ -95,7 +98,7 @@ class FakeOpenAI:
             return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
         body = await request.json()
         self.requests.append(body)
-        fault = self.faults.get(len(self.requests))
+        fault = self.chaos() if self.chaos else self.faults.get(len(self.requests))
         if isinstance(fault, Failure):
             return JSONResponse(fault.body, status_code=fault.status, headers=fault.headers)
         if fault is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,12 +27,15 @@ class FakeTwilio:
     """(HTTP status, Twilio error code) answered to the next sends, in order."""
     typing: list[dict[str, str]] = field(default_factory=list)
     delay_seconds: float = 0.0
+    chaos: Callable[[], tuple[int, int] | None] | None = None
+    """Asked on every send: a (status, code) failure to answer, or None."""
 
     def reset(self) -> None:
         self.messages.clear()
         self.failures.clear()
         self.typing.clear()
         self.delay_seconds = 0.0
+        self.chaos = None
 
     def app(self) -> Starlette:
         return Starlette(
@@ -55,9 +59,11 @@ class FakeTwilio:
             return _error(401, 20003, "Authenticate")
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        if self.failures:
-            status, code = self.failures.pop(0)
-            return _error(status, code, "fake failure")
+        failure = self.chaos() if self.chaos else None
+        if failure is None and self.failures:
+            failure = self.failures.pop(0)
+        if failure is not None:
+            return _error(failure[0], failure[1], "fake failure")
         form = dict(parse_qsl((await request.body()).decode()))
         sid = f"SM{next(_sids):032d}"
         self.messages.append({**form, "sid": sid})
