@@ -16,10 +16,15 @@ async def create_builder(
     instructions: str,
     model: str,
     unsupported_reply: str | None = None,
+    fallback_reply: str | None = None,
     db: AsyncSession,
 ) -> Builder:
     builder = Builder(
-        name=name, instructions=instructions, model=model, unsupported_reply=unsupported_reply
+        name=name,
+        instructions=instructions,
+        model=model,
+        unsupported_reply=unsupported_reply,
+        fallback_reply=fallback_reply,
     )
     db.add(builder)
     await db.flush()

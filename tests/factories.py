@@ -43,9 +43,9 @@ async def builder_with_channel(
             instructions=instructions,
             model="gpt-test",
             unsupported_reply=unsupported_reply,
+            fallback_reply=fallback_reply,
             db=db,
         )
-        builder.fallback_reply = fallback_reply
         await add_channel(builder.id, provider=provider, address=address, db=db)
         return builder.id
 

@@ -48,6 +48,8 @@ async def test_create_a_builder_and_route_a_number_to_it(
         "Sell bread.",
         "--unsupported-reply",
         "Text me, please.",
+        "--fallback-reply",
+        "We'll call you.",
         "--json",
     )
     assert created.returncode == 0, created.stderr
@@ -60,10 +62,11 @@ async def test_create_a_builder_and_route_a_number_to_it(
         builder = await get_builder(builder_id, db=db)
         channel = await find_channel("twilio", "whatsapp:+14155238886", db=db)
     assert builder is not None
-    assert (builder.name, builder.model, builder.unsupported_reply) == (
+    assert (builder.name, builder.model, builder.unsupported_reply, builder.fallback_reply) == (
         "Bakery",
         "gpt-4.1-mini",
         "Text me, please.",
+        "We'll call you.",
     )
     assert channel is not None and channel.builder_id == builder_id
     again = wabot(

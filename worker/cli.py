@@ -83,9 +83,19 @@ def builder() -> None:
     default=None,
     help="What users get for messages the agent cannot read (e.g. a sticker-only order).",
 )
+@click.option(
+    "--fallback-reply",
+    default=None,
+    help="What users get, once, when their message cannot be answered (model down for good).",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
 def builder_create(
-    name: str, instructions: str, model: str | None, unsupported_reply: str | None, as_json: bool
+    name: str,
+    instructions: str,
+    model: str | None,
+    unsupported_reply: str | None,
+    fallback_reply: str | None,
+    as_json: bool,
 ) -> None:
     """Create a builder and print its id."""
     if not name.strip() or not instructions.strip():
@@ -98,6 +108,7 @@ def builder_create(
             instructions=instructions,
             model=chosen_model,
             unsupported_reply=unsupported_reply,
+            fallback_reply=fallback_reply,
             db=db,
         )
         return created.id
