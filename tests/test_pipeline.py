@@ -9,7 +9,6 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +33,7 @@ from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
-from tests.waiting import eventually
+from tests.waiting import at_least, eventually
 
 
 @pytest.fixture(autouse=True)
@@ -60,13 +59,6 @@ async def worker_settles(db_sessions: async_sessionmaker[AsyncSession]) -> Async
     await eventually(settled, what="the worker to finish its turns")
 
 
-async def replies_sent(fake_twilio: FakeTwilio, count: int) -> list[dict[str, str]]:
-    async def enough() -> list[dict[str, str]] | None:
-        return list(fake_twilio.messages) if len(fake_twilio.messages) >= count else None
-
-    return await eventually(enough, what=f"{count} replies at the fake Twilio")
-
-
 async def test_tool_calls_and_history_survive_between_turns(
     celery_worker: Path,
     db_sessions: async_sessionmaker[AsyncSession],
@@ -80,12 +72,12 @@ async def test_tool_calls_and_history_survive_between_turns(
             client, f"{live_receiver}/webhooks/twilio", twilio_form("What time is it?")
         )
         assert first.status_code == 200
-        await replies_sent(fake_twilio, 1)
+        await at_least(fake_twilio.messages, 1, what="replies at the fake Twilio")
         second = await post_signed(
             client, f"{live_receiver}/webhooks/twilio", twilio_form("Thanks!")
         )
         assert second.status_code == 200
-        sent = await replies_sent(fake_twilio, 2)
+        sent = await at_least(fake_twilio.messages, 2, what="replies at the fake Twilio")
 
     items = await all_items(db_sessions)
     assert [kind(item) for item in items] == [
@@ -127,7 +119,7 @@ async def test_a_message_delivered_three_times_is_answered_once(
             assert (
                 await post_signed(client, f"{live_receiver}/webhooks/twilio", form)
             ).status_code == 200
-    await replies_sent(fake_twilio, 1)
+    await at_least(fake_twilio.messages, 1, what="replies at the fake Twilio")
     await asyncio.sleep(1.0)  # give a duplicate every chance to show up
     assert len(fake_twilio.messages) == 1
     assert len(fake_openai.requests) == 1
@@ -185,9 +177,9 @@ async def test_a_meta_conversation_end_to_end(
         url = f"{live_receiver}/webhooks/meta"
         first = meta_notification([meta_text_message("What time is it?", wamid="wamid.TIME1")])
         assert (await post_meta(client, url, first)).status_code == 200
-        await graph_replies(fake_graph, 1)
+        await at_least(fake_graph.messages, 1, what="replies at the fake Graph API")
         assert (await post_meta(client, url, meta_notification([location]))).status_code == 200
-        sent = await graph_replies(fake_graph, 2)
+        sent = await at_least(fake_graph.messages, 2, what="replies at the fake Graph API")
 
         items = await all_items(db_sessions)
         assert [kind(item) for item in items] == [
@@ -214,13 +206,6 @@ async def test_a_meta_conversation_end_to_end(
     ]
 
 
-async def graph_replies(fake_graph: FakeGraphAPI, count: int) -> list[dict[str, Any]]:
-    async def enough() -> list[dict[str, Any]] | None:
-        return list(fake_graph.messages) if len(fake_graph.messages) >= count else None
-
-    return await eventually(enough, what=f"{count} replies at the fake Graph API")
-
-
 async def test_logs_never_hold_secrets_numbers_or_message_bodies(
     celery_worker: Path,
     db_sessions: async_sessionmaker[AsyncSession],
@@ -242,8 +227,8 @@ async def test_logs_never_hold_secrets_numbers_or_message_bodies(
                 f"{live_receiver}/webhooks/meta",
                 meta_notification([meta_text_message(body)]),
             )
-        await replies_sent(fake_twilio, 1)
-        await graph_replies(fake_graph, 1)
+        await at_least(fake_twilio.messages, 1, what="replies at the fake Twilio")
+        await at_least(fake_graph.messages, 1, what="replies at the fake Graph API")
     logs = caplog.text + await asyncio.to_thread(celery_worker.read_text)
     secrets = [
         service_env[name]

@@ -21,7 +21,7 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind, turns
-from tests.waiting import eventually
+from tests.waiting import at_least
 
 pytestmark = pytest.mark.slow
 
@@ -51,10 +51,7 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
         response = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hello"))
     assert response.status_code == 200
 
-    async def model_called() -> bool:
-        return len(fake_openai.requests) >= 1
-
-    await eventually(model_called, what="the first worker's model call")
+    await at_least(fake_openai.requests, 1, what="model calls (the first worker's)")
     os.killpg(doomed.pid, signal.SIGKILL)
     doomed.wait(timeout=10)
     assert [kind(item) for item in await all_items(db_sessions)] == ["user"]
@@ -62,11 +59,9 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
     fake_openai.delay_seconds = 0
     survivor = start_worker(env, tmp_path / "survivor.log", concurrency=2)
     try:
-
-        async def replied() -> bool:
-            return len(fake_twilio.messages) >= 1
-
-        await eventually(replied, within=45, what="the redelivered message's reply")
+        await at_least(
+            fake_twilio.messages, 1, within=45, what="replies to the redelivered message"
+        )
     finally:
         survivor.terminate()
         survivor.wait(timeout=30)
@@ -94,10 +89,7 @@ async def test_sigterm_lets_the_running_turn_finish_before_the_worker_exits(
     async with httpx.AsyncClient() as client:
         await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hello"))
 
-    async def model_called() -> bool:
-        return len(fake_openai.requests) >= 1
-
-    await eventually(model_called, what="the model call")
+    await at_least(fake_openai.requests, 1, what="model calls")
     stopping.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(stopping.wait, 30) == 0
     assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hello"]
@@ -128,11 +120,7 @@ async def test_a_message_accepted_while_the_broker_was_down_is_swept_and_answere
     }
     sweeper = start_worker(env, tmp_path / "sweeper.log", concurrency=2)
     try:
-
-        async def replied() -> bool:
-            return len(fake_twilio.messages) == 1
-
-        await eventually(replied, within=30, what="the swept message's reply")
+        await at_least(fake_twilio.messages, 1, within=30, what="replies to the swept message")
     finally:
         sweeper.terminate()
         sweeper.wait(timeout=30)
@@ -161,10 +149,7 @@ async def test_a_turn_still_running_after_the_grace_period_is_handed_back(
     async with httpx.AsyncClient() as client:
         await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hello"))
 
-    async def model_called() -> bool:
-        return len(fake_openai.requests) >= 1
-
-    await eventually(model_called, what="the model call")
+    await at_least(fake_openai.requests, 1, what="model calls")
     stopping.send_signal(signal.SIGTERM)
     started = time.monotonic()
     assert await asyncio.to_thread(stopping.wait, 10) == 0
@@ -174,11 +159,7 @@ async def test_a_turn_still_running_after_the_grace_period_is_handed_back(
     fake_openai.delay_seconds = 0
     successor = start_worker(env, tmp_path / "successor.log", concurrency=2)
     try:
-
-        async def replied() -> bool:
-            return len(fake_twilio.messages) >= 1
-
-        await eventually(replied, within=30, what="the handed-back turn's reply")
+        await at_least(fake_twilio.messages, 1, within=30, what="replies to the handed-back turn")
     finally:
         successor.terminate()
         successor.wait(timeout=30)

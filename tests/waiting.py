@@ -35,3 +35,13 @@ def wait_for_log(
         if process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"worker not ready:\n{log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.05)
+
+
+async def at_least(collection: list[T], count: int, *, within: float = 20.0, what: str) -> list[T]:
+    """Wait until `collection` (a fake server's record, filled from its own thread) holds
+    `count` entries; returns a copy."""
+
+    async def enough() -> list[T] | None:
+        return list(collection) if len(collection) >= count else None
+
+    return await eventually(enough, within=within, what=f"{count} {what}")
