@@ -178,12 +178,11 @@ async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -
         async with runtime.sessionmaker.begin() as db:
             await finish_turn(turn.id, failed_because=str(error), db=db)
     except Exception as error:
-        transient = isinstance(error, TransientTurnError)
-        if not transient:
-            logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
         countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
-        if isinstance(error, TransientTurnError) and error.retry_after:
-            countdown = max(countdown, error.retry_after)
+        if isinstance(error, TransientTurnError):
+            countdown = max(countdown, error.retry_after or 0)
+        else:
+            logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
         logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, mask_numbers(str(error)))
         async with runtime.sessionmaker.begin() as db:
             await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)

@@ -96,14 +96,8 @@ async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> No
         return
     text = scene.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
     input_saved = scene.turn.input_saved_at is not None
-    session = TurnSession(
-        turn.session_id,
-        engine=runtime.engine,
-        turn_id=turn.id,
-        lease_token=lease,
-        saves_input=not input_saved,
-    )
     user_input = [] if input_saved else _user_items(scene.messages)
+    session = _session_for(turn, lease=lease, runtime=runtime, saves_input=not input_saved)
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
     replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
     await send_pending(replies, scene, lease=lease, runtime=runtime)
@@ -132,13 +126,7 @@ async def _generate_reply(
             and _is_assistant_message(newest.item_data)
         ):
             return content_text(newest.item_data.get("content"))
-    session = TurnSession(
-        turn.session_id,
-        engine=runtime.engine,
-        turn_id=turn.id,
-        lease_token=lease,
-        saves_input=bool(run_input),
-    )
+    session = _session_for(turn, lease=lease, runtime=runtime, saves_input=bool(run_input))
     if all(message.kind == UNSUPPORTED_KIND for message in messages):
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
@@ -164,6 +152,18 @@ async def _generate_reply(
     except openai.APIConnectionError as error:
         raise TransientTurnError(f"model API unreachable: {error}") from error
     return str(result.final_output)
+
+
+def _session_for(
+    turn: Turn, *, lease: uuid.UUID, runtime: Runtime, saves_input: bool
+) -> TurnSession:
+    return TurnSession(
+        turn.session_id,
+        engine=runtime.engine,
+        turn_id=turn.id,
+        lease_token=lease,
+        saves_input=saves_input,
+    )
 
 
 def _user_items(messages: list[InboundMessage]) -> list[TResponseInputItem]:
