@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test bench lint format clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "wabot needs Python 3.11, found " + sys.version.split()[0])'
@@ -21,6 +21,10 @@ test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+## bench: throughput and latency against baselines measured in the same run (BENCH_QUICK=1: short)
+bench: $(INSTALLED)
+	$(BIN)/python -m tests.bench
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -3,12 +3,19 @@
 The runner calls it to load history before each model call and to save every item it
 produces, so no code of ours ever assembles prior messages. One row per SDK item, the
 item dict stored untouched, ordered by `sequence` (never by `created_at`).
+
+The runner calls `get_items` and `add_items` on every turn, so on Postgres each is one
+statement, one round trip, outside any explicit transaction: reads aggregate the
+window into one JSON document server-side; writes take the next sequence numbers from
+`sessions.next_sequence` in the same statement that inserts the batch (the row lock
+serializes concurrent writers, so sequences stay contiguous). SQLite, the embedded
+demo's database, takes the portable path inside one transaction.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from agents.items import TResponseInputItem
@@ -17,7 +24,30 @@ from agents.memory.session_settings import resolve_session_limit
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.conversations import LeaseLostError
 from db.models import AgentSessionRow, SessionItem
+from db.statements import StatementConnections
+
+# Postgres statements, sent with `exec_driver_sql` (psycopg parameters) to skip
+# SQLAlchemy's statement and result processing on the runner's hottest path.
+_PG_ALL = (
+    "SELECT item_data::text FROM session_items WHERE session_id = %(session_id)s ORDER BY sequence"
+)
+_PG_LATEST = (
+    "SELECT item_data::text FROM session_items"
+    " WHERE session_id = %(session_id)s ORDER BY sequence DESC LIMIT %(limit)s"
+)
+_PG_APPEND = (
+    "WITH locked AS ("
+    " UPDATE sessions SET next_sequence = next_sequence + %(count)s, updated_at = now()"
+    " WHERE id = %(session_id)s"
+    " AND (%(token)s::uuid IS NULL OR lease_token = %(token)s::uuid)"
+    " RETURNING next_sequence - %(count)s AS first_sequence)"
+    " INSERT INTO session_items (session_id, item_data, sequence)"
+    " SELECT %(session_id)s, item.data, locked.first_sequence + item.ordinal - 1"
+    " FROM locked, unnest(%(items)s::jsonb[]) WITH ORDINALITY AS item(data, ordinal)"
+    " RETURNING sequence"
+)
 
 
 class SessionNotFoundError(LookupError):
@@ -27,9 +57,10 @@ class SessionNotFoundError(LookupError):
 class DatabaseSession:
     """Postgres- (or SQLite-) backed history of one `sessions` row.
 
-    Every mutation is one short transaction that first locks the `sessions` row (the
-    `UPDATE … updated_at` takes the row lock), so concurrent writers get contiguous
-    `sequence` values instead of unique-constraint errors.
+    With a `fencing_token`, writes succeed only while the `sessions` row's lease carries
+    that token: a worker whose lease was taken over cannot write (`LeaseLostError`).
+    With `statements` (a process's persistent connections), Postgres reads and writes
+    skip the pool checkout; without, they go through `engine`.
     """
 
     session_settings: SessionSettings | None
@@ -40,22 +71,36 @@ class DatabaseSession:
         *,
         engine: AsyncEngine,
         session_settings: SessionSettings | None = None,
+        fencing_token: uuid.UUID | None = None,
+        statements: StatementConnections | None = None,
     ) -> None:
         self._id = uuid.UUID(str(session_id))
         self.session_id = str(self._id)
         self.session_settings = session_settings or SessionSettings()
         self._engine = engine
+        self._fencing_token = fencing_token
+        self._statements = statements
+        self._postgres = engine.dialect.name == "postgresql"
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The latest `limit` items (all when None) in chronological order."""
         limit = resolve_session_limit(limit, self.session_settings)
         if limit == 0:
             return []
-        query = select(SessionItem.item_data).where(SessionItem.session_id == self._id)
+        unlimited = limit is None or limit < 0
+        if self._postgres:
+            rows = await self._run(
+                _PG_ALL if unlimited else _PG_LATEST, {"session_id": self._id, "limit": limit}
+            )
+            documents = [document for (document,) in rows]
+            if not unlimited:
+                documents.reverse()
+            # One JSON parse of the whole window beats one per row.
+            return json.loads("[" + ",".join(documents) + "]")
         async with self._engine.connect() as conn:
-            if limit is None or limit < 0:
-                result = await conn.scalars(query.order_by(SessionItem.sequence))
-                return list(result)
+            query = select(SessionItem.item_data).where(SessionItem.session_id == self._id)
+            if unlimited:
+                return list(await conn.scalars(query.order_by(SessionItem.sequence)))
             newest_first = await conn.scalars(
                 query.order_by(SessionItem.sequence.desc()).limit(limit)
             )
@@ -65,32 +110,19 @@ class DatabaseSession:
         """Append `items` as one batch with the next contiguous sequence numbers."""
         if not items:
             return
+        if self._postgres and self._statements is not None:
+            stored = await self._statements.fetch(_PG_APPEND, self._append_params(items))
+            if not stored:
+                async with self._engine.connect() as conn:
+                    await self._explain_refusal(conn)
+            return
         async with self._engine.begin() as conn:
-            await self._lock_and_touch(conn)
-            first_sequence = await conn.scalar(
-                select(func.coalesce(func.max(SessionItem.sequence) + 1, 0)).where(
-                    SessionItem.session_id == self._id
-                )
-            )
-            assert first_sequence is not None
-            await conn.execute(
-                insert(SessionItem),
-                [
-                    {
-                        "id": uuid.uuid4(),
-                        "session_id": self._id,
-                        "item_data": item,
-                        "sequence": first_sequence + offset,
-                    }
-                    for offset, item in enumerate(items)
-                ],
-            )
-            await self._after_append(conn, first_sequence, items)
+            await self._append(conn, items)
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Delete and return the newest item, or None when the history is empty."""
         async with self._engine.begin() as conn:
-            await self._lock_and_touch(conn)
+            await self._lock(conn)
             newest = (
                 select(SessionItem.id)
                 .where(SessionItem.session_id == self._id)
@@ -98,28 +130,101 @@ class DatabaseSession:
                 .limit(1)
                 .scalar_subquery()
             )
-            popped = await conn.scalar(
-                delete(SessionItem).where(SessionItem.id == newest).returning(SessionItem.item_data)
-            )
-            return popped
+            popped = (
+                await conn.execute(
+                    delete(SessionItem)
+                    .where(SessionItem.id == newest)
+                    .returning(SessionItem.item_data, SessionItem.sequence)
+                )
+            ).first()
+            if popped is None:
+                return None
+            await self._set_next_sequence(conn, popped.sequence)
+            return popped.item_data
 
     async def clear_session(self) -> None:
         """Forget the whole history; the `sessions` row itself stays."""
         async with self._engine.begin() as conn:
-            await self._lock_and_touch(conn)
+            await self._lock(conn)
             await conn.execute(delete(SessionItem).where(SessionItem.session_id == self._id))
+            await self._set_next_sequence(conn, 0)
 
-    async def _lock_and_touch(self, conn: AsyncConnection) -> None:
-        touched = await conn.execute(
+    async def _append(self, conn: AsyncConnection, items: list[Any]) -> int:
+        """Store the batch on `conn`; returns the first sequence number it was given."""
+        if self._postgres:
+            stored = await conn.exec_driver_sql(_PG_APPEND, self._append_params(items))
+            sequences = [sequence for (sequence,) in stored]
+            if not sequences:
+                await self._explain_refusal(conn)
+            return min(sequences)
+        first_sequence = await self._reserve(conn, len(items))
+        await conn.execute(
+            insert(SessionItem),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "session_id": self._id,
+                    "item_data": item,
+                    "sequence": first_sequence + offset,
+                }
+                for offset, item in enumerate(items)
+            ],
+        )
+        return first_sequence
+
+    def _append_params(self, items: list[Any]) -> dict[str, Any]:
+        return {
+            "session_id": self._id,
+            "token": self._fencing_token,
+            "count": len(items),
+            "items": [json.dumps(item) for item in items],
+        }
+
+    async def _run(self, statement: str, params: dict[str, Any]) -> list[Any]:
+        """One Postgres statement on its own: on a persistent connection when we have
+        them, else on a pooled connection in autocommit mode (no BEGIN/ROLLBACK trips)."""
+        if self._statements is not None:
+            return await self._statements.fetch(statement, params)
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return list(await conn.exec_driver_sql(statement, params))
+
+    async def _reserve(self, conn: AsyncConnection, count: int) -> int:
+        reserved = await conn.scalar(
+            self._fenced(
+                update(AgentSessionRow).values(
+                    next_sequence=AgentSessionRow.next_sequence + count, updated_at=func.now()
+                )
+            ).returning(AgentSessionRow.next_sequence - count)
+        )
+        if reserved is None:
+            await self._explain_refusal(conn)
+        return int(reserved)
+
+    async def _lock(self, conn: AsyncConnection) -> None:
+        locked = await conn.scalar(
+            self._fenced(update(AgentSessionRow).values(updated_at=func.now())).returning(
+                AgentSessionRow.id
+            )
+        )
+        if locked is None:
+            await self._explain_refusal(conn)
+
+    async def _set_next_sequence(self, conn: AsyncConnection, next_sequence: int) -> None:
+        await conn.execute(
             update(AgentSessionRow)
             .where(AgentSessionRow.id == self._id)
-            .values(updated_at=func.now())
-            .returning(AgentSessionRow.id)
+            .values(next_sequence=next_sequence)
         )
-        if touched.first() is None:
-            raise SessionNotFoundError(f"session {self.session_id} does not exist")
 
-    async def _after_append(
-        self, conn: AsyncConnection, first_sequence: int, items: Sequence[Any]
-    ) -> None:
-        """Subclasses record bookkeeping here, atomically with the appended batch."""
+    def _fenced(self, statement: Any) -> Any:
+        statement = statement.where(AgentSessionRow.id == self._id)
+        if self._fencing_token is not None:
+            statement = statement.where(AgentSessionRow.lease_token == self._fencing_token)
+        return statement
+
+    async def _explain_refusal(self, conn: AsyncConnection) -> None:
+        exists = await conn.scalar(select(AgentSessionRow.id).where(AgentSessionRow.id == self._id))
+        if exists is None:
+            raise SessionNotFoundError(f"session {self.session_id} does not exist")
+        raise LeaseLostError(f"session {self.session_id} is leased to another worker")

@@ -6,10 +6,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentSessionRow, SessionItem
 from db.upsert import insert_or_ignore
+
+
+class LeaseLostError(RuntimeError):
+    """Another worker took the conversation over (our lease expired): stop writing."""
 
 
 async def get_or_create_session(
@@ -93,15 +97,6 @@ async def release_lease(session_id: uuid.UUID, token: uuid.UUID, *, db: AsyncSes
         .where(AgentSessionRow.id == session_id, AgentSessionRow.lease_token == token)
         .values(lease_token=None, lease_expires_at=None)
     )
-
-
-async def holds_lease(
-    session_id: uuid.UUID, token: uuid.UUID, *, db: AsyncSession | AsyncConnection
-) -> bool:
-    holder = await db.scalar(
-        select(AgentSessionRow.lease_token).where(AgentSessionRow.id == session_id)
-    )
-    return holder == token
 
 
 async def session_items_of(session_id: uuid.UUID, *, db: AsyncSession) -> list[SessionItem]:

@@ -23,11 +23,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = _create_async_engine(url)
         _serialize_sqlite_writers(engine)
         return engine
+    # No pre-ping: it costs a round trip per checkout. A connection that died (database
+    # restart, terminated backend) fails its statement once; SQLAlchemy then discards
+    # the whole pool, and our callers answer 503 or retry the task.
     return _create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
     )
 

@@ -47,21 +47,10 @@ async def record_inbound(
     status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
     inserted = await db.execute(
         insert_or_ignore(InboundMessage, db=db)
-        .values(**_without_nul(asdict(message)), channel_id=channel_id, status=status)
+        .values(**asdict(message), channel_id=channel_id, status=status)
         .returning(InboundMessage.id)
     )
     return inserted.scalar()
-
-
-def _without_nul(value: Any) -> Any:
-    """Postgres text and JSONB cannot hold U+0000; nothing a user means is lost without it."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(item) for item in value]
-    return value
 
 
 async def get_inbound(inbound_id: int, *, db: AsyncSession) -> InboundMessage | None:

@@ -123,6 +123,8 @@ class AgentSessionRow(Base):
 
     `external_id` is the user's business-scoped id when WhatsApp gives one, else their
     number; both are kept, with the profile name, as last seen.
+    `next_sequence` is the `sequence` the next stored item gets (kept by
+    `DatabaseSession` in the statement that stores items, so it is never read apart).
     `lease_token`/`lease_expires_at` serialize the conversation across workers.
     """
 
@@ -138,6 +140,7 @@ class AgentSessionRow(Base):
     user_id: Mapped[str | None] = mapped_column(String(160))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
+    next_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
@@ -22,3 +24,15 @@ async def read_limited_body(request: Request, *, limit: int) -> bytes:
             raise HTTPException(413, f"request body exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def without_nul(value: Any) -> Any:
+    """`value` with U+0000 removed from every string in it: Postgres text and JSONB
+    cannot hold it, and nothing a user means is lost without it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(without_nul(item) for item in value)
+    return value

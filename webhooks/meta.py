@@ -21,7 +21,7 @@ from db.builders import find_channel
 from db.inbox import record_inbound
 from db.models import Channel
 from db.outbox import apply_delivery_status
-from webhooks.body import read_limited_body
+from webhooks.body import read_limited_body, without_nul
 from webhooks.enqueue import enqueue_inbound
 from webhooks.meta_notification import MalformedNotification, parse_notification
 
@@ -53,7 +53,7 @@ async def notification(request: Request) -> Response:
     body = await read_limited_body(request, limit=MAX_BODY_BYTES)
     _verify_signature(request, body)
     try:
-        parsed = parse_notification(json.loads(body))
+        parsed = parse_notification(without_nul(json.loads(body)))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HTTPException(400, f"the body is not JSON: {error}") from error
     except RecursionError as error:

@@ -21,7 +21,7 @@ from db.inbox import ReceivedMessage, record_inbound
 from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
-from webhooks.body import read_limited_body
+from webhooks.body import read_limited_body, without_nul
 from webhooks.enqueue import enqueue_inbound
 from webhooks.public_url import public_url
 
@@ -121,7 +121,7 @@ async def _verified_form(request: Request) -> ImmutableMultiDict[str, str]:
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     if not validator.validate(public_url(request, settings), form, signature):
         raise HTTPException(403, "invalid X-Twilio-Signature")
-    return form
+    return ImmutableMultiDict(without_nul(list(form.multi_items())))
 
 
 def parse_inbound(form: ImmutableMultiDict[str, str]) -> ReceivedMessage:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.conversations import (
+    LeaseLostError,
     acquire_lease,
     get_or_create_session,
     release_lease,
@@ -34,7 +35,6 @@ from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, tu
 from worker.replies import hold_lease
 from worker.runtime import Runtime
 from worker.turn_errors import PermanentTurnError, TransientTurnError, UndeliverableError
-from worker.turn_session import LeaseLostError
 from worker.turns import run_turn, send_fallback
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.conversations import renew_lease
+from db.conversations import LeaseLostError, renew_lease
 from db.models import OutboundMessage, OutboundStatus, Turn
 from db.outbox import mark_send_failed, mark_sent, record_reply
 from worker.channels.base import PermanentSendError, TransientSendError
@@ -17,7 +17,6 @@ from worker.delivery import send_with_retries
 from worker.runtime import Runtime
 from worker.scene import Scene
 from worker.turn_errors import TransientTurnError, UndeliverableError
-from worker.turn_session import LeaseLostError
 
 
 async def record_reply_parts(

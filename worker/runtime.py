@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.engine import create_engine, create_sessionmaker
 from db.settings import Settings, get_settings
+from db.statements import StatementConnections
 from worker.channels.base import OutboundChannel
 from worker.channels.console import ConsoleChannel
 from worker.channels.meta import MetaChannel
@@ -27,6 +28,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    statements: StatementConnections | None
     openai_client: AsyncOpenAI | None
     twilio: TwilioChannel | None
     meta: MetaChannel | None
@@ -56,6 +58,8 @@ class Runtime:
             await self.meta.aclose()
         if self.openai_client is not None:
             await self.openai_client.close()
+        if self.statements is not None:
+            await self.statements.aclose()
         await self.engine.dispose()
 
 
@@ -98,10 +102,16 @@ def create_runtime(settings: Settings) -> Runtime:
             timeout=settings.meta_timeout_seconds,
             typing_indicator=settings.typing_indicator,
         )
+    statements = None
+    if engine.dialect.name == "postgresql":
+        statements = StatementConnections(
+            settings.resolved_database_url, size=settings.session_connections
+        )
     return Runtime(
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
+        statements=statements,
         openai_client=openai_client,
         twilio=twilio,
         meta=meta,

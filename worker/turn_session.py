@@ -1,21 +1,16 @@
-"""The `DatabaseSession` a worker hands the runner: it records the turn's progress in
-the same transaction as the items, and refuses to write for a worker that lost its lease."""
+"""The `DatabaseSession` a worker hands the runner: fenced by the conversation's lease,
+and marking the turn's input saved in the same transaction that stores it."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from agents.items import TResponseInputItem
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.agent_session import DatabaseSession
-from db.conversations import holds_lease
+from db.statements import StatementConnections
 from db.turns import mark_input_saved
-
-
-class LeaseLostError(RuntimeError):
-    """Another worker took the conversation over (our lease expired); stop writing."""
 
 
 class TurnSession(DatabaseSession):
@@ -27,19 +22,22 @@ class TurnSession(DatabaseSession):
         turn_id: uuid.UUID,
         lease_token: uuid.UUID,
         saves_input: bool,
+        statements: StatementConnections | None = None,
     ) -> None:
-        super().__init__(session_id, engine=engine)
+        super().__init__(
+            session_id, engine=engine, fencing_token=lease_token, statements=statements
+        )
         self._turn_id = turn_id
-        self._lease_token = lease_token
         self._input_unsaved = saves_input
 
-    async def _after_append(
-        self, conn: AsyncConnection, first_sequence: int, items: Sequence[Any]
-    ) -> None:
-        """The runner's first batch is the user input: mark it saved atomically, so a retry
-        of this turn continues with `input=[]` instead of storing the message twice."""
-        if not await holds_lease(self._id, self._lease_token, db=conn):
-            raise LeaseLostError(f"session {self.session_id} is leased to another worker")
-        if self._input_unsaved:
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """The runner's first batch is the user input: it is marked saved atomically with
+        the items, so a retry of this turn continues with `input=[]` instead of storing
+        the message twice. Later batches take the one-statement path."""
+        if not (self._input_unsaved and items):
+            await super().add_items(items)
+            return
+        async with self._engine.begin() as conn:
+            first_sequence = await self._append(conn, items)
             await mark_input_saved(self._turn_id, first_sequence, db=conn)
-            self._input_unsaved = False
+        self._input_unsaved = False

@@ -163,6 +163,7 @@ def _session_for(
         turn_id=turn.id,
         lease_token=lease,
         saves_input=saves_input,
+        statements=runtime.statements,
     )
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,6 +67,8 @@ def test_the_twilio_parser_reads_or_refuses_any_form(form: dict[str, str]) -> No
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(form=twilio_forms)
+@example(form={"MessageSid": "0", "From": "0", "To": "\x00"})
+@example(form={"MessageSid": "SM\x00", "From": "whatsapp:+1\x00", "To": "0", "Body": "\x00"})
 def test_arbitrary_signed_twilio_forms_never_get_a_5xx(receiver: str, form: dict[str, str]) -> None:
     url = f"{receiver}/webhooks/twilio"
     response = httpx.post(
@@ -127,6 +129,17 @@ async def test_malformed_twilio_signatures_are_refused(
             },
         )
     assert response.status_code == 403
+
+
+async def test_nul_in_a_meta_routing_field_is_not_a_5xx(receiver: str) -> None:
+    body = meta_notification([meta_text_message("hi")], phone_number_id="1066\u0000")
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{receiver}/webhooks/meta",
+            content=body,
+            headers={"X-Hub-Signature-256": meta_signature(body)},
+        )
+    assert response.status_code == 200
 
 
 async def test_unicode_nul_and_huge_fields_are_recorded(

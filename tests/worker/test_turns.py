@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
-from db.conversations import acquire_lease, get_or_create_session
+from db.conversations import LeaseLostError, acquire_lease, get_or_create_session
 from db.inbox import ReceivedMessage, attach_to_session, get_inbound, record_inbound
 from db.models import AgentSessionRow, Channel, Turn
 from db.settings import Settings
@@ -36,7 +36,7 @@ from tests.queries import all_items, inbound_messages, kind, outbound_messages, 
 from worker.conversations import RetryLater, process_inbound
 from worker.delivery import SEND_ATTEMPTS
 from worker.runtime import Runtime, create_runtime
-from worker.turn_session import LeaseLostError, TurnSession
+from worker.turn_session import TurnSession
 from worker.turns import DEFAULT_FALLBACK_REPLY
 
 

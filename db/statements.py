@@ -1,0 +1,53 @@
+"""A few persistent autocommit Postgres connections for single statements.
+
+The agent runner reads and writes its session on every turn. Each of those is one
+statement, so it needs no transaction and no pool checkout: statements go round-robin
+to a small set of open psycopg connections and queue on a connection's own lock when
+it is busy. A connection that broke (database restart, terminated backend) fails its
+statement once, as SQLAlchemy's `OperationalError` like everything else, and is
+replaced on its next turn.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+CONNECT_TIMEOUT_SECONDS = 5
+
+
+class StatementConnections:
+    def __init__(self, database_url: str, *, size: int) -> None:
+        self._conninfo = (
+            make_url(database_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+        self._connections: list[psycopg.AsyncConnection[Any] | None] = [None] * size
+        self._turn = itertools.cycle(range(size))
+
+    async def fetch(self, statement: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction and return its rows."""
+        slot = next(self._turn)
+        try:
+            connection = self._connections[slot]
+            if connection is None or connection.closed:
+                connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                )
+                self._connections[slot] = connection
+            cursor = await connection.execute(statement, params)
+            return await cursor.fetchall()
+        except psycopg.OperationalError as error:
+            self._connections[slot] = None
+            raise OperationalError(statement, params, error) from error
+
+    async def aclose(self) -> None:
+        for connection in self._connections:
+            if connection is not None:
+                await connection.close()
+        self._connections = [None] * len(self._connections)

@@ -1,0 +1,60 @@
+"""Benchmark rows: our figure, the baseline measured in the same run, their ratio."""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+_COMPARE = {"<=": operator.le, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Row:
+    """`ratio` is ours ÷ baseline; `target` is how that ratio must compare, e.g. "<= 1.5"."""
+
+    row: str
+    unit: str
+    ours: float
+    baseline: float
+    target: str
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else float("inf")
+
+    @property
+    def met(self) -> bool:
+        comparison, bound = self.target.split()
+        return bool(_COMPARE[comparison](self.ratio, float(bound)))
+
+    def as_json(self) -> dict[str, object]:
+        return {**asdict(self), "ratio": round(self.ratio, 3), "met": self.met}
+
+
+def table(rows: list[Row]) -> str:
+    header = (
+        f"{'row':<62} {'unit':<10} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>8}  met"
+    )
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row.row:<62} {row.unit:<10} {row.ours:>10.3f} {row.baseline:>10.3f}"
+            f" {row.ratio:>7.2f} {row.target:>8}  {'yes' if row.met else 'NO'}"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    return f"{platform.machine()}, {cores} cores, Python {platform.python_version()}"
+
+
+def write(rows: list[Row], folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / "results.json"
+    path.write_text(json.dumps([row.as_json() for row in rows], indent=2) + "\n")
+    return path
