@@ -110,9 +110,8 @@ class DatabaseSession:
         """Append `items` as one batch with the next contiguous sequence numbers."""
         if not items:
             return
-        if self._postgres and self._statements is not None:
-            stored = await self._statements.fetch(_PG_APPEND, self._append_params(items))
-            if not stored:
+        if self._postgres:
+            if not await self._run(_PG_APPEND, self._append_params(items)):
                 async with self._engine.connect() as conn:
                     await self._explain_refusal(conn)
             return
@@ -145,9 +144,8 @@ class DatabaseSession:
     async def clear_session(self) -> None:
         """Forget the whole history; the `sessions` row itself stays."""
         async with self._engine.begin() as conn:
-            await self._lock(conn)
+            await self._lock(conn, next_sequence=0)
             await conn.execute(delete(SessionItem).where(SessionItem.session_id == self._id))
-            await self._set_next_sequence(conn, 0)
 
     async def _append(self, conn: AsyncConnection, items: list[Any]) -> int:
         """Store the batch on `conn`; returns the first sequence number it was given."""
@@ -201,11 +199,12 @@ class DatabaseSession:
             await self._explain_refusal(conn)
         return int(reserved)
 
-    async def _lock(self, conn: AsyncConnection) -> None:
+    async def _lock(self, conn: AsyncConnection, **changes: Any) -> None:
+        """Lock the `sessions` row for this transaction (bumping `updated_at`)."""
         locked = await conn.scalar(
-            self._fenced(update(AgentSessionRow).values(updated_at=func.now())).returning(
-                AgentSessionRow.id
-            )
+            self._fenced(
+                update(AgentSessionRow).values(updated_at=func.now(), **changes)
+            ).returning(AgentSessionRow.id)
         )
         if locked is None:
             await self._explain_refusal(conn)

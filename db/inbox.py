@@ -57,23 +57,6 @@ async def get_inbound(inbound_id: int, *, db: AsyncSession) -> InboundMessage | 
     return await db.get(InboundMessage, inbound_id)
 
 
-async def attach_to_session(
-    inbound: InboundMessage, session_id: uuid.UUID, *, db: AsyncSession
-) -> None:
-    """Point this message, and every other unresolved one from the same sender on the
-    same channel, at its session, so whoever runs the conversation next sees them all."""
-    await db.execute(
-        update(InboundMessage)
-        .where(
-            InboundMessage.channel_id == inbound.channel_id,
-            InboundMessage.sender == inbound.sender,
-            InboundMessage.session_id.is_(None),
-            InboundMessage.status == InboundStatus.PENDING,
-        )
-        .values(session_id=session_id)
-    )
-
-
 async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
     """Attach messages that arrived from this conversation's sender since it was last
     looked at, before their own tasks ran, so the next turn can include them."""

@@ -22,7 +22,13 @@ async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None
         .limit(1)
     )
     if turn is not None:
-        await _count_attempt(turn, db=db)
+        turn.attempts += 1
+        await db.execute(
+            update(InboundMessage)
+            .where(InboundMessage.turn_id == turn.id)
+            .values(attempts=InboundMessage.attempts + 1)
+        )
+        await db.flush()
     return turn
 
 
@@ -31,26 +37,19 @@ async def start_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
     message_ids = await pending_ids(session_id, db=db)
     if not message_ids:
         return None
-    turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=0)
+    turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=1)
     db.add(turn)
     await db.flush()
     await db.execute(
         update(InboundMessage)
         .where(InboundMessage.id.in_(message_ids))
-        .values(status=InboundStatus.PROCESSING, turn_id=turn.id)
+        .values(
+            status=InboundStatus.PROCESSING,
+            turn_id=turn.id,
+            attempts=InboundMessage.attempts + 1,
+        )
     )
-    await _count_attempt(turn, db=db)
     return turn
-
-
-async def _count_attempt(turn: Turn, *, db: AsyncSession) -> None:
-    turn.attempts += 1
-    await db.execute(
-        update(InboundMessage)
-        .where(InboundMessage.turn_id == turn.id)
-        .values(attempts=InboundMessage.attempts + 1)
-    )
-    await db.flush()
 
 
 async def turns_started_since(

@@ -248,3 +248,20 @@ def make_receiver(service_env: dict[str, str]) -> Iterator[Callable[..., str]]:
 
     with stack:
         yield start
+
+
+@pytest.fixture
+def private_queue(
+    service_env: dict[str, str], make_receiver: Callable[..., str]
+) -> Callable[..., tuple[dict[str, str], str]]:
+    """An environment for workers the test starts itself, and a receiver feeding them, on
+    a queue of their own; `overrides` apply to both (timeouts, broker)."""
+
+    def make(**overrides: str) -> tuple[dict[str, str], str]:
+        env = {**service_env, "CELERY_QUEUE": f"wabot-test-{uuid.uuid4().hex[:8]}", **overrides}
+        receiver = make_receiver(
+            CELERY_QUEUE=env["CELERY_QUEUE"], CELERY_BROKER_URL=env["CELERY_BROKER_URL"]
+        )
+        return env, receiver
+
+    return make

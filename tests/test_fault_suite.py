@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,8 +134,7 @@ def echo_what_it_answers(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def test_the_promise_holds_under_faults(
     db_sessions: async_sessionmaker[AsyncSession],
-    make_receiver: Callable[..., str],
-    service_env: dict[str, str],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
     private_redis: RedisServer,
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
@@ -145,23 +143,19 @@ async def test_the_promise_holds_under_faults(
 ) -> None:
     rng = random.Random(2026)
     faults: Counter[str] = Counter()
-    queue = f"wabot-faults-{uuid.uuid4().hex[:8]}"
-    env = {
-        **service_env,
-        "CELERY_BROKER_URL": private_redis.url,
-        "CELERY_QUEUE": queue,
-        "CELERY_VISIBILITY_TIMEOUT": "8",
-        "RUN_TIMEOUT_SECONDS": "3",
-        "CONVERSATION_LEASE_SECONDS": "6",
-        "OPENAI_MAX_RETRIES": "1",
-        "TURN_MAX_ATTEMPTS": "20",
-        "RETRY_BACKOFF_SECONDS": "0.2",
-        "SWEEP_INTERVAL_SECONDS": "2",
-        "SWEEP_STALE_SECONDS": "6",
-        "SENDER_TURNS_PER_MINUTE": "0",
-        "PGAPPNAME": WORKER_APP_NAME,
-    }
-    receiver = make_receiver(CELERY_BROKER_URL=private_redis.url, CELERY_QUEUE=queue)
+    env, receiver = private_queue(
+        CELERY_BROKER_URL=private_redis.url,
+        CELERY_VISIBILITY_TIMEOUT="8",
+        RUN_TIMEOUT_SECONDS="3",
+        CONVERSATION_LEASE_SECONDS="6",
+        OPENAI_MAX_RETRIES="1",
+        TURN_MAX_ATTEMPTS="20",
+        RETRY_BACKOFF_SECONDS="0.2",
+        SWEEP_INTERVAL_SECONDS="2",
+        SWEEP_STALE_SECONDS="6",
+        SENDER_TURNS_PER_MINUTE="0",
+        PGAPPNAME=WORKER_APP_NAME,
+    )
     await builder_with_channel(db_sessions)
     await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
 

@@ -28,21 +28,15 @@ pytestmark = pytest.mark.slow
 
 async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
     db_sessions: async_sessionmaker[AsyncSession],
-    make_receiver: Callable[..., str],
-    service_env: dict[str, str],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
     tmp_path: Path,
 ) -> None:
     # Short timeouts so redelivery and lease expiry happen within the test.
-    env = {
-        **service_env,
-        "CELERY_QUEUE": f"wabot-crash-{uuid.uuid4().hex[:8]}",
-        "CELERY_VISIBILITY_TIMEOUT": "5",
-        "RUN_TIMEOUT_SECONDS": "4",
-        "CONVERSATION_LEASE_SECONDS": "6",
-    }
-    receiver = make_receiver(CELERY_QUEUE=env["CELERY_QUEUE"])
+    env, receiver = private_queue(
+        CELERY_VISIBILITY_TIMEOUT="5", RUN_TIMEOUT_SECONDS="4", CONVERSATION_LEASE_SECONDS="6"
+    )
     await builder_with_channel(db_sessions)
     fake_openai.delay_seconds = 60  # the model call the first worker will die in
     doomed = start_worker(env, tmp_path / "doomed.log", concurrency=2)
@@ -75,14 +69,12 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
 
 async def test_sigterm_lets_the_running_turn_finish_before_the_worker_exits(
     db_sessions: async_sessionmaker[AsyncSession],
-    make_receiver: Callable[..., str],
-    service_env: dict[str, str],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
     tmp_path: Path,
 ) -> None:
-    env = {**service_env, "CELERY_QUEUE": f"wabot-term-{uuid.uuid4().hex[:8]}"}
-    receiver = make_receiver(CELERY_QUEUE=env["CELERY_QUEUE"])
+    env, receiver = private_queue()
     await builder_with_channel(db_sessions)
     fake_openai.delay_seconds = 2
     stopping = start_worker(env, tmp_path / "stopping.log", concurrency=2)
@@ -129,20 +121,14 @@ async def test_a_message_accepted_while_the_broker_was_down_is_swept_and_answere
 
 async def test_a_turn_still_running_after_the_grace_period_is_handed_back(
     db_sessions: async_sessionmaker[AsyncSession],
-    make_receiver: Callable[..., str],
-    service_env: dict[str, str],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
     tmp_path: Path,
 ) -> None:
-    env = {
-        **service_env,
-        "CELERY_QUEUE": f"wabot-grace-{uuid.uuid4().hex[:8]}",
-        "WORKER_SHUTDOWN_GRACE_SECONDS": "1",
-        "RUN_TIMEOUT_SECONDS": "20",
-        "CONVERSATION_LEASE_SECONDS": "30",
-    }
-    receiver = make_receiver(CELERY_QUEUE=env["CELERY_QUEUE"])
+    env, receiver = private_queue(
+        WORKER_SHUTDOWN_GRACE_SECONDS="1", RUN_TIMEOUT_SECONDS="20", CONVERSATION_LEASE_SECONDS="30"
+    )
     await builder_with_channel(db_sessions)
     fake_openai.delay_seconds = 15  # longer than the grace period
     stopping = start_worker(env, tmp_path / "stopping.log", concurrency=2)

@@ -22,8 +22,8 @@ from db.inbox import record_inbound
 from db.models import Channel
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body, without_nul
-from webhooks.enqueue import enqueue_inbound
 from webhooks.meta_notification import MalformedNotification, parse_notification
+from worker.app import enqueue_inbound
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body, without_nul
-from webhooks.enqueue import enqueue_inbound
 from webhooks.public_url import public_url
+from worker.app import enqueue_inbound
 
 logger = logging.getLogger(__name__)
 

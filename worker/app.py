@@ -6,15 +6,20 @@ The webhook receiver imports this module to enqueue by name; it never imports th
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
+from kombu.exceptions import KombuError
 
 from db.logs import configure_logging
 from db.settings import Settings, get_settings
 
 PROCESS_INBOUND_TASK = "wabot.inbound.process"
+
+logger = logging.getLogger(__name__)
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -52,6 +57,21 @@ def create_celery(settings: Settings) -> Celery:
         enable_utc=True,
     )
     return app
+
+
+async def enqueue_inbound(celery: Celery, inbound_id: int) -> bool:
+    """Publish the task for an inbox message; False when the broker is unreachable.
+
+    The message is already committed to the inbox, so nothing is lost: the receiver
+    still answers 200, and a sweep publishes it again later. Publishing runs in a
+    thread because kombu's publish blocks.
+    """
+    try:
+        await asyncio.to_thread(celery.send_task, PROCESS_INBOUND_TASK, args=[inbound_id])
+    except (KombuError, OSError) as error:
+        logger.warning("inbound %s recorded but not enqueued (broker: %s)", inbound_id, error)
+        return False
+    return True
 
 
 @setup_logging.connect

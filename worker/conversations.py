@@ -24,7 +24,6 @@ from db.conversations import (
 )
 from db.inbox import (
     attach_latecomers,
-    attach_to_session,
     fail_inbound,
     get_inbound,
     newest_pending_at,
@@ -95,7 +94,7 @@ async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid
         user_id=inbound.sender_user_id,
         db=db,
     )
-    await attach_to_session(inbound, session_id, db=db)
+    inbound.session_id = session_id  # its fellow latecomers join before the next turn
     return session_id
 
 

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 
-Publish = Callable[[int], Awaitable[None]]
+Publish = Callable[[int], Awaitable[object]]
 
 
 async def sweep_once(runtime: Runtime, publish: Publish) -> int:

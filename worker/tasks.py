@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import threading
+from functools import partial
 from typing import Any
 
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
 from db.settings import get_settings
-from worker.app import PROCESS_INBOUND_TASK, app
+from worker.app import PROCESS_INBOUND_TASK, app, enqueue_inbound
 from worker.conversations import RetryLater, process_inbound
 from worker.loop import stop_worker_loop, worker_loop
 from worker.runtime import close_runtime, current_runtime
@@ -34,12 +34,8 @@ def process_inbound_task(self: Task, inbound_id: int) -> None:
         raise self.retry(countdown=0) from stopped
 
 
-async def _publish(inbound_id: int) -> None:
-    await asyncio.to_thread(app.send_task, PROCESS_INBOUND_TASK, args=[inbound_id])
-
-
 async def _sweep() -> None:
-    await sweep_forever(await current_runtime(), _publish)
+    await sweep_forever(await current_runtime(), partial(enqueue_inbound, app))
 
 
 @worker_ready.connect

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
 from db.conversations import LeaseLostError, acquire_lease, get_or_create_session
-from db.inbox import ReceivedMessage, attach_to_session, get_inbound, record_inbound
+from db.inbox import ReceivedMessage, get_inbound, record_inbound
 from db.models import AgentSessionRow, Channel, Turn
 from db.settings import Settings
 from db.turns import start_turn
@@ -85,6 +85,8 @@ async def arrive(
     text: str,
     media: list[dict[str, Any]] | None = None,
     kind: str = "text",
+    user_id: str | None = None,
+    profile_name: str = "Ada",
 ) -> int:
     """Record an inbound message the way the receiver does."""
     meta = channel.provider == "meta"
@@ -94,8 +96,8 @@ async def arrive(
         recipient=channel.address,
         sender=META_USER_WA_ID if meta else USER_NUMBER,
         sender_wa_id=META_USER_WA_ID if meta else USER_NUMBER.removeprefix("whatsapp:+"),
-        sender_user_id=None,
-        profile_name="Ada",
+        sender_user_id=user_id,
+        profile_name=profile_name,
         kind=kind,
         text=text,
         media=media or [],
@@ -162,7 +164,7 @@ async def test_a_run_that_finished_before_its_worker_died_is_not_run_again(
         assert inbound_row is not None
         external_id = USER_NUMBER.removeprefix("whatsapp:")
         session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
-        await attach_to_session(inbound_row, session_id, db=db)
+        inbound_row.session_id = session_id
         lease = await acquire_lease(session_id, ttl_seconds=0, db=db)
         turn = await start_turn(session_id, db=db)
     assert lease is not None and turn is not None
@@ -457,22 +459,13 @@ async def test_a_meta_user_is_keyed_by_user_id_with_both_ids_kept(
     runtime: Runtime,
     fake_graph: FakeGraphAPI,
 ) -> None:
-    received = ReceivedMessage(
-        provider="meta",
-        provider_message_id="wamid.BSUID1",
-        recipient=meta_channel.address,
-        sender=META_USER_WA_ID,
-        sender_wa_id=META_USER_WA_ID,
-        sender_user_id="US.13491208655302741918",
+    inbound_id = await arrive(
+        db_sessions,
+        meta_channel,
+        "Hi",
+        user_id="US.13491208655302741918",
         profile_name="Sheena",
-        kind="text",
-        text="Hi",
-        media=[],
-        payload={},
     )
-    async with db_sessions.begin() as db:
-        inbound_id = await record_inbound(received, channel_id=meta_channel.id, db=db)
-    assert inbound_id is not None
     await process_inbound(inbound_id, runtime=runtime)
     async with db_sessions() as db:
         session = await db.scalar(select(AgentSessionRow))
