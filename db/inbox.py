@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +13,8 @@ from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.clock import as_utc
-from db.models import AgentSessionRow, InboundMessage, InboundStatus
+from db.models import AgentSessionRow, Channel, InboundMessage, InboundStatus
+from db.statements import StatementConnections
 from db.upsert import insert_or_ignore
 
 
@@ -36,21 +39,142 @@ class ReceivedMessage:
     payload: dict[str, Any]
 
 
-async def record_inbound(
-    message: ReceivedMessage, *, channel_id: uuid.UUID | None, db: AsyncSession
-) -> int | None:
-    """Store a delivery; None when the provider already delivered this message id.
+@dataclass(frozen=True)
+class Recorded:
+    """What became of one delivered message: its inbox id (None when the provider had
+    already delivered this message id) and whether a builder owns its recipient."""
 
-    A message for an address no builder owns is kept as `unroutable` so nothing is lost
+    inbound_id: int | None
+    routed: bool
+
+    @property
+    def to_enqueue(self) -> bool:
+        """A new message some builder will answer."""
+        return self.inbound_id is not None and self.routed
+
+
+async def record_inbound(
+    messages: Sequence[ReceivedMessage], *, db: AsyncSession
+) -> list[Recorded]:
+    """Store deliveries in `db`'s transaction, routed to the channels owning their
+    recipients; one outcome per message, in order.
+
+    A message id seen before (in the inbox, or earlier in `messages`) is a redelivery.
+    A message for an address no builder owns is kept as `unroutable`, so nothing is lost
     and the provider still gets its 200.
     """
-    status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
-    inserted = await db.execute(
-        insert_or_ignore(InboundMessage, db=db)
-        .values(**asdict(message), channel_id=channel_id, status=status)
-        .returning(InboundMessage.id)
+    firsts = _first_deliveries(messages)
+    if not firsts:
+        inserted: dict[tuple[str, str], Recorded] = {}
+    elif db.get_bind().dialect.name == "postgresql":
+        connection = await db.connection()
+        rows = await connection.exec_driver_sql(_POSTGRES_INSERT, _postgres_params(firsts))
+        inserted = _inserted(rows)
+    else:
+        inserted = await _insert_portable(firsts, db=db)
+    return _outcomes(messages, inserted)
+
+
+async def record_inbound_at_once(
+    messages: Sequence[ReceivedMessage], *, statements: StatementConnections
+) -> list[Recorded]:
+    """`record_inbound` on Postgres as one autocommit statement on a persistent
+    connection: the receiver's hot path, with no pool checkout and no BEGIN/COMMIT."""
+    firsts = _first_deliveries(messages)
+    inserted = {}
+    if firsts:
+        inserted = _inserted(await statements.fetch(_POSTGRES_INSERT, _postgres_params(firsts)))
+    return _outcomes(messages, inserted)
+
+
+def _first_deliveries(messages: Sequence[ReceivedMessage]) -> list[ReceivedMessage]:
+    firsts: dict[tuple[str, str], ReceivedMessage] = {}
+    for message in messages:
+        firsts.setdefault((message.provider, message.provider_message_id), message)
+    return list(firsts.values())
+
+
+def _outcomes(
+    messages: Sequence[ReceivedMessage], inserted: dict[tuple[str, str], Recorded]
+) -> list[Recorded]:
+    """One outcome per message; only the first delivery of an id gets its row."""
+    not_new = Recorded(inbound_id=None, routed=False)
+    return [
+        inserted.pop((message.provider, message.provider_message_id), not_new)
+        for message in messages
+    ]
+
+
+_JSON_FIELDS = {"media", "payload"}
+_FIELD_TYPES = {
+    field.name: "jsonb" if field.name in _JSON_FIELDS else "text"
+    for field in fields(ReceivedMessage)
+}
+_COLUMNS = ", ".join(_FIELD_TYPES)
+
+# One statement of the same text for any batch size (so psycopg prepares it once): the
+# batch arrives as one JSON document, the channel is looked up in the same pass, and
+# ids follow arrival order (a conversation's messages are answered in id order).
+_POSTGRES_INSERT = f"""
+    INSERT INTO inbound_messages ({_COLUMNS}, channel_id, status, attempts)
+    SELECT {", ".join(f"m.{name}" for name in _FIELD_TYPES)}, c.id,
+           CASE WHEN c.id IS NULL THEN %(unroutable)s ELSE %(pending)s END, 0
+    FROM ROWS FROM (
+        json_to_recordset(%(batch)s::json)
+        AS ({", ".join(f"{name} {type_}" for name, type_ in _FIELD_TYPES.items())})
+    ) WITH ORDINALITY AS m({_COLUMNS}, arrival)
+    LEFT JOIN channels AS c ON c.provider = m.provider AND c.address = m.recipient
+    ORDER BY m.arrival
+    ON CONFLICT (provider, provider_message_id) DO NOTHING
+    RETURNING id, provider, provider_message_id, channel_id IS NOT NULL
+"""
+
+
+def _postgres_params(messages: list[ReceivedMessage]) -> dict[str, str]:
+    return {
+        "batch": json.dumps([vars(message) for message in messages]),
+        "pending": InboundStatus.PENDING.value,
+        "unroutable": InboundStatus.UNROUTABLE.value,
+    }
+
+
+def _inserted(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], Recorded]:
+    return {
+        (provider, message_id): Recorded(inbound_id=id_, routed=routed)
+        for id_, provider, message_id, routed in rows
+    }
+
+
+async def _insert_portable(
+    messages: list[ReceivedMessage], *, db: AsyncSession
+) -> dict[tuple[str, str], Recorded]:
+    addresses = {(message.provider, message.recipient) for message in messages}
+    channels = {
+        (provider, address): id_
+        for provider, address, id_ in await db.execute(
+            select(Channel.provider, Channel.address, Channel.id).where(
+                tuple_(Channel.provider, Channel.address).in_(addresses)
+            )
+        )
+    }
+    rows = []
+    for message in messages:
+        channel_id = channels.get((message.provider, message.recipient))
+        status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
+        rows.append({**asdict(message), "channel_id": channel_id, "status": status})
+    result = await db.execute(
+        insert_or_ignore(InboundMessage, db=db).returning(
+            InboundMessage.id,
+            InboundMessage.provider,
+            InboundMessage.provider_message_id,
+            InboundMessage.channel_id,
+        ),
+        rows,
     )
-    return inserted.scalar()
+    return {
+        (provider, message_id): Recorded(inbound_id=id_, routed=channel_id is not None)
+        for id_, provider, message_id, channel_id in result
+    }
 
 
 async def get_inbound(inbound_id: int, *, db: AsyncSession) -> InboundMessage | None:

@@ -16,7 +16,9 @@ from starlette.routing import Route
 from db.engine import create_engine, create_sessionmaker
 from db.logs import configure_logging
 from db.settings import Settings, get_settings
+from db.statements import StatementConnections
 from webhooks import health, meta, twilio
+from webhooks.inbox_writer import InboxWriter
 from worker.app import create_celery
 
 logger = logging.getLogger(__name__)
@@ -41,9 +43,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.celery = create_celery(settings)
+        app.state.inbox_writer = InboxWriter(
+            app.state.sessionmaker,
+            app.state.celery,
+            statements=StatementConnections(settings.resolved_database_url, size=1)
+            if engine.dialect.name == "postgresql"
+            else None,
+        )
         try:
             yield
         finally:
+            await app.state.inbox_writer.aclose()
             await engine.dispose()
 
     return Starlette(

@@ -17,13 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from db.builders import find_channel
-from db.inbox import record_inbound
-from db.models import Channel
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body, without_nul
 from webhooks.meta_notification import MalformedNotification, parse_notification
-from worker.app import enqueue_inbound
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +49,7 @@ async def notification(request: Request) -> Response:
     body = await read_limited_body(request, limit=MAX_BODY_BYTES)
     _verify_signature(request, body)
     try:
-        parsed = parse_notification(without_nul(json.loads(body)))
+        parsed = parse_notification(without_nul(json.loads(body), raw=body))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HTTPException(400, f"the body is not JSON: {error}") from error
     except RecursionError as error:
@@ -61,33 +57,24 @@ async def notification(request: Request) -> Response:
     except MalformedNotification as error:
         raise HTTPException(400, str(error)) from error
 
-    state = request.app.state
-    enqueue: list[int] = []
-    async with state.sessionmaker.begin() as db:
-        channels: dict[str, Channel | None] = {}
-        for message in parsed.messages:
-            if message.recipient not in channels:
-                channels[message.recipient] = await find_channel("meta", message.recipient, db=db)
-            channel = channels[message.recipient]
-            inbound_id = await record_inbound(
-                message, channel_id=channel.id if channel else None, db=db
+    recorded = await request.app.state.inbox_writer.record(parsed.messages)
+    for message, outcome in zip(parsed.messages, recorded, strict=True):
+        if outcome.inbound_id is not None and not outcome.routed:
+            logger.warning(
+                "meta inbound %s to phone number id %s: no builder owns it; kept as unroutable",
+                outcome.inbound_id,
+                message.recipient,
             )
-            if inbound_id is not None and channel is not None:
-                enqueue.append(inbound_id)
-            elif inbound_id is not None:
-                logger.warning(
-                    "meta inbound %s to phone number id %s: no builder owns it; kept as unroutable",
-                    inbound_id,
-                    message.recipient,
+    if parsed.statuses:
+        async with request.app.state.sessionmaker.begin() as db:
+            for status in parsed.statuses:
+                await apply_delivery_status(
+                    status.message_id, status.status, error=status.error, db=db
                 )
-        for status in parsed.statuses:
-            await apply_delivery_status(status.message_id, status.status, error=status.error, db=db)
-    for inbound_id in enqueue:
-        await enqueue_inbound(state.celery, inbound_id)
     logger.info(
         "meta notification: %d message(s), %d new, %d status(es)",
         len(parsed.messages),
-        len(enqueue),
+        sum(outcome.to_enqueue for outcome in recorded),
         len(parsed.statuses),
     )
     return PlainTextResponse("ok")

@@ -16,14 +16,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
-from db.builders import find_channel
-from db.inbox import ReceivedMessage, record_inbound
+from db.inbox import ReceivedMessage
 from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body, without_nul
 from webhooks.public_url import public_url
-from worker.app import enqueue_inbound
 
 logger = logging.getLogger(__name__)
 
@@ -62,23 +60,19 @@ DELIVERY_STATUSES = {
 async def inbound(request: Request) -> Response:
     form = await _verified_form(request)
     message = parse_inbound(form)
-    state = request.app.state
-    async with state.sessionmaker.begin() as db:
-        channel = await find_channel("twilio", message.recipient, db=db)
-        inbound_id = await record_inbound(
-            message, channel_id=channel.id if channel else None, db=db
-        )
-    if inbound_id is None:
+    [recorded] = await request.app.state.inbox_writer.record([message])
+    if recorded.inbound_id is None:
         logger.info("twilio message %s is a redelivery; ignored", message.provider_message_id)
-    elif channel is None:
+    elif not recorded.routed:
         logger.warning(
             "twilio inbound %s to %s: no builder owns this number; kept as unroutable",
-            inbound_id,
+            recorded.inbound_id,
             mask_numbers(message.recipient),
         )
     else:
-        await enqueue_inbound(state.celery, inbound_id)
-        logger.info("twilio inbound %s from %s enqueued", inbound_id, mask_numbers(message.sender))
+        logger.info(
+            "twilio inbound %s from %s enqueued", recorded.inbound_id, mask_numbers(message.sender)
+        )
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
@@ -121,7 +115,7 @@ async def _verified_form(request: Request) -> ImmutableMultiDict[str, str]:
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     if not validator.validate(public_url(request, settings), form, signature):
         raise HTTPException(403, "invalid X-Twilio-Signature")
-    return ImmutableMultiDict(without_nul(list(form.multi_items())))
+    return ImmutableMultiDict(without_nul(list(form.multi_items()), raw=body))
 
 
 def parse_inbound(form: ImmutableMultiDict[str, str]) -> ReceivedMessage:

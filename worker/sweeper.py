@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from db.inbox import claim_stranded
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 
-Publish = Callable[[int], Awaitable[object]]
+Publish = Callable[[Sequence[int]], Awaitable[object]]
 
 
 async def sweep_once(runtime: Runtime, publish: Publish) -> int:
@@ -29,9 +29,8 @@ async def sweep_once(runtime: Runtime, publish: Publish) -> int:
     older_than = datetime.now(UTC) - timedelta(seconds=runtime.settings.sweep_stale_seconds)
     async with runtime.sessionmaker.begin() as db:
         stranded = await claim_stranded(older_than=older_than, limit=SWEEP_BATCH, db=db)
-    for inbound_id in stranded:
-        await publish(inbound_id)
     if stranded:
+        await publish(stranded)
         logger.info("sweeper re-enqueued %d stranded message(s)", len(stranded))
     return len(stranded)
 

@@ -3,6 +3,7 @@ else is refused with a reason and records nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from urllib.parse import urlencode
@@ -239,3 +240,34 @@ async def test_a_broker_outage_still_answers_200_with_the_message_kept(
     assert response.status_code == 200
     [message] = await inbox(db_sessions)
     assert message.status == "pending"
+
+
+async def test_concurrent_webhooks_are_each_recorded_and_enqueued_once_in_arrival_order(
+    db_sessions: async_sessionmaker[AsyncSession], isolated: tuple[str, str]
+) -> None:
+    """Many requests at once share inbox batches: each one acknowledged is in the inbox
+    once with one task, a concurrent redelivery of the same MessageSid included, and one
+    sender's messages get ids in the order they were acknowledged."""
+    base_url, queue = isolated
+    await builder_with_channel(db_sessions)
+    forms = [twilio_form(f"burst {n}", sender=f"whatsapp:+3161000{n:04d}") for n in range(150)]
+    redelivered = forms[:30]
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(post_signed(client, f"{base_url}/webhooks/twilio", form) for form in forms),
+            *(post_signed(client, f"{base_url}/webhooks/twilio", form) for form in redelivered),
+        )
+        in_order = []
+        for n in range(5):
+            form = twilio_form(f"in order {n}")
+            assert (
+                await post_signed(client, f"{base_url}/webhooks/twilio", form)
+            ).status_code == 200
+            in_order.append(form["MessageSid"])
+    assert [response.status_code for response in responses] == [200] * 180
+    rows = await inbox(db_sessions)
+    sids = [row.provider_message_id for row in rows]
+    assert sorted(sids) == sorted([form["MessageSid"] for form in forms] + in_order)
+    assert [sid for sid in sids if sid in in_order] == in_order
+    assert queued_tasks(queue) == len(rows)

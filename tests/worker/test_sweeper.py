@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.builders import find_channel
 from db.conversations import acquire_lease, get_or_create_session
 from db.inbox import ReceivedMessage, record_inbound
 from db.models import InboundMessage
@@ -35,24 +34,25 @@ async def stranded_message(
     sessions: async_sessionmaker[AsyncSession], *, to: str = BOT_NUMBER, age_seconds: float = 120
 ) -> int:
     async with sessions.begin() as db:
-        channel = await find_channel("twilio", to, db=db)
-        inbound_id = await record_inbound(
-            ReceivedMessage(
-                provider="twilio",
-                provider_message_id=f"SM{uuid.uuid4().hex}",
-                recipient=to,
-                sender=USER_NUMBER,
-                sender_wa_id=None,
-                sender_user_id=None,
-                profile_name=None,
-                kind="text",
-                text="hello?",
-                media=[],
-                payload={},
-            ),
-            channel_id=channel.id if channel else None,
+        [recorded] = await record_inbound(
+            [
+                ReceivedMessage(
+                    provider="twilio",
+                    provider_message_id=f"SM{uuid.uuid4().hex}",
+                    recipient=to,
+                    sender=USER_NUMBER,
+                    sender_wa_id=None,
+                    sender_user_id=None,
+                    profile_name=None,
+                    kind="text",
+                    text="hello?",
+                    media=[],
+                    payload={},
+                )
+            ],
             db=db,
         )
+        inbound_id = recorded.inbound_id
         assert inbound_id is not None
         await db.execute(
             update(InboundMessage)
@@ -63,8 +63,8 @@ async def stranded_message(
 
 
 class Published(list[int]):
-    async def __call__(self, inbound_id: int) -> None:
-        self.append(inbound_id)
+    async def __call__(self, inbound_ids: Sequence[int]) -> None:
+        self.extend(inbound_ids)
 
 
 async def test_a_stranded_message_is_re_enqueued_once_per_period(

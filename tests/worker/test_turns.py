@@ -104,9 +104,9 @@ async def arrive(
         payload={},
     )
     async with sessions.begin() as db:
-        inbound_id = await record_inbound(received, channel_id=channel.id, db=db)
-    assert inbound_id is not None
-    return inbound_id
+        [recorded] = await record_inbound([received], db=db)
+    assert recorded.inbound_id is not None and recorded.routed
+    return recorded.inbound_id
 
 
 async def test_a_retried_turn_stores_the_user_message_once(
