@@ -53,6 +53,7 @@ class InboxWriter:
         self._waiting: list[_Waiting] = []
         self._arrived = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._publishing: set[asyncio.Task[None]] = set()
 
     async def record(self, messages: Sequence[ReceivedMessage]) -> list[Recorded]:
         """Durably record `messages` and enqueue the routable new ones; one outcome per
@@ -70,6 +71,7 @@ class InboxWriter:
         if self._flusher is not None:
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
+        await asyncio.gather(*self._publishing, return_exceptions=True)
         for waiting in self._waiting:
             waiting.outcome.cancel()
         if self._statements is not None:
@@ -82,11 +84,21 @@ class InboxWriter:
             return await record_inbound(messages, db=db)
 
     async def _flush_forever(self) -> None:
+        """Record batches one after another (so ids follow arrival order); each batch's
+        publishing overlaps the recording of the next."""
         while True:
             await self._arrived.wait()
             self._arrived.clear()
             while self._waiting:
-                await self._flush(self._take_batch())
+                batch = self._take_batch()
+                try:
+                    outcomes = await self._record(_messages_of(batch))
+                except Exception as error:  # each waiting request answers for itself (503)
+                    _fail(batch, error)
+                    continue
+                publishing = asyncio.create_task(self._enqueue_and_answer(batch, outcomes))
+                self._publishing.add(publishing)
+                publishing.add_done_callback(self._publishing.discard)
 
     def _take_batch(self) -> list[_Waiting]:
         """The oldest waiting requests, up to MAX_BATCH_MESSAGES (at least one)."""
@@ -98,17 +110,13 @@ class InboxWriter:
         batch, self._waiting = self._waiting[:count], self._waiting[count:]
         return batch
 
-    async def _flush(self, batch: list[_Waiting]) -> None:
-        messages = [message for waiting in batch for message in waiting.messages]
+    async def _enqueue_and_answer(self, batch: list[_Waiting], outcomes: list[Recorded]) -> None:
         try:
-            outcomes = await self._record(messages)
             await enqueue_inbound(
                 self._celery, [outcome.inbound_id for outcome in outcomes if outcome.to_enqueue]
             )
-        except Exception as error:  # each waiting request answers for itself (503)
-            for waiting in batch:
-                if not waiting.outcome.done():
-                    waiting.outcome.set_exception(error)
+        except Exception as error:
+            _fail(batch, error)
             return
         start = 0
         for waiting in batch:
@@ -116,3 +124,13 @@ class InboxWriter:
             if not waiting.outcome.done():  # a request whose client went away is cancelled
                 waiting.outcome.set_result(outcomes[start:end])
             start = end
+
+
+def _messages_of(batch: list[_Waiting]) -> list[ReceivedMessage]:
+    return [message for waiting in batch for message in waiting.messages]
+
+
+def _fail(batch: list[_Waiting], error: Exception) -> None:
+    for waiting in batch:
+        if not waiting.outcome.done():
+            waiting.outcome.set_exception(error)
