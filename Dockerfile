@@ -12,4 +12,4 @@ RUN pip install --no-cache-dir -c constraints.txt . \
 
 USER wabot
 EXPOSE 8000
-CMD ["uvicorn", "webhooks.app:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "webhooks.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

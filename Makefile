@@ -24,6 +24,8 @@ test: $(INSTALLED)
 
 ## bench: throughput and latency against baselines measured in the same run (BENCH_QUICK=1: short)
 bench: $(INSTALLED)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "make bench loads the receivers with wrk: apt-get install wrk (or brew install wrk)"; exit 1; }
 	$(BIN)/python -m tests.bench
 
 lint: $(INSTALLED)

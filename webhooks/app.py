@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if engine.dialect.name == "postgresql"
             else None,
         )
+        # Everything loaded so far lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise stall every request ~60 ms each second.
+        gc.freeze()
         try:
             yield
         finally:

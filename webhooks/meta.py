@@ -71,7 +71,7 @@ async def notification(request: Request) -> Response:
                 await apply_delivery_status(
                     status.message_id, status.status, error=status.error, db=db
                 )
-    logger.info(
+    logger.debug(
         "meta notification: %d message(s), %d new, %d status(es)",
         len(parsed.messages),
         sum(outcome.to_enqueue for outcome in recorded),

@@ -168,10 +168,11 @@ def _normalized_address(provider: str, address: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Run the webhook receiver (uvicorn webhooks.app:app)."""
+    """Run the webhook receiver (uvicorn webhooks.app:app). No access log: the receiver
+    logs each message itself, with numbers masked."""
     import uvicorn
 
-    uvicorn.run("webhooks.app:app", host=host, port=port, proxy_headers=False)
+    uvicorn.run("webhooks.app:app", host=host, port=port, proxy_headers=False, access_log=False)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -9,12 +9,13 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-_COMPARE = {"<=": operator.le, ">=": operator.ge}
+_COMPARE = {"<=": operator.le, ">=": operator.ge, "==": operator.eq}
 
 
 @dataclass(frozen=True)
 class Row:
-    """`ratio` is ours ÷ baseline; `target` is how that ratio must compare, e.g. "<= 1.5"."""
+    """`ratio` is ours ÷ baseline; `target` is how that ratio must compare, e.g. "<= 1.5",
+    or, starting with "ours", how our own figure must, e.g. "ours <= 50"."""
 
     row: str
     unit: str
@@ -28,8 +29,9 @@ class Row:
 
     @property
     def met(self) -> bool:
-        comparison, bound = self.target.split()
-        return bool(_COMPARE[comparison](self.ratio, float(bound)))
+        *subject, comparison, bound = self.target.split()
+        figure = self.ours if subject == ["ours"] else self.ratio
+        return bool(_COMPARE[comparison](figure, float(bound)))
 
     def as_json(self) -> dict[str, object]:
         return {**asdict(self), "ratio": round(self.ratio, 3), "met": self.met}
@@ -37,13 +39,13 @@ class Row:
 
 def table(rows: list[Row]) -> str:
     header = (
-        f"{'row':<62} {'unit':<10} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>8}  met"
+        f"{'row':<62} {'unit':<10} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>12}  met"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
             f"{row.row:<62} {row.unit:<10} {row.ours:>10.3f} {row.baseline:>10.3f}"
-            f" {row.ratio:>7.2f} {row.target:>8}  {'yes' if row.met else 'NO'}"
+            f" {row.ratio:>7.2f} {row.target:>12}  {'yes' if row.met else 'NO'}"
         )
     return "\n".join(lines)
 
