@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentSessionRow, SessionItem
-from db.upsert import insert_or_ignore
 
 
 class LeaseLostError(RuntimeError):
@@ -17,47 +17,35 @@ class LeaseLostError(RuntimeError):
 
 
 async def get_or_create_session(
-    builder_id: uuid.UUID, platform: str, external_id: str, *, db: AsyncSession
+    builder_id: uuid.UUID,
+    platform: str,
+    external_id: str,
+    *,
+    display_name: str | None = None,
+    wa_id: str | None = None,
+    user_id: str | None = None,
+    db: AsyncSession,
 ) -> uuid.UUID:
-    """The id of the session for this user; race-free (INSERT … ON CONFLICT, then read)."""
-    await db.execute(
-        insert_or_ignore(AgentSessionRow, db=db).values(
-            id=uuid.uuid4(), builder_id=builder_id, platform=platform, external_id=external_id
-        )
+    """The id of the session for this user, created when new; the contact details given
+    (profile name, both WhatsApp ids) are kept on it, latest wins, None keeps what is
+    known. One race-free statement (INSERT … ON CONFLICT DO UPDATE … RETURNING)."""
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    contact = {"display_name": display_name, "wa_id": wa_id, "user_id": user_id}
+    upsert = dialect.insert(AgentSessionRow).values(
+        id=uuid.uuid4(),
+        builder_id=builder_id,
+        platform=platform,
+        external_id=external_id,
+        **contact,
     )
-    session_id = await db.scalar(
-        select(AgentSessionRow.id).where(
-            AgentSessionRow.builder_id == builder_id,
-            AgentSessionRow.platform == platform,
-            AgentSessionRow.external_id == external_id,
-        )
+    columns = AgentSessionRow.__table__.c
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[columns.builder_id, columns.platform, columns.external_id],
+        set_={name: func.coalesce(upsert.excluded[name], columns[name]) for name in contact},
     )
+    session_id = await db.scalar(upsert.returning(AgentSessionRow.id))
     assert session_id is not None
     return session_id
-
-
-async def remember_contact(
-    session_id: uuid.UUID,
-    *,
-    display_name: str | None,
-    wa_id: str | None,
-    user_id: str | None,
-    db: AsyncSession,
-) -> None:
-    """Keep the user's latest profile name and both WhatsApp ids on their session."""
-    known = {
-        column: value
-        for column, value in (
-            ("display_name", display_name),
-            ("wa_id", wa_id),
-            ("user_id", user_id),
-        )
-        if value
-    }
-    if known:
-        await db.execute(
-            update(AgentSessionRow).where(AgentSessionRow.id == session_id).values(**known)
-        )
 
 
 async def acquire_lease(

@@ -20,7 +20,6 @@ from db.conversations import (
     acquire_lease,
     get_or_create_session,
     release_lease,
-    remember_contact,
 )
 from db.inbox import (
     attach_latecomers,
@@ -74,8 +73,14 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
             logger.info("inbound %s is already %s", inbound_id, inbound.status)
             return
         session_id = inbound.session_id or await _resolve_session(inbound, db=db)
-    if session_id is not None:
-        await answer_conversation(session_id, runtime=runtime)
+        if session_id is None:
+            return
+        lease = await acquire_lease(
+            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+        )
+    if lease is None:
+        raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
+    await answer_conversation(session_id, lease=lease, runtime=runtime)
 
 
 async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid.UUID | None:
@@ -85,10 +90,9 @@ async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid
         logger.warning("inbound %s: channel removed; marked failed", inbound.id)
         return None
     session_id = await get_or_create_session(
-        channel.builder_id, PLATFORM, conversation_key(inbound), db=db
-    )
-    await remember_contact(
-        session_id,
+        channel.builder_id,
+        PLATFORM,
+        conversation_key(inbound),
         display_name=inbound.profile_name,
         wa_id=inbound.sender_wa_id,
         user_id=inbound.sender_user_id,
@@ -108,29 +112,29 @@ def conversation_key(inbound: InboundMessage) -> str:
     return inbound.sender.removeprefix("whatsapp:")
 
 
-async def answer_conversation(session_id: uuid.UUID, *, runtime: Runtime) -> None:
-    """Hold the conversation's lease and answer its turns in order until none is pending."""
-    settings = runtime.settings
-    async with runtime.sessionmaker.begin() as db:
-        lease = await acquire_lease(
-            session_id, ttl_seconds=settings.conversation_lease_seconds, db=db
-        )
-    if lease is None:
-        raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
+async def answer_conversation(session_id: uuid.UUID, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """Under our lease, answer the conversation's turns in order until none is pending;
+    the lease is released in the same transaction that finds nothing left."""
+    runtime.leases.held(lease)
+    released = False
     try:
         while (turn := await _next_turn(session_id, lease=lease, runtime=runtime)) is not None:
             await _run_turn_guarded(turn, lease=lease, runtime=runtime)
+        released = True
     except LeaseLostError:
         logger.warning("session %s: lease lost; its new holder carries on", session_id)
     finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(session_id, lease, db=db)
+        runtime.leases.forget(lease)
+        if not released:
+            async with runtime.sessionmaker.begin() as db:
+                await release_lease(session_id, lease, db=db)
 
 
 async def _next_turn(session_id: uuid.UUID, *, lease: uuid.UUID, runtime: Runtime) -> Turn | None:
     """The unfinished turn if there is one; else a new turn for the pending messages once
     the user has paused for `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn)
-    and is within `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce)."""
+    and is within `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce). None,
+    with the lease released, when nothing is pending."""
     settings = runtime.settings
     while True:
         async with runtime.sessionmaker.begin() as db:
@@ -141,6 +145,7 @@ async def _next_turn(session_id: uuid.UUID, *, lease: uuid.UUID, runtime: Runtim
             await attach_latecomers(session_id, db=db)
             newest = await newest_pending_at(session_id, db=db)
             if newest is None:
+                await release_lease(session_id, lease, db=db)
                 return None
             now = datetime.now(UTC)
             settle = settings.coalesce_window_seconds - (now - newest).total_seconds()

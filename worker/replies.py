@@ -68,9 +68,13 @@ async def send_pending(
 async def hold_lease(
     session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
 ) -> None:
-    """Extend our lease before acting on the conversation, or stop if it was taken over."""
+    """Make sure the conversation is still ours before acting on it: nothing to do while
+    the lease is fresh, else extend it, or stop if it was taken over."""
+    if runtime.leases.fresh(lease):
+        return
     renewed = await renew_lease(
         session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
     )
     if not renewed:
         raise LeaseLostError(f"session {session_id} is leased to another worker")
+    runtime.leases.held(lease)

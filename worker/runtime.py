@@ -18,6 +18,7 @@ from worker.channels.base import OutboundChannel
 from worker.channels.console import ConsoleChannel
 from worker.channels.meta import MetaChannel
 from worker.channels.twilio import TwilioChannel
+from worker.leases import FreshLeases
 from worker.offline_model import OfflineModel
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Runtime:
     openai_client: AsyncOpenAI | None
     twilio: TwilioChannel | None
     meta: MetaChannel | None
+    leases: FreshLeases
     console: ConsoleChannel = field(default_factory=ConsoleChannel)
     _models: dict[str, Model] = field(default_factory=dict)
 
@@ -115,6 +117,7 @@ def create_runtime(settings: Settings) -> Runtime:
         openai_client=openai_client,
         twilio=twilio,
         meta=meta,
+        leases=FreshLeases(settings.conversation_lease_seconds),
     )
 
 
