@@ -17,22 +17,20 @@ from psycopg import sql
 from db import migrate
 from db.models import Base
 from db.settings import Settings
-from tests.bench import session_turns
+from tests.bench import receiver_throughput, session_turns, worker_throughput
 from tests.bench.report import machine, table, write
 from tests.services import LIBPQ_DSN
 
 BENCH_DATABASE = "wabot_bench"
 
 
-def bench_database() -> tuple[str, str]:
-    """(SQLAlchemy URL, libpq DSN) of a freshly migrated bench database."""
+def bench_database(name: str = BENCH_DATABASE) -> tuple[str, str]:
+    """(SQLAlchemy URL, libpq DSN) of a freshly migrated database `name` on the test server."""
     with psycopg.connect(LIBPQ_DSN, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DATABASE,)
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    dsn = psycopg.conninfo.make_conninfo(LIBPQ_DSN, dbname=BENCH_DATABASE)
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(LIBPQ_DSN, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table_name in [
             *Base.metadata.sorted_tables,
@@ -47,7 +45,7 @@ def bench_database() -> tuple[str, str]:
     params = psycopg.conninfo.conninfo_to_dict(dsn)
     url = (
         f"postgresql+psycopg://{params.get('user', '')}@{params.get('host', '127.0.0.1')}"
-        f":{params.get('port', 5432)}/{BENCH_DATABASE}"
+        f":{params.get('port', 5432)}/{name}"
     )
     url = Settings(_env_file=None, DATABASE_URL=url).resolved_database_url
     migrate.upgrade(url)
@@ -59,6 +57,8 @@ def main() -> int:
     url, dsn = bench_database()
     print(f"wabot bench ({'quick' if quick else 'full'}) on {machine()}")  # noqa: T201
     rows = asyncio.run(session_turns.run(url, dsn, quick=quick))
+    rows += receiver_throughput.run(url, dsn, quick=quick)
+    rows += worker_throughput.run(*bench_database(worker_throughput.DATABASE), quick=quick)
     print(table(rows))  # noqa: T201
     print(f"results: {write(rows, Path('.bench'))}")  # noqa: T201
     return 0
