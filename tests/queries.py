@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InboundMessage, OutboundMessage, SessionItem, Turn
+from db.models import AgentSessionRow, InboundMessage, OutboundMessage, SessionItem, Turn
 
 
 async def all_items(sessions: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
@@ -43,3 +43,19 @@ def kind(item: dict[str, Any]) -> str:
     if item.get("type", "message") == "message":
         return str(item.get("role"))
     return str(item["type"])
+
+
+async def all_answered(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """No inbox message is still open and no conversation is leased: the workers are done."""
+    async with sessions() as db:
+        open_messages = await db.scalar(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(InboundMessage.status.in_(["pending", "processing"]))
+        )
+        leased = await db.scalar(
+            select(func.count())
+            .select_from(AgentSessionRow)
+            .where(AgentSessionRow.lease_token.is_not(None))
+        )
+    return open_messages == 0 and leased == 0

@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -33,7 +34,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import AgentSessionRow, InboundMessage, SessionItem, Turn
+from db.models import InboundMessage, SessionItem, Turn
 from tests.conftest import start_worker
 from tests.factories import (
     BOT_NUMBER,
@@ -50,7 +51,7 @@ from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import Failure, FakeOpenAI, message
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import kind
+from tests.queries import all_answered, kind
 from tests.services import LIBPQ_DSN
 from tests.waiting import eventually
 
@@ -198,22 +199,10 @@ async def test_the_promise_holds_under_faults(
         await inject_faults(db_sessions, workers, env, logs, private_redis, faults)
         await load
 
-        async def all_answered() -> bool:
-            async with db_sessions() as db:
-                open_messages = await db.scalar(
-                    select(func.count())
-                    .select_from(InboundMessage)
-                    .where(InboundMessage.status.in_(["pending", "processing"]))
-                )
-                leased = await db.scalar(
-                    select(func.count())
-                    .select_from(AgentSessionRow)
-                    .where(AgentSessionRow.lease_token.is_not(None))
-                )
-            return open_messages == 0 and leased == 0
-
         with contextlib.suppress(AssertionError):  # judged below, message by message
-            await eventually(all_answered, within=120, what="every message answered")
+            await eventually(
+                partial(all_answered, db_sessions), within=120, what="every message answered"
+            )
     finally:
         for worker in workers:
             worker.terminate()

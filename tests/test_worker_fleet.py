@@ -10,20 +10,21 @@ import re
 import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import AgentSessionRow, InboundMessage, SessionItem
+from db.models import InboundMessage, SessionItem
 from db.transcript import content_text
 from tests.conftest import start_worker
 from tests.factories import builder_with_channel, post_signed, twilio_form
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import inbound_messages, kind, outbound_messages, turns
+from tests.queries import all_answered, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -171,20 +172,6 @@ async def settled(sessions: async_sessionmaker[AsyncSession], logs: list[Path]) 
     finished: tasks that found their conversation busy run again later, and one that
     answered again then would otherwise go unseen."""
 
-    async def all_answered() -> bool:
-        async with sessions() as db:
-            open_messages = await db.scalar(
-                select(func.count())
-                .select_from(InboundMessage)
-                .where(InboundMessage.status.in_(["pending", "processing"]))
-            )
-            leased = await db.scalar(
-                select(func.count())
-                .select_from(AgentSessionRow)
-                .where(AgentSessionRow.lease_token.is_not(None))
-            )
-        return open_messages == 0 and leased == 0
-
     def task_lines() -> dict[str, list[str]]:
         """What the workers logged about each task (one id across its retries), in time
         order."""
@@ -201,7 +188,7 @@ async def settled(sessions: async_sessionmaker[AsyncSession], logs: list[Path]) 
     async def tasks_finished() -> bool:
         return len(task_lines()) >= CONVERSATIONS * MESSAGES_EACH and not unfinished()
 
-    await eventually(all_answered, within=60, what="every message answered")
+    await eventually(partial(all_answered, sessions), within=60, what="every message answered")
     try:
         await eventually(tasks_finished, within=30, what="every task finished")
     except AssertionError as error:
