@@ -41,8 +41,8 @@ class ReceivedMessage:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What became of one delivered message: its inbox id (None when the provider had
-    already delivered this message id) and whether a builder owns its recipient."""
+    """What became of one delivered message: its new inbox id and whether a builder owns
+    its recipient; a redelivery of a message id already recorded is (None, False)."""
 
     inbound_id: int | None
     routed: bool

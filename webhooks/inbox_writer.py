@@ -11,7 +11,6 @@ throughput comes from.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,8 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.inbox import ReceivedMessage, Recorded, record_inbound, record_inbound_at_once
 from db.statements import StatementConnections
 from worker.app import enqueue_inbound
-
-logger = logging.getLogger(__name__)
 
 MAX_BATCH_MESSAGES = 1000
 
