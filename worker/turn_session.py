@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 from agents.items import TResponseInputItem
+from agents.memory import SessionSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.agent_session import DatabaseSession
@@ -22,10 +23,16 @@ class TurnSession(DatabaseSession):
         turn_id: uuid.UUID,
         lease_token: uuid.UUID,
         saves_input: bool,
+        history_window: int = 0,
         statements: StatementConnections | None = None,
     ) -> None:
+        """`history_window`: how many of the latest items the runner reads (0: all)."""
         super().__init__(
-            session_id, engine=engine, fencing_token=lease_token, statements=statements
+            session_id,
+            engine=engine,
+            session_settings=SessionSettings(limit=history_window or None),
+            fencing_token=lease_token,
+            statements=statements,
         )
         self._turn_id = turn_id
         self._input_unsaved = saves_input

@@ -18,6 +18,7 @@ from agents import (
     MaxTurnsExceeded,
     ModelBehaviorError,
     OutputGuardrailTripwireTriggered,
+    RunConfig,
     Runner,
     UserError,
 )
@@ -137,7 +138,12 @@ async def _generate_reply(
     try:
         async with asyncio.timeout(timeout):
             result = await Runner.run(
-                agent, run_input, session=session, context=context, max_turns=MAX_TURNS
+                agent,
+                run_input,
+                session=session,
+                context=context,
+                max_turns=MAX_TURNS,
+                run_config=RunConfig(session_input_callback=history_from_a_user_message),
             )
     except TimeoutError as error:
         raise TransientTurnError(f"the agent run took longer than {timeout:g}s") from error
@@ -163,8 +169,19 @@ def _session_for(
         turn_id=turn.id,
         lease_token=lease,
         saves_input=saves_input,
+        history_window=runtime.settings.history_window,
         statements=runtime.statements,
     )
+
+
+def history_from_a_user_message(
+    history: list[TResponseInputItem], new_input: list[TResponseInputItem]
+) -> list[TResponseInputItem]:
+    """What the model reads: the history window, started at a user message, then the new
+    input. A window (`HISTORY_WINDOW`) can begin inside an earlier turn, with a tool
+    result whose call fell outside it, which the model API refuses."""
+    start = next((n for n, item in enumerate(history) if item.get("role") == "user"), 0)
+    return [*history[start:], *new_input]
 
 
 def _user_items(messages: list[InboundMessage]) -> list[TResponseInputItem]:

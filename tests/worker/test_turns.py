@@ -579,3 +579,28 @@ async def test_a_run_that_fails_after_a_tool_call_leaves_a_usable_history(
     assert_calls_paired(retry_input)
     assert [kind(item) for item in await all_items(db_sessions)][-1] == "assistant"
     assert len(fake_twilio.messages) == 1
+
+
+async def test_the_model_reads_the_history_window_from_its_first_user_message(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    settings: Settings,
+    fake_openai: FakeOpenAI,
+) -> None:
+    """With HISTORY_WINDOW=5 the third turn's window begins with the first turn's tool
+    result, whose call fell outside it (the model API refuses such an orphan): the model
+    reads from the next user message on, and nothing older."""
+    windowed = create_runtime(settings.model_copy(update={"history_window": 5}))
+    try:
+        for text in ["What time is it?", "Hello", "Thanks"]:
+            await process_inbound(await arrive(db_sessions, channel, text), runtime=windowed)
+    finally:
+        await windowed.aclose()
+
+    assert len(await all_items(db_sessions)) == 8
+    last_request = fake_openai.requests[-1]["input"]
+    assert [kind(item) for item in last_request] == ["user", "assistant", "user"]
+    assert [item["content"] for item in last_request if kind(item) == "user"] == [
+        "Hello",
+        "Thanks",
+    ]
