@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, alias="DATABASE_URL")
     database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE", ge=1)
     session_connections: int = Field(4, alias="SESSION_CONNECTIONS", ge=1)
-    history_window: int = Field(100, alias="HISTORY_WINDOW", ge=0)
+    history_window: int = Field(50, alias="HISTORY_WINDOW", ge=0)
     celery_broker_url: str | None = Field(None, alias="CELERY_BROKER_URL")
     celery_queue: str = Field("wabot", alias="CELERY_QUEUE")
     celery_visibility_timeout: int = Field(900, alias="CELERY_VISIBILITY_TIMEOUT", ge=5)
