@@ -28,6 +28,7 @@ import redis
 from db.builders import add_channel, create_builder
 from db.engine import create_engine, create_sessionmaker
 from tests.bench.report import Row
+from tests.bench.worker_throughput import forget_queues
 from tests.factories import (
     BOT_NUMBER,
     META_PHONE_NUMBER_ID,
@@ -225,9 +226,8 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
     ours, tags = _measure(
         "ours", uvicorn("webhooks.app:app"), {**env, "CELERY_QUEUE": ours_queue}, seconds
     )
-    broker = redis.Redis.from_url(REDIS_URL)
-    enqueued = int(broker.llen(ours_queue))
-    broker.delete(ours_queue, flask_queue)
+    enqueued = int(redis.Redis.from_url(REDIS_URL).llen(ours_queue))
+    forget_queues(ours_queue, flask_queue)
     flask_label = "Flask + .delay()"
     return [
         Row(
