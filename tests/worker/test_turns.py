@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -52,6 +52,21 @@ async def runtime(
     runtime = create_runtime(settings)
     yield runtime
     await runtime.aclose()
+
+
+@pytest.fixture
+async def runtime_with(settings: Settings) -> AsyncIterator[Callable[..., Runtime]]:
+    """Make runtimes with settings overridden (`runtime_with(run_timeout_seconds=0.5)`);
+    each is closed after the test."""
+    made: list[Runtime] = []
+
+    def make(**overrides: Any) -> Runtime:
+        made.append(create_runtime(settings.model_copy(update=overrides)))
+        return made[-1]
+
+    yield make
+    for each in made:
+        await each.aclose()
 
 
 @pytest.fixture
@@ -336,31 +351,25 @@ async def test_finished_and_unknown_messages_are_no_ops(
 async def test_a_run_past_its_deadline_is_cancelled_whole_and_retried(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
-    settings: Settings,
+    runtime_with: Callable[..., Runtime],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
 ) -> None:
-    hasty = create_runtime(settings.model_copy(update={"run_timeout_seconds": 0.5}))
+    hasty = runtime_with(run_timeout_seconds=0.5)
     fake_openai.delay_seconds = 1.0
-    try:
-        inbound_id = await arrive(db_sessions, channel, "Hello")
-        with pytest.raises(RetryLater, match=r"longer than 0\.5s"):
-            await process_inbound(inbound_id, runtime=hasty)
-        await asyncio.sleep(1.5)  # the model has answered by now; nobody may be listening
-        assert [kind(item) for item in await all_items(db_sessions)] == ["user"]
-        assert fake_twilio.messages == []
-    finally:
-        await hasty.aclose()
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    with pytest.raises(RetryLater, match=r"longer than 0\.5s"):
+        await process_inbound(inbound_id, runtime=hasty)
+    await asyncio.sleep(1.5)  # the model has answered by now; nobody may be listening
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user"]
+    assert fake_twilio.messages == []
 
 
-async def test_a_database_outage_is_retried_later(settings: Settings) -> None:
+async def test_a_database_outage_is_retried_later(runtime_with: Callable[..., Runtime]) -> None:
     unreachable = f"postgresql+psycopg://127.0.0.1:{free_port()}/none"
-    cut_off = create_runtime(settings.model_copy(update={"database_url": unreachable}))
-    try:
-        with pytest.raises(RetryLater, match="database unavailable"):
-            await process_inbound(1, runtime=cut_off)
-    finally:
-        await cut_off.aclose()
+    cut_off = runtime_with(database_url=unreachable)
+    with pytest.raises(RetryLater, match="database unavailable"):
+        await process_inbound(1, runtime=cut_off)
 
 
 async def test_a_meta_reply_survives_a_rate_limit_and_is_sent_once(
@@ -383,16 +392,13 @@ async def test_a_meta_reply_survives_a_rate_limit_and_is_sent_once(
 async def test_the_typing_indicator_is_refreshed_during_a_long_run(
     db_sessions: async_sessionmaker[AsyncSession],
     meta_channel: Channel,
-    settings: Settings,
+    runtime_with: Callable[..., Runtime],
     fake_openai: FakeOpenAI,
     fake_graph: FakeGraphAPI,
 ) -> None:
-    patient = create_runtime(settings.model_copy(update={"typing_refresh_seconds": 0.2}))
+    patient = runtime_with(typing_refresh_seconds=0.2)
     fake_openai.delay_seconds = 0.7
-    try:
-        await process_inbound(await arrive(db_sessions, meta_channel, "Hi"), runtime=patient)
-    finally:
-        await patient.aclose()
+    await process_inbound(await arrive(db_sessions, meta_channel, "Hi"), runtime=patient)
     assert len(fake_graph.typing) >= 3
     assert len(fake_graph.messages) == 1
 
@@ -437,15 +443,12 @@ async def test_markdown_from_the_model_is_sent_as_whatsapp_formatting(
 async def test_twilio_shows_typing_when_enabled(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
-    settings: Settings,
+    runtime_with: Callable[..., Runtime],
     fake_twilio: FakeTwilio,
 ) -> None:
-    typing = create_runtime(settings.model_copy(update={"twilio_typing_indicator": True}))
-    try:
-        inbound_id = await arrive(db_sessions, channel, "Hello")
-        await process_inbound(inbound_id, runtime=typing)
-    finally:
-        await typing.aclose()
+    typing = runtime_with(twilio_typing_indicator=True)
+    inbound_id = await arrive(db_sessions, channel, "Hello")
+    await process_inbound(inbound_id, runtime=typing)
     [inbound_row] = await inbound_messages(db_sessions)
     assert fake_twilio.typing == [
         {"channel": "whatsapp", "messageId": inbound_row.provider_message_id}
@@ -482,19 +485,16 @@ async def test_a_meta_user_is_keyed_by_user_id_with_both_ids_kept(
 async def test_a_burst_within_the_window_is_answered_as_one_turn(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
-    settings: Settings,
+    runtime_with: Callable[..., Runtime],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
 ) -> None:
-    patient = create_runtime(settings.model_copy(update={"coalesce_window_seconds": 0.5}))
-    try:
-        first = await arrive(db_sessions, channel, "Hi")
-        answering = asyncio.create_task(process_inbound(first, runtime=patient))
-        await asyncio.sleep(0.2)
-        await arrive(db_sessions, channel, "I'd like a cake")
-        await answering
-    finally:
-        await patient.aclose()
+    patient = runtime_with(coalesce_window_seconds=0.5)
+    first = await arrive(db_sessions, channel, "Hi")
+    answering = asyncio.create_task(process_inbound(first, runtime=patient))
+    await asyncio.sleep(0.2)
+    await arrive(db_sessions, channel, "I'd like a cake")
+    await answering
     [request] = fake_openai.requests
     assert [item["content"] for item in request["input"]] == ["Hi", "I'd like a cake"]
     assert len(fake_twilio.messages) == 1
@@ -504,24 +504,21 @@ async def test_a_burst_within_the_window_is_answered_as_one_turn(
 async def test_a_sender_over_the_rate_limit_waits_and_is_answered_once(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
-    settings: Settings,
+    runtime_with: Callable[..., Runtime],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
 ) -> None:
-    limited = create_runtime(settings.model_copy(update={"sender_turns_per_minute": 2}))
-    try:
-        for text in ("one", "two"):
-            await process_inbound(await arrive(db_sessions, channel, text), runtime=limited)
-        third = await arrive(db_sessions, channel, "three")
-        fourth = await arrive(db_sessions, channel, "four")
-        with pytest.raises(RetryLater, match="over its rate") as deferred:
-            await process_inbound(third, runtime=limited)
-        assert 0 < deferred.value.countdown <= 60
-        async with db_sessions.begin() as db:  # a minute passes
-            await db.execute(update(Turn).values(created_at=Turn.created_at - timedelta(minutes=1)))
-        await process_inbound(fourth, runtime=limited)
-    finally:
-        await limited.aclose()
+    limited = runtime_with(sender_turns_per_minute=2)
+    for text in ("one", "two"):
+        await process_inbound(await arrive(db_sessions, channel, text), runtime=limited)
+    third = await arrive(db_sessions, channel, "three")
+    fourth = await arrive(db_sessions, channel, "four")
+    with pytest.raises(RetryLater, match="over its rate") as deferred:
+        await process_inbound(third, runtime=limited)
+    assert 0 < deferred.value.countdown <= 60
+    async with db_sessions.begin() as db:  # a minute passes
+        await db.execute(update(Turn).values(created_at=Turn.created_at - timedelta(minutes=1)))
+    await process_inbound(fourth, runtime=limited)
     assert len(fake_twilio.messages) == 3
     assert [item["content"] for item in fake_openai.requests[-1]["input"][-2:]] == ["three", "four"]
     assert {m.status for m in await inbound_messages(db_sessions)} == {"processed"}
@@ -558,22 +555,19 @@ def assert_calls_paired(model_input: list[dict[str, Any]]) -> None:
 async def test_a_run_that_fails_after_a_tool_call_leaves_a_usable_history(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
-    settings: Settings,
+    runtime_with: Callable[..., Runtime],
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
     failure: str,
 ) -> None:
-    hasty = create_runtime(settings.model_copy(update={"run_timeout_seconds": 1.0}))
+    hasty = runtime_with(run_timeout_seconds=1.0)
     fake_openai.faults[2] = Failure(500) if failure == "model 500" else 2.0
-    try:
-        inbound_id = await arrive(db_sessions, channel, "What time is it?")
-        with pytest.raises(RetryLater):
-            await process_inbound(inbound_id, runtime=hasty)
-        stored = await all_items(db_sessions)
-        assert [kind(item) for item in stored] == ["user", "function_call", "function_call_output"]
+    inbound_id = await arrive(db_sessions, channel, "What time is it?")
+    with pytest.raises(RetryLater):
         await process_inbound(inbound_id, runtime=hasty)
-    finally:
-        await hasty.aclose()
+    stored = await all_items(db_sessions)
+    assert [kind(item) for item in stored] == ["user", "function_call", "function_call_output"]
+    await process_inbound(inbound_id, runtime=hasty)
     retry_input = fake_openai.requests[-1]["input"]
     assert [kind(item) for item in retry_input] == ["user", "function_call", "function_call_output"]
     assert_calls_paired(retry_input)
@@ -584,18 +578,15 @@ async def test_a_run_that_fails_after_a_tool_call_leaves_a_usable_history(
 async def test_the_model_reads_the_history_window_from_its_first_user_message(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
-    settings: Settings,
+    runtime_with: Callable[..., Runtime],
     fake_openai: FakeOpenAI,
 ) -> None:
     """With HISTORY_WINDOW=5 the third turn's window begins with the first turn's tool
     result, whose call fell outside it (the model API refuses such an orphan): the model
     reads from the next user message on, and nothing older."""
-    windowed = create_runtime(settings.model_copy(update={"history_window": 5}))
-    try:
-        for text in ["What time is it?", "Hello", "Thanks"]:
-            await process_inbound(await arrive(db_sessions, channel, text), runtime=windowed)
-    finally:
-        await windowed.aclose()
+    windowed = runtime_with(history_window=5)
+    for text in ["What time is it?", "Hello", "Thanks"]:
+        await process_inbound(await arrive(db_sessions, channel, text), runtime=windowed)
 
     assert len(await all_items(db_sessions)) == 8
     last_request = fake_openai.requests[-1]["input"]
