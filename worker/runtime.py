@@ -20,6 +20,7 @@ from worker.channels.meta import MetaChannel
 from worker.channels.twilio import TwilioChannel
 from worker.leases import FreshLeases
 from worker.offline_model import OfflineModel
+from worker.openai_client import WorkerOpenAI
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def create_runtime(settings: Settings) -> Runtime:
     engine = create_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
     openai_client = None
     if settings.openai_api_key is not None:
-        openai_client = AsyncOpenAI(
+        openai_client = WorkerOpenAI(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url,
             timeout=settings.openai_timeout_seconds,
