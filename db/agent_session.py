@@ -37,17 +37,28 @@ _PG_LATEST = (
     "SELECT item_data::text FROM session_items"
     " WHERE session_id = %(session_id)s ORDER BY sequence DESC LIMIT %(limit)s"
 )
-_PG_APPEND = (
-    "WITH locked AS ("
+_PG_LOCKED = (
+    "locked AS ("
     " UPDATE sessions SET next_sequence = next_sequence + %(count)s, updated_at = now()"
     " WHERE id = %(session_id)s"
     " AND (%(token)s::uuid IS NULL OR lease_token = %(token)s::uuid)"
     " RETURNING next_sequence - %(count)s AS first_sequence)"
+)
+_PG_INSERT = (
     " INSERT INTO session_items (session_id, item_data, sequence)"
     " SELECT %(session_id)s, item.data, locked.first_sequence + item.ordinal - 1"
     " FROM locked, unnest(%(items)s::jsonb[]) WITH ORDINALITY AS item(data, ordinal)"
     " RETURNING sequence"
 )
+
+
+def append_statement(*also: str) -> str:
+    """The one-statement Postgres append; `also` are more data-modifying CTEs run in the
+    same statement, which may read `locked.first_sequence` (none when it was refused)."""
+    return "WITH " + ", ".join([_PG_LOCKED, *also]) + _PG_INSERT
+
+
+_PG_APPEND = append_statement()
 
 
 class SessionNotFoundError(LookupError):
@@ -111,12 +122,16 @@ class DatabaseSession:
         if not items:
             return
         if self._postgres:
-            if not await self._run(_PG_APPEND, self._append_params(items)):
-                async with self._engine.connect() as conn:
-                    await self._explain_refusal(conn)
+            await self._append_alone(_PG_APPEND, self._append_params(items))
             return
         async with self._engine.begin() as conn:
             await self._append(conn, items)
+
+    async def _append_alone(self, statement: str, params: dict[str, Any]) -> None:
+        """Run a one-statement append (`append_statement`); say why if it was refused."""
+        if not await self._run(statement, params):
+            async with self._engine.connect() as conn:
+                await self._explain_refusal(conn)
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Delete and return the newest item, or None when the history is empty."""
@@ -148,13 +163,8 @@ class DatabaseSession:
             await conn.execute(delete(SessionItem).where(SessionItem.session_id == self._id))
 
     async def _append(self, conn: AsyncConnection, items: list[Any]) -> int:
-        """Store the batch on `conn`; returns the first sequence number it was given."""
-        if self._postgres:
-            stored = await conn.exec_driver_sql(_PG_APPEND, self._append_params(items))
-            sequences = [sequence for (sequence,) in stored]
-            if not sequences:
-                await self._explain_refusal(conn)
-            return min(sequences)
+        """Store the batch on `conn` (the portable path; Postgres uses `append_statement`);
+        returns the first sequence number it was given."""
         first_sequence = await self._reserve(conn, len(items))
         await conn.execute(
             insert(SessionItem),

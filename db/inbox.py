@@ -200,28 +200,19 @@ async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
     )
 
 
-async def pending_ids(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
-    """Pending messages of a conversation in the order they arrived."""
-    result = await db.scalars(
-        select(InboundMessage.id)
+async def pending_arrivals(
+    session_id: uuid.UUID, *, db: AsyncSession
+) -> list[tuple[int, datetime]]:
+    """Pending messages of a conversation, (id, received_at), in the order they arrived."""
+    result = await db.execute(
+        select(InboundMessage.id, InboundMessage.received_at)
         .where(
             InboundMessage.session_id == session_id,
             InboundMessage.status == InboundStatus.PENDING,
         )
         .order_by(InboundMessage.id)
     )
-    return list(result)
-
-
-async def newest_pending_at(session_id: uuid.UUID, *, db: AsyncSession) -> datetime | None:
-    """When the latest pending message of a conversation arrived; None if none is pending."""
-    newest = await db.scalar(
-        select(func.max(InboundMessage.received_at)).where(
-            InboundMessage.session_id == session_id,
-            InboundMessage.status == InboundStatus.PENDING,
-        )
-    )
-    return as_utc(newest) if newest else None
+    return [(message_id, as_utc(received_at)) for message_id, received_at in result]
 
 
 async def fail_inbound(inbound_id: int, *, error: str, db: AsyncSession) -> None:

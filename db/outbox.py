@@ -33,20 +33,25 @@ async def record_reply(
     parts: list[str],
     db: AsyncSession,
 ) -> list[OutboundMessage]:
-    """Record the reply's parts once per turn; a retried turn gets the rows it recorded before."""
-    for index, text in enumerate(parts):
-        await db.execute(
-            insert_or_ignore(OutboundMessage, db=db).values(
-                id=uuid.uuid4(),
-                session_id=session_id,
-                turn_id=turn_id,
-                part=index,
-                channel_id=channel_id,
-                recipient=recipient,
-                text=text,
-                status=OutboundStatus.PENDING,
-            )
+    """Record the reply's parts once per turn (one statement); a retried turn gets the
+    rows it recorded before."""
+    await db.execute(
+        insert_or_ignore(OutboundMessage, db=db).values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "session_id": session_id,
+                    "turn_id": turn_id,
+                    "part": index,
+                    "channel_id": channel_id,
+                    "recipient": recipient,
+                    "text": text,
+                    "status": OutboundStatus.PENDING,
+                }
+                for index, text in enumerate(parts)
+            ]
         )
+    )
     return await replies_of(turn_id, db=db)
 
 

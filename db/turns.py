@@ -9,7 +9,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.clock import as_utc
-from db.inbox import pending_ids
 from db.models import InboundMessage, InboundStatus, Turn, TurnStatus
 
 
@@ -32,11 +31,8 @@ async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None
     return turn
 
 
-async def start_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
-    """A new turn taking every pending message, in arrival order; None if none is pending."""
-    message_ids = await pending_ids(session_id, db=db)
-    if not message_ids:
-        return None
+async def start_turn(session_id: uuid.UUID, message_ids: list[int], *, db: AsyncSession) -> Turn:
+    """A new turn taking these pending messages (see `db.inbox.pending_arrivals`)."""
     turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=1)
     db.add(turn)
     await db.flush()
@@ -69,6 +65,13 @@ async def messages_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMe
         select(InboundMessage).where(InboundMessage.turn_id == turn_id).order_by(InboundMessage.id)
     )
     return list(result)
+
+
+MARK_INPUT_SAVED = (
+    "input_saved AS (UPDATE turns SET input_saved_at = now(),"
+    " input_sequence = locked.first_sequence FROM locked WHERE turns.id = %(turn_id)s)"
+)
+"""`mark_input_saved` as a CTE of the Postgres append (`db.agent_session.append_statement`)."""
 
 
 async def mark_input_saved(turn_id: uuid.UUID, first_sequence: int, *, db: AsyncConnection) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -32,7 +33,7 @@ from tests.factories import (
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
+from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import at_least, eventually
 
 
@@ -78,6 +79,7 @@ async def test_tool_calls_and_history_survive_between_turns(
         )
         assert second.status_code == 200
         sent = await at_least(fake_twilio.messages, 2, what="replies at the fake Twilio")
+    await eventually(partial(all_answered, db_sessions), what="both turns closed")
 
     items = await all_items(db_sessions)
     assert [kind(item) for item in items] == [
@@ -180,6 +182,7 @@ async def test_a_meta_conversation_end_to_end(
         await at_least(fake_graph.messages, 1, what="replies at the fake Graph API")
         assert (await post_meta(client, url, meta_notification([location]))).status_code == 200
         sent = await at_least(fake_graph.messages, 2, what="replies at the fake Graph API")
+        await eventually(partial(all_answered, db_sessions), what="both turns closed")
 
         items = await all_items(db_sessions)
         assert [kind(item) for item in items] == [

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -21,17 +22,13 @@ from db.conversations import (
     get_or_create_session,
     release_lease,
 )
-from db.inbox import (
-    attach_latecomers,
-    fail_inbound,
-    get_inbound,
-    newest_pending_at,
-)
+from db.inbox import attach_latecomers, fail_inbound, get_inbound, pending_arrivals
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
-from worker.replies import hold_lease
+from worker.replies import SentPart, hold_lease
 from worker.runtime import Runtime
+from worker.scene import NO_CHANNEL, Scene, scene_of
 from worker.turn_errors import PermanentTurnError, TransientTurnError, UndeliverableError
 from worker.turns import run_turn, send_fallback
 
@@ -64,6 +61,8 @@ async def process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
 
 
 async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
+    """One transaction finds the session, takes its lease and starts (or resumes) its
+    turn; then the conversation is answered until nothing is pending."""
     async with runtime.sessionmaker.begin() as db:
         inbound = await get_inbound(inbound_id, db=db)
         if inbound is None:
@@ -78,9 +77,12 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
         lease = await acquire_lease(
             session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
         )
+        first: Step = None
+        if lease is not None:
+            first = await _next_step(session_id, lease=lease, resume=True, runtime=runtime, db=db)
     if lease is None:
         raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
-    await answer_conversation(session_id, lease=lease, runtime=runtime)
+    await answer_conversation(session_id, first, lease=lease, runtime=runtime)
 
 
 async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid.UUID | None:
@@ -112,14 +114,34 @@ def conversation_key(inbound: InboundMessage) -> str:
     return inbound.sender.removeprefix("whatsapp:")
 
 
-async def answer_conversation(session_id: uuid.UUID, *, lease: uuid.UUID, runtime: Runtime) -> None:
-    """Under our lease, answer the conversation's turns in order until none is pending;
-    the lease is released in the same transaction that finds nothing left."""
+Step = Scene | float | None
+"""What a conversation does next: answer a turn, wait that many seconds for the user
+to finish a burst, or nothing (its lease released)."""
+
+
+async def answer_conversation(
+    session_id: uuid.UUID, first: Step, *, lease: uuid.UUID, runtime: Runtime
+) -> None:
+    """Under our lease, answer the conversation's turns in order until none is pending.
+    Each turn is closed in the transaction that starts the next one, or that finds
+    nothing left and releases the lease."""
     runtime.leases.held(lease)
     released = False
+    step = first
     try:
-        while (turn := await _next_turn(session_id, lease=lease, runtime=runtime)) is not None:
-            await _run_turn_guarded(turn, lease=lease, runtime=runtime)
+        while step is not None:
+            closed = None
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+            else:
+                closed = await _run_turn_guarded(step, lease=lease, runtime=runtime)
+            async with runtime.sessionmaker.begin() as db:
+                await hold_lease(session_id, lease, runtime=runtime, db=db)
+                if closed is not None:
+                    await closed.store(db)
+                step = await _next_step(
+                    session_id, lease=lease, resume=False, runtime=runtime, db=db
+                )
         released = True
     except LeaseLostError:
         logger.warning("session %s: lease lost; its new holder carries on", session_id)
@@ -130,31 +152,40 @@ async def answer_conversation(session_id: uuid.UUID, *, lease: uuid.UUID, runtim
                 await release_lease(session_id, lease, db=db)
 
 
-async def _next_turn(session_id: uuid.UUID, *, lease: uuid.UUID, runtime: Runtime) -> Turn | None:
-    """The unfinished turn if there is one; else a new turn for the pending messages once
-    the user has paused for `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn)
-    and is within `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce). None,
-    with the lease released, when nothing is pending."""
+async def _next_step(
+    session_id: uuid.UUID, *, lease: uuid.UUID, resume: bool, runtime: Runtime, db: AsyncSession
+) -> Step:
+    """In the caller's transaction: the unfinished turn if `resume` finds one; else a
+    new turn for the pending messages once the user has paused for
+    `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and is within
+    `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce); else how long to
+    wait for that pause; else None, with the lease released."""
     settings = runtime.settings
+    turn = await resume_turn(session_id, db=db) if resume else None
+    new = False
     while True:
-        async with runtime.sessionmaker.begin() as db:
-            await hold_lease(session_id, lease, runtime=runtime, db=db)
-            turn = await resume_turn(session_id, db=db)
-            if turn is not None:
-                return turn
+        if turn is None:
             await attach_latecomers(session_id, db=db)
-            newest = await newest_pending_at(session_id, db=db)
-            if newest is None:
+            pending = await pending_arrivals(session_id, db=db)
+            if not pending:
                 await release_lease(session_id, lease, db=db)
                 return None
             now = datetime.now(UTC)
+            newest = max(received_at for _id, received_at in pending)
             settle = settings.coalesce_window_seconds - (now - newest).total_seconds()
-            if settle <= 0:
-                wait = await _rate_limit_wait(session_id, now, settings.sender_turns_per_minute, db)
-                if wait > 0:
-                    raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
-                return await start_turn(session_id, db=db)
-        await asyncio.sleep(settle)
+            if settle > 0:
+                return settle
+            wait = await _rate_limit_wait(session_id, now, settings.sender_turns_per_minute, db)
+            if wait > 0:
+                raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
+            turn = await start_turn(session_id, [message_id for message_id, _ in pending], db=db)
+            new = True
+        scene = await scene_of(turn, db=db, new=new)
+        if scene is not None:
+            return scene
+        logger.warning("turn %s: %s; marked failed", turn.id, NO_CHANNEL)
+        await finish_turn(turn.id, failed_because=NO_CHANNEL, db=db)
+        turn = None
 
 
 async def _rate_limit_wait(
@@ -169,18 +200,34 @@ async def _rate_limit_wait(
     return (started[-per_minute] + RATE_WINDOW - now).total_seconds()
 
 
-async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
-    """Run one turn; turn its failures into a retry or a recorded terminal state."""
+@dataclass(frozen=True)
+class ClosedTurn:
+    """How a turn ended, stored in the transaction that moves the conversation on."""
+
+    turn_id: uuid.UUID
+    last_sent: SentPart | None = None
+    failed_because: str | None = None
+
+    async def store(self, db: AsyncSession) -> None:
+        if self.last_sent is not None:
+            await self.last_sent.mark(db)
+        await finish_turn(self.turn_id, failed_because=self.failed_because, db=db)
+
+
+async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> ClosedTurn:
+    """Run one turn; a permanent failure ends it (after the fallback reply), anything
+    else is recorded on it and retried later."""
+    turn = scene.turn
     try:
-        await run_turn(turn, lease=lease, runtime=runtime)
+        return ClosedTurn(turn.id, await run_turn(scene, lease=lease, runtime=runtime))
     except LeaseLostError:
         raise
     except PermanentTurnError as error:
         logger.warning("turn %s failed for good: %s", turn.id, mask_numbers(str(error)))
+        last_sent = None
         if not isinstance(error, UndeliverableError):
-            await _send_fallback_once(turn, lease=lease, runtime=runtime)
-        async with runtime.sessionmaker.begin() as db:
-            await finish_turn(turn.id, failed_because=str(error), db=db)
+            last_sent = await _send_fallback_once(turn, lease=lease, runtime=runtime)
+        return ClosedTurn(turn.id, last_sent, failed_because=str(error))
     except Exception as error:
         countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
         if isinstance(error, TransientTurnError):
@@ -193,15 +240,16 @@ async def _run_turn_guarded(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -
         raise RetryLater(str(error), countdown=countdown) from error
 
 
-async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> SentPart | None:
     """The builder's fallback text, where sending is still possible; its own failure is
     logged, not retried, since the turn is over either way."""
     try:
-        await send_fallback(turn, lease=lease, runtime=runtime)
+        return await send_fallback(turn, lease=lease, runtime=runtime)
     except LeaseLostError:
         raise
     except Exception as error:  # the turn ends failed whatever happens here; say why
         logger.warning("turn %s: fallback not sent: %s", turn.id, mask_numbers(str(error)))
+        return None
 
 
 def _backoff(attempt: int, base: float) -> float:

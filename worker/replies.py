@@ -4,13 +4,14 @@ by whoever holds the conversation's lease."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.conversations import LeaseLostError, renew_lease
 from db.models import OutboundMessage, OutboundStatus, Turn
 from db.outbox import mark_send_failed, mark_sent, record_reply
-from worker.channels.base import PermanentSendError, TransientSendError
+from worker.channels.base import PermanentSendError, SentMessage, TransientSendError
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.delivery import send_with_retries
@@ -37,14 +38,36 @@ async def record_reply_parts(
         )
 
 
+@dataclass(frozen=True)
+class SentPart:
+    """A part the provider accepted, whose mark is not stored yet."""
+
+    outbound_id: uuid.UUID
+    sent: SentMessage
+
+    async def mark(self, db: AsyncSession) -> None:
+        await mark_sent(
+            self.outbound_id,
+            provider_message_id=self.sent.provider_message_id,
+            status=self.sent.status,
+            db=db,
+        )
+
+
 async def send_pending(
     replies: list[OutboundMessage], scene: Scene, *, lease: uuid.UUID, runtime: Runtime
-) -> None:
-    """Send every part not sent yet, in order; a refused part fails the turn for good."""
+) -> SentPart | None:
+    """Send every part not sent yet, in order; a refused part fails the turn for good.
+    Each part but the last is marked sent once the provider took it; the last part's
+    mark is returned, for the transaction that closes the turn to store (one
+    transaction fewer per turn, and no wider a window for a crash to resend it)."""
     outbound = runtime.channel(scene.channel.provider)
-    for reply in replies:
-        if reply.status != OutboundStatus.PENDING:
-            continue
+    unsent = [reply for reply in replies if reply.status == OutboundStatus.PENDING]
+    last: SentPart | None = None
+    for reply in unsent:
+        if last is not None:
+            async with runtime.sessionmaker.begin() as db:
+                await last.mark(db)
         async with runtime.sessionmaker.begin() as db:
             await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
         try:
@@ -59,10 +82,8 @@ async def send_pending(
             async with runtime.sessionmaker.begin() as db:
                 await mark_send_failed(reply.id, error=str(error), db=db)
             raise UndeliverableError(f"send failed: {error}") from error
-        async with runtime.sessionmaker.begin() as db:
-            await mark_sent(
-                reply.id, provider_message_id=sent.provider_message_id, status=sent.status, db=db
-            )
+        last = SentPart(reply.id, sent)
+    return last
 
 
 async def hold_lease(

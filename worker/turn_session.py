@@ -9,9 +9,11 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.agent_session import DatabaseSession
+from db.agent_session import DatabaseSession, append_statement
 from db.statements import StatementConnections
-from db.turns import mark_input_saved
+from db.turns import MARK_INPUT_SAVED, mark_input_saved
+
+_PG_APPEND_INPUT = append_statement(MARK_INPUT_SAVED)
 
 
 class TurnSession(DatabaseSession):
@@ -40,9 +42,14 @@ class TurnSession(DatabaseSession):
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """The runner's first batch is the user input: it is marked saved atomically with
         the items, so a retry of this turn continues with `input=[]` instead of storing
-        the message twice. Later batches take the one-statement path."""
+        the message twice. On Postgres both are one statement, like later batches."""
         if not (self._input_unsaved and items):
             await super().add_items(items)
+            return
+        if self._postgres:
+            params = {**self._append_params(items), "turn_id": self._turn_id}
+            await self._append_alone(_PG_APPEND_INPUT, params)
+            self._input_unsaved = False
             return
         async with self._engine.begin() as conn:
             first_sequence = await self._append(conn, items)

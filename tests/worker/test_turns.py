@@ -181,8 +181,8 @@ async def test_a_run_that_finished_before_its_worker_died_is_not_run_again(
         session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
         inbound_row.session_id = session_id
         lease = await acquire_lease(session_id, ttl_seconds=0, db=db)
-        turn = await start_turn(session_id, db=db)
-    assert lease is not None and turn is not None
+        turn = await start_turn(session_id, [inbound_id], db=db)
+    assert lease is not None
     dead_workers_session = TurnSession(
         session_id, engine=runtime.engine, turn_id=turn.id, lease_token=lease, saves_input=True
     )
