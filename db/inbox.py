@@ -181,6 +181,20 @@ async def get_inbound(inbound_id: int, *, db: AsyncSession) -> InboundMessage | 
     return await db.get(InboundMessage, inbound_id)
 
 
+async def get_inbound_and_channel(
+    inbound_id: int, *, db: AsyncSession
+) -> tuple[InboundMessage, Channel | None] | None:
+    """The message and the channel it came in on (None once removed), in one query."""
+    row = (
+        await db.execute(
+            select(InboundMessage, Channel)
+            .outerjoin(Channel, Channel.id == InboundMessage.channel_id)
+            .where(InboundMessage.id == inbound_id)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
     """Attach messages that arrived from this conversation's sender since it was last
     looked at, before their own tasks ran, so the next turn can include them."""

@@ -35,23 +35,25 @@ async def record_reply(
 ) -> list[OutboundMessage]:
     """Record the reply's parts once per turn (one statement); a retried turn gets the
     rows it recorded before."""
-    await db.execute(
-        insert_or_ignore(OutboundMessage, db=db).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "session_id": session_id,
-                    "turn_id": turn_id,
-                    "part": index,
-                    "channel_id": channel_id,
-                    "recipient": recipient,
-                    "text": text,
-                    "status": OutboundStatus.PENDING,
-                }
-                for index, text in enumerate(parts)
-            ]
-        )
+    recorded = await db.scalars(
+        insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage),
+        [
+            {
+                "id": uuid.uuid4(),
+                "session_id": session_id,
+                "turn_id": turn_id,
+                "part": index,
+                "channel_id": channel_id,
+                "recipient": recipient,
+                "text": text,
+                "status": OutboundStatus.PENDING,
+            }
+            for index, text in enumerate(parts)
+        ],
     )
+    new_rows = sorted(recorded, key=lambda reply: reply.part)
+    if len(new_rows) == len(parts):
+        return new_rows
     return await replies_of(turn_id, db=db)
 
 

@@ -22,7 +22,7 @@ from db.conversations import (
     get_or_create_session,
     release_lease,
 )
-from db.inbox import attach_latecomers, fail_inbound, get_inbound, pending_arrivals
+from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
@@ -64,14 +64,15 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
     """One transaction finds the session, takes its lease and starts (or resumes) its
     turn; then the conversation is answered until nothing is pending."""
     async with runtime.sessionmaker.begin() as db:
-        inbound = await get_inbound(inbound_id, db=db)
-        if inbound is None:
+        found = await get_inbound_and_channel(inbound_id, db=db)
+        if found is None:
             logger.warning("inbound %s does not exist; dropping the task", inbound_id)
             return
+        inbound, channel = found
         if inbound.status in _FINAL_STATUSES:
             logger.info("inbound %s is already %s", inbound_id, inbound.status)
             return
-        session_id = inbound.session_id or await _resolve_session(inbound, db=db)
+        session_id = inbound.session_id or await _resolve_session(inbound, channel, db=db)
         if session_id is None:
             return
         lease = await acquire_lease(
@@ -85,8 +86,9 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
     await answer_conversation(session_id, first, lease=lease, runtime=runtime)
 
 
-async def _resolve_session(inbound: InboundMessage, *, db: AsyncSession) -> uuid.UUID | None:
-    channel = await db.get(Channel, inbound.channel_id) if inbound.channel_id else None
+async def _resolve_session(
+    inbound: InboundMessage, channel: Channel | None, *, db: AsyncSession
+) -> uuid.UUID | None:
     if channel is None:
         await fail_inbound(inbound.id, error="its channel was removed", db=db)
         logger.warning("inbound %s: channel removed; marked failed", inbound.id)

@@ -26,7 +26,7 @@ async def record_reply_parts(
     """Record `text` in WhatsApp formatting, split into the channel's message size."""
     outbound = runtime.channel(scene.channel.provider)
     parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
-    async with runtime.sessionmaker.begin() as db:
+    async with runtime.autocommit_sessionmaker.begin() as db:
         await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
         return await record_reply(
             session_id=turn.session_id,

@@ -30,6 +30,10 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    autocommit_sessionmaker: async_sessionmaker[AsyncSession]
+    """For a write that is one statement: on Postgres its units of work commit every
+    statement on its own, saving the BEGIN and COMMIT round trips; on SQLite (whose
+    engine opens every transaction itself) it is `sessionmaker`."""
     statements: StatementConnections | None
     openai_client: AsyncOpenAI | None
     twilio: TwilioChannel | None
@@ -114,6 +118,11 @@ def create_runtime(settings: Settings) -> Runtime:
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
+        autocommit_sessionmaker=create_sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        if statements is not None
+        else create_sessionmaker(engine),
         statements=statements,
         openai_client=openai_client,
         twilio=twilio,
