@@ -9,8 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.clock import as_utc
-from db.inbox import pending_ids
-from db.models import InboundMessage, InboundStatus, Turn, TurnStatus
+from db.models import AgentSessionRow, InboundMessage, InboundStatus, Turn, TurnStatus
 
 
 async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
@@ -33,8 +32,20 @@ async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None
 
 
 async def start_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
-    """A new turn taking every pending message, in arrival order; None if none is pending."""
-    message_ids = await pending_ids(session_id, db=db)
+    """A new turn taking every pending message, in arrival order; None if none is pending
+    or an operator paused the conversation (its messages wait, pending, for a resume)."""
+    message_ids = list(
+        await db.scalars(
+            select(InboundMessage.id)
+            .join(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
+            .where(
+                InboundMessage.session_id == session_id,
+                InboundMessage.status == InboundStatus.PENDING,
+                AgentSessionRow.paused_at.is_(None),
+            )
+            .order_by(InboundMessage.id)
+        )
+    )
     if not message_ids:
         return None
     turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=1)

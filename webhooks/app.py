@@ -1,4 +1,5 @@
-"""The ASGI receiver: verify, record, enqueue, answer. No model calls, no sends."""
+"""The ASGI app: the provider webhooks (verify, record, enqueue, answer; no model calls,
+no sends) and, mounted beside them, the dashboard with its JSON and chat APIs."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from db.engine import create_engine, create_sessionmaker
 from db.logs import configure_logging
 from db.settings import Settings, get_settings
 from db.statements import StatementConnections
 from webhooks import health, meta, twilio
+from webhooks.dashboard.app import create_dashboard, finish_chat_turns
 from webhooks.inbox_writer import InboxWriter
 from worker.app import create_celery
+from worker.runtime import create_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ async def database_unavailable(_request: Request, error: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    dashboard = create_dashboard(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -51,13 +55,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if engine.dialect.name == "postgresql"
             else None,
         )
+        # The dashboard runs agents (web chat) and sends (human replies) like a worker.
+        runtime = create_runtime(settings)
+        dashboard.state.settings = settings
+        dashboard.state.runtime = runtime
+        dashboard.state.celery = app.state.celery
         # Everything loaded so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall every request ~60 ms each second.
         gc.freeze()
         try:
             yield
         finally:
+            await finish_chat_turns(dashboard, grace_seconds=settings.run_timeout_seconds)
             await app.state.inbox_writer.aclose()
+            await runtime.aclose()
             await engine.dispose()
 
     return Starlette(
@@ -68,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/webhooks/meta", meta.notification, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
+            Mount("", app=dashboard),
         ],
         exception_handlers={
             OperationalError: database_unavailable,

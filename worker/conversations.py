@@ -153,7 +153,10 @@ async def _next_turn(session_id: uuid.UUID, *, lease: uuid.UUID, runtime: Runtim
                 wait = await _rate_limit_wait(session_id, now, settings.sender_turns_per_minute, db)
                 if wait > 0:
                     raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
-                return await start_turn(session_id, db=db)
+                turn = await start_turn(session_id, db=db)
+                if turn is None:  # paused by an operator: the messages wait for a resume
+                    await release_lease(session_id, lease, db=db)
+                return turn
         await asyncio.sleep(settle)
 
 
