@@ -16,8 +16,13 @@ $(INSTALLED): pyproject.toml constraints.txt
 demo: $(INSTALLED)
 	$(BIN)/wabot demo
 
-## test: lint, then the whole suite on PostgreSQL and Redis (TEST_DATABASE_URL, REDIS_URL)
+## test: lint, then the whole suite on PostgreSQL and Redis (TEST_DATABASE_URL, REDIS_URL);
+## the browser tests drive Debian's chromium, installed here when we are root
 test: $(INSTALLED)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -qq chromium >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; }; } \
+		|| echo "chromium is missing and could not be installed: the browser tests will fail (apt-get install chromium)"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -46,8 +46,9 @@ class Entry:
 
 
 def display_lines(text: str) -> list[tuple[str, str]]:
-    """Split a message into text and readable placeholders (`[image/jpeg attached]`,
-    `[location: 52.37, 4.89, Dam]`), which the worker wrote for what is not text."""
+    """Split a message into text and readable placeholders (`[image/jpeg attached]` →
+    `Attachment: image/jpeg`, `[location: 52.37, 4.89, Dam]` → `Location: …`), which the
+    worker wrote for what is not text."""
     lines: list[tuple[str, str]] = []
     for line in text.splitlines() or [""]:
         found = _PLACEHOLDER.match(line.strip())
@@ -62,9 +63,10 @@ def display_lines(text: str) -> list[tuple[str, str]]:
 
 def _readable(what: str) -> str:
     if what.startswith("location:"):
-        return "📍 Location: " + what.removeprefix("location:").strip()
-    if what.endswith("attached") or " attached: " in what:
-        return "📎 " + what[0].upper() + what[1:]
+        return "Location: " + what.removeprefix("location:").strip()
+    if what.endswith(" attached") or " attached: " in what:
+        kind, _, name = what.partition(" attached")
+        return f"Attachment: {kind}{name}"
     return f"[{what}]"
 
 

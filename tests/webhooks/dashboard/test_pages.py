@@ -63,9 +63,9 @@ async def test_the_conversation_shows_bubbles_chips_placeholders_and_failures(
         older = await client.get(f"{receiver}/sessions/{world.session}/entries?before=3")
     assert sequences(page) == [0, 1, 3, 4, 5]  # the tool result sits in its call's chip
     assert re.search(r'class="bubble user">\s*<div class="text">What time is it\?</div>', page)
-    assert "🔧 current_time" in page and "&#34;timezone&#34;: &#34;UTC&#34;" in page
+    assert "⚙ current_time" in page and "&#34;timezone&#34;: &#34;UTC&#34;" in page
     assert "Monday 12:00 UTC" in page
-    assert '<div class="placeholder">📎 Image/jpeg attached</div>' in page
+    assert '<div class="placeholder">Attachment: image/jpeg</div>' in page
     assert "⚠ Turn failed: model API 400: bad request" in page
     assert f"/turns/{world.failed_turn}/retry" in page
     assert sequences(newer.text) == [4, 5] and newer.headers["x-more"] == "0"

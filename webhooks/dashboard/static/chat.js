@@ -28,7 +28,7 @@
     const details = document.createElement("details");
     details.className = "chip";
     const summary = document.createElement("summary");
-    summary.textContent = `🔧 ${name}`;
+    summary.textContent = `⚙ ${name}`;
     const pre = document.createElement("pre");
     pre.textContent = args || "";
     details.append(summary, pre);
