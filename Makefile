@@ -12,9 +12,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
 
-## demo: a real conversation through the receiver and a worker, on embedded defaults
+## demo: a real conversation through the receiver and a worker, on embedded defaults;
+## ends with the dashboard URL and a token (SERVE=1: keeps serving until Ctrl-C)
 demo: $(INSTALLED)
-	$(BIN)/wabot demo
+	$(BIN)/wabot demo $(if $(SERVE),--serve)
 
 ## test: lint, then the whole suite on PostgreSQL and Redis (TEST_DATABASE_URL, REDIS_URL);
 ## the browser tests drive Debian's chromium, installed here when we are root

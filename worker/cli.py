@@ -252,11 +252,15 @@ def worker(celery_args: tuple[str, ...]) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Drive a signed three-message conversation through the real receiver and worker."""
+@click.option(
+    "--serve", is_flag=True, help="Keep the receiver and the dashboard running until Ctrl-C."
+)
+def demo(serve: bool) -> None:
+    """Drive signed conversations through the real receiver and worker, then print the
+    dashboard URL and a token to look at them."""
     from worker.demo import run_demo
 
-    sys.exit(run_demo())
+    sys.exit(run_demo(serve=serve))
 
 
 if __name__ == "__main__":
