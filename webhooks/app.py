@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from db.engine import create_engine, create_sessionmaker
 from db.logs import configure_logging
@@ -34,9 +34,17 @@ async def database_unavailable(_request: Request, error: Exception) -> Response:
     return PlainTextResponse("database unavailable, retry later", status_code=503)
 
 
+DATABASE_DOWN = {
+    OperationalError: database_unavailable,
+    InterfaceError: database_unavailable,
+    PoolTimeoutError: database_unavailable,
+    ConnectionError: database_unavailable,
+}
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
-    dashboard = create_dashboard(settings)
+    dashboard = create_dashboard(settings, exception_handlers=DATABASE_DOWN)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await runtime.aclose()
             await engine.dispose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/webhooks/twilio", twilio.inbound, methods=["POST"]),
             Route("/webhooks/twilio/status", twilio.status_callback, methods=["POST"]),
@@ -79,16 +87,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/webhooks/meta", meta.notification, methods=["POST"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
-            Mount("", app=dashboard),
         ],
-        exception_handlers={
-            OperationalError: database_unavailable,
-            InterfaceError: database_unavailable,
-            PoolTimeoutError: database_unavailable,
-            ConnectionError: database_unavailable,
-        },
+        exception_handlers=dict(DATABASE_DOWN),
         lifespan=lifespan,
     )
+    # Whatever no webhook route matches goes to the dashboard (a webhook path with the
+    # wrong method still answers 405, not the dashboard's 401).
+    app.router.default = dashboard
+    return app
 
 
 app = create_app()

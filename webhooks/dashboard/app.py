@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ExceptionHandler
 
 from db.settings import Settings
 from webhooks.dashboard import actions, api, chat, pages
@@ -50,7 +53,10 @@ ROUTES = [
 ]
 
 
-def create_dashboard(settings: Settings) -> Starlette:
+def create_dashboard(
+    settings: Settings, *, exception_handlers: Mapping[Any, ExceptionHandler]
+) -> Starlette:
+    """The dashboard app; `exception_handlers` adds the receiver's (database down → 503)."""
     secret = settings.session_secret.get_secret_value() if settings.session_secret else None
     if secret is None:
         logger.info("SESSION_SECRET is not set: sign-ins last until this process restarts")
@@ -68,7 +74,7 @@ def create_dashboard(settings: Settings) -> Starlette:
             ),
             Middleware(Guard, deny=error_response),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={**exception_handlers, HTTPException: http_error},
     )
     dashboard.state.chat_turns = set()
     return dashboard

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
@@ -26,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from db.settings import Settings
 from db.tokens import live_token, token_is_live
 
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError)
 PUBLIC = frozenset({"/login"})
 PUBLIC_PREFIXES = ("/static/",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -180,12 +183,17 @@ class Guard:
         path = scope["path"]
         who = None
         header = connection.headers.get("authorization", "")
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                who = await principal_for_token(token.strip(), request=connection)
-        else:
-            who = await _from_cookie(connection)
+        try:
+            if header:
+                scheme, _, token = header.partition(" ")
+                if scheme.lower() == "bearer" and token.strip():
+                    who = await principal_for_token(token.strip(), request=connection)
+            else:
+                who = await _from_cookie(connection)
+        except DATABASE_ERRORS:
+            down = HTTPException(503, "database unavailable, retry later")
+            await self.deny(connection, down)(scope, receive, send)
+            return
         scope.setdefault("state", {})["principal"] = who
         if who is None and path not in PUBLIC and not path.startswith(PUBLIC_PREFIXES):
             reason = "invalid token" if header else "sign in or send Authorization: Bearer"

@@ -5,6 +5,7 @@ forms signed in by cookie need the CSRF token."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import ApiToken
 from db.tokens import revoke_token
 from tests.conftest import ADMIN_TOKEN
+from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.webhooks.dashboard.conftest import World
 from webhooks.dashboard.app import ROUTES
@@ -47,6 +49,7 @@ MATRIX: list[tuple[str, str, dict[str, str] | None, tuple[int, int, int, int]]] 
     ("GET", "/login", None, (200, 200, 200, 200)),
     ("GET", "/static/app.css", None, (200, 200, 200, 200)),
     ("GET", "/no/such/page", None, (401, 404, 404, 404)),
+    ("GET", "/webhooks/twilio", None, (405, 405, 405, 405)),  # a webhook's, not ours
 ]
 
 
@@ -166,3 +169,17 @@ async def test_a_browser_signs_in_with_a_cookie_and_forms_need_its_csrf_token(
             for row in await db.scalars(select(ApiToken)):
                 await revoke_token(row.id, db=db)
         assert (await browser.get(f"/builders/{world.builder}")).status_code == 401
+
+
+async def test_the_database_being_down_is_503_not_500(make_receiver: Callable[..., str]) -> None:
+    base_url = make_receiver(DATABASE_URL=f"postgresql://127.0.0.1:{free_port()}/none")
+    async with httpx.AsyncClient(base_url=base_url, timeout=20) as client:
+        as_builder = await client.get(
+            "/api/openapi.json", headers={"Authorization": "Bearer wbt_anything"}
+        )
+        as_admin = await client.get("/builders", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert (as_builder.status_code, as_builder.json()) == (
+        503,
+        {"error": "database unavailable, retry later"},
+    )
+    assert as_admin.status_code == 503
