@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,6 @@ from db.models import (
     TurnStatus,
 )
 
-SessionSort = Literal["last_activity", "item_count", "user", "platform", "status"]
 SESSION_SORTS: tuple[str, ...] = ("last_activity", "item_count", "user", "platform", "status")
 MAX_PAGE = 200
 

@@ -172,3 +172,20 @@ async def test_bad_chat_requests_get_clear_errors(receiver: str, world: World) -
         for body, status, error in cases:
             response = await client.post(url, content=body)
             assert (response.status_code, response.json()) == (status, {"error": error})
+
+
+async def test_a_paused_web_conversation_is_not_answered(
+    receiver: str, world: World, fake_openai: FakeOpenAI
+) -> None:
+    url = f"{receiver}/api/chat/{world.builder}"
+    async with httpx.AsyncClient(headers=world.headers("builder"), timeout=30) as client:
+        body = {"conversation_id": "held", "message": "hello", "stream": False}
+        first = (await client.post(url, json=body)).json()
+        paused = await client.post(f"{receiver}/sessions/{first['session_id']}/pause")
+        assert paused.status_code == 303
+        refused = await client.post(url, json=body)
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"error": "conversation 'held' is paused"},
+    )
+    assert len(fake_openai.requests) == 1
