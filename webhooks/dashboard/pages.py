@@ -49,8 +49,12 @@ async def login(request: Request) -> Response:
             status_code=401,
         )
     sign_in(request, who)
-    target = str(form.get("next") or "/")
-    return RedirectResponse(target if target.startswith("/") and "//" not in target else "/", 303)
+    return RedirectResponse(_local(str(form.get("next") or "/")), 303)
+
+
+def _local(target: str) -> str:
+    """Only a path on this site: `//host` and `/\\host` would leave it."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
 
 
 async def logout(request: Request) -> Response:

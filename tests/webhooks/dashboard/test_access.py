@@ -183,3 +183,18 @@ async def test_the_database_being_down_is_503_not_500(make_receiver: Callable[..
         {"error": "database unavailable, retry later"},
     )
     assert as_admin.status_code == 503
+
+
+async def test_signing_in_only_redirects_within_the_site(receiver: str, world: World) -> None:
+    targets = {}
+    for target in (f"/sessions/{world.session}", "//evil.example", "/\\evil.example", "https://x"):
+        async with httpx.AsyncClient(base_url=receiver) as browser:
+            form = (await browser.get("/login")).text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+            assert csrf is not None
+            signed_in = await browser.post(
+                "/login",
+                data={"token": world.token, "csrf_token": csrf.group(1), "next": target},
+            )
+            targets[target] = signed_in.headers["location"]
+    assert list(targets.values()) == [f"/sessions/{world.session}", "/", "/", "/"]

@@ -8,7 +8,11 @@
   const state = document.getElementById("chat-state");
   const messages = document.getElementById("messages");
   const key = `wabot-chat-${chat.dataset.builder}`;
-  const conversationId = sessionStorage.getItem(key) || `web-${crypto.randomUUID()}`;
+  // randomUUID exists only on HTTPS (and localhost) pages.
+  const fresh = crypto.randomUUID
+    ? crypto.randomUUID()
+    : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const conversationId = sessionStorage.getItem(key) || `web-${fresh}`;
   sessionStorage.setItem(key, conversationId);
 
   function bubble(role, text) {
