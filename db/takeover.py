@@ -21,19 +21,6 @@ async def set_paused(session_id: uuid.UUID, paused: bool, *, db: AsyncSession) -
     )
 
 
-async def waiting_messages(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
-    """Inbound messages of the conversation still waiting for an answer, oldest first."""
-    result = await db.scalars(
-        select(InboundMessage.id)
-        .where(
-            InboundMessage.session_id == session_id,
-            InboundMessage.status == InboundStatus.PENDING,
-        )
-        .order_by(InboundMessage.id)
-    )
-    return list(result)
-
-
 async def retry_turn(turn_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
     """Hand a failed turn's messages back to the worker as new pending messages (a new
     turn answers them); returns their ids, empty when the turn is not failed."""

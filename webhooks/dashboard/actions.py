@@ -15,8 +15,9 @@ from starlette.responses import RedirectResponse, Response
 
 from db.agent_session import DatabaseSession
 from db.conversations import acquire_lease, release_lease
+from db.inbox import pending_ids
 from db.models import Turn
-from db.takeover import forget_turn_positions, retry_turn, set_paused, waiting_messages
+from db.takeover import forget_turn_positions, retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
 from webhooks.dashboard.lookups import path_uuid, visible_session
 from worker.app import enqueue_inbound
@@ -44,7 +45,7 @@ async def resume(request: Request) -> Response:
     await checked_form(request)
     async with request.app.state.runtime.sessionmaker.begin() as db:
         await set_paused(session.id, False, db=db)
-        waiting = await waiting_messages(session.id, db=db)
+        waiting = await pending_ids(session.id, db=db)
     if waiting:
         await enqueue_inbound(request.app.state.celery, waiting[-1:])
     return _back(session.id, f"Bot resumed; answering {len(waiting)} waiting message(s).")
