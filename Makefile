@@ -12,12 +12,18 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
 
-## demo: a real conversation through the receiver and a worker, on embedded defaults
+## demo: a real conversation through the receiver and a worker, on embedded defaults;
+## ends with the dashboard URL and a token (SERVE=1: keeps serving until Ctrl-C)
 demo: $(INSTALLED)
-	$(BIN)/wabot demo
+	$(BIN)/wabot demo $(if $(SERVE),--serve)
 
-## test: lint, then the whole suite on PostgreSQL and Redis (TEST_DATABASE_URL, REDIS_URL)
+## test: lint, then the whole suite on PostgreSQL and Redis (TEST_DATABASE_URL, REDIS_URL);
+## the browser tests drive Debian's chromium, installed here when we are root
 test: $(INSTALLED)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -qq chromium >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; }; } \
+		|| echo "chromium is missing and could not be installed: the browser tests will fail (apt-get install chromium)"
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -217,12 +217,15 @@ async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
 async def pending_arrivals(
     session_id: uuid.UUID, *, db: AsyncSession
 ) -> list[tuple[int, datetime]]:
-    """Pending messages of a conversation, (id, received_at), in the order they arrived."""
+    """Pending messages of a conversation, (id, received_at), in the order they arrived;
+    none while an operator has paused it (its messages wait for a resume)."""
     result = await db.execute(
         select(InboundMessage.id, InboundMessage.received_at)
+        .join(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
         .where(
             InboundMessage.session_id == session_id,
             InboundMessage.status == InboundStatus.PENDING,
+            AgentSessionRow.paused_at.is_(None),
         )
         .order_by(InboundMessage.id)
     )

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -60,6 +61,8 @@ class TurnStatus(StrEnum):
     RUNNING = "running"
     REPLIED = "replied"
     FAILED = "failed"
+    RETRIED = "retried"
+    """Failed, then its messages were handed back to the worker by an operator."""
 
 
 class OutboundStatus(StrEnum):
@@ -126,6 +129,7 @@ class AgentSessionRow(Base):
     `next_sequence` is the `sequence` the next stored item gets (kept by
     `DatabaseSession` in the statement that stores items, so it is never read apart).
     `lease_token`/`lease_expires_at` serialize the conversation across workers.
+    `paused_at` is set while a human has taken over: messages are stored, not answered.
     """
 
     __tablename__ = "sessions"
@@ -143,6 +147,7 @@ class AgentSessionRow(Base):
     next_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SessionItem(Base):
@@ -163,11 +168,27 @@ class SessionItem(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+class ApiToken(Base):
+    """A builder's API token for the dashboard and the JSON API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    builder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _created_at()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Turn(Base):
     """One agent run answering one or more inbound messages of a session.
 
     `input_saved_at` is set in the same transaction that stores the user input in
-    `session_items`, so a retried turn knows to continue with `input=[]`.
+    `session_items`, so a retried turn knows to continue with `input=[]`. A turn
+    `by_operator` is a human's reply from the dashboard (`input_sequence`: its item).
     """
 
     __tablename__ = "turns"
@@ -183,6 +204,7 @@ class Turn(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    by_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class InboundMessage(Base):

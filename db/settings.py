@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(30.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
     sweep_stale_seconds: float = Field(60.0, alias="SWEEP_STALE_SECONDS", gt=0)
 
+    admin_token: SecretStr | None = Field(None, alias="ADMIN_TOKEN", min_length=16)
+    session_secret: SecretStr | None = Field(None, alias="SESSION_SECRET", min_length=16)
+    session_max_age_seconds: int = Field(8 * 3600, alias="SESSION_MAX_AGE_SECONDS", gt=0)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     @field_validator("database_url")
@@ -124,6 +128,11 @@ class Settings(BaseSettings):
     def broker_folder(self) -> Path:
         """Where the embedded broker keeps its messages."""
         return (self.data_dir / "broker").resolve()
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Browsers send the sign-in cookie over HTTPS only when the service is public on HTTPS."""
+        return bool(self.public_base_url and self.public_base_url.startswith("https://"))
 
     @property
     def twilio_can_send(self) -> bool:

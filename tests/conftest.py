@@ -37,6 +37,7 @@ from tests.waiting import wait_for_log
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_QUEUE = f"wabot-test-{uuid.uuid4().hex[:8]}"
+ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -159,6 +160,8 @@ def service_env(
         "RETRY_BACKOFF_SECONDS": "0.2",
         "SWEEP_INTERVAL_SECONDS": "3600",
         "COALESCE_WINDOW_SECONDS": "0",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "SESSION_SECRET": "test-session-secret-0123456789",
         "LOG_LEVEL": "INFO",
     }
 

@@ -14,7 +14,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.request_validator import RequestValidator
 
+from db.agent_session import DatabaseSession
 from db.builders import add_channel, create_builder
+from db.conversations import get_or_create_session
+from db.tokens import create_token
 from tests.fakes.meta import APP_SECRET
 from tests.fakes.twilio import AUTH_TOKEN
 
@@ -158,3 +161,48 @@ async def post_meta(
             "X-Hub-Signature-256": meta_signature(body, secret),
         },
     )
+
+
+async def builder_token(sessions: async_sessionmaker[AsyncSession], builder_id: uuid.UUID) -> str:
+    """A live API token of `builder_id` (its secret)."""
+    async with sessions.begin() as db:
+        return (await create_token(builder_id, name="test", db=db)).secret
+
+
+async def stored_session(
+    sessions: async_sessionmaker[AsyncSession],
+    builder_id: uuid.UUID,
+    items: list[dict[str, Any]],
+    *,
+    platform: str = "whatsapp",
+    external_id: str = "+31612345678",
+    display_name: str | None = "Ada",
+) -> uuid.UUID:
+    """A session holding `items`, stored through `DatabaseSession` as a run stores them."""
+    async with sessions.begin() as db:
+        session_id = await get_or_create_session(
+            builder_id, platform, external_id, display_name=display_name, db=db
+        )
+    engine = sessions.kw["bind"]
+    await DatabaseSession(session_id, engine=engine).add_items(items)
+    return session_id
+
+
+def tool_exchange(question: str, answer: str) -> list[dict[str, Any]]:
+    """The items of one turn in which the model called `current_time`."""
+    call_id = f"call_{uuid.uuid4().hex[:8]}"
+    return [
+        {"role": "user", "content": question},
+        {
+            "type": "function_call",
+            "call_id": call_id,
+            "name": "current_time",
+            "arguments": '{"timezone": "UTC"}',
+        },
+        {"type": "function_call_output", "call_id": call_id, "output": "Monday 12:00 UTC"},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": answer, "annotations": []}],
+        },
+    ]

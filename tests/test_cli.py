@@ -10,9 +10,12 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel, get_builder
+from db.models import ApiToken
+from db.tokens import live_token
 from tests.conftest import ROOT
 
 Wabot = Callable[..., subprocess.CompletedProcess[str]]
@@ -130,3 +133,31 @@ def test_a_bad_setting_names_its_variable(wabot: Wabot) -> None:
     )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+async def test_a_token_is_shown_once_stored_hashed_and_revocable(
+    wabot: Wabot, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    created = wabot("builder", "create", "--name", "B", "--instructions", "I", "--json")
+    builder_id = json.loads(created.stdout)["id"]
+    issued = wabot("token", "create", builder_id, "--name", "ops", "--json")
+    assert issued.returncode == 0, issued.stderr
+    token = json.loads(issued.stdout)
+    async with db_sessions() as db:
+        found = await live_token(token["token"], db=db)
+        stored = [row.token_hash for row in await db.scalars(select(ApiToken))]
+    assert found is not None and str(found.builder_id) == builder_id and found.name == "ops"
+    assert token["token"] not in " ".join(stored)
+    listed = wabot("token", "list", builder_id)
+    assert listed.stdout.strip() == f"{token['id']}  ops  live"
+
+    revoked = wabot("token", "revoke", token["id"])
+    assert (revoked.returncode, revoked.stdout.strip()) == (0, f"revoked {token['id']}")
+    async with db_sessions() as db:
+        assert await live_token(token["token"], db=db) is None
+    again = wabot("token", "revoke", token["id"])
+    assert again.returncode == 1
+    assert again.stderr.strip() == f"Error: no live token with id {token['id']}"
+    missing = str(uuid.uuid4())
+    nobody = wabot("token", "create", missing)
+    assert nobody.stderr.strip() == f"Error: no builder with id {missing}"

@@ -1,4 +1,5 @@
-"""The ASGI receiver: verify, record, enqueue, answer. No model calls, no sends."""
+"""The ASGI app: the provider webhooks (verify, record, enqueue, answer; no model calls,
+no sends) and, mounted beside them, the dashboard with its JSON and chat APIs."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from db.logs import configure_logging
 from db.settings import Settings, get_settings
 from db.statements import StatementConnections
 from webhooks import health, meta, twilio
+from webhooks.dashboard.app import create_dashboard, finish_chat_turns
 from webhooks.inbox_writer import InboxWriter
 from worker.app import create_celery
+from worker.runtime import create_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +34,17 @@ async def database_unavailable(_request: Request, error: Exception) -> Response:
     return PlainTextResponse("database unavailable, retry later", status_code=503)
 
 
+DATABASE_DOWN = {
+    OperationalError: database_unavailable,
+    InterfaceError: database_unavailable,
+    PoolTimeoutError: database_unavailable,
+    ConnectionError: database_unavailable,
+}
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    dashboard = create_dashboard(settings, exception_handlers=DATABASE_DOWN)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -51,16 +63,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if engine.dialect.name == "postgresql"
             else None,
         )
+        # The dashboard runs agents (web chat) and sends (human replies) like a worker.
+        runtime = create_runtime(settings)
+        dashboard.state.settings = settings
+        dashboard.state.runtime = runtime
+        dashboard.state.celery = app.state.celery
         # Everything loaded so far lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stall every request ~60 ms each second.
         gc.freeze()
         try:
             yield
         finally:
+            await finish_chat_turns(dashboard, grace_seconds=settings.run_timeout_seconds)
             await app.state.inbox_writer.aclose()
+            await runtime.aclose()
             await engine.dispose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/webhooks/twilio", twilio.inbound, methods=["POST"]),
             Route("/webhooks/twilio/status", twilio.status_callback, methods=["POST"]),
@@ -69,14 +88,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
         ],
-        exception_handlers={
-            OperationalError: database_unavailable,
-            InterfaceError: database_unavailable,
-            PoolTimeoutError: database_unavailable,
-            ConnectionError: database_unavailable,
-        },
+        exception_handlers=dict(DATABASE_DOWN),
         lifespan=lifespan,
     )
+    # Whatever no webhook route matches goes to the dashboard (a webhook path with the
+    # wrong method still answers 405, not the dashboard's 401).
+    app.router.default = dashboard
+    return app
 
 
 app = create_app()

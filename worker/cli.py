@@ -18,6 +18,7 @@ from db import migrate
 from db.builders import add_channel, create_builder, get_builder
 from db.engine import create_engine, create_sessionmaker
 from db.settings import ConfigurationError, get_settings
+from db.tokens import create_token, revoke_token, tokens_of
 
 T = TypeVar("T")
 
@@ -164,6 +165,60 @@ def _normalized_address(provider: str, address: str) -> str:
     return address
 
 
+@main.group()
+def token() -> None:
+    """Builders' API tokens for the dashboard and the JSON API (stored hashed)."""
+
+
+@token.command("create")
+@click.argument("builder_id", type=click.UUID)
+@click.option("--name", default="cli", show_default=True, help="What the token is for.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id": ..., "token": ...}.')
+def token_create(builder_id: uuid.UUID, name: str, as_json: bool) -> None:
+    """Create a token for BUILDER_ID and print it; it is shown this once only."""
+
+    async def create(db: AsyncSession) -> tuple[uuid.UUID, str]:
+        if await get_builder(builder_id, db=db) is None:
+            raise click.ClickException(f"no builder with id {builder_id}")
+        issued = await create_token(builder_id, name=name.strip() or "cli", db=db)
+        return issued.id, issued.secret
+
+    token_id, secret = _in_transaction(create)
+    _emit(
+        as_json,
+        {"id": str(token_id), "token": secret},
+        f"token id: {token_id}\ntoken:    {secret}\n(shown once: it is stored hashed)",
+    )
+
+
+@token.command("revoke")
+@click.argument("token_id", type=click.UUID)
+def token_revoke(token_id: uuid.UUID) -> None:
+    """Revoke token TOKEN_ID: its API calls and signed-in browsers are refused from now on."""
+
+    async def revoke(db: AsyncSession) -> bool:
+        return await revoke_token(token_id, db=db)
+
+    if not _in_transaction(revoke):
+        raise click.ClickException(f"no live token with id {token_id}")
+    click.echo(f"revoked {token_id}")
+
+
+@token.command("list")
+@click.argument("builder_id", type=click.UUID)
+def token_list(builder_id: uuid.UUID) -> None:
+    """List BUILDER_ID's tokens (ids, names, whether revoked); never the secrets."""
+
+    async def listing(db: AsyncSession) -> list[str]:
+        return [
+            f"{row.id}  {row.name}  {'revoked' if row.revoked_at else 'live'}"
+            for row in await tokens_of(builder_id, db=db)
+        ]
+
+    for line in _in_transaction(listing):
+        click.echo(line)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -197,11 +252,15 @@ def worker(celery_args: tuple[str, ...]) -> None:
 
 
 @main.command()
-def demo() -> None:
-    """Drive a signed three-message conversation through the real receiver and worker."""
+@click.option(
+    "--serve", is_flag=True, help="Keep the receiver and the dashboard running until Ctrl-C."
+)
+def demo(serve: bool) -> None:
+    """Drive signed conversations through the real receiver and worker, then print the
+    dashboard URL and a token to look at them."""
     from worker.demo import run_demo
 
-    sys.exit(run_demo())
+    sys.exit(run_demo(serve=serve))
 
 
 if __name__ == "__main__":

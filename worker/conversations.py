@@ -26,7 +26,7 @@ from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, p
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
-from worker.replies import SentPart, hold_lease
+from worker.replies import hold_lease
 from worker.runtime import Runtime
 from worker.scene import NO_CHANNEL, Scene, scene_of
 from worker.turn_errors import PermanentTurnError, TransientTurnError, UndeliverableError
@@ -207,12 +207,9 @@ class ClosedTurn:
     """How a turn ended, stored in the transaction that moves the conversation on."""
 
     turn_id: uuid.UUID
-    last_sent: SentPart | None = None
     failed_because: str | None = None
 
     async def store(self, db: AsyncSession) -> None:
-        if self.last_sent is not None:
-            await self.last_sent.mark(db)
         await finish_turn(self.turn_id, failed_because=self.failed_because, db=db)
 
 
@@ -221,15 +218,15 @@ async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime)
     else is recorded on it and retried later."""
     turn = scene.turn
     try:
-        return ClosedTurn(turn.id, await run_turn(scene, lease=lease, runtime=runtime))
+        await run_turn(scene, lease=lease, runtime=runtime)
+        return ClosedTurn(turn.id)
     except LeaseLostError:
         raise
     except PermanentTurnError as error:
         logger.warning("turn %s failed for good: %s", turn.id, mask_numbers(str(error)))
-        last_sent = None
         if not isinstance(error, UndeliverableError):
-            last_sent = await _send_fallback_once(turn, lease=lease, runtime=runtime)
-        return ClosedTurn(turn.id, last_sent, failed_because=str(error))
+            await _send_fallback_once(turn, lease=lease, runtime=runtime)
+        return ClosedTurn(turn.id, failed_because=str(error))
     except Exception as error:
         countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
         if isinstance(error, TransientTurnError):
@@ -242,16 +239,15 @@ async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime)
         raise RetryLater(str(error), countdown=countdown) from error
 
 
-async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> SentPart | None:
+async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
     """The builder's fallback text, where sending is still possible; its own failure is
     logged, not retried, since the turn is over either way."""
     try:
-        return await send_fallback(turn, lease=lease, runtime=runtime)
+        await send_fallback(turn, lease=lease, runtime=runtime)
     except LeaseLostError:
         raise
     except Exception as error:  # the turn ends failed whatever happens here; say why
         logger.warning("turn %s: fallback not sent: %s", turn.id, mask_numbers(str(error)))
-        return None
 
 
 def _backoff(attempt: int, base: float) -> float:

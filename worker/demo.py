@@ -4,7 +4,9 @@ environment configures real ones.
 
 A Twilio leg, then a Meta leg: each message is signed exactly as the provider signs it
 and posted over HTTP; the demo waits for the worker's reply and finally prints each
-conversation's transcript read back from `session_items`.
+conversation's transcript read back from `session_items`, then the dashboard URL of the
+first conversation and a builder token to sign in with (kept serving with `serve=True`
+until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -30,6 +33,7 @@ from db.conversations import session_items_of
 from db.engine import create_engine, create_sessionmaker
 from db.models import InboundMessage, InboundStatus, OutboundMessage
 from db.settings import Settings, get_settings
+from db.tokens import create_token
 from db.transcript import transcript_line
 from worker.demo_requests import (
     DEMO_META_PHONE_NUMBER_ID,
@@ -54,14 +58,14 @@ class DemoFailure(Exception):
     pass
 
 
-def run_demo() -> int:
+def run_demo(*, serve: bool = False) -> int:
     settings = get_settings()
     twilio_token = _secret_or_demo(settings.twilio_auth_token)
     meta_secret = _secret_or_demo(settings.meta_app_secret)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _describe(settings)
     migrate.upgrade()
-    asyncio.run(_ensure_demo_builder(settings))
+    builder_id = asyncio.run(_ensure_demo_builder(settings))
 
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -89,7 +93,7 @@ def run_demo() -> int:
             )
             for text in TWILIO_LEG
         ]
-        asyncio.run(_print_transcript(settings, twilio_user))
+        twilio_session = asyncio.run(_print_transcript(settings, twilio_user))
 
         click.echo("\n── Meta (WhatsApp Cloud API) leg ──")
         _check_meta_handshake(base_url, env["META_VERIFY_TOKEN"])
@@ -101,6 +105,19 @@ def run_demo() -> int:
             for message in META_LEG
         ]
         asyncio.run(_print_transcript(settings, meta_user))
+        if "ada" not in twilio_replies[-1].lower() or "grace" not in meta_replies[-1].lower():
+            raise DemoFailure("a last reply does not recall the name from the first")
+        click.echo("\nEach last reply recalls the first message: history came from session_items.")
+        token = asyncio.run(_demo_token(settings, builder_id))
+        click.echo("\n── Dashboard ──")
+        click.echo(f"conversation: {base_url}/sessions/{twilio_session}")
+        click.echo(f"try it:       {base_url}/builders/{builder_id}/chat")
+        click.echo(f"token:        {token}")
+        if serve:
+            click.echo("Serving the dashboard until Ctrl-C.")
+            _serve_until_interrupted(processes)
+        else:
+            click.echo("(`make demo SERVE=1` keeps the dashboard up to look at it.)")
     except DemoFailure as failure:
         click.echo(f"\ndemo failed: {failure}\nlogs: {logs}/demo-*.log", err=True)
         return 1
@@ -109,11 +126,28 @@ def run_demo() -> int:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-    if "ada" not in twilio_replies[-1].lower() or "grace" not in meta_replies[-1].lower():
-        click.echo("\ndemo failed: a last reply does not recall the name from the first", err=True)
-        return 1
-    click.echo("\nEach last reply recalls the first message: history came from session_items.")
     return 0
+
+
+def _serve_until_interrupted(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Block until Ctrl-C (SIGINT), or until the receiver or the worker stops by itself."""
+    try:
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo("\nstopping")
+        return
+    raise DemoFailure("the receiver or the worker stopped while serving")
+
+
+async def _demo_token(settings: Settings, builder_id: uuid.UUID) -> str:
+    """A fresh builder token for the demo bakery, as `wabot token create` makes one."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as db:
+            return (await create_token(builder_id, name="demo", db=db)).secret
+    finally:
+        await engine.dispose()
 
 
 def _secret_or_demo(secret: SecretStr | None) -> str:
@@ -131,7 +165,7 @@ def _describe(settings: Settings) -> None:
     click.echo(f"replies:  {twilio} / {meta}")
 
 
-async def _ensure_demo_builder(settings: Settings) -> None:
+async def _ensure_demo_builder(settings: Settings) -> uuid.UUID:
     engine = create_engine(settings.resolved_database_url)
     try:
         async with create_sessionmaker(engine).begin() as db:
@@ -150,6 +184,7 @@ async def _ensure_demo_builder(settings: Settings) -> None:
                 await add_channel(
                     twilio.builder_id, provider="meta", address=DEMO_META_PHONE_NUMBER_ID, db=db
                 )
+            return twilio.builder_id
     finally:
         await engine.dispose()
 
@@ -224,7 +259,7 @@ async def _wait_for_reply(settings: Settings, message_id: str) -> str:
     raise DemoFailure(f"no reply within {REPLY_TIMEOUT_SECONDS:g}s")
 
 
-async def _print_transcript(settings: Settings, sender: str) -> None:
+async def _print_transcript(settings: Settings, sender: str) -> uuid.UUID:
     engine = create_engine(settings.resolved_database_url)
     try:
         async with create_sessionmaker(engine)() as db:
@@ -239,6 +274,7 @@ async def _print_transcript(settings: Settings, sender: str) -> None:
     for item in items:
         line = transcript_line(item.item_data)
         click.echo(f"  #{item.sequence:<3} {line.role:<9} {line.text}")
+    return inbound.session_id
 
 
 def _free_port() -> int:

@@ -3,9 +3,10 @@ by whoever holds the conversation's lease."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.conversations import LeaseLostError, renew_lease
@@ -18,6 +19,9 @@ from worker.delivery import send_with_retries
 from worker.runtime import Runtime
 from worker.scene import Scene
 from worker.turn_errors import TransientTurnError, UndeliverableError
+
+MARK_SENT_ATTEMPTS = 4
+MARK_SENT_BACKOFF_SECONDS = 0.2
 
 
 async def record_reply_parts(
@@ -38,36 +42,15 @@ async def record_reply_parts(
         )
 
 
-@dataclass(frozen=True)
-class SentPart:
-    """A part the provider accepted, whose mark is not stored yet."""
-
-    outbound_id: uuid.UUID
-    sent: SentMessage
-
-    async def mark(self, db: AsyncSession) -> None:
-        await mark_sent(
-            self.outbound_id,
-            provider_message_id=self.sent.provider_message_id,
-            status=self.sent.status,
-            db=db,
-        )
-
-
 async def send_pending(
     replies: list[OutboundMessage], scene: Scene, *, lease: uuid.UUID, runtime: Runtime
-) -> SentPart | None:
+) -> None:
     """Send every part not sent yet, in order; a refused part fails the turn for good.
-    Each part but the last is marked sent once the provider took it; the last part's
-    mark is returned, for the transaction that closes the turn to store (one
-    transaction fewer per turn, and no wider a window for a crash to resend it)."""
+    Each part is marked sent at once, in one statement: until then a crash resends it."""
     outbound = runtime.channel(scene.channel.provider)
-    unsent = [reply for reply in replies if reply.status == OutboundStatus.PENDING]
-    last: SentPart | None = None
-    for reply in unsent:
-        if last is not None:
-            async with runtime.sessionmaker.begin() as db:
-                await last.mark(db)
+    for reply in replies:
+        if reply.status != OutboundStatus.PENDING:
+            continue
         async with runtime.sessionmaker.begin() as db:
             await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
         try:
@@ -82,8 +65,27 @@ async def send_pending(
             async with runtime.sessionmaker.begin() as db:
                 await mark_send_failed(reply.id, error=str(error), db=db)
             raise UndeliverableError(f"send failed: {error}") from error
-        last = SentPart(reply.id, sent)
-    return last
+        await _mark_sent(reply, sent, runtime=runtime)
+
+
+async def _mark_sent(reply: OutboundMessage, sent: SentMessage, *, runtime: Runtime) -> None:
+    """Store that the provider took `reply`, retrying on a fresh connection: a pooled
+    connection that died (terminated backend, database restart) fails its next statement
+    once, and a mark lost here would send the part to the user again on the retry."""
+    for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
+        try:
+            async with runtime.autocommit_sessionmaker.begin() as db:
+                await mark_sent(
+                    reply.id,
+                    provider_message_id=sent.provider_message_id,
+                    status=sent.status,
+                    db=db,
+                )
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == MARK_SENT_ATTEMPTS:
+                raise
+            await asyncio.sleep(MARK_SENT_BACKOFF_SECONDS * attempt)
 
 
 async def hold_lease(

@@ -31,7 +31,7 @@ from db.transcript import content_text
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
 from worker.delivery import typing_shown
-from worker.replies import SentPart, record_reply_parts, send_pending
+from worker.replies import record_reply_parts, send_pending
 from worker.runtime import Runtime
 from worker.scene import Scene, load_scene
 from worker.turn_errors import PermanentTurnError, TransientTurnError
@@ -56,9 +56,9 @@ _PERMANENT_RUN_ERRORS = (
 )
 
 
-async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> SentPart | None:
-    """Answer the turn and send the reply; the caller closes the turn, storing the mark
-    of the last part sent (returned) in the same transaction."""
+async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """Answer the turn and send the reply; the caller closes the turn in the transaction
+    that moves the conversation on."""
     settings = runtime.settings
     turn, messages, channel, builder = scene.turn, scene.messages, scene.channel, scene.builder
     if turn.attempts > settings.turn_max_attempts:
@@ -83,25 +83,23 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> SentP
         ):
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
         replies = await record_reply_parts(turn, scene, reply, lease=lease, runtime=runtime)
-    last_sent = await send_pending(replies, scene, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime)
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
-    return last_sent
 
 
-async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> SentPart | None:
+async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
     """Tell the user once that this turn cannot be answered: the builder's fallback text,
-    stored in the session like any answer. Skipped when a reply was already recorded.
-    Like `run_turn`, returns the last part's mark for the turn's closing transaction."""
+    stored in the session like any answer. Skipped when a reply was already recorded."""
     scene = await load_scene(turn, runtime=runtime)
     if scene.replies:
-        return None
+        return
     text = scene.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
     input_saved = scene.turn.input_saved_at is not None
     user_input = [] if input_saved else _user_items(scene.messages)
     session = _session_for(turn, lease=lease, runtime=runtime, saves_input=not input_saved)
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
     replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
-    return await send_pending(replies, scene, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime)
 
 
 async def _generate_reply(

@@ -5,7 +5,9 @@ are exercised for real.
 By default it behaves like a small tool-using model: asked about the time it calls
 `current_time`, given the tool's output it answers with it, otherwise it echoes the
 latest user message. Tests can replace `respond`, queue failures, or stall or fail a
-given request (`faults`).
+given request (`faults`). With `"stream": true` it answers as the Responses API
+streams: server-sent events, the text in word-sized deltas (`delta_delay_seconds` apart),
+ending with `response.completed`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from db.transcript import content_text
@@ -81,6 +84,8 @@ class FakeOpenAI:
     """By request number (1-based): a failure to answer, or seconds to stall first."""
     chaos: Callable[[], Failure | float | None] | None = None
     """Asked on every request: a failure to answer, seconds to stall first, or None."""
+    delta_delay_seconds: float = 0.0
+    """Streamed answers: the pause between two text deltas."""
 
     def reset(self) -> None:
         self.respond = tool_using_model
@@ -89,6 +94,7 @@ class FakeOpenAI:
         self.delay_seconds = 0.0
         self.faults.clear()
         self.chaos = None
+        self.delta_delay_seconds = 0.0
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/responses", self._responses, methods=["POST"])])
@@ -108,24 +114,58 @@ class FakeOpenAI:
             return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
-        output = self.respond(body)
-        return JSONResponse(
-            {
-                "id": f"resp_{next(_ids)}",
-                "object": "response",
-                "created_at": 0,
-                "model": body.get("model", "fake"),
-                "status": "completed",
-                "output": output,
-                "parallel_tool_calls": True,
-                "tool_choice": "auto",
-                "tools": [],
-                "usage": {
-                    "input_tokens": 10,
-                    "output_tokens": 5,
-                    "total_tokens": 15,
-                    "input_tokens_details": {"cached_tokens": 0},
-                    "output_tokens_details": {"reasoning_tokens": 0},
-                },
-            }
+        response = {
+            "id": f"resp_{next(_ids)}",
+            "object": "response",
+            "created_at": 0,
+            "model": body.get("model", "fake"),
+            "status": "completed",
+            "output": self.respond(body),
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "total_tokens": 15,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
+        }
+        if body.get("stream"):
+            return StreamingResponse(self._stream(response), media_type="text/event-stream")
+        return JSONResponse(response)
+
+    async def _stream(self, response: dict[str, Any]) -> AsyncIterator[str]:
+        """The Responses API's event sequence for `response`."""
+        numbers = itertools.count()
+
+        def event(kind: str, **data: Any) -> str:
+            payload = {"type": kind, "sequence_number": next(numbers), **data}
+            return f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
+
+        yield event(
+            "response.created", response={**response, "status": "in_progress", "output": []}
         )
+        for index, item in enumerate(response["output"]):
+            at = {"output_index": index}
+            if item["type"] == "message":
+                text = item["content"][0]["text"]
+                part = {"type": "output_text", "text": "", "annotations": []}
+                yield event("response.output_item.added", **at, item={**item, "content": []})
+                where = {**at, "item_id": item["id"], "content_index": 0}
+                yield event("response.content_part.added", **where, part=part)
+                for word in re.findall(r"\S+\s*", text):
+                    if self.delta_delay_seconds:
+                        await asyncio.sleep(self.delta_delay_seconds)
+                    yield event("response.output_text.delta", **where, delta=word, logprobs=[])
+                yield event("response.output_text.done", **where, text=text, logprobs=[])
+                yield event("response.content_part.done", **where, part={**part, "text": text})
+            else:
+                yield event("response.output_item.added", **at, item={**item, "arguments": ""})
+                where = {**at, "item_id": item["id"]}
+                arguments = item["arguments"]
+                yield event("response.function_call_arguments.delta", **where, delta=arguments)
+                yield event("response.function_call_arguments.done", **where, arguments=arguments)
+            yield event("response.output_item.done", **at, item=item)
+        yield event("response.completed", response=response)

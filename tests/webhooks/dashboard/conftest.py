@@ -1,0 +1,84 @@
+"""A small world for the dashboard's tests: two builders with a token each, and a
+WhatsApp conversation of the first holding a tool call, a reply and a failed turn."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import Channel, InboundMessage, InboundStatus, Turn, TurnStatus
+from tests.conftest import ADMIN_TOKEN
+from tests.factories import (
+    USER_NUMBER,
+    builder_token,
+    builder_with_channel,
+    stored_session,
+    tool_exchange,
+)
+
+
+@dataclass(frozen=True)
+class World:
+    builder: uuid.UUID
+    other_builder: uuid.UUID
+    token: str
+    other_token: str
+    session: uuid.UUID
+    failed_turn: uuid.UUID
+
+    def headers(self, who: str) -> dict[str, str]:
+        """Request headers for `none`, `admin`, `builder` (the owner) or `other`."""
+        token = {"admin": ADMIN_TOKEN, "builder": self.token, "other": self.other_token}.get(who)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@pytest.fixture
+async def world(db_sessions: async_sessionmaker[AsyncSession]) -> World:
+    builder = await builder_with_channel(db_sessions)
+    other = await builder_with_channel(db_sessions, address="whatsapp:+14155230000")
+    items = [
+        *tool_exchange("What time is it?", "It is noon."),
+        {"role": "user", "content": "Book a table\n[image/jpeg attached]"},
+        {"role": "assistant", "content": "Sorry, something went wrong."},
+    ]
+    session = await stored_session(db_sessions, builder, items)
+    async with db_sessions.begin() as db:
+        channel = await db.scalar(select(Channel).where(Channel.builder_id == builder))
+        assert channel is not None
+        turn = Turn(
+            id=uuid.uuid4(),
+            session_id=session,
+            status=TurnStatus.FAILED,
+            attempts=1,
+            input_sequence=4,
+            error="model API 400: bad request",
+        )
+        db.add(turn)
+        await db.flush()
+        db.add(
+            InboundMessage(
+                provider="twilio",
+                provider_message_id=f"SM{uuid.uuid4().hex}",
+                channel_id=channel.id,
+                recipient=channel.address,
+                sender=USER_NUMBER,
+                text="Book a table",
+                payload={},
+                status=InboundStatus.FAILED,
+                session_id=session,
+                turn_id=turn.id,
+                error=turn.error,
+            )
+        )
+    return World(
+        builder=builder,
+        other_builder=other,
+        token=await builder_token(db_sessions, builder),
+        other_token=await builder_token(db_sessions, other),
+        session=session,
+        failed_turn=turn.id,
+    )

@@ -1,0 +1,161 @@
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against the
+real app, on a conversation made by the real pipeline (signed webhook, Redis, the
+Celery worker, the fake OpenAI and Twilio). Screenshots go to `test-artifacts/`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import AgentSessionRow
+from tests.conftest import ROOT
+from tests.factories import (
+    builder_token,
+    builder_with_channel,
+    fixture_form,
+    post_signed,
+    twilio_form,
+)
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.twilio import FakeTwilio
+from tests.queries import all_answered
+from tests.waiting import at_least, eventually
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _chromium_or_fail() -> None:
+    """A missing browser fails the tests, naming the fix; it never skips them."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install it with "
+            "`apt-get install chromium` (`make test` does when run as root)."
+        )
+    ARTIFACTS.mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for every browser test (Debian's, never a downloaded one)."""
+    _chromium_or_fail()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture(autouse=True)
+async def worker_settles(db_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    yield
+    await eventually(lambda: all_answered(db_sessions), what="the worker to finish its turns")
+
+
+async def signed_in(browser: Browser, base_url: str, token: str) -> Page:
+    context = await browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 900})
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.get_by_label("Token").fill(token)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(re.compile(r"/builders/"))
+    return page
+
+
+async def test_a_pipeline_conversation_in_the_browser(
+    browser: Browser,
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    builder = await builder_with_channel(db_sessions)
+    other = await builder_with_channel(db_sessions, address="whatsapp:+14155230000")
+    token, other_token = (
+        await builder_token(db_sessions, builder),
+        await builder_token(db_sessions, other),
+    )
+    async with httpx.AsyncClient() as client:
+        webhook = f"{live_receiver}/webhooks/twilio"
+        assert (
+            await post_signed(client, webhook, twilio_form("What time is it?"))
+        ).status_code == 200
+        [reply] = await at_least(fake_twilio.messages, 1, what="the bot's reply")
+        delivered = {**fixture_form("status_delivered.txt"), "MessageSid": reply["sid"]}
+        status = await post_signed(client, f"{webhook}/status", delivered)
+        assert status.status_code == 200
+
+        page = await signed_in(browser, live_receiver, token)
+        await page.get_by_role("link", name=re.compile("Ada")).click()
+        await expect(page.locator(".bubble")).to_have_count(2)
+        bubbles = page.locator(".bubble")
+        await expect(bubbles.nth(0)).to_have_class(re.compile(r"\buser\b"))
+        await expect(bubbles.nth(0)).to_contain_text("What time is it?")
+        await expect(bubbles.nth(1)).to_have_class(re.compile(r"\bassistant\b"))
+        await expect(bubbles.nth(1)).to_contain_text(reply["Body"])
+        entries = page.locator("#entries > .entry")
+        await expect(entries).to_have_count(3)
+        await expect(entries.nth(1).locator(".chip summary")).to_have_text("⚙ current_time")
+        await entries.nth(1).locator(".chip summary").click()
+        await expect(entries.nth(1).locator("pre").nth(0)).to_contain_text('"timezone": "UTC"')
+        await expect(bubbles.nth(1).locator(".tick")).to_have_text("✓✓ delivered")
+        await page.screenshot(path=ARTIFACTS / "conversation.png", full_page=True)
+
+        # While the page is open, the user writes again: the page catches up by itself.
+        again = twilio_form("Thanks!")
+        assert (await post_signed(client, webhook, again)).status_code == 200
+        await expect(page.locator(".bubble")).to_have_count(4, timeout=15_000)
+        await expect(page.locator(".bubble").nth(3)).to_contain_text("You said: Thanks!")
+        await page.context.close()
+
+    async with db_sessions() as db:
+        session_id = await db.scalar(select(AgentSessionRow.id))
+    intruder = await signed_in(browser, live_receiver, other_token)
+    refused = await intruder.goto(f"/sessions/{session_id}")
+    assert refused is not None and refused.status == 404
+    await expect(intruder.locator("p.error")).to_have_text("no such session")
+    assert "What time is it?" not in await intruder.content()
+    await intruder.screenshot(path=ARTIFACTS / "other-builder-404.png")
+    await intruder.context.close()
+
+
+async def test_try_it_streams_the_reply_into_the_page(
+    browser: Browser,
+    db_sessions: async_sessionmaker[AsyncSession],
+    receiver: str,
+    fake_openai: FakeOpenAI,
+) -> None:
+    builder = await builder_with_channel(db_sessions)
+    page = await signed_in(browser, receiver, await builder_token(db_sessions, builder))
+    await page.get_by_role("link", name="Try it").click()
+    fake_openai.delta_delay_seconds = 0.15
+    message = "tell me about your sourdough bread and the opening hours please"
+    await page.get_by_label("Message").fill(message)
+    await page.get_by_role("button", name="Send").click()
+
+    reply = page.locator(".bubble.assistant")
+    # Part of the answer is on screen while the rest is still streaming.
+    await page.wait_for_function(
+        """() => {
+            const bubble = document.querySelector('.bubble.assistant.streaming');
+            return bubble && bubble.textContent.length > 0
+                && bubble.textContent.length < 'You said: '.length + 20;
+        }"""
+    )
+    await expect(reply).to_have_text(f"You said: {message}", timeout=15_000)
+    await expect(reply).not_to_have_class(re.compile("streaming"))
+    await page.screenshot(path=ARTIFACTS / "try-it.png", full_page=True)
+
+    # The web conversation is a session like any other.
+    await page.goto(f"/builders/{builder}")
+    await expect(page.locator("#sessions tbody tr")).to_have_count(1)
+    await expect(page.locator("#sessions tbody tr td").first).to_have_text("web")
+    await page.context.close()

@@ -1,0 +1,111 @@
+"""Ops actions on a conversation, from the conversation page's forms (CSRF-checked):
+pause the bot, reply as a human, resume, clear the memory, retry a failed turn.
+
+Each answers with a redirect back to the conversation and a notice saying what happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from db.agent_session import DatabaseSession
+from db.conversations import acquire_lease, release_lease
+from db.inbox import pending_arrivals
+from db.models import Turn
+from db.takeover import forget_turn_positions, retry_turn, set_paused
+from webhooks.dashboard.auth import checked_form
+from webhooks.dashboard.lookups import path_uuid, visible_session
+from worker.app import enqueue_inbound
+from worker.human_reply import reply_as_human
+from worker.web_chat import ConversationBusy
+
+MAX_REPLY_CHARS = 4096
+
+
+def _back(session_id: uuid.UUID, notice: str) -> Response:
+    return RedirectResponse(f"/sessions/{session_id}?{urlencode({'notice': notice})}", 303)
+
+
+async def pause(request: Request) -> Response:
+    session = await visible_session(request)
+    await checked_form(request)
+    async with request.app.state.runtime.sessionmaker.begin() as db:
+        await set_paused(session.id, True, db=db)
+    return _back(session.id, "Bot paused: new messages are stored but not answered.")
+
+
+async def resume(request: Request) -> Response:
+    """Unpause and hand what arrived meanwhile to the worker (answered as one turn)."""
+    session = await visible_session(request)
+    await checked_form(request)
+    async with request.app.state.runtime.sessionmaker.begin() as db:
+        await set_paused(session.id, False, db=db)
+        waiting = [message_id for message_id, _ in await pending_arrivals(session.id, db=db)]
+    if waiting:
+        await enqueue_inbound(request.app.state.celery, waiting[-1:])
+    return _back(session.id, f"Bot resumed; answering {len(waiting)} waiting message(s).")
+
+
+async def reply(request: Request) -> Response:
+    session = await visible_session(request)
+    form = await checked_form(request)
+    text = str(form.get("text", "")).strip()
+    if not text:
+        raise HTTPException(400, "the reply is empty")
+    if len(text) > MAX_REPLY_CHARS:
+        raise HTTPException(413, f"the reply is longer than {MAX_REPLY_CHARS} characters")
+    try:
+        sent = await reply_as_human(session.id, text, runtime=request.app.state.runtime)
+    except ConversationBusy as busy:
+        raise HTTPException(409, f"{busy}; try again in a moment") from busy
+    failed = [part for part in sent if part.status == "failed"]
+    if failed:
+        return _back(session.id, f"Reply stored, but sending failed: {failed[0].error}")
+    where = "sent and stored" if sent else "stored (this conversation has no WhatsApp channel)"
+    return _back(session.id, f"Reply {where}.")
+
+
+async def clear(request: Request) -> Response:
+    session = await visible_session(request)
+    form = await checked_form(request)
+    if form.get("confirm") != "yes":
+        raise HTTPException(400, "tick the confirmation box to clear the conversation's memory")
+    runtime = request.app.state.runtime
+    async with runtime.sessionmaker.begin() as db:
+        lease = await acquire_lease(
+            session.id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+        )
+    if lease is None:
+        raise HTTPException(409, "the bot is answering this conversation; try again in a moment")
+    try:
+        await DatabaseSession(
+            session.id, engine=runtime.engine, fencing_token=lease
+        ).clear_session()
+        async with runtime.sessionmaker.begin() as db:
+            await forget_turn_positions(session.id, db=db)
+    finally:
+        async with runtime.sessionmaker.begin() as db:
+            await release_lease(session.id, lease, db=db)
+    return _back(session.id, "Memory cleared: the agent starts this conversation afresh.")
+
+
+async def retry(request: Request) -> Response:
+    session = await visible_session(request)
+    await checked_form(request)
+    if session.status == "paused":
+        raise HTTPException(409, "the bot is paused; resume it to retry")
+    turn_id = path_uuid(request, "turn_id")
+    async with request.app.state.runtime.sessionmaker.begin() as db:
+        turn = await db.get(Turn, turn_id)
+        if turn is None or turn.session_id != session.id:
+            raise HTTPException(404, "no such turn")
+        reopened = await retry_turn(turn_id, db=db)
+    if not reopened:
+        raise HTTPException(409, "only a failed turn with messages can be retried")
+    await enqueue_inbound(request.app.state.celery, reopened[-1:])
+    return _back(session.id, f"Retrying: {len(reopened)} message(s) handed back to the bot.")

@@ -1,0 +1,77 @@
+"""The JSON API (described at `/api/openapi.json`): a builder's sessions with their
+`item_count`, and a session's items by keyset pages on `sequence`."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from db.dashboard import MAX_PAGE, SESSION_SORTS, SessionSummary, items_page, sessions_page
+from db.logs import mask_numbers
+from webhooks.dashboard.conversation import item_json
+from webhooks.dashboard.lookups import int_param, visible_builder, visible_session
+from webhooks.dashboard.openapi import OPENAPI
+
+
+def session_json(session: SessionSummary) -> dict[str, object]:
+    return {
+        "id": str(session.id),
+        "builder_id": str(session.builder_id),
+        "platform": session.platform,
+        "user": mask_numbers(session.external_id),
+        "display_name": session.display_name,
+        "item_count": session.item_count,
+        "last_activity": session.last_activity.isoformat(),
+        "status": session.status,
+    }
+
+
+async def builder_sessions(request: Request) -> Response:
+    builder = await visible_builder(request)
+    sort = request.query_params.get("sort", "last_activity")
+    if sort not in SESSION_SORTS:
+        raise HTTPException(400, f"sort must be one of {', '.join(SESSION_SORTS)}")
+    page = int_param(request, "page", default=1, low=1)
+    per_page = int_param(request, "per_page", default=50, low=1, high=MAX_PAGE)
+    assert page is not None and per_page is not None
+    async with request.app.state.runtime.sessionmaker() as db:
+        listing = await sessions_page(
+            builder.id,
+            search=request.query_params.get("q", "")[:100],
+            sort=sort,
+            descending=request.query_params.get("order", "desc") != "asc",
+            page=page,
+            per_page=per_page,
+            db=db,
+        )
+    return JSONResponse(
+        {
+            "sessions": [session_json(session) for session in listing.sessions],
+            "page": listing.page,
+            "per_page": listing.per_page,
+            "total": listing.total,
+        }
+    )
+
+
+async def session_items(request: Request) -> Response:
+    """Items with `sequence > after`, oldest first; `next_after` continues the walk."""
+    session = await visible_session(request)
+    after = int_param(request, "after", default=-1, low=-1)
+    limit = int_param(request, "limit", default=100, low=1, high=MAX_PAGE)
+    assert limit is not None
+    async with request.app.state.runtime.sessionmaker() as db:
+        items, more = await items_page(session.id, after=after, limit=limit, db=db)
+    return JSONResponse(
+        {
+            "session": session_json(session),
+            "items": [item_json(item) for item in items],
+            "has_more": more,
+            "next_after": items[-1].sequence if items else after,
+        }
+    )
+
+
+async def openapi(_request: Request) -> Response:
+    return JSONResponse(OPENAPI)

@@ -1,0 +1,202 @@
+"""Who is asking: the admin (`ADMIN_TOKEN`) or one builder (an API token), from
+`Authorization: Bearer` or the signed sign-in cookie; everything else is refused.
+
+`Guard` wraps the dashboard app and denies by default: only the paths in `PUBLIC`
+are served without a principal. Requests authenticated by the cookie must also prove
+they come from our own pages for anything that changes state (CSRF: the session's
+token in the form or the `X-CSRF-Token` header), checked where bodies are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from db.settings import Settings
+from db.tokens import live_token, token_is_live
+
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError)
+PUBLIC = frozenset({"/login"})
+PUBLIC_PREFIXES = ("/static/",)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The admin (`builder_id` None) or a builder, and how they proved it."""
+
+    builder_id: uuid.UUID | None
+    token_id: uuid.UUID | None = None
+    via_cookie: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.builder_id is None
+
+    def may_see(self, builder_id: uuid.UUID) -> bool:
+        return self.is_admin or self.builder_id == builder_id
+
+
+def principal(request: HTTPConnection) -> Principal:
+    """The request's principal; `Guard` guarantees one on every non-public path."""
+    found = request.state.principal
+    assert isinstance(found, Principal)
+    return found
+
+
+def require_builder(request: HTTPConnection, builder_id: uuid.UUID) -> Principal:
+    """Another builder's data does not exist for this principal: 404, not 403."""
+    who = principal(request)
+    if not who.may_see(builder_id):
+        raise HTTPException(404, "no such builder")
+    return who
+
+
+def require_admin(request: HTTPConnection) -> None:
+    if not principal(request).is_admin:
+        raise HTTPException(403, "only the admin sees every builder")
+
+
+def admin_fingerprint(settings: Settings) -> str | None:
+    """Stored in an admin's cookie so that changing `ADMIN_TOKEN` signs every admin out."""
+    if settings.admin_token is None:
+        return None
+    return hashlib.sha256(settings.admin_token.get_secret_value().encode()).hexdigest()[:16]
+
+
+async def principal_for_token(token: str, *, request: HTTPConnection) -> Principal | None:
+    """The admin or the builder whose token this is; None when it is nobody's."""
+    settings: Settings = request.app.state.settings
+    admin = settings.admin_token
+    if admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
+        return Principal(builder_id=None)
+    async with request.app.state.runtime.sessionmaker() as db:
+        found = await live_token(token, db=db)
+    if found is None:
+        return None
+    return Principal(builder_id=found.builder_id, token_id=found.id)
+
+
+async def _from_cookie(request: HTTPConnection) -> Principal | None:
+    signed_in: dict[str, Any] | None = request.session.get("principal")
+    if not signed_in:
+        return None
+    if signed_in.get("admin"):
+        expected = admin_fingerprint(request.app.state.settings)
+        if expected is None or not hmac.compare_digest(signed_in.get("fp", ""), expected):
+            return None
+        return Principal(builder_id=None, via_cookie=True)
+    try:
+        builder_id = uuid.UUID(signed_in["builder"])
+        token_id = uuid.UUID(signed_in["token"])
+    except (KeyError, ValueError, TypeError):
+        return None
+    async with request.app.state.runtime.sessionmaker() as db:
+        if not await token_is_live(token_id, db=db):
+            return None
+    return Principal(builder_id=builder_id, token_id=token_id, via_cookie=True)
+
+
+def sign_in(request: Request, who: Principal) -> None:
+    """Remember `who` in the signed cookie, with a fresh CSRF token."""
+    request.session.clear()
+    if who.is_admin:
+        request.session["principal"] = {
+            "admin": True,
+            "fp": admin_fingerprint(request.app.state.settings),
+        }
+    else:
+        request.session["principal"] = {"builder": str(who.builder_id), "token": str(who.token_id)}
+    request.session["csrf"] = secrets.token_urlsafe(24)
+
+
+def csrf_token(request: HTTPConnection) -> str:
+    """This browser's CSRF token (made on first use, e.g. for the sign-in form)."""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(24)
+    return str(token)
+
+
+def _csrf_ok(request: HTTPConnection, offered: str | None) -> bool:
+    expected = request.session.get("csrf")
+    return bool(expected and offered and hmac.compare_digest(str(offered), str(expected)))
+
+
+async def checked_form(request: Request) -> FormData:
+    """The submitted form, refused (403) without this browser's CSRF token when the
+    cookie signed it in (a bearer token is no ambient credential: no CSRF to fear)."""
+    form = await request.form()
+    who = getattr(request.state, "principal", None)
+    if who is not None and not who.via_cookie:
+        return form
+    offered = form.get(CSRF_FIELD)
+    if not _csrf_ok(request, offered if isinstance(offered, str) else None):
+        raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
+    return form
+
+
+def check_csrf_header(request: Request) -> None:
+    """For JSON calls: cookie-authenticated changes need `X-CSRF-Token`; bearer calls
+    carry no ambient credential and need none."""
+    who = principal(request)
+    if who.via_cookie and request.method not in SAFE_METHODS:
+        if not _csrf_ok(request, request.headers.get(CSRF_HEADER)):
+            raise HTTPException(403, "missing or wrong X-CSRF-Token header")
+
+
+class Unauthenticated(HTTPException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Guard:
+    """ASGI middleware: resolve the principal of every request, refuse 401 without one
+    (the response made by `deny`: JSON for the API, the sign-in page for pages)."""
+
+    def __init__(
+        self, app: ASGIApp, *, deny: Callable[[HTTPConnection, HTTPException], Response]
+    ) -> None:
+        self.app = app
+        self.deny = deny
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        connection = Request(scope, receive)
+        path = scope["path"]
+        who = None
+        header = connection.headers.get("authorization", "")
+        try:
+            if header:
+                scheme, _, token = header.partition(" ")
+                if scheme.lower() == "bearer" and token.strip():
+                    who = await principal_for_token(token.strip(), request=connection)
+            else:
+                who = await _from_cookie(connection)
+        except DATABASE_ERRORS:
+            down = HTTPException(503, "database unavailable, retry later")
+            await self.deny(connection, down)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = who
+        if who is None and path not in PUBLIC and not path.startswith(PUBLIC_PREFIXES):
+            reason = "invalid token" if header else "sign in or send Authorization: Bearer"
+            await self.deny(connection, Unauthenticated(reason))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,149 @@
+"""A conversation as the dashboard shows it, built from `session_items` and decorated
+from the turns that produced them: user and assistant bubbles, tool calls as chips with
+their results, delivery ticks, failed turns with their reason, media as placeholders.
+
+A turn owns the items from its `input_sequence` up to the next turn's; its reply's
+delivery states go on its last assistant message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from db.clock import as_utc
+from db.models import OutboundMessage, SessionItem, Turn, TurnStatus
+from db.transcript import content_text, transcript_line
+
+_PLACEHOLDER = re.compile(r"^\[(?P<what>[^\[\]]+)\]$")
+
+
+@dataclass
+class Entry:
+    """One line of the conversation view."""
+
+    sequence: int
+    created_at: datetime
+    kind: str
+    """`user`, `assistant`, `tool` (a call with its result), `tool_result` (a result
+    whose call is on an earlier page) or `other`."""
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    """(`text` or `placeholder`, text) in order."""
+    tool_name: str | None = None
+    arguments: str | None = None
+    output: str | None = None
+    delivery: list[str] = field(default_factory=list)
+    by_operator: bool = False
+    failure: str | None = None
+    failed_turn_id: uuid.UUID | None = None
+    retryable: bool = False
+    end_sequence: int = -1
+    """The last item shown in this entry (a tool chip also shows its result's item)."""
+
+
+def display_lines(text: str) -> list[tuple[str, str]]:
+    """Split a message into text and readable placeholders (`[image/jpeg attached]` →
+    `Attachment: image/jpeg`, `[location: 52.37, 4.89, Dam]` → `Location: …`), which the
+    worker wrote for what is not text."""
+    lines: list[tuple[str, str]] = []
+    for line in text.splitlines() or [""]:
+        found = _PLACEHOLDER.match(line.strip())
+        if found:
+            lines.append(("placeholder", _readable(found.group("what"))))
+        elif lines and lines[-1][0] == "text":
+            lines[-1] = ("text", f"{lines[-1][1]}\n{line}")
+        else:
+            lines.append(("text", line))
+    return lines
+
+
+def _readable(what: str) -> str:
+    if what.startswith("location:"):
+        return "Location: " + what.removeprefix("location:").strip()
+    if what.endswith(" attached") or " attached: " in what:
+        kind, _, name = what.partition(" attached")
+        return f"Attachment: {kind}{name}"
+    return f"[{what}]"
+
+
+def _owner(turns: list[Turn], sequence: int) -> Turn | None:
+    owner = None
+    for turn in turns:
+        if turn.input_sequence is not None and turn.input_sequence <= sequence:
+            owner = turn
+    return owner
+
+
+def build_entries(
+    items: list[SessionItem],
+    turns: list[Turn],
+    replies: dict[uuid.UUID, list[OutboundMessage]],
+) -> list[Entry]:
+    """The page's entries in sequence order; `turns` as from `db.dashboard.turns_around`."""
+    entries: list[Entry] = []
+    calls: dict[str, Entry] = {}
+    last_assistant: dict[uuid.UUID, Entry] = {}
+    for item in items:
+        data: dict[str, Any] = item.item_data
+        item_type = data.get("type", "message")
+        entry = Entry(item.sequence, as_utc(item.created_at), "other", end_sequence=item.sequence)
+        turn = _owner(turns, item.sequence)
+        if item_type == "message" and data.get("role") in ("user", "assistant"):
+            entry.kind = str(data["role"])
+            entry.lines = display_lines(content_text(data.get("content")))
+            if turn is not None and entry.kind == "assistant":
+                last_assistant[turn.id] = entry
+                entry.by_operator = turn.by_operator
+        elif item_type == "function_call":
+            entry.kind = "tool"
+            entry.tool_name = str(data.get("name"))
+            entry.arguments = _pretty(data.get("arguments"))
+            calls[str(data.get("call_id"))] = entry
+        elif item_type == "function_call_output":
+            call = calls.get(str(data.get("call_id")))
+            if call is not None:
+                call.output = _pretty(data.get("output"))
+                call.end_sequence = item.sequence
+                continue
+            entry.kind = "tool_result"
+            entry.output = _pretty(data.get("output"))
+        else:
+            line = transcript_line(data)
+            entry.lines = [("placeholder", line.text or f"[{line.role}]")]
+        if turn is not None and turn.input_sequence == item.sequence and not turn.by_operator:
+            if turn.status in (TurnStatus.FAILED, TurnStatus.RETRIED):
+                entry.failure = turn.error or "failed"
+                entry.failed_turn_id = turn.id
+                entry.retryable = turn.status == TurnStatus.FAILED
+        entries.append(entry)
+    for turn_id, entry in last_assistant.items():
+        entry.delivery = [reply.status for reply in replies.get(turn_id, [])]
+    return entries
+
+
+def _pretty(value: Any) -> str:
+    """Tool arguments arrive as JSON text: shown indented when they parse."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def item_json(item: SessionItem) -> dict[str, Any]:
+    """An item for the JSON API: raw, with the display text extracted."""
+    line = transcript_line(item.item_data)
+    return {
+        "sequence": item.sequence,
+        "created_at": as_utc(item.created_at).isoformat(),
+        "role": line.role,
+        "text": line.text,
+        "item": item.item_data,
+    }

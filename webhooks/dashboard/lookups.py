@@ -1,0 +1,57 @@
+"""Path parameters turned into rows the principal may see (else 404), and query
+parameters read with clear 400s."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from db.builders import get_builder
+from db.dashboard import SessionSummary, session_with_status
+from db.models import Builder
+from webhooks.dashboard.auth import principal, require_builder
+
+
+def path_uuid(request: Request, name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params[name])
+    except ValueError:
+        raise HTTPException(404, f"no such {name.removesuffix('_id')}") from None
+
+
+async def visible_builder(request: Request) -> Builder:
+    builder_id = path_uuid(request, "builder_id")
+    require_builder(request, builder_id)
+    async with request.app.state.runtime.sessionmaker() as db:
+        builder = await get_builder(builder_id, db=db)
+    if builder is None:
+        raise HTTPException(404, "no such builder")
+    return builder
+
+
+async def visible_session(request: Request) -> SessionSummary:
+    """The session named in the path, if it belongs to a builder the principal sees."""
+    session_id = path_uuid(request, "session_id")
+    async with request.app.state.runtime.sessionmaker() as db:
+        found = await session_with_status(session_id, db=db)
+    if found is None or not principal(request).may_see(found.builder_id):
+        raise HTTPException(404, "no such session")
+    return found
+
+
+def int_param(
+    request: Request, name: str, *, default: int | None, low: int = 0, high: int | None = None
+) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be an integer, got {raw[:20]!r}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise HTTPException(400, f"{name} must be {bounds}")
+    return value

@@ -1,0 +1,242 @@
+"""The OpenAPI 3.1 description of the JSON API, served at `/api/openapi.json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_UUID = {"type": "string", "format": "uuid"}
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": _UUID}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_DENIED = {"401": _ERROR, "404": _ERROR}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "wabot dashboard API",
+        "version": "1",
+        "description": (
+            "Read builders' conversations from `session_items` and chat with a builder's agent. "
+            "Authenticate with `Authorization: Bearer <token>`: the admin token (`ADMIN_TOKEN`) "
+            "sees every builder; a builder token (`wabot token create BUILDER_ID`) sees only its "
+            "builder, and another builder's ids answer 404."
+        ),
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/builders/{builder_id}/sessions": {
+            "get": {
+                "summary": "A builder's sessions, with the number of stored items",
+                "parameters": [
+                    _path_id("builder_id"),
+                    _query("q", {"type": "string"}, "Search the user's number or name."),
+                    _query(
+                        "sort",
+                        {
+                            "enum": ["last_activity", "item_count", "user", "platform", "status"],
+                            "default": "last_activity",
+                        },
+                        "Sort key.",
+                    ),
+                    _query("order", {"enum": ["asc", "desc"], "default": "desc"}, "Direction."),
+                    _query("page", {"type": "integer", "minimum": 1, "default": 1}, "Page."),
+                    _query(
+                        "per_page",
+                        {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                        "Sessions per page.",
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One page of sessions",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/SessionPage"}
+                            }
+                        },
+                    },
+                    "400": _ERROR,
+                    **_DENIED,
+                },
+            }
+        },
+        "/api/sessions/{session_id}/items": {
+            "get": {
+                "summary": "A session's items, oldest first, by keyset on `sequence`",
+                "description": (
+                    "Pass the previous answer's `next_after` as `after` until `has_more` is false: "
+                    "every item is returned exactly once, even while new ones arrive."
+                ),
+                "parameters": [
+                    _path_id("session_id"),
+                    _query(
+                        "after",
+                        {"type": "integer", "minimum": -1, "default": -1},
+                        "Only items with a larger sequence.",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": 200, "default": 100},
+                        "At most this many items.",
+                    ),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Items and where to continue",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ItemPage"}
+                            }
+                        },
+                    },
+                    "400": _ERROR,
+                    **_DENIED,
+                },
+            }
+        },
+        "/api/chat/{builder_id}": {
+            "post": {
+                "summary": "Send a message to the builder's agent on a web conversation",
+                "description": (
+                    'Runs the agent on the session `(builder, "web", conversation_id)`, which '
+                    "the dashboard shows like any other. By default the answer is a "
+                    "`text/event-stream` of `delta` (`{text}`), `tool_call` (`{name, arguments, "
+                    "call_id}`), `tool_output` (`{call_id, output}`) events, ending with `done` "
+                    '(`{session_id, reply}`) or `error` (`{message}`). With `"stream": false` '
+                    "the answer is one JSON document. A conversation answers one message at a "
+                    "time: a second request while one runs gets 409 at once (retry when the "
+                    "first is done); a paused conversation answers 409 too. A client that "
+                    "disconnects does not stop the run: the history keeps the whole turn. "
+                    "Browsers signed in by cookie must send `X-CSRF-Token`."
+                ),
+                "parameters": [_path_id("builder_id")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The run's events, or the whole answer",
+                        "content": {
+                            "text/event-stream": {"schema": {"type": "string"}},
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ChatReply"}
+                            },
+                        },
+                    },
+                    "400": _ERROR,
+                    "403": _ERROR,
+                    "409": _ERROR,
+                    "413": _ERROR,
+                    "502": _ERROR,
+                    **_DENIED,
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This description",
+                "responses": {"200": {"description": "OpenAPI 3.1"}, "401": _ERROR},
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "responses": {
+            "Error": {
+                "description": "What was wrong",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["error"],
+                            "properties": {"error": {"type": "string"}},
+                        }
+                    }
+                },
+            }
+        },
+        "schemas": {
+            "Session": {
+                "type": "object",
+                "required": ["id", "platform", "user", "item_count", "last_activity", "status"],
+                "properties": {
+                    "id": _UUID,
+                    "builder_id": _UUID,
+                    "platform": {"type": "string", "examples": ["whatsapp", "web"]},
+                    "user": {"type": "string", "description": "The user's id, numbers masked"},
+                    "display_name": {"type": ["string", "null"]},
+                    "item_count": {"type": "integer"},
+                    "last_activity": {"type": "string", "format": "date-time"},
+                    "status": {"enum": ["active", "paused", "failed turn"]},
+                },
+            },
+            "SessionPage": {
+                "type": "object",
+                "required": ["sessions", "page", "per_page", "total"],
+                "properties": {
+                    "sessions": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Session"},
+                    },
+                    "page": {"type": "integer"},
+                    "per_page": {"type": "integer"},
+                    "total": {"type": "integer"},
+                },
+            },
+            "Item": {
+                "type": "object",
+                "required": ["sequence", "created_at", "role", "text", "item"],
+                "properties": {
+                    "sequence": {"type": "integer"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "role": {
+                        "type": "string",
+                        "description": "`user`, `assistant`, `tool`, or the SDK item type",
+                    },
+                    "text": {"type": "string", "description": "The display text extracted"},
+                    "item": {"type": "object", "description": "The SDK item as stored"},
+                },
+            },
+            "ItemPage": {
+                "type": "object",
+                "required": ["session", "items", "has_more", "next_after"],
+                "properties": {
+                    "session": {"$ref": "#/components/schemas/Session"},
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+                    "has_more": {"type": "boolean"},
+                    "next_after": {"type": "integer"},
+                },
+            },
+            "ChatRequest": {
+                "type": "object",
+                "required": ["conversation_id", "message"],
+                "properties": {
+                    "conversation_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,120}$"},
+                    "message": {"type": "string", "minLength": 1, "maxLength": 8000},
+                    "stream": {"type": "boolean", "default": True},
+                },
+            },
+            "ChatReply": {
+                "type": "object",
+                "required": ["conversation_id", "session_id", "reply", "tool_calls"],
+                "properties": {
+                    "conversation_id": {"type": "string"},
+                    "session_id": _UUID,
+                    "reply": {"type": "string"},
+                    "tool_calls": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+    },
+}

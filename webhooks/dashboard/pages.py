@@ -1,0 +1,158 @@
+"""The server-rendered pages: sign-in, builders, a builder's sessions, a conversation
+(with its live-updating fragment) and the "Try it" chat."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from db.dashboard import (
+    SESSION_SORTS,
+    builders_overview,
+    items_page,
+    replies_of_turns,
+    sessions_page,
+    turns_around,
+    unplaced_failures,
+)
+from webhooks.dashboard.auth import (
+    checked_form,
+    principal,
+    principal_for_token,
+    require_admin,
+    sign_in,
+)
+from webhooks.dashboard.conversation import Entry, build_entries
+from webhooks.dashboard.lookups import int_param, visible_builder, visible_session
+from webhooks.dashboard.rendering import page
+
+SESSIONS_PER_PAGE = 25
+ITEMS_PER_PAGE = 50
+
+
+async def login_form(request: Request) -> Response:
+    return page(request, "login.html", {"error": None, "next": "/"})
+
+
+async def login(request: Request) -> Response:
+    form = await checked_form(request)
+    token = str(form.get("token", "")).strip()
+    who = await principal_for_token(token, request=request) if token else None
+    if who is None:
+        return page(
+            request,
+            "login.html",
+            {"error": "That token is not valid.", "next": "/"},
+            status_code=401,
+        )
+    sign_in(request, who)
+    return RedirectResponse(_local(str(form.get("next") or "/")), 303)
+
+
+def _local(target: str) -> str:
+    """Only a path on this site: `//host` and `/\\host` would leave it."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    request.session.clear()
+    return RedirectResponse("/login", 303)
+
+
+async def home(request: Request) -> Response:
+    who = principal(request)
+    return RedirectResponse("/builders" if who.is_admin else f"/builders/{who.builder_id}", 303)
+
+
+async def builders(request: Request) -> Response:
+    require_admin(request)
+    async with request.app.state.runtime.sessionmaker() as db:
+        overview = await builders_overview(db=db)
+    return page(request, "builders.html", {"builders": overview})
+
+
+async def sessions(request: Request) -> Response:
+    builder = await visible_builder(request)
+    sort = request.query_params.get("sort", "last_activity")
+    if sort not in SESSION_SORTS:
+        raise HTTPException(400, f"sort must be one of {', '.join(SESSION_SORTS)}")
+    descending = request.query_params.get("order", "desc") != "asc"
+    search = request.query_params.get("q", "")[:100]
+    number = int_param(request, "page", default=1, low=1)
+    assert number is not None
+    async with request.app.state.runtime.sessionmaker() as db:
+        listing = await sessions_page(
+            builder.id,
+            search=search,
+            sort=sort,
+            descending=descending,
+            page=number,
+            per_page=SESSIONS_PER_PAGE,
+            db=db,
+        )
+    return page(
+        request,
+        "sessions.html",
+        {
+            "builder": builder,
+            "listing": listing,
+            "sort": sort,
+            "descending": descending,
+            "q": search,
+        },
+    )
+
+
+async def conversation(request: Request) -> Response:
+    session = await visible_session(request)
+    entries, more_before = await _entries(request, session.id, before=None, after=None)
+    async with request.app.state.runtime.sessionmaker() as db:
+        unplaced = await unplaced_failures(session.id, db=db)
+    return page(
+        request,
+        "conversation.html",
+        {
+            "session": session,
+            "entries": entries,
+            "more_before": more_before,
+            "unplaced": unplaced,
+            "notice": request.query_params.get("notice"),
+        },
+    )
+
+
+async def conversation_entries(request: Request) -> Response:
+    """A fragment of bubbles: `after=N` for live updates, `before=N` for earlier pages."""
+    session = await visible_session(request)
+    after = int_param(request, "after", default=None, low=-1)
+    before = int_param(request, "before", default=None, low=0)
+    entries, more = await _entries(request, session.id, before=before, after=after)
+    response = page(request, "_entries.html", {"entries": entries, "session": session})
+    response.headers["X-More"] = "1" if more else "0"
+    if entries:
+        response.headers["X-First-Sequence"] = str(entries[0].sequence)
+        response.headers["X-Last-Sequence"] = str(entries[-1].sequence)
+    return response
+
+
+async def _entries(
+    request: Request, session_id: uuid.UUID, *, before: int | None, after: int | None
+) -> tuple[list[Entry], bool]:
+    async with request.app.state.runtime.sessionmaker() as db:
+        items, more = await items_page(
+            session_id, after=after, before=before, limit=ITEMS_PER_PAGE, db=db
+        )
+        if not items:
+            return [], more
+        turns = await turns_around(session_id, items[0].sequence, items[-1].sequence, db=db)
+        replies = await replies_of_turns([turn.id for turn in turns], db=db)
+    return build_entries(items, turns, replies), more
+
+
+async def try_it(request: Request) -> Response:
+    builder = await visible_builder(request)
+    return page(request, "chat.html", {"builder": builder})

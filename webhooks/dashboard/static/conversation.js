@@ -1,0 +1,43 @@
+// Keeps an open conversation current: polls for items after the newest shown, and
+// loads earlier pages on demand. Both fetch server-rendered fragments.
+(function () {
+  const section = document.getElementById("conversation");
+  const entries = document.getElementById("entries");
+  if (!section || !entries) return;
+  const base = `/sessions/${section.dataset.session}/entries`;
+
+  function sequences() {
+    const shown = entries.querySelectorAll("[data-sequence]");
+    if (!shown.length) return { first: null, last: -1 };
+    return {
+      first: Number(shown[0].dataset.sequence),
+      last: Number(shown[shown.length - 1].dataset.end),
+    };
+  }
+
+  async function fragment(query) {
+    const response = await fetch(`${base}?${query}`, { credentials: "same-origin" });
+    if (!response.ok) return null;
+    return { html: await response.text(), more: response.headers.get("X-More") === "1" };
+  }
+
+  async function poll() {
+    try {
+      const got = await fragment(`after=${sequences().last}`);
+      if (got && got.html.trim()) entries.insertAdjacentHTML("beforeend", got.html);
+    } finally {
+      setTimeout(poll, 2000);
+    }
+  }
+
+  const earlier = document.getElementById("earlier");
+  if (earlier) {
+    earlier.addEventListener("click", async () => {
+      const got = await fragment(`before=${sequences().first}`);
+      if (!got) return;
+      entries.insertAdjacentHTML("afterbegin", got.html);
+      if (!got.more) earlier.remove();
+    });
+  }
+  setTimeout(poll, 2000);
+})();

@@ -1,0 +1,83 @@
+"""A human's reply from the dashboard: stored in the session as an assistant message
+(so the agent knows it later) and sent through the conversation's channel.
+
+It takes the conversation's lease like a turn, so it never lands in the middle of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from db.agent_session import DatabaseSession
+from db.conversations import acquire_lease, last_item, release_lease
+from db.logs import mask_numbers
+from db.models import OutboundMessage
+from db.outbox import mark_send_failed, mark_sent, record_reply, replies_of
+from db.takeover import fail_operator_turn, record_operator_turn, reply_route
+from worker.channels.base import SendError
+from worker.channels.formatting import markdown_to_whatsapp
+from worker.channels.splitting import split_text
+from worker.delivery import send_with_retries
+from worker.runtime import Runtime
+from worker.web_chat import ConversationBusy
+
+logger = logging.getLogger(__name__)
+
+
+async def reply_as_human(
+    session_id: uuid.UUID, text: str, *, runtime: Runtime
+) -> list[OutboundMessage]:
+    """Store and send `text`; returns the parts sent (none for a web conversation, which
+    has no channel: the reply is only stored). A refused send is kept as `failed`."""
+    async with runtime.sessionmaker.begin() as db:
+        lease = await acquire_lease(
+            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+        )
+    if lease is None:
+        raise ConversationBusy("the bot is answering this conversation right now")
+    try:
+        session = DatabaseSession(session_id, engine=runtime.engine, fencing_token=lease)
+        await session.add_items([{"role": "assistant", "content": text}])
+        async with runtime.sessionmaker.begin() as db:
+            newest = await last_item(session_id, db=db)
+            assert newest is not None
+            turn = await record_operator_turn(session_id, newest.sequence, db=db)
+            route = await reply_route(session_id, db=db)
+            if route is None:
+                return []
+            channel, recipient = route
+            outbound = runtime.channel(channel.provider)
+            parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
+            replies = await record_reply(
+                session_id=session_id,
+                turn_id=turn.id,
+                channel_id=channel.id,
+                recipient=recipient,
+                parts=parts,
+                db=db,
+            )
+        for reply in replies:
+            try:
+                sent = await send_with_retries(
+                    outbound, sender=channel.address, recipient=recipient, text=reply.text
+                )
+            except SendError as error:
+                reason = f"send failed: {error}"
+                logger.warning("human reply on session %s: %s", session_id, mask_numbers(reason))
+                async with runtime.sessionmaker.begin() as db:
+                    await mark_send_failed(reply.id, error=reason, db=db)
+                    await fail_operator_turn(turn.id, reason, db=db)
+                break
+            async with runtime.sessionmaker.begin() as db:
+                await mark_sent(
+                    reply.id,
+                    provider_message_id=sent.provider_message_id,
+                    status=sent.status,
+                    db=db,
+                )
+        async with runtime.sessionmaker() as db:
+            return await replies_of(turn.id, db=db)
+    finally:
+        async with runtime.sessionmaker.begin() as db:
+            await release_lease(session_id, lease, db=db)
