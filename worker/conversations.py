@@ -21,12 +21,12 @@ from db.conversations import (
     acquire_lease,
     get_or_create_session,
     release_lease,
+    renew_lease,
 )
 from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
-from worker.replies import hold_lease
 from worker.runtime import Runtime
 from worker.scene import NO_CHANNEL, Scene, scene_of
 from worker.turn_errors import PermanentTurnError, TransientTurnError, UndeliverableError
@@ -35,8 +35,8 @@ from worker.turns import run_turn, send_fallback
 logger = logging.getLogger(__name__)
 
 PLATFORM = "whatsapp"
-BUSY_RETRY_SECONDS = 1.0
 DATABASE_RETRY_SECONDS = 5.0
+BUSY_RETRY_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
 RATE_WINDOW = timedelta(minutes=1)
 _FINAL_STATUSES = (InboundStatus.PROCESSED, InboundStatus.FAILED, InboundStatus.UNROUTABLE)
@@ -80,9 +80,16 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
         )
         first: Step = None
         if lease is not None:
-            first = await _next_step(session_id, lease=lease, resume=True, runtime=runtime, db=db)
-    if lease is None:
+            first = await _next_step(session_id, lease=lease, claiming=True, runtime=runtime, db=db)
+    if lease is None and inbound.status == InboundStatus.PROCESSING:
+        # Redelivered from a worker that took it into a turn and may have died: poll
+        # until that worker finishes the turn or its lease runs out.
         raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
+    if lease is None:
+        # A latecomer: the worker holding the conversation takes it next (see
+        # `_lock_conversation`), so this task ends here instead of polling.
+        logger.debug("inbound %s: session %s is busy; its holder takes it", inbound_id, session_id)
+        return
     await answer_conversation(session_id, first, lease=lease, runtime=runtime)
 
 
@@ -117,8 +124,8 @@ def conversation_key(inbound: InboundMessage) -> str:
 
 
 Step = Scene | float | None
-"""What a conversation does next: answer a turn, wait that many seconds for the user
-to finish a burst, or nothing (its lease released)."""
+"""What a conversation does next: answer a turn, wait that many seconds (for the user to
+finish a burst, or for the sender's rate), or nothing (its lease released)."""
 
 
 async def answer_conversation(
@@ -138,11 +145,11 @@ async def answer_conversation(
             else:
                 closed = await _run_turn_guarded(step, lease=lease, runtime=runtime)
             async with runtime.sessionmaker.begin() as db:
-                await hold_lease(session_id, lease, runtime=runtime, db=db)
+                await _lock_conversation(session_id, lease, runtime=runtime, db=db)
                 if closed is not None:
                     await closed.store(db)
                 step = await _next_step(
-                    session_id, lease=lease, resume=False, runtime=runtime, db=db
+                    session_id, lease=lease, claiming=False, runtime=runtime, db=db
                 )
         released = True
     except LeaseLostError:
@@ -154,16 +161,38 @@ async def answer_conversation(
                 await release_lease(session_id, lease, db=db)
 
 
+async def _lock_conversation(
+    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
+) -> None:
+    """Renew our lease as the transaction's first statement, so its row lock comes before
+    we look for pending messages. A task that finds the conversation busy leaves its
+    message to us, and its message was stored before it looked: either it looked before
+    this lock, and our reads after it see the message, or it waits for our commit and,
+    if we released the lease, answers the message itself."""
+    renewed = await renew_lease(
+        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+    )
+    if not renewed:
+        raise LeaseLostError(f"session {session_id} is leased to another worker")
+    runtime.leases.held(lease)
+
+
 async def _next_step(
-    session_id: uuid.UUID, *, lease: uuid.UUID, resume: bool, runtime: Runtime, db: AsyncSession
+    session_id: uuid.UUID,
+    *,
+    lease: uuid.UUID,
+    claiming: bool,
+    runtime: Runtime,
+    db: AsyncSession,
 ) -> Step:
-    """In the caller's transaction: the unfinished turn if `resume` finds one; else a
-    new turn for the pending messages once the user has paused for
-    `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and is within
-    `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce); else how long to
-    wait for that pause; else None, with the lease released."""
+    """In the caller's transaction: when `claiming` (the task that took the lease), the
+    unfinished turn if there is one; else a new turn for the pending messages once the
+    user has paused for `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and
+    is within `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce); else how
+    long to wait for either; else None, with the lease released. A claiming task over
+    the rate retries later instead of holding the lease while it waits."""
     settings = runtime.settings
-    turn = await resume_turn(session_id, db=db) if resume else None
+    turn = await resume_turn(session_id, db=db) if claiming else None
     new = False
     while True:
         if turn is None:
@@ -178,8 +207,10 @@ async def _next_step(
             if settle > 0:
                 return settle
             wait = await _rate_limit_wait(session_id, now, settings.sender_turns_per_minute, db)
-            if wait > 0:
+            if wait > 0 and claiming:
                 raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
+            if wait > 0:
+                return wait
             turn = await start_turn(session_id, [message_id for message_id, _ in pending], db=db)
             new = True
         scene = await scene_of(turn, db=db, new=new)

@@ -62,10 +62,9 @@ PROCESSES = 2
 CONVERSATIONS = 200
 WORKER_CONCURRENCY = 100
 """Task threads per process: a conversation holds one for its whole turn, model call
-included, so 2 × 100 carry all 200 conversations at once. More threads do not help
-here: they let each new message's own task run while its conversation is still held,
-and every such task retries once a second until the holder has answered the message
-(160 threads: ~2 retries per message, over twice the CPU per message)."""
+included, so 2 × 100 carry all 200 conversations at once. A closed-loop user's next
+message usually arrives before its conversation's turn has closed: its task finds the
+conversation busy and ends, and the holder answers it next."""
 NAIVE_CONCURRENCY = 2
 FEW = 4
 """Conversations in flight when our workers' warm, nearly idle RSS is taken."""

@@ -32,10 +32,11 @@ from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import Failure, FakeOpenAI, function_call, message
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import all_items, inbound_messages, kind, outbound_messages, turns
-from worker.conversations import RetryLater, process_inbound
+from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
+from worker.conversations import RetryLater, answer_conversation, process_inbound
 from worker.delivery import SEND_ATTEMPTS
 from worker.runtime import Runtime, create_runtime
+from worker.scene import load_scene
 from worker.turn_session import TurnSession
 from worker.turns import DEFAULT_FALLBACK_REPLY
 
@@ -212,16 +213,37 @@ async def test_a_stale_worker_cannot_write_after_its_lease_was_taken(
     assert await all_items(db_sessions) == []
 
 
-async def test_a_busy_conversation_is_retried_later(
-    db_sessions: async_sessionmaker[AsyncSession], channel: Channel, runtime: Runtime
+async def test_a_busy_conversations_message_is_left_to_its_holder(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_twilio: FakeTwilio,
 ) -> None:
-    inbound_id = await arrive(db_sessions, channel, "Hello")
-    async with db_sessions.begin() as db:
+    """The task of a message that arrives mid-turn ends at once (no retry loop); the
+    worker holding the conversation answers it when its turn closes."""
+    first = await arrive(db_sessions, channel, "Hello")
+    async with db_sessions.begin() as db:  # a worker took the conversation for `first`
         external_id = USER_NUMBER.removeprefix("whatsapp:")
         session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
-        assert await acquire_lease(session_id, ttl_seconds=60, db=db) is not None
-    with pytest.raises(RetryLater, match="busy"):
-        await process_inbound(inbound_id, runtime=runtime)
+        lease = await acquire_lease(session_id, ttl_seconds=60, db=db)
+        assert lease is not None
+        turn = await start_turn(session_id, [first], db=db)
+        inbound_row = await get_inbound(first, db=db)
+        assert inbound_row is not None
+        inbound_row.session_id = session_id
+    second = await arrive(db_sessions, channel, "Are you there?")
+
+    await process_inbound(second, runtime=runtime)  # busy: returns, nothing sent
+    assert fake_twilio.messages == []
+
+    scene = await load_scene(turn, runtime=runtime)
+    await answer_conversation(session_id, scene, lease=lease, runtime=runtime)
+    assert [m["Body"] for m in fake_twilio.messages] == [
+        "You said: Hello",
+        "You said: Are you there?",
+    ]
+    assert {m.status for m in await inbound_messages(db_sessions)} == {"processed"}
+    assert await all_answered(db_sessions)
 
 
 async def test_a_permanent_model_error_fails_the_turn_and_sends_the_fallback_once(
