@@ -5,11 +5,11 @@ produces, so no code of ours ever assembles prior messages. One row per SDK item
 item dict stored untouched, ordered by `sequence` (never by `created_at`).
 
 The runner calls `get_items` and `add_items` on every turn, so on Postgres each is one
-statement, one round trip, outside any explicit transaction: reads aggregate the
-window into one JSON document server-side; writes take the next sequence numbers from
-`sessions.next_sequence` in the same statement that inserts the batch (the row lock
-serializes concurrent writers, so sequences stay contiguous). SQLite, the embedded
-demo's database, takes the portable path inside one transaction.
+statement, one round trip, outside any explicit transaction: reads parse the window
+as one JSON document (the whole history is aggregated server-side); writes take the
+next sequence numbers from `sessions.next_sequence` in the same statement that inserts
+the batch (the row lock serializes concurrent writers, so sequences stay contiguous).
+SQLite, the embedded demo's database, takes the portable path inside one transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from db.statements import StatementConnections
 # Postgres statements, sent with `exec_driver_sql` (psycopg parameters) to skip
 # SQLAlchemy's statement and result processing on the runner's hottest path.
 _PG_ALL = (
-    "SELECT item_data::text FROM session_items WHERE session_id = %(session_id)s ORDER BY sequence"
+    "SELECT coalesce(json_agg(item_data ORDER BY sequence), '[]')::text"
+    " FROM session_items WHERE session_id = %(session_id)s"
 )
 _PG_LATEST = (
     "SELECT item_data::text FROM session_items"
@@ -100,14 +101,13 @@ class DatabaseSession:
             return []
         unlimited = limit is None or limit < 0
         if self._postgres:
-            rows = await self._run(
-                _PG_ALL if unlimited else _PG_LATEST, {"session_id": self._id, "limit": limit}
-            )
-            documents = [document for (document,) in rows]
-            if not unlimited:
-                documents.reverse()
-            # One JSON parse of the whole window beats one per row.
-            return json.loads("[" + ",".join(documents) + "]")
+            if unlimited:
+                # The whole history as one JSON document: one row to fetch, one parse.
+                [(document,)] = await self._run(_PG_ALL, {"session_id": self._id})
+                return json.loads(document)
+            rows = await self._run(_PG_LATEST, {"session_id": self._id, "limit": limit})
+            # One JSON parse of the window beats one per row.
+            return json.loads("[" + ",".join(document for (document,) in reversed(rows)) + "]")
         async with self._engine.connect() as conn:
             query = select(SessionItem.item_data).where(SessionItem.session_id == self._id)
             if unlimited:
