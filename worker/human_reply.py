@@ -13,12 +13,13 @@ from db.agent_session import DatabaseSession
 from db.conversations import acquire_lease, last_item, release_lease
 from db.logs import mask_numbers
 from db.models import OutboundMessage
-from db.outbox import mark_send_failed, mark_sent, record_reply, replies_of
+from db.outbox import mark_send_failed, record_reply, replies_of
 from db.takeover import fail_operator_turn, record_operator_turn, reply_route
 from worker.channels.base import SendError
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.delivery import send_with_retries
+from worker.replies import mark_part_sent
 from worker.runtime import Runtime
 from worker.web_chat import ConversationBusy
 
@@ -69,13 +70,7 @@ async def reply_as_human(
                     await mark_send_failed(reply.id, error=reason, db=db)
                     await fail_operator_turn(turn.id, reason, db=db)
                 break
-            async with runtime.sessionmaker.begin() as db:
-                await mark_sent(
-                    reply.id,
-                    provider_message_id=sent.provider_message_id,
-                    status=sent.status,
-                    db=db,
-                )
+            await mark_part_sent(reply, sent, runtime=runtime)
         async with runtime.sessionmaker() as db:
             return await replies_of(turn.id, db=db)
     finally:

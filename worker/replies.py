@@ -65,10 +65,10 @@ async def send_pending(
             async with runtime.sessionmaker.begin() as db:
                 await mark_send_failed(reply.id, error=str(error), db=db)
             raise UndeliverableError(f"send failed: {error}") from error
-        await _mark_sent(reply, sent, runtime=runtime)
+        await mark_part_sent(reply, sent, runtime=runtime)
 
 
-async def _mark_sent(reply: OutboundMessage, sent: SentMessage, *, runtime: Runtime) -> None:
+async def mark_part_sent(reply: OutboundMessage, sent: SentMessage, *, runtime: Runtime) -> None:
     """Store that the provider took `reply`, retrying on a fresh connection: a pooled
     connection that died (terminated backend, database restart) fails its next statement
     once, and a mark lost here would send the part to the user again on the retry."""
