@@ -183,6 +183,8 @@ async def test_channels_are_listed_and_removed(
         ["docs", "add"],
         ["docs", "list"],
         ["docs", "remove"],
+        ["inbox"],
+        ["conversation", "show"],
     ],
 )
 def test_every_command_explains_itself(command: list[str]) -> None:

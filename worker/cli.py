@@ -1,5 +1,5 @@
 """`wabot`: the operator's command line (migrations, builders, channels, documents, tokens,
-processes, demo)."""
+the inbox and conversations, processes, demo)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from db.settings import ConfigurationError, get_settings
 from db.tokens import create_token, revoke_token, tokens_of
 from worker.cli_builders import builder, channel
 from worker.cli_docs import docs
+from worker.cli_ops import conversation, inbox
 from worker.cli_support import emit, existing_builder, in_transaction, json_option
 
 
@@ -144,6 +145,8 @@ def demo(serve: bool) -> None:
 main.add_command(builder)
 main.add_command(channel)
 main.add_command(docs)
+main.add_command(inbox)
+main.add_command(conversation)
 
 if __name__ == "__main__":
     main()
