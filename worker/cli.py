@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import migrate
 from db.settings import ConfigurationError, get_settings
 from db.tokens import create_token, revoke_token, tokens_of
-from worker.cli_builders import builder, channel
+from worker.cli_builders import builder
+from worker.cli_channels import channel
 from worker.cli_docs import docs
 from worker.cli_ops import conversation, inbox
 from worker.cli_support import emit, existing_builder, in_transaction, json_option
