@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Builder, Channel
+
+BUILDER_SETTINGS = (
+    "name",
+    "instructions",
+    "model",
+    "unsupported_reply",
+    "fallback_reply",
+    "temperature",
+    "max_tokens",
+    "history_window",
+    "search_language",
+)
+"""What an operator may set on a builder."""
 
 
 async def create_builder(
@@ -18,13 +32,16 @@ async def create_builder(
     unsupported_reply: str | None = None,
     fallback_reply: str | None = None,
     db: AsyncSession,
+    **settings: Any,
 ) -> Builder:
+    """`settings`: the other `BUILDER_SETTINGS` (model settings, history window, language)."""
     builder = Builder(
         name=name,
         instructions=instructions,
         model=model,
         unsupported_reply=unsupported_reply,
         fallback_reply=fallback_reply,
+        **settings,
     )
     db.add(builder)
     await db.flush()
@@ -35,6 +52,31 @@ async def get_builder(builder_id: uuid.UUID, *, db: AsyncSession) -> Builder | N
     return await db.get(Builder, builder_id)
 
 
+async def list_builders(*, db: AsyncSession) -> list[Builder]:
+    return list(await db.scalars(select(Builder).order_by(Builder.created_at, Builder.name)))
+
+
+async def update_builder(
+    builder_id: uuid.UUID, changes: dict[str, Any], *, db: AsyncSession
+) -> Builder | None:
+    """Apply `changes` (keys of `BUILDER_SETTINGS`; None clears an optional one)."""
+    builder = await db.get(Builder, builder_id)
+    if builder is None:
+        return None
+    for key, value in changes.items():
+        if key not in BUILDER_SETTINGS:
+            raise ValueError(f"{key} is not a builder setting")
+        setattr(builder, key, value)
+    await db.flush()
+    return builder
+
+
+async def delete_builder(builder_id: uuid.UUID, *, db: AsyncSession) -> bool:
+    """Delete the builder with its channels, sessions, tokens and documents (cascade)."""
+    deleted = await db.execute(delete(Builder).where(Builder.id == builder_id))
+    return bool(deleted.rowcount)
+
+
 async def add_channel(
     builder_id: uuid.UUID, *, provider: str, address: str, db: AsyncSession
 ) -> Channel:
@@ -42,6 +84,22 @@ async def add_channel(
     db.add(channel)
     await db.flush()
     return channel
+
+
+async def channels_of(builder_id: uuid.UUID | None, *, db: AsyncSession) -> list[Channel]:
+    """A builder's channels, or every channel when `builder_id` is None."""
+    query = select(Channel).order_by(Channel.created_at, Channel.address)
+    if builder_id is not None:
+        query = query.where(Channel.builder_id == builder_id)
+    return list(await db.scalars(query))
+
+
+async def remove_channel(provider: str, address: str, *, db: AsyncSession) -> bool:
+    """Stop routing `address`; its conversations stay, their new messages are unroutable."""
+    deleted = await db.execute(
+        delete(Channel).where(Channel.provider == provider, Channel.address == address)
+    )
+    return bool(deleted.rowcount)
 
 
 async def find_channel(provider: str, address: str, *, db: AsyncSession) -> Channel | None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -29,7 +30,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -43,6 +44,8 @@ NAMING_CONVENTION = {
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 InboxId = BigInteger().with_variant(Integer(), "sqlite")
+# Postgres searches chunks by this column; SQLite by its FTS5 table (the column stays empty).
+SearchVector = TSVECTOR().with_variant(Text(), "sqlite")
 
 
 class InboundStatus(StrEnum):
@@ -90,7 +93,11 @@ def _created_at() -> Mapped[datetime]:
 
 
 class Builder(Base):
-    """A business running an agent: its instructions and model."""
+    """A business running an agent: its instructions, model and model settings.
+
+    `history_window` (session items sent to the model) overrides `HISTORY_WINDOW` when
+    set; `search_language` is the Postgres text search configuration of its documents.
+    """
 
     __tablename__ = "builders"
 
@@ -101,6 +108,43 @@ class Builder(Base):
     unsupported_reply: Mapped[str | None] = mapped_column(Text)
     fallback_reply: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
+    temperature: Mapped[float | None] = mapped_column(Float)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    history_window: Mapped[int | None] = mapped_column(Integer)
+    search_language: Mapped[str] = mapped_column(
+        String(64), default="english", server_default="english"
+    )
+
+
+class Document(Base):
+    """A file a builder gave its agent to answer from; `name` is its source name."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("builder_id", "name"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    builder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("builders.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    characters: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class DocumentChunk(Base):
+    """A passage of a document, what `search_documents` finds and returns."""
+
+    __tablename__ = "document_chunks"
+    __table_args__ = (Index("ix_document_chunks_search", "search_vector", postgresql_using="gin"),)
+
+    id: Mapped[int] = mapped_column(InboxId, primary_key=True, autoincrement=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    builder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    search_vector: Mapped[str | None] = mapped_column(SearchVector)
 
 
 class Channel(Base):

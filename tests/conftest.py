@@ -38,6 +38,7 @@ from tests.waiting import wait_for_log
 ROOT = Path(__file__).resolve().parent.parent
 RUN_QUEUE = f"wabot-test-{uuid.uuid4().hex[:8]}"
 ADMIN_TOKEN = "test-admin-token-0123456789"
+Wabot = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -268,3 +269,23 @@ def private_queue(
         return env, receiver
 
     return make
+
+
+@pytest.fixture
+def wabot(database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
+    """Run `wabot ARGS…` as a user runs it (a real process) against the emptied test
+    database; `input` is typed at its prompts."""
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url}
+        return subprocess.run(
+            [sys.executable, "-m", "worker.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT / "tests",
+            input=input,
+        )
+
+    return run

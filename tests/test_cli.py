@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
@@ -16,27 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.builders import find_channel, get_builder
 from db.models import ApiToken
 from db.tokens import live_token
-from tests.conftest import ROOT
-
-Wabot = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture
-def wabot(database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
-    """Run `wabot ARGS…` against the (emptied) test database."""
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url}
-        return subprocess.run(
-            [sys.executable, "-m", "worker.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT / "tests",
-        )
-
-    return run
+from tests.conftest import ROOT, Wabot
 
 
 async def test_create_a_builder_and_route_a_number_to_it(
@@ -150,6 +129,8 @@ async def test_a_token_is_shown_once_stored_hashed_and_revocable(
     assert token["token"] not in " ".join(stored)
     listed = wabot("token", "list", builder_id)
     assert listed.stdout.strip() == f"{token['id']}  ops  live"
+    listed_json = json.loads(wabot("token", "list", builder_id, "--json").stdout)
+    assert listed_json == [{"id": token["id"], "name": "ops", "state": "live"}]
 
     revoked = wabot("token", "revoke", token["id"])
     assert (revoked.returncode, revoked.stdout.strip()) == (0, f"revoked {token['id']}")

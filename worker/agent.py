@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agents import Agent, Model, RunContextWrapper, function_tool
+from agents import Agent, Model, ModelSettings, RunContextWrapper, function_tool
 
 from db.models import Builder
+from worker.agent_context import TurnContext
+from worker.knowledge import KNOWLEDGE_STYLE, search_documents
 
 MAX_TURNS = 8
 
@@ -18,15 +18,6 @@ WHATSAPP_STYLE = (
     "You are talking with a customer on WhatsApp. Answer briefly in plain text; "
     "use the tools when a question depends on them."
 )
-
-
-@dataclass(frozen=True)
-class TurnContext:
-    """What tools and instructions may know about the run (never sent to the model as is)."""
-
-    builder_id: uuid.UUID
-    session_id: uuid.UUID
-    user_name: str | None = None
 
 
 @function_tool
@@ -50,7 +41,7 @@ def _instructions(builder: Builder) -> Instructions:
     """The builder's text plus what we know of this customer, rendered per run."""
 
     def render(context: RunContextWrapper[TurnContext], _agent: Agent[TurnContext]) -> str:
-        parts = [builder.instructions, WHATSAPP_STYLE]
+        parts = [builder.instructions, WHATSAPP_STYLE, KNOWLEDGE_STYLE]
         if context.context.user_name:
             parts.append(f"The customer's WhatsApp profile name is {context.context.user_name}.")
         return "\n\n".join(parts)
@@ -59,9 +50,13 @@ def _instructions(builder: Builder) -> Instructions:
 
 
 def build_agent(builder: Builder, model: Model) -> Agent[TurnContext]:
+    """The builder's agent with its model settings (unset ones are the model's defaults)."""
     return Agent[TurnContext](
         name=builder.name,
         instructions=_instructions(builder),
         model=model,
-        tools=[current_time],
+        model_settings=ModelSettings(
+            temperature=builder.temperature, max_tokens=builder.max_tokens
+        ),
+        tools=[current_time, search_documents],
     )

@@ -1,47 +1,22 @@
-"""`wabot`: the operator's command line (migrations, builders, channels, processes, demo)."""
+"""`wabot`: the operator's command line (migrations, builders, channels, documents, tokens,
+the inbox and conversations, processes, demo)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import re
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 import click
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import migrate
-from db.builders import add_channel, create_builder, get_builder
-from db.engine import create_engine, create_sessionmaker
 from db.settings import ConfigurationError, get_settings
 from db.tokens import create_token, revoke_token, tokens_of
-
-T = TypeVar("T")
-
-TWILIO_ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
-META_PHONE_NUMBER_ID = re.compile(r"^\d{5,20}$")
-
-
-def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed unit of work on the configured database."""
-
-    async def run() -> T:
-        engine = create_engine(get_settings().resolved_database_url)
-        try:
-            async with create_sessionmaker(engine).begin() as db:
-                return await work(db)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
-
-
-def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
-    click.echo(json.dumps(data) if as_json else text)
+from worker.cli_builders import builder
+from worker.cli_channels import channel
+from worker.cli_docs import docs
+from worker.cli_ops import conversation, inbox
+from worker.cli_support import emit, existing_builder, in_transaction, json_option
 
 
 @click.group()
@@ -71,101 +46,6 @@ def db_current() -> None:
 
 
 @main.group()
-def builder() -> None:
-    """Builders: the businesses whose agents answer on WhatsApp."""
-
-
-@builder.command("create")
-@click.option("--name", required=True, help="The business's name (also the agent's name).")
-@click.option("--instructions", required=True, help="The agent's system instructions.")
-@click.option("--model", default=None, help="OpenAI model name [default: DEFAULT_MODEL].")
-@click.option(
-    "--unsupported-reply",
-    default=None,
-    help="What users get for messages the agent cannot read (e.g. a sticker-only order).",
-)
-@click.option(
-    "--fallback-reply",
-    default=None,
-    help="What users get, once, when their message cannot be answered (model down for good).",
-)
-@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
-def builder_create(
-    name: str,
-    instructions: str,
-    model: str | None,
-    unsupported_reply: str | None,
-    fallback_reply: str | None,
-    as_json: bool,
-) -> None:
-    """Create a builder and print its id."""
-    if not name.strip() or not instructions.strip():
-        raise click.BadParameter("must not be empty", param_hint="--name/--instructions")
-    chosen_model = model or get_settings().default_model
-
-    async def create(db: AsyncSession) -> uuid.UUID:
-        created = await create_builder(
-            name=name.strip(),
-            instructions=instructions,
-            model=chosen_model,
-            unsupported_reply=unsupported_reply,
-            fallback_reply=fallback_reply,
-            db=db,
-        )
-        return created.id
-
-    builder_id = _in_transaction(create)
-    _emit(as_json, {"id": str(builder_id)}, str(builder_id))
-
-
-@main.group()
-def channel() -> None:
-    """Channels: the WhatsApp numbers that route users to a builder."""
-
-
-@channel.command("add")
-@click.argument("builder_id", type=click.UUID)
-@click.option("--provider", type=click.Choice(["twilio", "meta"]), required=True)
-@click.option(
-    "--address",
-    required=True,
-    help="Twilio: whatsapp:+E.164 number (a bare +E.164 is accepted). Meta: phone number id.",
-)
-@click.option("--json", "as_json", is_flag=True, help='Print {"id": ...}.')
-def channel_add(builder_id: uuid.UUID, provider: str, address: str, as_json: bool) -> None:
-    """Route messages for ADDRESS to builder BUILDER_ID."""
-    address = _normalized_address(provider, address.strip())
-
-    async def add(db: AsyncSession) -> uuid.UUID:
-        if await get_builder(builder_id, db=db) is None:
-            raise click.ClickException(f"no builder with id {builder_id}")
-        try:
-            added = await add_channel(builder_id, provider=provider, address=address, db=db)
-        except IntegrityError as error:
-            raise click.ClickException(f"{provider} address {address} is already routed") from error
-        return added.id
-
-    channel_id = _in_transaction(add)
-    _emit(as_json, {"id": str(channel_id)}, str(channel_id))
-
-
-def _normalized_address(provider: str, address: str) -> str:
-    if provider == "twilio":
-        if address.startswith("+"):
-            address = f"whatsapp:{address}"
-        if not TWILIO_ADDRESS.match(address):
-            raise click.BadParameter(
-                f"{address!r} is not a WhatsApp number like whatsapp:+14155238886",
-                param_hint="--address",
-            )
-    elif not META_PHONE_NUMBER_ID.match(address):
-        raise click.BadParameter(
-            f"{address!r} is not a Meta phone number id (digits only)", param_hint="--address"
-        )
-    return address
-
-
-@main.group()
 def token() -> None:
     """Builders' API tokens for the dashboard and the JSON API (stored hashed)."""
 
@@ -178,13 +58,12 @@ def token_create(builder_id: uuid.UUID, name: str, as_json: bool) -> None:
     """Create a token for BUILDER_ID and print it; it is shown this once only."""
 
     async def create(db: AsyncSession) -> tuple[uuid.UUID, str]:
-        if await get_builder(builder_id, db=db) is None:
-            raise click.ClickException(f"no builder with id {builder_id}")
+        await existing_builder(builder_id, db=db)
         issued = await create_token(builder_id, name=name.strip() or "cli", db=db)
         return issued.id, issued.secret
 
-    token_id, secret = _in_transaction(create)
-    _emit(
+    token_id, secret = in_transaction(create)
+    emit(
         as_json,
         {"id": str(token_id), "token": secret},
         f"token id: {token_id}\ntoken:    {secret}\n(shown once: it is stored hashed)",
@@ -199,24 +78,25 @@ def token_revoke(token_id: uuid.UUID) -> None:
     async def revoke(db: AsyncSession) -> bool:
         return await revoke_token(token_id, db=db)
 
-    if not _in_transaction(revoke):
+    if not in_transaction(revoke):
         raise click.ClickException(f"no live token with id {token_id}")
     click.echo(f"revoked {token_id}")
 
 
 @token.command("list")
 @click.argument("builder_id", type=click.UUID)
-def token_list(builder_id: uuid.UUID) -> None:
+@json_option
+def token_list(builder_id: uuid.UUID, as_json: bool) -> None:
     """List BUILDER_ID's tokens (ids, names, whether revoked); never the secrets."""
 
-    async def listing(db: AsyncSession) -> list[str]:
+    async def listing(db: AsyncSession) -> list[dict[str, str]]:
         return [
-            f"{row.id}  {row.name}  {'revoked' if row.revoked_at else 'live'}"
+            {"id": str(row.id), "name": row.name, "state": "revoked" if row.revoked_at else "live"}
             for row in await tokens_of(builder_id, db=db)
         ]
 
-    for line in _in_transaction(listing):
-        click.echo(line)
+    tokens = in_transaction(listing)
+    emit(as_json, tokens, "\n".join(f"{t['id']}  {t['name']}  {t['state']}" for t in tokens))
 
 
 @main.command()
@@ -262,6 +142,12 @@ def demo(serve: bool) -> None:
 
     sys.exit(run_demo(serve=serve))
 
+
+main.add_command(builder)
+main.add_command(channel)
+main.add_command(docs)
+main.add_command(inbox)
+main.add_command(conversation)
 
 if __name__ == "__main__":
     main()

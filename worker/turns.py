@@ -125,13 +125,20 @@ async def _generate_reply(
             and _is_assistant_message(newest.item_data)
         ):
             return content_text(newest.item_data.get("content"))
-    session = _session_for(turn, lease=lease, runtime=runtime, saves_input=bool(run_input))
+    session = _session_for(
+        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), builder=builder
+    )
     if all(message.kind == UNSUPPORTED_KIND for message in messages):
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
         return canned
     agent = build_agent(builder, runtime.model(builder.model))
-    context = TurnContext(builder.id, turn.session_id, user_name=messages[-1].profile_name)
+    context = TurnContext(
+        builder.id,
+        turn.session_id,
+        user_name=messages[-1].profile_name,
+        sessions=runtime.sessionmaker,
+    )
     timeout = runtime.settings.run_timeout_seconds
     try:
         async with asyncio.timeout(timeout):
@@ -159,15 +166,22 @@ async def _generate_reply(
 
 
 def _session_for(
-    turn: Turn, *, lease: uuid.UUID, runtime: Runtime, saves_input: bool
+    turn: Turn,
+    *,
+    lease: uuid.UUID,
+    runtime: Runtime,
+    saves_input: bool,
+    builder: Builder | None = None,
 ) -> TurnSession:
+    """The builder's history window overrides `HISTORY_WINDOW` when it has one."""
+    window = builder.history_window if builder is not None else None
     return TurnSession(
         turn.session_id,
         engine=runtime.engine,
         turn_id=turn.id,
         lease_token=lease,
         saves_input=saves_input,
-        history_window=runtime.settings.history_window,
+        history_window=runtime.settings.history_window if window is None else window,
         statements=runtime.statements,
     )
 

@@ -24,7 +24,7 @@ from openai.types.responses import ResponseTextDeltaEvent
 from db.agent_session import DatabaseSession
 from db.builders import get_builder
 from db.conversations import acquire_lease, get_or_create_session, release_lease
-from db.models import AgentSessionRow
+from db.models import AgentSessionRow, Builder
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.runtime import Runtime
 from worker.turns import history_from_a_user_message
@@ -102,7 +102,7 @@ async def _run(
     session = DatabaseSession(
         turn.session_id,
         engine=runtime.engine,
-        session_settings=SessionSettings(limit=runtime.settings.history_window or None),
+        session_settings=SessionSettings(limit=_history_window(builder, runtime) or None),
         fencing_token=turn.lease,
         statements=runtime.statements,
     )
@@ -110,7 +110,7 @@ async def _run(
         build_agent(builder, runtime.model(builder.model)),
         message,
         session=session,
-        context=TurnContext(builder.id, turn.session_id),
+        context=TurnContext(builder.id, turn.session_id, sessions=runtime.sessionmaker),
         max_turns=MAX_TURNS,
         run_config=RunConfig(session_input_callback=history_from_a_user_message),
     )
@@ -124,6 +124,13 @@ async def _run(
         result.cancel()
         raise
     emit(ChatEvent("done", {"session_id": str(turn.session_id), "reply": str(result.final_output)}))
+
+
+def _history_window(builder: Builder, runtime: Runtime) -> int:
+    """The builder's own window, else `HISTORY_WINDOW` (0: the whole history)."""
+    if builder.history_window is not None:
+        return builder.history_window
+    return runtime.settings.history_window
 
 
 def _translate(event: Any) -> ChatEvent | None:

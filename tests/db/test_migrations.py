@@ -13,9 +13,21 @@ from db import migrate
 from db.models import Base
 from tests.services import LIBPQ_DSN
 
+SQLITE_SEARCH = ("document_chunks_fts", "ix_document_chunks_search")
+"""SQLite searches documents with an FTS5 table (and its shadow tables) the models do not
+describe, instead of Postgres's GIN index."""
+
 
 def differences(connection: Connection) -> list[object]:
     context = MigrationContext.configure(connection)
+    return list(compare_metadata(context, Base.metadata))
+
+
+def sqlite_differences(connection: Connection) -> list[object]:
+    def compared(_object: object, name: str | None, *_: object) -> bool:
+        return not (name or "").startswith(SQLITE_SEARCH)
+
+    context = MigrationContext.configure(connection, opts={"include_object": compared})
     return list(compare_metadata(context, Base.metadata))
 
 
@@ -30,7 +42,7 @@ async def test_models_match_the_migrated_sqlite_schema(sqlite_url: str) -> None:
     engine = create_engine(sqlite_url)
     try:
         async with engine.connect() as conn:
-            assert await conn.run_sync(differences) == []
+            assert await conn.run_sync(sqlite_differences) == []
     finally:
         await engine.dispose()
 

@@ -1,0 +1,49 @@
+"""What every `wabot` command shares: one unit of work per command, plain or JSON output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.builders import get_builder
+from db.engine import create_engine, create_sessionmaker
+from db.models import Builder
+from db.settings import get_settings
+
+T = TypeVar("T")
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON, for scripts, instead of text."
+)
+
+
+def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one committed unit of work on the configured database."""
+
+    async def run() -> T:
+        engine = create_engine(get_settings().resolved_database_url)
+        try:
+            async with create_sessionmaker(engine).begin() as db:
+                return await work(db)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def emit(as_json: bool, data: Any, text: str) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
+
+
+async def existing_builder(builder_id: uuid.UUID, *, db: AsyncSession) -> Builder:
+    """The builder, or the command's one-line error naming the id."""
+    builder = await get_builder(builder_id, db=db)
+    if builder is None:
+        raise click.ClickException(f"no builder with id {builder_id}")
+    return builder
