@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel, update_builder
-from db.settings import Settings
 from tests.factories import BOT_NUMBER, builder_with_channel
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.twilio import FakeTwilio
 from tests.queries import kind
 from tests.worker.test_turns import arrive
 from worker.conversations import process_inbound
-from worker.runtime import Runtime, create_runtime
-
-
-@pytest.fixture
-async def runtime(
-    settings: Settings,
-    db_sessions: async_sessionmaker[AsyncSession],
-    fake_openai: FakeOpenAI,
-    fake_twilio: FakeTwilio,
-) -> AsyncIterator[Runtime]:
-    runtime = create_runtime(settings)
-    yield runtime
-    await runtime.aclose()
+from worker.runtime import Runtime
 
 
 async def test_temperature_max_tokens_and_history_window_are_the_builder_s(

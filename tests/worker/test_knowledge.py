@@ -5,15 +5,12 @@ Responses API, replies through the fake Twilio."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
 from db.documents import replace_document
-from db.settings import Settings
 from tests.factories import builder_with_channel
 from tests.fakes.openai import FakeOpenAI, function_call, message
 from tests.fakes.twilio import FakeTwilio
@@ -21,22 +18,10 @@ from tests.queries import all_items, kind
 from tests.worker.test_turns import arrive
 from worker.conversations import process_inbound
 from worker.knowledge import KNOWLEDGE_STYLE
-from worker.runtime import Runtime, create_runtime
+from worker.runtime import Runtime
 
 BAKERY_NUMBER = "whatsapp:+14155238886"
 RIVAL_NUMBER = "whatsapp:+14155230000"
-
-
-@pytest.fixture
-async def runtime(
-    settings: Settings,
-    db_sessions: async_sessionmaker[AsyncSession],
-    fake_openai: FakeOpenAI,
-    fake_twilio: FakeTwilio,
-) -> AsyncIterator[Runtime]:
-    runtime = create_runtime(settings)
-    yield runtime
-    await runtime.aclose()
 
 
 def searching_model(request: dict[str, Any]) -> list[dict[str, Any]]:

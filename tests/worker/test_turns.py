@@ -42,20 +42,6 @@ from worker.turns import DEFAULT_FALLBACK_REPLY
 
 
 @pytest.fixture
-async def runtime(
-    settings: Settings,
-    db_sessions: async_sessionmaker[AsyncSession],
-    fake_openai: FakeOpenAI,
-    fake_twilio: FakeTwilio,
-    fake_graph: FakeGraphAPI,
-) -> AsyncIterator[Runtime]:
-    """A worker's runtime in this process, wired to freshly reset fake providers."""
-    runtime = create_runtime(settings)
-    yield runtime
-    await runtime.aclose()
-
-
-@pytest.fixture
 async def runtime_with(settings: Settings) -> AsyncIterator[Callable[..., Runtime]]:
     """Make runtimes with settings overridden (`runtime_with(run_timeout_seconds=0.5)`);
     each is closed after the test."""
