@@ -10,7 +10,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.factories import builder_with_channel, post_signed, twilio_form
+from tests.factories import (
+    META_PHONE_NUMBER_ID,
+    builder_with_channel,
+    meta_notification,
+    meta_text_message,
+    post_meta,
+    post_signed,
+    twilio_form,
+)
 
 pytestmark = pytest.mark.usefixtures("db_sessions")
 
@@ -32,8 +40,10 @@ async def scrape(client: httpx.AsyncClient, base_url: str) -> Samples:
     }
 
 
-def webhooks(samples: Samples, outcome: str) -> float:
-    labels = frozenset({"provider": "twilio", "webhook": "message", "outcome": outcome}.items())
+def webhooks(
+    samples: Samples, outcome: str, provider: str = "twilio", webhook: str = "message"
+) -> float:
+    labels = frozenset({"provider": provider, "webhook": webhook, "outcome": outcome}.items())
     return samples.get(("wabot_webhooks_total", labels), 0.0)
 
 
@@ -96,3 +106,21 @@ async def test_a_bad_signature_is_counted(metered: str) -> None:
     assert webhooks(after, "bad_signature") - webhooks(before, "bad_signature") == 1
     assert webhooks(after, "too_large") - webhooks(before, "too_large") == 1
     assert webhooks(after, "accepted") == webhooks(before, "accepted")
+
+
+async def test_meta_notifications_are_counted_accepted_duplicate_and_bad_request(
+    db_sessions: async_sessionmaker[AsyncSession], metered: str
+) -> None:
+    await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
+    body = meta_notification([meta_text_message("hello")])
+    url = f"{metered}/webhooks/meta"
+    async with httpx.AsyncClient() as client:
+        before = await scrape(client, metered)
+        assert (await post_meta(client, url, body)).status_code == 200
+        assert (await post_meta(client, url, body)).status_code == 200
+        assert (await post_meta(client, url, b"{not json")).status_code == 400
+        after = await scrape(client, metered)
+    for outcome in ("accepted", "duplicate", "bad_request"):
+        change = webhooks(after, outcome, "meta", "notification")
+        assert change - webhooks(before, outcome, "meta", "notification") == 1, outcome
+    assert after[("wabot_inbox_waiting_messages", frozenset())] == 1
