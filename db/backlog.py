@@ -59,3 +59,23 @@ async def inbox_backlog(*, db: AsyncSession, now: datetime | None = None) -> lis
         by_age["older"] = total - cumulative[-1]
         backlog.append(Backlog(status, total, by_age, as_utc(oldest) if oldest else None))
     return backlog
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Messages not answered yet (pending or being answered), for the metrics scrape."""
+
+    count: int
+    oldest: datetime | None
+
+
+async def inbox_waiting(*, db: AsyncSession) -> Waiting:
+    """How many messages wait and since when, in one query."""
+    count, oldest = (
+        await db.execute(
+            select(func.count(), func.min(InboundMessage.received_at)).where(
+                InboundMessage.status.in_((InboundStatus.PENDING, InboundStatus.PROCESSING))
+            )
+        )
+    ).one()
+    return Waiting(int(count), as_utc(oldest) if oldest else None)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = Field(None, alias="SESSION_SECRET", min_length=16)
     session_max_age_seconds: int = Field(8 * 3600, alias="SESSION_MAX_AGE_SECONDS", gt=0)
 
+    metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN", min_length=16)
+    worker_metrics_port: int | None = Field(None, alias="WORKER_METRICS_PORT", ge=1, le=65535)
+
     log_level: str = Field("INFO", alias="LOG_LEVEL")
 
     @field_validator("database_url")
@@ -110,6 +113,13 @@ class Settings(BaseSettings):
                     f"{name} must be longer than RUN_TIMEOUT_SECONDS "
                     f"({seconds:g} <= {self.run_timeout_seconds:g})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_are_protected(self) -> Settings:
+        """A worker's metrics port is never served without the token."""
+        if self.worker_metrics_port is not None and self.metrics_token is None:
+            raise ValueError("WORKER_METRICS_PORT needs METRICS_TOKEN (metrics are never open)")
         return self
 
     @property

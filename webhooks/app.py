@@ -1,5 +1,6 @@
 """The ASGI app: the provider webhooks (verify, record, enqueue, answer; no model calls,
-no sends) and, mounted beside them, the dashboard with its JSON and chat APIs."""
+no sends), health and metrics, and, mounted beside them, the dashboard with its JSON and
+chat APIs."""
 
 from __future__ import annotations
 
@@ -8,8 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -22,6 +21,7 @@ from db.statements import StatementConnections
 from webhooks import health, meta, twilio
 from webhooks.dashboard.app import create_dashboard, finish_chat_turns
 from webhooks.inbox_writer import InboxWriter
+from webhooks.metrics import DATABASE_ERRORS, counted, metrics
 from worker.app import create_celery
 from worker.runtime import create_runtime
 
@@ -34,12 +34,7 @@ async def database_unavailable(_request: Request, error: Exception) -> Response:
     return PlainTextResponse("database unavailable, retry later", status_code=503)
 
 
-DATABASE_DOWN = {
-    OperationalError: database_unavailable,
-    InterfaceError: database_unavailable,
-    PoolTimeoutError: database_unavailable,
-    ConnectionError: database_unavailable,
-}
+DATABASE_DOWN = dict.fromkeys(DATABASE_ERRORS, database_unavailable)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -81,12 +76,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/webhooks/twilio", twilio.inbound, methods=["POST"]),
-            Route("/webhooks/twilio/status", twilio.status_callback, methods=["POST"]),
+            Route(
+                "/webhooks/twilio", counted("twilio", "message", twilio.inbound), methods=["POST"]
+            ),
+            Route(
+                "/webhooks/twilio/status",
+                counted("twilio", "status", twilio.status_callback),
+                methods=["POST"],
+            ),
             Route("/webhooks/meta", meta.verify_subscription, methods=["GET"]),
-            Route("/webhooks/meta", meta.notification, methods=["POST"]),
+            Route(
+                "/webhooks/meta",
+                counted("meta", "notification", meta.notification),
+                methods=["POST"],
+            ),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         exception_handlers=dict(DATABASE_DOWN),
         lifespan=lifespan,

@@ -20,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body, without_nul
 from webhooks.meta_notification import MalformedNotification, parse_notification
+from webhooks.metrics import mark_duplicate
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ async def notification(request: Request) -> Response:
                 outcome.inbound_id,
                 message.recipient,
             )
+    if recorded and all(outcome.inbound_id is None for outcome in recorded):
+        mark_duplicate(request)
     if parsed.statuses:
         async with request.app.state.sessionmaker.begin() as db:
             for status in parsed.statuses:

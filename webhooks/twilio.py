@@ -22,6 +22,7 @@ from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body, without_nul
+from webhooks.metrics import mark_duplicate
 from webhooks.public_url import public_url
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ async def inbound(request: Request) -> Response:
     [recorded] = await request.app.state.inbox_writer.record([message])
     if recorded.inbound_id is None:
         logger.info("twilio message %s is a redelivery; ignored", message.provider_message_id)
+        mark_duplicate(request)
     elif not recorded.routed:
         logger.warning(
             "twilio inbound %s to %s: no builder owns this number; kept as unroutable",

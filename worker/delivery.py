@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager, suppress
 
 from db.logs import mask_numbers
 from worker.channels.base import OutboundChannel, SendError, SentMessage, TransientSendError
+from worker.metrics import counted_send
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,7 @@ FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10.0
 
 
+@counted_send
 async def send_with_retries(
     channel: OutboundChannel, *, sender: str, recipient: str, text: str
 ) -> SentMessage:

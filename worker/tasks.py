@@ -15,6 +15,7 @@ from db.settings import get_settings
 from worker.app import PROCESS_INBOUND_TASK, app, enqueue_inbound
 from worker.conversations import RetryLater, process_inbound
 from worker.loop import stop_worker_loop, worker_loop
+from worker.metrics_server import serve_metrics
 from worker.runtime import close_runtime, current_runtime
 from worker.sweeper import sweep_forever
 
@@ -51,6 +52,14 @@ def _freeze_start_up_objects(**_: Any) -> None:
 def _start_sweeper(**_: Any) -> None:
     """Each worker process sweeps for stranded inbox messages (see worker.sweeper)."""
     worker_loop().spawn(_sweep())
+
+
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    """With WORKER_METRICS_PORT set, this worker process serves its own metrics."""
+    settings = get_settings()
+    if settings.worker_metrics_port is not None and settings.metrics_token is not None:
+        serve_metrics(settings.worker_metrics_port, settings.metrics_token)
 
 
 @worker_shutting_down.connect

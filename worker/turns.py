@@ -31,6 +31,7 @@ from db.transcript import content_text
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
 from worker.delivery import typing_shown
+from worker.metrics import observed_run, observed_turn
 from worker.replies import record_reply_parts, send_pending
 from worker.runtime import Runtime
 from worker.scene import Scene, load_scene
@@ -56,6 +57,7 @@ _PERMANENT_RUN_ERRORS = (
 )
 
 
+@observed_turn
 async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
     """Answer the turn and send the reply; the caller closes the turn in the transaction
     that moves the conversation on."""
@@ -142,13 +144,16 @@ async def _generate_reply(
     timeout = runtime.settings.run_timeout_seconds
     try:
         async with asyncio.timeout(timeout):
-            result = await Runner.run(
-                agent,
-                run_input,
-                session=session,
-                context=context,
-                max_turns=MAX_TURNS,
-                run_config=RunConfig(session_input_callback=history_from_a_user_message),
+            result = await observed_run(
+                Runner.run(
+                    agent,
+                    run_input,
+                    session=session,
+                    context=context,
+                    max_turns=MAX_TURNS,
+                    run_config=RunConfig(session_input_callback=history_from_a_user_message),
+                ),
+                builder_id=builder.id,
             )
     except TimeoutError as error:
         raise TransientTurnError(f"the agent run took longer than {timeout:g}s") from error
