@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import AgentSessionRow, InboundMessage
 from db.transcript import content_text
 from tests.factories import (
     BOT_NUMBER,
@@ -42,22 +40,7 @@ async def worker_settles(db_sessions: async_sessionmaker[AsyncSession]) -> Async
     """After each test, wait until the worker has closed every turn and released every
     lease, so the next test's fresh tables are not pulled from under a running turn."""
     yield
-
-    async def settled() -> bool:
-        async with db_sessions() as db:
-            busy = await db.scalar(
-                select(func.count())
-                .select_from(AgentSessionRow)
-                .where(AgentSessionRow.lease_token.is_not(None))
-            )
-            open_messages = await db.scalar(
-                select(func.count())
-                .select_from(InboundMessage)
-                .where(InboundMessage.status.in_(["pending", "processing"]))
-            )
-        return busy == 0 and open_messages == 0
-
-    await eventually(settled, what="the worker to finish its turns")
+    await eventually(partial(all_answered, db_sessions), what="the worker to finish its turns")
 
 
 async def test_tool_calls_and_history_survive_between_turns(

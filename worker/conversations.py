@@ -10,7 +10,6 @@ import asyncio
 import logging
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -139,15 +138,17 @@ async def answer_conversation(
     step = first
     try:
         while step is not None:
-            closed = None
+            finished: Turn | None = None
+            failed_because = None
             if isinstance(step, float):
                 await asyncio.sleep(step)
             else:
-                closed = await _run_turn_guarded(step, lease=lease, runtime=runtime)
+                finished = step.turn
+                failed_because = await _run_turn_guarded(step, lease=lease, runtime=runtime)
             async with runtime.sessionmaker.begin() as db:
                 await _lock_conversation(session_id, lease, runtime=runtime, db=db)
-                if closed is not None:
-                    await closed.store(db)
+                if finished is not None:
+                    await finish_turn(finished.id, failed_because=failed_because, db=db)
                 step = await _next_step(
                     session_id, lease=lease, claiming=False, runtime=runtime, db=db
                 )
@@ -233,31 +234,20 @@ async def _rate_limit_wait(
     return (started[-per_minute] + RATE_WINDOW - now).total_seconds()
 
 
-@dataclass(frozen=True)
-class ClosedTurn:
-    """How a turn ended, stored in the transaction that moves the conversation on."""
-
-    turn_id: uuid.UUID
-    failed_because: str | None = None
-
-    async def store(self, db: AsyncSession) -> None:
-        await finish_turn(self.turn_id, failed_because=self.failed_because, db=db)
-
-
-async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> ClosedTurn:
-    """Run one turn; a permanent failure ends it (after the fallback reply), anything
-    else is recorded on it and retried later."""
+async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> str | None:
+    """Run one turn; returns why it failed for good (after the fallback reply), None when
+    it replied. Anything else is recorded on it and retried later."""
     turn = scene.turn
     try:
         await run_turn(scene, lease=lease, runtime=runtime)
-        return ClosedTurn(turn.id)
+        return None
     except LeaseLostError:
         raise
     except PermanentTurnError as error:
         logger.warning("turn %s failed for good: %s", turn.id, mask_numbers(str(error)))
         if not isinstance(error, UndeliverableError):
             await _send_fallback_once(turn, lease=lease, runtime=runtime)
-        return ClosedTurn(turn.id, failed_because=str(error))
+        return str(error)
     except Exception as error:
         countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
         if isinstance(error, TransientTurnError):
