@@ -29,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -55,6 +56,9 @@ class InboundStatus(StrEnum):
     UNROUTABLE = "unroutable"
     FAILED = "failed"
 
+
+UNANSWERED_STATUSES = text("status IN ('pending', 'processing', 'failed')")
+"""The inbox rows operators and the metrics scrape watch (a partial index covers them)."""
 
 UNSUPPORTED_KIND = "unsupported"
 """`inbound_messages.kind` of a message the agent cannot use (it gets the canned reply)."""
@@ -95,8 +99,9 @@ def _created_at() -> Mapped[datetime]:
 class Builder(Base):
     """A business running an agent: its instructions, model and model settings.
 
-    `history_window` (session items sent to the model) overrides `HISTORY_WINDOW` when
-    set; `search_language` is the Postgres text search configuration of its documents.
+    `history_window` (session items sent to the model) overrides `HISTORY_WINDOW` and
+    `turns_per_minute` (per sender) overrides `SENDER_TURNS_PER_MINUTE` when set;
+    `search_language` is the Postgres text search configuration of its documents.
     """
 
     __tablename__ = "builders"
@@ -114,6 +119,7 @@ class Builder(Base):
     search_language: Mapped[str] = mapped_column(
         String(64), default="english", server_default="english"
     )
+    turns_per_minute: Mapped[int | None] = mapped_column(Integer)
 
 
 class Document(Base):
@@ -148,7 +154,11 @@ class DocumentChunk(Base):
 
 
 class Channel(Base):
-    """A WhatsApp number of a builder: a Twilio `whatsapp:+…` address or a Meta phone id."""
+    """A WhatsApp number of a builder: a Twilio `whatsapp:+…` address or a Meta phone id.
+
+    `credentials` holds the provider credentials of this number when it has its own
+    (else the global ones apply), as a Fernet token: never stored or shown in clear.
+    """
 
     __tablename__ = "channels"
     __table_args__ = (
@@ -163,6 +173,7 @@ class Channel(Base):
     provider: Mapped[str] = mapped_column(String(16))
     address: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = _created_at()
+    credentials: Mapped[str | None] = mapped_column(Text)
 
 
 class AgentSessionRow(Base):
@@ -259,6 +270,13 @@ class InboundMessage(Base):
         UniqueConstraint("provider", "provider_message_id"),
         Index("ix_inbound_messages_pending", "session_id", "status", "id"),
         Index("ix_inbound_messages_conversation", "channel_id", "sender", "status"),
+        Index(
+            "ix_inbound_messages_unanswered",
+            "status",
+            "received_at",
+            postgresql_where=UNANSWERED_STATUSES,
+            sqlite_where=UNANSWERED_STATUSES,
+        ),
     )
 
     id: Mapped[int] = mapped_column(InboxId, primary_key=True, autoincrement=True)
