@@ -12,10 +12,13 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $@
 
-## demo: a real conversation through the receiver and a worker, on embedded defaults;
-## ends with the dashboard URL and a token (SERVE=1: keeps serving until Ctrl-C)
+## demo: real conversations through the receiver and a worker, on embedded defaults, with
+## the metrics they move; ends with the dashboard URL and a token (SERVE=1: keeps serving
+## until Ctrl-C; BUILDER=id: your own builder's numbers; ASK=...: the question for its
+## documents; PORT=8000: the receiver's port)
 demo: $(INSTALLED)
-	$(BIN)/wabot demo $(if $(SERVE),--serve)
+	$(BIN)/wabot demo $(if $(SERVE),--serve) $(if $(BUILDER),--builder $(BUILDER)) \
+		$(if $(PORT),--port $(PORT)) $(if $(ASK),--ask "$(ASK)")
 
 ## test: lint, then the whole suite on PostgreSQL and Redis (TEST_DATABASE_URL, REDIS_URL);
 ## the browser tests drive Debian's chromium, installed here when we are root

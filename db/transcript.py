@@ -29,6 +29,12 @@ def transcript_line(item: dict[str, Any]) -> TranscriptLine:
     return TranscriptLine(str(item_type), "")
 
 
+def one_line(text: str, limit: int = 160) -> str:
+    """`text` on one terminal line: whitespace collapsed, cut at `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
 def content_text(content: Any) -> str:
     """User content is a string or a list of parts; assistant content is `output_text` parts."""
     if isinstance(content, str):

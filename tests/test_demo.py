@@ -3,6 +3,7 @@ it ends with the dashboard URL and a token, and `--serve` keeps that dashboard u
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import Wabot
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +41,15 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
         lines = []
         for line in process.stdout:
             lines.append(line)
-            if line.startswith("token:") or "demo failed" in line:
+            if line.startswith("Serving the dashboard") or "demo failed" in line:
                 break
         out = "".join(lines)
-        assert "token:" in out, out
+        assert "Serving the dashboard" in out, out
         conversation = re.search(r"^conversation: (\S+)$", out, re.M)
         token = re.search(r"^token: +(\S+)$", out, re.M)
-        assert conversation and token
+        metrics = re.search(r'^curl -H "Authorization: Bearer (\S+)" (\S+)$', out, re.M)
+        worker_metrics = re.search(r"^worker: +(\S+)$", out, re.M)
+        assert conversation and token and metrics and worker_metrics
         as_builder = {"Authorization": f"Bearer {token.group(1)}"}
         page = httpx.get(conversation.group(1), headers=as_builder, timeout=15)
         anonymous = httpx.get(conversation.group(1), timeout=15)
@@ -52,6 +57,9 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
         builders = httpx.get(
             f"{base_url}/builders", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=15
         )
+        as_prometheus = {"Authorization": f"Bearer {metrics.group(1)}"}
+        receiver_metrics = httpx.get(metrics.group(2), headers=as_prometheus, timeout=15)
+        worker_scrape = httpx.get(worker_metrics.group(1), headers=as_prometheus, timeout=15)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     finally:
@@ -65,8 +73,20 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
     twilio_leg, meta_leg = out.split("── Meta (WhatsApp Cloud API) leg ──")
     assert "agent < Nice to meet you, Ada!" in twilio_leg
     assert "agent < Your name is Ada." in twilio_leg
+    # The bakery's opening hours are its document: the agent searched them.
+    assert "agent < From hours.md: On Sunday we open at 9 am and close at 1 pm.\n" in twilio_leg
     transcript = twilio_leg.split("read back from session_items:")[1]
     assert "current_time(" in transcript and "assistant Your name is Ada." in transcript
+    assert "search_documents(" in transcript
+    # The metrics moved while it ran: four Twilio messages, then three Meta ones.
+    moved = re.findall(
+        r"^metrics: webhooks accepted (\d+) · inbox waiting 0 · turns replied (\d+)"
+        r" · replies sent (\d+) · model tokens (\d+) in / (\d+) out$",
+        out,
+        re.M,
+    )
+    assert [row[:3] for row in moved] == [("4", "4", "4"), ("7", "7", "7")], out
+    assert 0 < int(moved[0][3]) < int(moved[1][3])
     assert "subscription handshake) → 200 42" in meta_leg
     assert "(POST /webhooks/meta, signed → 200)" in meta_leg
     meta_transcript = meta_leg.split("read back from session_items:")[1]
@@ -80,3 +100,65 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
     assert "⚙ current_time" in page.text
     assert anonymous.status_code == 401
     assert builders.status_code == 200 and "Demo Bakery" in builders.text
+
+    # What Prometheus scrapes, with the token the demo printed.
+    assert receiver_metrics.status_code == 200
+    assert 'wabot_webhooks_total{outcome="accepted",provider="twilio",webhook="message"} 4.0' in (
+        receiver_metrics.text
+    )
+    assert worker_scrape.status_code == 200
+    assert 'wabot_turns_total{outcome="replied"} 7.0' in worker_scrape.text
+
+
+def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(
+    wabot: Wabot, database_url: str, tmp_path: Path
+) -> None:
+    """The README's walk-through, on Postgres: create a builder, attach a number, load a
+    document, then `make demo BUILDER=… ASK=…` converses with it and the metrics move."""
+    created = wabot(
+        "builder", "create", "--name", "Corner Shop", "--instructions", "Help.", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    builder_id = json.loads(created.stdout)["id"]
+    attached = wabot("channel", "add", builder_id, "--provider", "meta", "--address", "123456789")
+    assert attached.returncode == 0, attached.stderr
+    faq = tmp_path / "faq.md"
+    faq.write_text("Parking: free parking behind the shop, entrance on Mill Lane.\n")
+    loaded = wabot("docs", "add", builder_id, str(faq))
+    assert loaded.returncode == 0, loaded.stderr
+
+    demo = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker.cli",
+            "demo",
+            "--builder",
+            builder_id,
+            "--ask",
+            "Is there parking?",
+        ],
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "DATABASE_URL": database_url,
+            "WABOT_DATA_DIR": str(tmp_path / ".wabot"),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    out = demo.stdout
+    assert "talking to builder 'Corner Shop'" in out
+    assert "── Twilio leg ──" not in out, "the builder has no Twilio number"
+    assert (
+        "agent < From faq.md: Parking: free parking behind the shop, entrance on Mill Lane." in out
+    )
+    assert re.search(
+        r"^metrics: webhooks accepted 4 · inbox waiting 0 · turns replied 4 · replies sent 4"
+        r" · model tokens [1-9]\d* in / [1-9]\d* out$",
+        out,
+        re.M,
+    ), out

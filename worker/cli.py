@@ -17,6 +17,7 @@ from worker.cli_channels import channel
 from worker.cli_docs import docs
 from worker.cli_ops import conversation, inbox
 from worker.cli_support import emit, existing_builder, in_transaction, json_option
+from worker.demo_setup import DEFAULT_QUESTION
 
 
 @click.group()
@@ -133,14 +134,30 @@ def worker(celery_args: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option(
-    "--serve", is_flag=True, help="Keep the receiver and the dashboard running until Ctrl-C."
+    "--serve", is_flag=True, help="Keep the receiver, dashboard and metrics up until Ctrl-C."
 )
-def demo(serve: bool) -> None:
-    """Drive signed conversations through the real receiver and worker, then print the
-    dashboard URL and a token to look at them."""
+@click.option(
+    "--builder",
+    "builder_id",
+    type=click.UUID,
+    help="Talk to this builder's Twilio and Meta numbers instead of the Demo Bakery.",
+)
+@click.option(
+    "--ask",
+    "question",
+    default=DEFAULT_QUESTION,
+    show_default=True,
+    help="A question for the builder's documents, asked on the first leg.",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="The receiver's port (default: any free one)."
+)
+def demo(serve: bool, builder_id: uuid.UUID | None, question: str, port: int | None) -> None:
+    """Drive signed conversations through the real receiver and worker, showing the
+    metrics as they move, then print the dashboard URL and a token to look at them."""
     from worker.demo import run_demo
 
-    sys.exit(run_demo(serve=serve))
+    sys.exit(run_demo(serve=serve, builder_id=builder_id, question=question, port=port))
 
 
 main.add_command(builder)

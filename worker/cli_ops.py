@@ -14,7 +14,7 @@ from db.clock import as_utc
 from db.dashboard import MAX_PAGE, SessionSummary, items_page, session_with_status
 from db.logs import mask_numbers
 from db.models import SessionItem
-from db.transcript import transcript_line
+from db.transcript import one_line, transcript_line
 from worker.cli_support import emit, in_transaction, json_option
 
 
@@ -107,7 +107,8 @@ def conversation_show(session_id: uuid.UUID, limit: int, as_json: bool) -> None:
     if more:
         text.append(f"… {summary.item_count - len(items)} earlier items (--limit)")
     text += [
-        f"{as_utc(item.created_at):%Y-%m-%d %H:%M}  {line.role:>9}: {line.text}"
+        f"{as_utc(item.created_at):%Y-%m-%d %H:%M}  {line.role:>9}: "
+        + (one_line(line.text) if line.role == "tool" else line.text)
         for item, line in lines
     ]
     emit(as_json, data, "\n".join(text))

@@ -14,12 +14,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import click
 import httpx
@@ -28,96 +24,62 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from db import migrate
-from db.builders import add_channel, create_builder, find_channel
 from db.conversations import session_items_of
 from db.engine import create_engine, create_sessionmaker
 from db.models import InboundMessage, InboundStatus, OutboundMessage
 from db.settings import Settings, get_settings
-from db.tokens import create_token
-from db.transcript import transcript_line
-from worker.demo_requests import (
-    DEMO_META_PHONE_NUMBER_ID,
-    DEMO_TWILIO_NUMBER,
-    SignedRequest,
-    meta_message,
-    meta_text,
-    twilio_message,
-)
+from db.transcript import one_line, transcript_line
+from worker.demo_metrics import MetricsEndpoints
+from worker.demo_processes import free_port, serve_until_interrupted, start, wait_until_serving
+from worker.demo_requests import SignedRequest, meta_message, meta_text, twilio_message
+from worker.demo_setup import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
 
 DEMO_SECRET = "demo-secret-not-for-production"
-TWILIO_LEG = ("Hi! My name is Ada.", "What time is it?", "Do you remember my name?")
-META_LEG = (
-    meta_text("Hello, I'm Grace."),
-    {"type": "location", "location": {"latitude": 52.3731, "longitude": 4.8922, "name": "Dam"}},
-    meta_text("What's my name?"),
-)
 REPLY_TIMEOUT_SECONDS = 60.0
 
 
-class DemoFailure(Exception):
-    pass
-
-
-def run_demo(*, serve: bool = False) -> int:
+def run_demo(
+    *,
+    serve: bool = False,
+    builder_id: uuid.UUID | None = None,
+    question: str = DEFAULT_QUESTION,
+    port: int | None = None,
+) -> int:
+    """Converse with `builder_id` (or the Demo Bakery) through a receiver and a worker
+    started here; `question` is asked on the first leg, for its documents to answer."""
     settings = get_settings()
-    twilio_token = _secret_or_demo(settings.twilio_auth_token)
-    meta_secret = _secret_or_demo(settings.meta_app_secret)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _describe(settings)
     migrate.upgrade()
-    builder_id = asyncio.run(_ensure_demo_builder(settings))
-
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "TWILIO_AUTH_TOKEN": twilio_token,
-        "META_APP_SECRET": meta_secret,
-        "META_VERIFY_TOKEN": _secret_or_demo(settings.meta_verify_token),
-        "PUBLIC_BASE_URL": base_url,
-    }
+    try:
+        target = asyncio.run(demo_target(settings, builder_id))
+    except DemoFailure as error:
+        click.echo(f"demo failed: {error}", err=True)
+        return 1
+    demo = Demo(settings, target, port=port or free_port())
     logs = settings.data_dir.resolve()
     processes = [
-        _start("receiver", ["serve", "--port", str(port)], env, logs / "demo-receiver.log"),
-        _start("worker", ["worker", "--concurrency=4"], env, logs / "demo-worker.log"),
+        start(
+            "receiver", ["serve", "--port", str(demo.port)], demo.env, logs / "demo-receiver.log"
+        ),
+        start("worker", ["worker", "--concurrency=4"], demo.env, logs / "demo-worker.log"),
     ]
     try:
-        _wait_until_serving(base_url)
-        click.echo("\n── Twilio leg ──")
-        twilio_user = f"whatsapp:+1500555{secrets.randbelow(10_000):04d}"
-        twilio_replies = [
-            _converse(
-                twilio_message(text, user=twilio_user, base_url=base_url, auth_token=twilio_token),
-                base_url,
-                settings,
-            )
-            for text in TWILIO_LEG
-        ]
-        twilio_session = asyncio.run(_print_transcript(settings, twilio_user))
-
-        click.echo("\n── Meta (WhatsApp Cloud API) leg ──")
-        _check_meta_handshake(base_url, env["META_VERIFY_TOKEN"])
-        meta_user = f"1500666{secrets.randbelow(10_000):04d}"
-        meta_replies = [
-            _converse(
-                meta_message(message, wa_id=meta_user, app_secret=meta_secret), base_url, settings
-            )
-            for message in META_LEG
-        ]
-        asyncio.run(_print_transcript(settings, meta_user))
-        if "ada" not in twilio_replies[-1].lower() or "grace" not in meta_replies[-1].lower():
-            raise DemoFailure("a last reply does not recall the name from the first")
+        wait_until_serving(demo.base_url)
+        click.echo(f"talking to builder {target.name!r} ({target.builder_id})")
+        sessions = []
+        if target.twilio_address is not None:
+            sessions.append(demo.twilio_leg(target.twilio_address, question))
+        if target.meta_phone_number_id is not None:
+            asked = question if not sessions else None
+            sessions.append(demo.meta_leg(target.meta_phone_number_id, asked))
         click.echo("\nEach last reply recalls the first message: history came from session_items.")
-        token = asyncio.run(_demo_token(settings, builder_id))
-        click.echo("\n── Dashboard ──")
-        click.echo(f"conversation: {base_url}/sessions/{twilio_session}")
-        click.echo(f"try it:       {base_url}/builders/{builder_id}/chat")
-        click.echo(f"token:        {token}")
+        demo.show_where_to_look(sessions[0])
         if serve:
-            click.echo("Serving the dashboard until Ctrl-C.")
-            _serve_until_interrupted(processes)
+            click.echo("Serving the dashboard and the metrics until Ctrl-C.")
+            serve_until_interrupted(processes)
         else:
-            click.echo("(`make demo SERVE=1` keeps the dashboard up to look at it.)")
+            click.echo("(`make demo SERVE=1` keeps the dashboard and the metrics up to look at.)")
     except DemoFailure as failure:
         click.echo(f"\ndemo failed: {failure}\nlogs: {logs}/demo-*.log", err=True)
         return 1
@@ -129,25 +91,103 @@ def run_demo(*, serve: bool = False) -> int:
     return 0
 
 
-def _serve_until_interrupted(processes: list[subprocess.Popen[bytes]]) -> None:
-    """Block until Ctrl-C (SIGINT), or until the receiver or the worker stops by itself."""
-    try:
-        while all(process.poll() is None for process in processes):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        click.echo("\nstopping")
-        return
-    raise DemoFailure("the receiver or the worker stopped while serving")
+class Demo:
+    """One demo run: the secrets its receiver checks, where it serves, what it prints."""
 
+    def __init__(self, settings: Settings, target: DemoTarget, *, port: int) -> None:
+        self.settings = settings
+        self.target = target
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.twilio_token = _secret_or_demo(settings.twilio_auth_token)
+        self.meta_secret = _secret_or_demo(settings.meta_app_secret)
+        worker_metrics_port = settings.worker_metrics_port or free_port()
+        metrics_token = settings.metrics_token
+        self.metrics = MetricsEndpoints(
+            receiver_url=f"{self.base_url}/metrics",
+            worker_url=f"http://127.0.0.1:{worker_metrics_port}/metrics",
+            token=metrics_token.get_secret_value() if metrics_token else secrets.token_urlsafe(24),
+        )
+        self.env = {
+            **os.environ,
+            "TWILIO_AUTH_TOKEN": self.twilio_token,
+            "META_APP_SECRET": self.meta_secret,
+            "META_VERIFY_TOKEN": _secret_or_demo(settings.meta_verify_token),
+            "PUBLIC_BASE_URL": self.base_url,
+            "METRICS_TOKEN": self.metrics.token,
+            "WORKER_METRICS_PORT": str(worker_metrics_port),
+        }
 
-async def _demo_token(settings: Settings, builder_id: uuid.UUID) -> str:
-    """A fresh builder token for the demo bakery, as `wabot token create` makes one."""
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with create_sessionmaker(engine).begin() as db:
-            return (await create_token(builder_id, name="demo", db=db)).secret
-    finally:
-        await engine.dispose()
+    def twilio_leg(self, address: str, question: str) -> uuid.UUID:
+        """Ada writes to `address` over Twilio; returns her session's id."""
+        click.echo("\n── Twilio leg ──")
+        user = f"whatsapp:+1500555{secrets.randbelow(10_000):04d}"
+        texts = ["Hi! My name is Ada.", "What time is it?", question, "Do you remember my name?"]
+        replies = [
+            self._converse(
+                twilio_message(
+                    text,
+                    user=user,
+                    to=address,
+                    base_url=self.base_url,
+                    auth_token=self.twilio_token,
+                )
+            )
+            for text in texts
+        ]
+        return self._close_leg(user, replies[-1], "Ada")
+
+    def meta_leg(self, phone_number_id: str, question: str | None) -> uuid.UUID:
+        """Grace writes to `phone_number_id` over Meta; returns her session's id."""
+        click.echo("\n── Meta (WhatsApp Cloud API) leg ──")
+        _check_meta_handshake(self.base_url, self.env["META_VERIFY_TOKEN"])
+        wa_id = f"1500666{secrets.randbelow(10_000):04d}"
+        messages = [
+            meta_text("Hello, I'm Grace."),
+            {
+                "type": "location",
+                "location": {"latitude": 52.3731, "longitude": 4.8922, "name": "Dam"},
+            },
+            *([meta_text(question)] if question else []),
+            meta_text("What's my name?"),
+        ]
+        replies = [
+            self._converse(
+                meta_message(
+                    message,
+                    wa_id=wa_id,
+                    phone_number_id=phone_number_id,
+                    app_secret=self.meta_secret,
+                )
+            )
+            for message in messages
+        ]
+        return self._close_leg(wa_id, replies[-1], "Grace")
+
+    def show_where_to_look(self, session_id: uuid.UUID) -> None:
+        """The dashboard and metrics URLs, with the tokens to read them."""
+        token = asyncio.run(demo_token(self.settings, self.target.builder_id))
+        metrics = self.metrics
+        click.echo("\n── Dashboard ──")
+        click.echo(f"conversation: {self.base_url}/sessions/{session_id}")
+        click.echo(f"try it:       {self.base_url}/builders/{self.target.builder_id}/chat")
+        click.echo(f"token:        {token}")
+        click.echo("\n── Metrics (Prometheus) ──")
+        click.echo(f"receiver:     {metrics.receiver_url}")
+        click.echo(f"worker:       {metrics.worker_url}")
+        click.echo(f'curl -H "Authorization: Bearer {metrics.token}" {metrics.receiver_url}')
+
+    def _converse(self, request: SignedRequest) -> str:
+        return _converse(request, self.base_url, self.settings)
+
+    def _close_leg(self, user: str, last_reply: str, name: str) -> uuid.UUID:
+        """Print the leg's transcript and the metrics so far; its last reply must recall
+        the name the user gave in the first message."""
+        session_id = asyncio.run(_print_transcript(self.settings, user))
+        if name.lower() not in last_reply.lower():
+            raise DemoFailure(f"the last reply does not recall the name {name}: {last_reply!r}")
+        click.echo(f"\nmetrics: {self.metrics.summary(str(self.target.builder_id))}")
+        return session_id
 
 
 def _secret_or_demo(secret: SecretStr | None) -> str:
@@ -163,52 +203,6 @@ def _describe(settings: Settings) -> None:
     click.echo(f"broker:   {maybe_sanitize_url(settings.resolved_broker_url)}")
     click.echo(f"model:    {model}")
     click.echo(f"replies:  {twilio} / {meta}")
-
-
-async def _ensure_demo_builder(settings: Settings) -> uuid.UUID:
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with create_sessionmaker(engine).begin() as db:
-            twilio = await find_channel("twilio", DEMO_TWILIO_NUMBER, db=db)
-            if twilio is None:
-                bakery = await create_builder(
-                    name="Demo Bakery",
-                    instructions="You are the friendly assistant of a small bakery.",
-                    model=settings.default_model,
-                    db=db,
-                )
-                twilio = await add_channel(
-                    bakery.id, provider="twilio", address=DEMO_TWILIO_NUMBER, db=db
-                )
-            if await find_channel("meta", DEMO_META_PHONE_NUMBER_ID, db=db) is None:
-                await add_channel(
-                    twilio.builder_id, provider="meta", address=DEMO_META_PHONE_NUMBER_ID, db=db
-                )
-            return twilio.builder_id
-    finally:
-        await engine.dispose()
-
-
-def _start(name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    click.echo(f"starting the {name} (log: {log})")
-    with log.open("wb") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", *args],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _wait_until_serving(base_url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise DemoFailure("the receiver did not start within 30s")
 
 
 def _check_meta_handshake(base_url: str, verify_token: str) -> None:
@@ -273,11 +267,6 @@ async def _print_transcript(settings: Settings, sender: str) -> uuid.UUID:
     click.echo(f"\nTranscript of session {inbound.session_id}, read back from session_items:")
     for item in items:
         line = transcript_line(item.item_data)
-        click.echo(f"  #{item.sequence:<3} {line.role:<9} {line.text}")
+        text = one_line(line.text) if line.role == "tool" else line.text
+        click.echo(f"  #{item.sequence:<3} {line.role:<9} {text}")
     return inbound.session_id
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

@@ -14,9 +14,6 @@ from urllib.parse import urlencode
 import httpx
 from twilio.request_validator import RequestValidator
 
-DEMO_TWILIO_NUMBER = "whatsapp:+14155238886"
-DEMO_META_PHONE_NUMBER_ID = "100000000000001"
-
 
 @dataclass(frozen=True)
 class SignedRequest:
@@ -34,13 +31,16 @@ class SignedRequest:
         )
 
 
-def twilio_message(text: str, *, user: str, base_url: str, auth_token: str) -> SignedRequest:
-    """An inbound WhatsApp text as Twilio posts it, with `X-Twilio-Signature`."""
+def twilio_message(
+    text: str, *, user: str, to: str, base_url: str, auth_token: str
+) -> SignedRequest:
+    """An inbound WhatsApp text from `user` to our number `to` as Twilio posts it, with
+    `X-Twilio-Signature`."""
     form = {
         "MessageSid": f"SM{uuid.uuid4().hex}",
         "AccountSid": "ACdemo",
         "From": user,
-        "To": DEMO_TWILIO_NUMBER,
+        "To": to,
         "Body": text,
         "NumMedia": "0",
         "ProfileName": "Ada",
@@ -60,8 +60,11 @@ def twilio_message(text: str, *, user: str, base_url: str, auth_token: str) -> S
     )
 
 
-def meta_message(message: dict[str, Any], *, wa_id: str, app_secret: str) -> SignedRequest:
-    """A `messages` notification as Meta posts it, with `X-Hub-Signature-256`."""
+def meta_message(
+    message: dict[str, Any], *, wa_id: str, phone_number_id: str, app_secret: str
+) -> SignedRequest:
+    """A `messages` notification from `wa_id` to our `phone_number_id` as Meta posts it,
+    with `X-Hub-Signature-256`."""
     message = {"id": f"wamid.{uuid.uuid4().hex}", "from": wa_id, "timestamp": "0", **message}
     body = json.dumps(
         {
@@ -76,7 +79,7 @@ def meta_message(message: dict[str, Any], *, wa_id: str, app_secret: str) -> Sig
                                 "messaging_product": "whatsapp",
                                 "metadata": {
                                     "display_phone_number": "15550000001",
-                                    "phone_number_id": DEMO_META_PHONE_NUMBER_ID,
+                                    "phone_number_id": phone_number_id,
                                 },
                                 "contacts": [{"profile": {"name": "Grace"}, "wa_id": wa_id}],
                                 "messages": [message],

@@ -8,6 +8,7 @@ events have exactly the shapes a real model produces.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,7 @@ from agents.items import (
     TResponseStreamEvent,
 )
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
+from agents.usage import Usage
 
 from db.transcript import content_text
 
@@ -30,33 +32,32 @@ OFFLINE_MODEL_NAME = "offline"
 _STATED_NAME = re.compile(r"(?i:\bmy name is|\bcall me|\bi am|\bi'm)\s+([A-Z][A-Za-z'-]+)")
 _ASKS_NAME = re.compile(r"(?i)\b(what(?:'s| is) my name|who am i|remember my name)")
 _ASKS_TIME = re.compile(r"(?i)\b(what time|the time|what day|today's date|the date)\b")
+# What `search_documents` returns first: "[source: NAME]" and the best passage.
+_PASSAGE = re.compile(r"\[source: (?P<source>[^\]]+)\]\n(?P<text>.+?)(?:\n\n\[source: |\Z)", re.S)
 
 
 def offline_output(
     items: list[TResponseInputItem], tool_names: set[str]
 ) -> list[TResponseOutputItem]:
-    """The next model output for a conversation, decided by a few plain rules."""
+    """The next model output for a conversation, decided by a few plain rules: the time
+    tool for the time, the document search for any other question, names from history."""
     turn_marker = len(items)
     if items and items[-1].get("type") == "function_call_output":
-        return [
-            assistant_message(
-                f"It is {items[-1].get('output')} now.", item_id=f"offline-{turn_marker}"
-            )
-        ]
+        reply = _answer_from_tool(items, items[-1])
+        return [assistant_message(reply, item_id=f"offline-{turn_marker}")]
     user_texts = [content_text(item.get("content")) for item in items if item.get("role") == "user"]
     latest = user_texts[-1] if user_texts else ""
+    call_id = f"offline-call-{turn_marker}"
     if _ASKS_TIME.search(latest) and "current_time" in tool_names:
-        return [
-            function_call(
-                "current_time", {"timezone": "UTC"}, call_id=f"offline-call-{turn_marker}"
-            )
-        ]
+        return [function_call("current_time", {"timezone": "UTC"}, call_id=call_id)]
     stated = _STATED_NAME.search(latest)
     if stated:
         reply = f"Nice to meet you, {stated.group(1)}! I'm the offline demo model."
     elif _ASKS_NAME.search(latest):
         earlier = [m.group(1) for text in user_texts[:-1] if (m := _STATED_NAME.search(text))]
         reply = f"Your name is {earlier[-1]}." if earlier else "You haven't told me your name yet."
+    elif "?" in latest and "search_documents" in tool_names:
+        return [function_call("search_documents", {"query": latest}, call_id=call_id)]
     else:
         reply = (
             f"You said: {latest!r}. ({len(user_texts)} of your messages are in this conversation.)"
@@ -64,13 +65,76 @@ def offline_output(
     return [assistant_message(reply, item_id=f"offline-{turn_marker}")]
 
 
+def _answer_from_tool(items: list[TResponseInputItem], output: TResponseInputItem) -> str:
+    """The answer to a tool's result: the time as told, or the best passage the document
+    search found (with its source), or that the documents do not say."""
+    call = next(
+        (
+            item
+            for item in items
+            if item.get("type") == "function_call" and item.get("call_id") == output.get("call_id")
+        ),
+        {},
+    )
+    result = str(output.get("output", ""))
+    if call.get("name") != "search_documents":
+        return f"It is {result} now."
+    question = json.loads(call.get("arguments") or "{}").get("query", "")
+    found = _PASSAGE.match(result)
+    if found is None:
+        return "I don't know: nothing in our documents answers that."
+    return f"From {found.group('source')}: {_best_sentence(found.group('text'), question)}"
+
+
+def _best_sentence(passage: str, question: str) -> str:
+    """The passage's sentence sharing most words with the question (the first on a tie);
+    words match on their first four letters, so "open" finds "opening" too."""
+    asked = _word_stems(question)
+    sentences = [
+        sentence.strip("# ")
+        for line in passage.splitlines()
+        for sentence in re.split(r"(?<=[.!?])\s+", line)
+        if sentence.strip("# ")
+    ]
+    return max(sentences, key=lambda sentence: len(asked & _word_stems(sentence)), default=passage)
+
+
+def _word_stems(text: str) -> set[str]:
+    return {word[:4] for word in re.findall(r"\w{3,}", text.lower())}
+
+
+def estimated_usage(
+    system_instructions: str | None, items: list[Any], output: list[TResponseOutputItem]
+) -> Usage:
+    """Tokens as OpenAI would roughly count them (about four characters each), so the
+    token metrics move in the demo as they would with a real model."""
+    read = (len(system_instructions or "") + len(json.dumps(items, default=str))) // 4
+    written = sum(len(_written(item)) for item in output) // 4
+    return Usage(requests=1, input_tokens=read, output_tokens=written, total_tokens=read + written)
+
+
+def _written(item: TResponseOutputItem) -> str:
+    """What the model wrote in an output item: a message's text or a call's arguments."""
+    if item.type == "function_call":
+        return item.name + item.arguments
+    if item.type == "message":
+        return "".join(getattr(part, "text", "") for part in item.content)
+    return ""
+
+
 class OfflineModel(Model):
     """An SDK `Model` that never leaves the machine."""
 
-    def _scripted(self, input: str | list[TResponseInputItem], tools: list[Tool]) -> ScriptedModel:
+    def _scripted(
+        self,
+        system_instructions: str | None,
+        input: str | list[TResponseInputItem],
+        tools: list[Tool],
+    ) -> ScriptedModel:
         items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else input
         output = offline_output(items, {tool.name for tool in tools})
-        return ScriptedModel([ModelStep(output=output, response_id=None)])
+        usage = estimated_usage(system_instructions, items, output)
+        return ScriptedModel([ModelStep(output=output, usage=usage, response_id=None)])
 
     async def get_response(
         self,
@@ -86,7 +150,7 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: Any | None,
     ) -> ModelResponse:
-        return await self._scripted(input, tools).get_response(
+        return await self._scripted(system_instructions, input, tools).get_response(
             system_instructions,
             input,
             model_settings,
@@ -113,7 +177,7 @@ class OfflineModel(Model):
         conversation_id: str | None,
         prompt: Any | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
-        return self._scripted(input, tools).stream_response(
+        return self._scripted(system_instructions, input, tools).stream_response(
             system_instructions,
             input,
             model_settings,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from db.agent_session import DatabaseSession
 from db.builders import create_builder
 from db.conversations import get_or_create_session
+from db.documents import replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Builder
 from worker.agent import TurnContext, build_agent
@@ -32,9 +33,11 @@ async def new_conversation(engine: AsyncEngine) -> tuple[Builder, DatabaseSessio
     return builder, DatabaseSession(session_id, engine=engine)
 
 
-async def ask(builder: Builder, session: DatabaseSession, text: str) -> str:
+async def ask(builder: Builder, session: DatabaseSession, text: str, engine: AsyncEngine) -> str:
+    """One turn; the builder's documents are searched on `engine`."""
     agent = build_agent(builder, OfflineModel())
-    context = TurnContext(builder.id, uuid.UUID(session.session_id))
+    sessions = create_sessionmaker(engine)
+    context = TurnContext(builder.id, uuid.UUID(session.session_id), sessions=sessions)
     result = await Runner.run(agent, text, session=session, context=context, max_turns=8)
     return str(result.final_output)
 
@@ -42,16 +45,19 @@ async def ask(builder: Builder, session: DatabaseSession, text: str) -> str:
 async def test_it_remembers_a_name_only_through_the_session(sqlite_engine: AsyncEngine) -> None:
     builder, session = await new_conversation(sqlite_engine)
     _, stranger = await new_conversation(sqlite_engine)
-    assert await ask(builder, session, "Hi, my name is Grace.") == (
+    assert await ask(builder, session, "Hi, my name is Grace.", sqlite_engine) == (
         "Nice to meet you, Grace! I'm the offline demo model."
     )
-    assert await ask(builder, session, "What's my name?") == "Your name is Grace."
-    assert await ask(builder, stranger, "What's my name?") == "You haven't told me your name yet."
+    assert await ask(builder, session, "What's my name?", sqlite_engine) == "Your name is Grace."
+    assert (
+        await ask(builder, stranger, "What's my name?", sqlite_engine)
+        == "You haven't told me your name yet."
+    )
 
 
 async def test_it_uses_the_time_tool_and_the_result_is_stored(sqlite_engine: AsyncEngine) -> None:
     builder, session = await new_conversation(sqlite_engine)
-    answer = await ask(builder, session, "What time is it?")
+    answer = await ask(builder, session, "What time is it?", sqlite_engine)
     items = await session.get_items()
     assert [item.get("type", "message") for item in items] == [
         "message",
@@ -71,3 +77,25 @@ async def test_it_streams_like_a_real_model(sqlite_engine: AsyncEngine) -> None:
     event_types = {event.type async for event in result.stream_events()}
     assert "raw_response_event" in event_types
     assert result.final_output == "Nice to meet you, Linus! I'm the offline demo model."
+
+
+async def test_it_answers_questions_from_the_builders_documents(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    builder, session = await new_conversation(sqlite_engine)
+    other, stranger = await new_conversation(sqlite_engine)
+    async with create_sessionmaker(sqlite_engine).begin() as db:
+        await replace_document(
+            builder.id,
+            "hours.md",
+            ["We bake from 7 am. On Sunday we open at 9 am and close at 1 pm."],
+            db=db,
+        )
+    answer = await ask(builder, session, "When do you open on Sunday?", sqlite_engine)
+    assert answer == "From hours.md: On Sunday we open at 9 am and close at 1 pm."
+    call = (await session.get_items())[1]
+    assert (call.get("type"), call.get("name")) == ("function_call", "search_documents")
+
+    assert await ask(other, stranger, "When do you open on Sunday?", sqlite_engine) == (
+        "I don't know: nothing in our documents answers that."
+    )

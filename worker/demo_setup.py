@@ -1,0 +1,91 @@
+"""Who `make demo` talks to: the Demo Bakery (created on first use, with its opening
+hours as a document), or a builder of the operator's own with its numbers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from importlib.resources import files
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.builders import add_channel, channels_of, create_builder, find_channel, get_builder
+from db.documents import documents_of, replace_document
+from db.engine import create_engine, create_sessionmaker
+from db.settings import Settings
+from db.tokens import create_token
+from worker.documents import chunk_text
+
+BAKERY_DOCUMENT = "demo_bakery.md"
+DEMO_TWILIO_NUMBER = "whatsapp:+14155238886"
+DEMO_META_PHONE_NUMBER_ID = "100000000000001"
+DEFAULT_QUESTION = "When do you open on Sunday?"
+"""What the demo asks the builder's documents (the Demo Bakery's hours answer it)."""
+
+
+class DemoFailure(Exception):
+    """The demo cannot go on; the message says why."""
+
+
+@dataclass(frozen=True)
+class DemoTarget:
+    """A builder and the numbers the demo's users write to (None: that leg is skipped)."""
+
+    builder_id: uuid.UUID
+    name: str
+    twilio_address: str | None
+    meta_phone_number_id: str | None
+
+
+async def demo_target(settings: Settings, builder_id: uuid.UUID | None) -> DemoTarget:
+    """`builder_id`'s first Twilio and Meta numbers, or the Demo Bakery's."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as db:
+            if builder_id is None:
+                return await _demo_bakery(settings, db=db)
+            builder = await get_builder(builder_id, db=db)
+            if builder is None:
+                raise DemoFailure(f"no builder with id {builder_id}")
+            channels = await channels_of(builder_id, db=db)
+    finally:
+        await engine.dispose()
+    by_provider = {each.provider: each.address for each in reversed(channels)}
+    if not by_provider:
+        raise DemoFailure(
+            f"builder {builder_id} has no number yet: wabot channel add {builder_id} "
+            "--provider twilio --address whatsapp:+14155550100"
+        )
+    return DemoTarget(builder_id, builder.name, by_provider.get("twilio"), by_provider.get("meta"))
+
+
+async def _demo_bakery(settings: Settings, *, db: AsyncSession) -> DemoTarget:
+    twilio = await find_channel("twilio", DEMO_TWILIO_NUMBER, db=db)
+    if twilio is None:
+        bakery = await create_builder(
+            name="Demo Bakery",
+            instructions="You are the friendly assistant of a small bakery.",
+            model=settings.default_model,
+            db=db,
+        )
+        twilio = await add_channel(bakery.id, provider="twilio", address=DEMO_TWILIO_NUMBER, db=db)
+    if await find_channel("meta", DEMO_META_PHONE_NUMBER_ID, db=db) is None:
+        await add_channel(
+            twilio.builder_id, provider="meta", address=DEMO_META_PHONE_NUMBER_ID, db=db
+        )
+    if not await documents_of(twilio.builder_id, db=db):
+        text = files("worker").joinpath(BAKERY_DOCUMENT).read_text(encoding="utf-8")
+        await replace_document(twilio.builder_id, "hours.md", chunk_text(text), db=db)
+    return DemoTarget(
+        twilio.builder_id, "Demo Bakery", DEMO_TWILIO_NUMBER, DEMO_META_PHONE_NUMBER_ID
+    )
+
+
+async def demo_token(settings: Settings, builder_id: uuid.UUID) -> str:
+    """A fresh builder token, as `wabot token create` makes one."""
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine).begin() as db:
+            return (await create_token(builder_id, name="demo", db=db)).secret
+    finally:
+        await engine.dispose()
