@@ -45,7 +45,8 @@ async def resume(request: Request) -> Response:
     await checked_form(request)
     async with request.app.state.runtime.sessionmaker.begin() as db:
         await set_paused(session.id, False, db=db)
-        waiting = [message_id for message_id, _ in await pending_arrivals(session.id, db=db)]
+        arrivals = await pending_arrivals(session.id, db=db)
+        waiting = [message_id for message_id, _ in arrivals.messages]
     if waiting:
         await enqueue_inbound(request.app.state.celery, waiting[-1:])
     return _back(session.id, f"Bot resumed; answering {len(waiting)} waiting message(s).")
