@@ -107,6 +107,8 @@ async def retry(request: Request) -> Response:
             raise HTTPException(404, "no such turn")
         reopened = await retry_turn(turn_id, db=db)
     if not reopened:
-        raise HTTPException(409, "only a failed turn with messages can be retried")
+        raise HTTPException(
+            409, "only a failed turn with messages a channel still routes can be retried"
+        )
     await enqueue_inbound(request.app.state.celery, reopened[-1:])
     return _back(session.id, f"Retrying: {len(reopened)} message(s) handed back to the bot.")
