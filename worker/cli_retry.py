@@ -21,6 +21,7 @@ PAUSED = "is paused (an operator took over); resume it in the dashboard to retry
 @dataclass(frozen=True)
 class Reopened:
     turns: list[uuid.UUID]
+    """The failed turns handed back."""
     messages: dict[uuid.UUID, list[int]]
     """Per conversation, the ids of its messages handed back, in arrival order."""
     paused: list[uuid.UUID]
@@ -116,7 +117,7 @@ async def _check_asked_for(
             raise click.ClickException(f"no conversation with id {session_id}")
         if not any(turn.session_id == session_id for turn in found):
             raise click.ClickException(
-                f"nothing to retry: conversation {session_id} has no failed turn"
+                f"nothing to retry: conversation {session_id} has no failed turn to retry"
             )
     for turn_id in turn_ids:
         turn = await db.get(Turn, turn_id)
@@ -140,6 +141,6 @@ _NOT_RETRYABLE = {
 async def _enqueue(reopened: Reopened) -> bool:
     """One task per conversation: the worker answers all its pending messages together.
     False when the broker is unreachable (the messages stay pending for the sweeper)."""
-    from worker.app import app, enqueue_inbound
+    from worker.app import app, enqueue_inbound  # builds the Celery app: only when needed
 
     return await enqueue_inbound(app, [ids[-1] for ids in reopened.messages.values()])
