@@ -83,18 +83,21 @@ async def chat_turn(
     turn: ChatTurn, message: str, *, runtime: Runtime, emit: Callable[[ChatEvent], None]
 ) -> None:
     """Run the agent on `message`, emitting its events; always ends with `done` or
-    `error`, and always gives the lease back. The turn is counted in the metrics before
-    its last event, so whoever heard it end finds it counted."""
+    `error`, sent once the turn is counted in the metrics and its lease given back, so
+    whoever heard it end finds it counted and may send the next message at once."""
+    last = ChatEvent("error", {"message": "the run was interrupted"})
     try:
         with observed_chat_turn():
-            done = await _run(turn, message, runtime=runtime, emit=emit)
-        emit(done)
+            last = await _run(turn, message, runtime=runtime, emit=emit)
     except Exception as error:  # the listener is told what went wrong, whatever it was
         logger.warning("web chat on session %s failed: %s", turn.session_id, type(error).__name__)
-        emit(ChatEvent("error", {"message": _explain(error)}))
+        last = ChatEvent("error", {"message": _explain(error)})
     finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(turn.session_id, turn.lease, db=db)
+        try:
+            async with runtime.sessionmaker.begin() as db:
+                await release_lease(turn.session_id, turn.lease, db=db)
+        finally:
+            emit(last)
 
 
 async def _run(
