@@ -20,6 +20,7 @@ BUILDER_SETTINGS = (
     "max_tokens",
     "history_window",
     "search_language",
+    "turns_per_minute",
 )
 """What an operator may set on a builder."""
 
@@ -34,7 +35,8 @@ async def create_builder(
     db: AsyncSession,
     **settings: Any,
 ) -> Builder:
-    """`settings`: the other `BUILDER_SETTINGS` (model settings, history window, language)."""
+    """`settings`: the other `BUILDER_SETTINGS` (model settings, history window, language,
+    turns per minute)."""
     builder = Builder(
         name=name,
         instructions=instructions,

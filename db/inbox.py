@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.clock import as_utc
-from db.models import AgentSessionRow, Channel, InboundMessage, InboundStatus
+from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus
 from db.statements import StatementConnections
 from db.upsert import insert_or_ignore
 
@@ -214,14 +214,23 @@ async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
     )
 
 
-async def pending_arrivals(
-    session_id: uuid.UUID, *, db: AsyncSession
-) -> list[tuple[int, datetime]]:
-    """Pending messages of a conversation, (id, received_at), in the order they arrived;
-    none while an operator has paused it (its messages wait for a resume)."""
+@dataclass(frozen=True)
+class Arrivals:
+    """A conversation's pending messages, (id, received_at) in arrival order, and its
+    builder's own per-sender rate (`turns_per_minute`; None: the global one)."""
+
+    messages: list[tuple[int, datetime]]
+    turns_per_minute: int | None
+
+
+async def pending_arrivals(session_id: uuid.UUID, *, db: AsyncSession) -> Arrivals:
+    """Pending messages of a conversation; none while an operator has paused it (its
+    messages wait for a resume). The builder's rate comes along in the same query, so
+    deciding whether a turn may start costs no extra statement."""
     result = await db.execute(
-        select(InboundMessage.id, InboundMessage.received_at)
+        select(InboundMessage.id, InboundMessage.received_at, Builder.turns_per_minute)
         .join(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
+        .join(Builder, Builder.id == AgentSessionRow.builder_id)
         .where(
             InboundMessage.session_id == session_id,
             InboundMessage.status == InboundStatus.PENDING,
@@ -229,7 +238,11 @@ async def pending_arrivals(
         )
         .order_by(InboundMessage.id)
     )
-    return [(message_id, as_utc(received_at)) for message_id, received_at in result]
+    rows = result.all()
+    return Arrivals(
+        messages=[(message_id, as_utc(received_at)) for message_id, received_at, _ in rows],
+        turns_per_minute=rows[0][2] if rows else None,
+    )
 
 
 async def fail_inbound(inbound_id: int, *, error: str, db: AsyncSession) -> None:

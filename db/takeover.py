@@ -4,9 +4,11 @@ history's turn markers, retry a failed turn, and record a human reply as a turn.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentSessionRow, Channel, InboundMessage, InboundStatus, Turn, TurnStatus
@@ -21,12 +23,20 @@ async def set_paused(session_id: uuid.UUID, paused: bool, *, db: AsyncSession) -
     )
 
 
+_answerable = exists().where(
+    InboundMessage.turn_id == Turn.id, InboundMessage.channel_id.is_not(None)
+)
+"""The turn has messages a channel still routes (a human's reply has none)."""
+
+
 async def retry_turn(turn_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
     """Hand a failed turn's messages back to the worker as new pending messages (a new
-    turn answers them); returns their ids, empty when the turn is not failed."""
+    turn answers them); returns their ids, empty when the turn is not failed or has none
+    to answer. They count as enqueued now, so the sweeper publishes them again only if
+    no worker has taken them within `SWEEP_STALE_SECONDS`."""
     failed = await db.execute(
         update(Turn)
-        .where(Turn.id == turn_id, Turn.status == TurnStatus.FAILED)
+        .where(Turn.id == turn_id, Turn.status == TurnStatus.FAILED, _answerable)
         .values(status=TurnStatus.RETRIED)
         .returning(Turn.id)
     )
@@ -35,10 +45,52 @@ async def retry_turn(turn_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
     reopened = await db.scalars(
         update(InboundMessage)
         .where(InboundMessage.turn_id == turn_id)
-        .values(status=InboundStatus.PENDING, turn_id=None, error=None, processed_at=None)
+        .values(
+            status=InboundStatus.PENDING,
+            turn_id=None,
+            error=None,
+            processed_at=None,
+            enqueued_at=datetime.now(UTC),
+        )
         .returning(InboundMessage.id)
     )
     return sorted(reopened)
+
+
+@dataclass(frozen=True)
+class FailedTurn:
+    id: uuid.UUID
+    session_id: uuid.UUID
+    paused: bool
+    """Its conversation is paused: an operator has taken over."""
+
+
+async def retryable_turns(
+    *,
+    session_ids: Sequence[uuid.UUID] = (),
+    turn_ids: Sequence[uuid.UUID] = (),
+    builder_id: uuid.UUID | None = None,
+    db: AsyncSession,
+) -> list[FailedTurn]:
+    """Failed turns with messages to answer again, oldest first: of these sessions, these
+    turns, or else every one (of the builder). Failed inbox messages outside any turn are
+    not among them, nor turns whose channel is gone: their channel was removed, so no
+    builder would answer them (and a message failed before its conversation was found
+    has no conversation to go back to)."""
+    query = (
+        select(Turn.id, Turn.session_id, AgentSessionRow.paused_at)
+        .join(AgentSessionRow, AgentSessionRow.id == Turn.session_id)
+        .where(Turn.status == TurnStatus.FAILED, _answerable)
+        .order_by(Turn.created_at)
+    )
+    if session_ids:
+        query = query.where(Turn.session_id.in_(session_ids))
+    if turn_ids:
+        query = query.where(Turn.id.in_(turn_ids))
+    if builder_id is not None:
+        query = query.where(AgentSessionRow.builder_id == builder_id)
+    rows = await db.execute(query)
+    return [FailedTurn(id_, session_id, paused is not None) for id_, session_id, paused in rows]
 
 
 async def forget_turn_positions(session_id: uuid.UUID, *, db: AsyncSession) -> None:

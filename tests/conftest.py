@@ -274,13 +274,14 @@ def private_queue(
 @pytest.fixture
 def wabot(database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
     """Run `wabot ARGS…` as a user runs it (a real process) against the emptied test
-    database; `input` is typed at its prompts."""
+    database; `input` is typed at its prompts, `env` adds variables (a broker)."""
 
-    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": os.environ["PATH"], "DATABASE_URL": database_url}
+    def run(
+        *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "worker.cli", *args],
-            env=env,
+            env={"PATH": os.environ["PATH"], "DATABASE_URL": database_url, **(env or {})},
             capture_output=True,
             text=True,
             timeout=60,

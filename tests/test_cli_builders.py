@@ -37,6 +37,8 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         "dutch",
         "--fallback-reply",
         "We bellen je.",
+        "--turns-per-minute",
+        "0",
     )
     shown = json.loads(wabot("builder", "show", builder_id, "--json").stdout)
     assert {key: shown[key] for key in ("name", "temperature", "max_tokens", "history_window")} == {
@@ -50,6 +52,7 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         "We bellen je.",
         [],
     )
+    assert shown["turns_per_minute"] == 0
 
     updated = wabot(
         "builder",
@@ -61,6 +64,8 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         "temperature",
         "--reset",
         "history-window",
+        "--reset",
+        "turns-per-minute",
     )
     assert (updated.returncode, updated.stdout.strip()) == (0, f"updated {builder_id}")
     async with db_sessions() as db:
@@ -72,8 +77,10 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         None,
         300,
     )
+    assert stored.turns_per_minute is None
     text = wabot("builder", "show", builder_id).stdout
     assert "temperature: the model's" in text and "history_window: HISTORY_WINDOW (50)" in text
+    assert "turns_per_minute: SENDER_TURNS_PER_MINUTE (20)" in text
 
     other = create(wabot)
     listed = json.loads(wabot("builder", "list", "--json").stdout)
@@ -98,6 +105,7 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
     [
         (["--temperature", "3"], "Invalid value for '--temperature'"),
         (["--max-tokens", "0"], "Invalid value for '--max-tokens'"),
+        (["--turns-per-minute", "-1"], "Invalid value for '--turns-per-minute'"),
         (["--language", "klingon"], "'klingon' is not a text search language"),
         (["--name", "  "], "Invalid value for --name: must not be empty"),
     ],

@@ -1,5 +1,5 @@
 """`wabot`: the operator's command line (migrations, builders, channels, documents, tokens,
-the inbox and conversations, processes, demo)."""
+the inbox, conversations and retries, processes, demo)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from worker.cli_builders import builder
 from worker.cli_channels import channel
 from worker.cli_docs import docs
 from worker.cli_ops import conversation, inbox
+from worker.cli_retry import retry
 from worker.cli_support import emit, existing_builder, in_transaction, json_option
 from worker.demo_setup import DEFAULT_QUESTION
 
@@ -165,6 +166,7 @@ main.add_command(channel)
 main.add_command(docs)
 main.add_command(inbox)
 main.add_command(conversation)
+main.add_command(retry)
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ RESETTABLE = {
     "temperature": "temperature",
     "max-tokens": "max_tokens",
     "history-window": "history_window",
+    "turns-per-minute": "turns_per_minute",
     "unsupported-reply": "unsupported_reply",
     "fallback-reply": "fallback_reply",
 }
@@ -56,6 +57,12 @@ def _settings_options(creating: bool) -> Any:
             type=click.IntRange(min=0),
             default=None,
             help="Session items sent to the model, 0 for all [default: HISTORY_WINDOW].",
+        ),
+        click.option(
+            "--turns-per-minute",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Turns per sender per minute, 0 for no limit [default: SENDER_TURNS_PER_MINUTE].",
         ),
         click.option(
             "--language",
@@ -118,6 +125,7 @@ def _builder_data(
         "temperature": builder.temperature,
         "max_tokens": builder.max_tokens,
         "history_window": builder.history_window,
+        "turns_per_minute": builder.turns_per_minute,
         "language": builder.search_language,
         "unsupported_reply": builder.unsupported_reply,
         "fallback_reply": builder.fallback_reply,
@@ -185,6 +193,7 @@ def builder_show(builder_id: uuid.UUID, as_json: bool) -> None:
         "temperature": "the model's",
         "max_tokens": "the model's",
         "history_window": f"HISTORY_WINDOW ({settings.history_window})",
+        "turns_per_minute": f"SENDER_TURNS_PER_MINUTE ({settings.sender_turns_per_minute})",
         "unsupported_reply": "the default text",
         "fallback_reply": "the default text",
     }

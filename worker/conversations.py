@@ -189,9 +189,10 @@ async def _next_step(
     """In the caller's transaction: when `claiming` (the task that took the lease), the
     unfinished turn if there is one; else a new turn for the pending messages once the
     user has paused for `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and
-    is within `SENDER_TURNS_PER_MINUTE` (past it, messages wait and coalesce); else how
-    long to wait for either; else None, with the lease released. A claiming task over
-    the rate retries later instead of holding the lease while it waits."""
+    is within the builder's `turns_per_minute`, else `SENDER_TURNS_PER_MINUTE` (past
+    it, messages wait and coalesce); else how long to wait for either; else None, with
+    the lease released. A claiming task over the rate retries later instead of holding
+    the lease while it waits."""
     settings = runtime.settings
     turn = await resume_turn(session_id, db=db) if claiming else None
     new = False
@@ -199,20 +200,24 @@ async def _next_step(
         if turn is None:
             await attach_latecomers(session_id, db=db)
             pending = await pending_arrivals(session_id, db=db)
-            if not pending:
+            if not pending.messages:
                 await release_lease(session_id, lease, db=db)
                 return None
             now = datetime.now(UTC)
-            newest = max(received_at for _id, received_at in pending)
+            newest = max(received_at for _id, received_at in pending.messages)
             settle = settings.coalesce_window_seconds - (now - newest).total_seconds()
             if settle > 0:
                 return settle
-            wait = await _rate_limit_wait(session_id, now, settings.sender_turns_per_minute, db)
+            per_minute = pending.turns_per_minute
+            if per_minute is None:
+                per_minute = settings.sender_turns_per_minute
+            wait = await _rate_limit_wait(session_id, now, per_minute, db)
             if wait > 0 and claiming:
                 raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
             if wait > 0:
                 return wait
-            turn = await start_turn(session_id, [message_id for message_id, _ in pending], db=db)
+            message_ids = [message_id for message_id, _ in pending.messages]
+            turn = await start_turn(session_id, message_ids, db=db)
             new = True
         scene = await scene_of(turn, db=db, new=new)
         if scene is not None:

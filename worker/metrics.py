@@ -1,16 +1,19 @@
-"""The worker's metrics: turns by outcome and how long they take, the agent run's time,
-sends by status and tokens per builder. Each `wabot worker` process counts its own and,
-with WORKER_METRICS_PORT set, serves them (see worker.metrics_server)."""
+"""The metrics of agent turns: turns by outcome and how long they take, the agent run's
+time, sends by status and tokens per builder. A `wabot worker` process counts its
+WhatsApp turns and, with WORKER_METRICS_PORT set, serves them (see
+worker.metrics_server); the receiver counts its web chat turns (see worker.web_chat) and
+serves them on its `/metrics`."""
 
 from __future__ import annotations
 
 import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-from agents import RunResult
+from agents.result import RunResultBase
 from prometheus_client import Counter, Histogram
 
 from db.conversations import LeaseLostError
@@ -18,22 +21,32 @@ from worker.channels.base import OutboundChannel, SendError, SentMessage
 from worker.turn_errors import PermanentTurnError
 
 P = ParamSpec("P")
-T = TypeVar("T")
+R = TypeVar("R", bound=RunResultBase)
+
+WHATSAPP = "whatsapp"
+WEB = "web"
+"""Values of the `platform` label, as `sessions.platform` names them: a WhatsApp turn
+(worker) or a web chat turn (receiver)."""
 
 # Seconds: a quick answer to a turn that hits RUN_TIMEOUT_SECONDS and more.
 BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0)
 
 TURNS = Counter(
     "wabot_turns",
-    "Turn attempts by outcome: replied, failed (for good, fallback sent) or retried.",
-    ["outcome"],
+    "Turn attempts by platform and outcome: replied, failed (for good; on WhatsApp the"
+    " fallback was sent) or retried (WhatsApp only).",
+    ["platform", "outcome"],
 )
 TURN_SECONDS = Histogram(
-    "wabot_turn_seconds", "Wall time of one turn attempt: agent run and sends.", buckets=BUCKETS
+    "wabot_turn_seconds",
+    "Wall time of one turn attempt: agent run and sends.",
+    ["platform"],
+    buckets=BUCKETS,
 )
 MODEL_SECONDS = Histogram(
     "wabot_model_run_seconds",
     "Wall time of one agent run: its model calls and tools.",
+    ["platform"],
     buckets=BUCKETS,
 )
 SENDS = Counter(
@@ -41,16 +54,16 @@ SENDS = Counter(
 )
 TOKENS = Counter(
     "wabot_model_tokens",
-    "Model tokens used by builder and direction (input, output).",
-    ["builder", "direction"],
+    "Model tokens used by builder, platform and direction (input, output).",
+    ["builder", "platform", "direction"],
 )
 
 
 def observed_turn(
     run: Callable[P, Coroutine[Any, Any, None]],
 ) -> Callable[P, Coroutine[Any, Any, None]]:
-    """`run` (one turn attempt), timed and counted by how it ended. A lost lease is not
-    an outcome: the conversation's new holder finishes the turn."""
+    """`run` (one WhatsApp turn attempt), timed and counted by how it ended. A lost lease
+    is not an outcome: the conversation's new holder finishes the turn."""
 
     @functools.wraps(run)
     async def observing(*args: P.args, **kwargs: P.kwargs) -> None:
@@ -60,28 +73,52 @@ def observed_turn(
         except LeaseLostError:
             raise
         except PermanentTurnError:
-            TURNS.labels("failed").inc()
+            TURNS.labels(WHATSAPP, "failed").inc()
             raise
         except Exception:
-            TURNS.labels("retried").inc()
+            TURNS.labels(WHATSAPP, "retried").inc()
             raise
         finally:
-            TURN_SECONDS.observe(time.perf_counter() - started)
-        TURNS.labels("replied").inc()
+            TURN_SECONDS.labels(WHATSAPP).observe(time.perf_counter() - started)
+        TURNS.labels(WHATSAPP, "replied").inc()
 
     return observing
 
 
-async def observed_run(run: Awaitable[RunResult], *, builder_id: uuid.UUID) -> RunResult:
-    """The agent run's result, its time observed and its tokens counted to the builder."""
+@contextmanager
+def observed_chat_turn() -> Iterator[None]:
+    """The block (one web chat turn), timed and counted: replied, or failed whatever went
+    wrong, since nothing retries a web chat turn (the builder sends again)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        TURNS.labels(WEB, "failed").inc()
+        raise
+    finally:
+        TURN_SECONDS.labels(WEB).observe(time.perf_counter() - started)
+    TURNS.labels(WEB, "replied").inc()
+
+
+async def observed_run(run: Awaitable[R], *, builder_id: uuid.UUID) -> R:
+    """A WhatsApp turn's agent run: its result, its time observed, its tokens counted."""
+    return await _observed_run(run, builder_id, WHATSAPP)
+
+
+async def observed_chat_run(run: Awaitable[R], *, builder_id: uuid.UUID) -> R:
+    """A web chat's agent run (awaited once streamed to the end), the same way."""
+    return await _observed_run(run, builder_id, WEB)
+
+
+async def _observed_run(run: Awaitable[R], builder_id: uuid.UUID, platform: str) -> R:
     started = time.perf_counter()
     try:
         result = await run
     finally:
-        MODEL_SECONDS.observe(time.perf_counter() - started)
+        MODEL_SECONDS.labels(platform).observe(time.perf_counter() - started)
     usage = result.context_wrapper.usage
-    TOKENS.labels(str(builder_id), "input").inc(usage.input_tokens)
-    TOKENS.labels(str(builder_id), "output").inc(usage.output_tokens)
+    TOKENS.labels(str(builder_id), platform, "input").inc(usage.input_tokens)
+    TOKENS.labels(str(builder_id), platform, "output").inc(usage.output_tokens)
     return result
 
 

@@ -4,7 +4,8 @@
 The run streams (`Runner.run_streamed`) and every event goes to `emit` as it comes. The
 run is independent of whoever listens: a browser that goes away mid-stream does not
 stop it, so the history ends with the whole answer, not half a turn. Turns of one
-conversation are serialized by the same lease as the worker's.
+conversation are serialized by the same lease as the worker's, and counted in the same
+metrics (`platform="web"`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from agents import AgentsException, RunConfig, Runner
+from agents import AgentsException, RunConfig, Runner, RunResultStreaming
 from agents.memory import SessionSettings
 from openai.types.responses import ResponseTextDeltaEvent
 
@@ -26,6 +27,7 @@ from db.builders import get_builder
 from db.conversations import acquire_lease, get_or_create_session, release_lease
 from db.models import AgentSessionRow, Builder
 from worker.agent import MAX_TURNS, TurnContext, build_agent
+from worker.metrics import observed_chat_run, observed_chat_turn
 from worker.runtime import Runtime
 from worker.turns import history_from_a_user_message
 
@@ -81,20 +83,28 @@ async def chat_turn(
     turn: ChatTurn, message: str, *, runtime: Runtime, emit: Callable[[ChatEvent], None]
 ) -> None:
     """Run the agent on `message`, emitting its events; always ends with `done` or
-    `error`, and always gives the lease back."""
+    `error`, sent once the turn is counted in the metrics and its lease given back, so
+    whoever heard it end finds it counted and may send the next message at once."""
+    last = ChatEvent("error", {"message": "the run was interrupted"})
     try:
-        await _run(turn, message, runtime=runtime, emit=emit)
+        with observed_chat_turn():
+            last = await _run(turn, message, runtime=runtime, emit=emit)
     except Exception as error:  # the listener is told what went wrong, whatever it was
         logger.warning("web chat on session %s failed: %s", turn.session_id, type(error).__name__)
-        emit(ChatEvent("error", {"message": _explain(error)}))
+        last = ChatEvent("error", {"message": _explain(error)})
     finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(turn.session_id, turn.lease, db=db)
+        try:
+            async with runtime.sessionmaker.begin() as db:
+                await release_lease(turn.session_id, turn.lease, db=db)
+        finally:
+            emit(last)
 
 
 async def _run(
     turn: ChatTurn, message: str, *, runtime: Runtime, emit: Callable[[ChatEvent], None]
-) -> None:
+) -> ChatEvent:
+    """Stream the run's events to `emit`; returns the `done` event, for the caller to
+    send once the turn is counted."""
     async with runtime.sessionmaker() as db:
         builder = await get_builder(turn.builder_id, db=db)
     if builder is None:
@@ -114,16 +124,23 @@ async def _run(
         max_turns=MAX_TURNS,
         run_config=RunConfig(session_input_callback=history_from_a_user_message),
     )
-    try:
-        async with asyncio.timeout(runtime.settings.run_timeout_seconds):
-            async for event in result.stream_events():
-                translated = _translate(event)
-                if translated is not None:
-                    emit(translated)
-    except TimeoutError:
-        result.cancel()
-        raise
-    emit(ChatEvent("done", {"session_id": str(turn.session_id), "reply": str(result.final_output)}))
+
+    async def streamed() -> RunResultStreaming:
+        try:
+            async with asyncio.timeout(runtime.settings.run_timeout_seconds):
+                async for event in result.stream_events():
+                    translated = _translate(event)
+                    if translated is not None:
+                        emit(translated)
+        except TimeoutError:
+            result.cancel()
+            raise
+        return result
+
+    await observed_chat_run(streamed(), builder_id=builder.id)
+    return ChatEvent(
+        "done", {"session_id": str(turn.session_id), "reply": str(result.final_output)}
+    )
 
 
 def _history_window(builder: Builder, runtime: Runtime) -> int:

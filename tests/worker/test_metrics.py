@@ -1,5 +1,6 @@
 """The worker's metrics: a turn processed in-process moves its outcome, latency, send
-and token counters; a `wabot worker` process serves its own on WORKER_METRICS_PORT."""
+and token counters (`platform="whatsapp"`); a `wabot worker` process serves its own on
+WORKER_METRICS_PORT."""
 
 from __future__ import annotations
 
@@ -35,16 +36,18 @@ def sample(name: str, **labels: str) -> float:
 
 
 def snapshot(builder_id: uuid.UUID) -> dict[str, float]:
-    builder = str(builder_id)
+    """This process's WhatsApp turn metrics (the in-process worker's)."""
+    on_whatsapp = {"platform": "whatsapp"}
+    tokens = {"builder": str(builder_id), **on_whatsapp}
     return {
-        "replied": sample("wabot_turns_total", outcome="replied"),
-        "retried": sample("wabot_turns_total", outcome="retried"),
-        "failed": sample("wabot_turns_total", outcome="failed"),
-        "turn_seconds": sample("wabot_turn_seconds_count"),
-        "model_seconds": sample("wabot_model_run_seconds_count"),
+        "replied": sample("wabot_turns_total", outcome="replied", **on_whatsapp),
+        "retried": sample("wabot_turns_total", outcome="retried", **on_whatsapp),
+        "failed": sample("wabot_turns_total", outcome="failed", **on_whatsapp),
+        "turn_seconds": sample("wabot_turn_seconds_count", **on_whatsapp),
+        "model_seconds": sample("wabot_model_run_seconds_count", **on_whatsapp),
         "sent": sample("wabot_sends_total", provider="twilio", status="sent"),
-        "input_tokens": sample("wabot_model_tokens_total", builder=builder, direction="input"),
-        "output_tokens": sample("wabot_model_tokens_total", builder=builder, direction="output"),
+        "input_tokens": sample("wabot_model_tokens_total", direction="input", **tokens),
+        "output_tokens": sample("wabot_model_tokens_total", direction="output", **tokens),
     }
 
 
@@ -117,19 +120,25 @@ async def test_a_worker_process_serves_its_metrics_to_the_token_holder(
                 scraped = await client.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
                 assert scraped.status_code == 200
                 samples = {
-                    (s.name, s.labels.get("outcome") or s.labels.get("direction", "")): s.value
+                    (
+                        s.name,
+                        s.labels.get("platform", ""),
+                        s.labels.get("outcome") or s.labels.get("direction", ""),
+                    ): s.value
                     for family in text_string_to_metric_families(scraped.text)
                     for s in family.samples
                     if s.labels.get("builder", str(builder_id)) == str(builder_id)
                 }
-                return samples if samples.get(("wabot_turns_total", "replied")) else None
+                return (
+                    samples if samples.get(("wabot_turns_total", "whatsapp", "replied")) else None
+                )
 
             samples = await eventually(turns_counted, what="the worker to count its turn")
     finally:
         worker.terminate()
         worker.wait(timeout=30)
-    assert samples[("wabot_turns_total", "replied")] == 1
-    assert samples[("wabot_model_tokens_total", "input")] == 10
+    assert samples[("wabot_turns_total", "whatsapp", "replied")] == 1
+    assert samples[("wabot_model_tokens_total", "whatsapp", "input")] == 10
 
 
 def test_a_worker_metrics_port_needs_a_token(service_env: dict[str, str]) -> None:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.builders import find_channel
+from db.builders import find_channel, update_builder
 from db.conversations import LeaseLostError, acquire_lease, get_or_create_session
 from db.inbox import ReceivedMessage, get_inbound, record_inbound
 from db.models import AgentSessionRow, Channel, Turn
@@ -530,6 +530,24 @@ async def test_a_sender_over_the_rate_limit_waits_and_is_answered_once(
     assert len(fake_twilio.messages) == 3
     assert [item["content"] for item in fake_openai.requests[-1]["input"][-2:]] == ["three", "four"]
     assert {m.status for m in await inbound_messages(db_sessions)} == {"processed"}
+
+
+async def test_a_builder_without_a_limit_is_not_held_to_the_global_one(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime_with: Callable[..., Runtime],
+    fake_twilio: FakeTwilio,
+) -> None:
+    async with db_sessions.begin() as db:
+        await update_builder(channel.builder_id, {"turns_per_minute": 0}, db=db)
+    strict = runtime_with(sender_turns_per_minute=1)
+    for text in ("one", "two", "three"):
+        await process_inbound(await arrive(db_sessions, channel, text), runtime=strict)
+    assert [m["Body"] for m in fake_twilio.messages] == [
+        "You said: one",
+        "You said: two",
+        "You said: three",
+    ]
 
 
 async def test_a_model_rate_limit_is_retried_no_sooner_than_it_asks(

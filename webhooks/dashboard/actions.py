@@ -45,7 +45,8 @@ async def resume(request: Request) -> Response:
     await checked_form(request)
     async with request.app.state.runtime.sessionmaker.begin() as db:
         await set_paused(session.id, False, db=db)
-        waiting = [message_id for message_id, _ in await pending_arrivals(session.id, db=db)]
+        arrivals = await pending_arrivals(session.id, db=db)
+        waiting = [message_id for message_id, _ in arrivals.messages]
     if waiting:
         await enqueue_inbound(request.app.state.celery, waiting[-1:])
     return _back(session.id, f"Bot resumed; answering {len(waiting)} waiting message(s).")
@@ -106,6 +107,8 @@ async def retry(request: Request) -> Response:
             raise HTTPException(404, "no such turn")
         reopened = await retry_turn(turn_id, db=db)
     if not reopened:
-        raise HTTPException(409, "only a failed turn with messages can be retried")
+        raise HTTPException(
+            409, "only a failed turn with messages a channel still routes can be retried"
+        )
     await enqueue_inbound(request.app.state.celery, reopened[-1:])
     return _back(session.id, f"Retrying: {len(reopened)} message(s) handed back to the bot.")

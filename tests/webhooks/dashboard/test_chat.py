@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -14,10 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AgentSessionRow
-from tests.fakes.openai import FakeOpenAI
+from tests.fakes.openai import Failure, FakeOpenAI
 from tests.queries import kind
 from tests.waiting import eventually
 from tests.webhooks.dashboard.conftest import World
+from tests.webhooks.test_metrics import TOKEN, scrape
+
+
+def labels(**pairs: str) -> frozenset[tuple[str, str]]:
+    return frozenset(pairs.items())
 
 
 async def sse(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -189,3 +194,40 @@ async def test_a_paused_web_conversation_is_not_answered(
         {"error": "conversation 'held' is paused"},
     )
     assert len(fake_openai.requests) == 1
+
+
+async def test_web_chat_turns_are_counted_on_the_receivers_metrics(
+    world: World, fake_openai: FakeOpenAI, make_receiver: Callable[..., str]
+) -> None:
+    metered = make_receiver(METRICS_TOKEN=TOKEN)
+    url = f"{metered}/api/chat/{world.builder}"
+    replied = ("wabot_turns_total", labels(platform="web", outcome="replied"))
+    failed = ("wabot_turns_total", labels(platform="web", outcome="failed"))
+    model_runs = ("wabot_model_run_seconds_count", labels(platform="web"))
+    tokens = {
+        direction: (
+            "wabot_model_tokens_total",
+            labels(builder=str(world.builder), platform="web", direction=direction),
+        )
+        for direction in ("input", "output")
+    }
+    async with httpx.AsyncClient(headers=world.headers("builder"), timeout=30) as client:
+        before = await scrape(client, metered)
+        answered = await chat(client, url, "counted", "Hello")
+        fake_openai.failures.append(Failure(400))
+        refused = await chat(client, url, "counted", "Hello again")
+        after = await scrape(client, metered)
+
+    assert [answered[-1][0], refused[-1][0]] == ["done", "error"]
+    moved = {
+        key: after.get(key, 0.0) - before.get(key, 0.0)
+        for key in (replied, failed, model_runs, *tokens.values())
+    }
+    # The fake Responses API reports 10 input and 5 output tokens per call.
+    assert moved == {
+        replied: 1,
+        failed: 1,
+        model_runs: 2,
+        tokens["input"]: 10,
+        tokens["output"]: 5,
+    }
