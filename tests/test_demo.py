@@ -107,7 +107,7 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
         receiver_metrics.text
     )
     assert worker_scrape.status_code == 200
-    assert 'wabot_turns_total{outcome="replied"} 7.0' in worker_scrape.text
+    assert 'wabot_turns_total{outcome="replied",platform="whatsapp"} 7.0' in worker_scrape.text
 
 
 def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(
