@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
@@ -20,6 +21,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     of conversations needs far fewer connections than that.
     """
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            # The embedded database's folder (`WABOT_DATA_DIR`) is made on first use.
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = _create_async_engine(url)
         _serialize_sqlite_writers(engine)
         return engine

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -142,3 +143,24 @@ async def test_a_token_is_shown_once_stored_hashed_and_revocable(
     missing = str(uuid.uuid4())
     nobody = wabot("token", "create", missing)
     assert nobody.stderr.strip() == f"Error: no builder with id {missing}"
+
+
+def test_db_upgrade_makes_the_embedded_database_on_a_new_machine(tmp_path: Path) -> None:
+    """No DATABASE_URL and no `.wabot/` yet: the SQLite file and its folder are made."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+
+    def wabot_here(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "worker.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+
+    upgraded = wabot_here("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / ".wabot" / "wabot.db").is_file()
+    current = wabot_here("db", "current")
+    assert current.returncode == 0 and "(head)" in current.stdout, current.stderr
