@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from sqlalchemy import ColumnElement, bindparam, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.clock import as_utc
+from db.inbox import status_in
 from db.models import InboundMessage, InboundStatus
 
 STATUSES = (InboundStatus.PENDING, InboundStatus.PROCESSING, InboundStatus.FAILED)
@@ -20,18 +20,6 @@ AGES: tuple[tuple[str, timedelta], ...] = (
     ("under_1d", timedelta(days=1)),
 )
 """Age brackets; a message older than the last one counts as `older`."""
-
-
-def _status_in(statuses: Sequence[str]) -> ColumnElement[bool]:
-    """`status IN (…)` with the statuses written into the SQL, not bound as parameters:
-    a plan Postgres caches for any parameter values (psycopg prepares a statement a
-    connection runs often) can then still prove the predicate of the partial index
-    `ix_inbound_messages_unanswered`, and read only the unanswered messages."""
-    return InboundMessage.status.in_(
-        bindparam(
-            "statuses", [str(status) for status in statuses], expanding=True, literal_execute=True
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -56,7 +44,7 @@ async def inbox_backlog(*, db: AsyncSession, now: datetime | None = None) -> lis
             *within,
             func.min(InboundMessage.received_at),
         )
-        .where(_status_in(STATUSES))
+        .where(status_in(STATUSES))
         .group_by(InboundMessage.status)
     )
     found = {row[0]: row for row in rows}
@@ -87,7 +75,7 @@ async def inbox_waiting(*, db: AsyncSession) -> Waiting:
     count, oldest = (
         await db.execute(
             select(func.count(), func.min(InboundMessage.received_at)).where(
-                _status_in((InboundStatus.PENDING, InboundStatus.PROCESSING))
+                status_in((InboundStatus.PENDING, InboundStatus.PROCESSING))
             )
         )
     ).one()

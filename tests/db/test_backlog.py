@@ -1,12 +1,13 @@
-"""The inbox backlog queries (`wabot inbox`, the metrics scrape) read the partial index
-over unanswered messages, in any plan Postgres may cache for them: psycopg prepares a
-statement a connection runs often, and Postgres may then plan it once for any
-parameter values."""
+"""The inbox backlog queries (`wabot inbox`, the metrics scrape) and the sweeper's read
+the partial index over unanswered messages, in any plan Postgres may cache for them:
+psycopg prepares a statement a connection runs often, and Postgres may then plan it once
+for any parameter values."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.backlog import inbox_backlog, inbox_waiting
+from db.inbox import claim_stranded
 
 INDEX = "ix_inbound_messages_unanswered"
 
@@ -41,7 +43,12 @@ async def sent_statement(
     )
 
 
-@pytest.mark.parametrize("query", [inbox_waiting, inbox_backlog])
+def sweep(*, db: AsyncSession) -> Awaitable[object]:
+    """The sweeper's claim (it finds nothing in an empty inbox, so it only reads)."""
+    return claim_stranded(older_than=datetime.now(UTC), limit=100, db=db)
+
+
+@pytest.mark.parametrize("query", [inbox_waiting, inbox_backlog, sweep])
 async def test_the_backlog_queries_use_the_unanswered_index_in_a_generic_plan(
     engine: AsyncEngine,
     db_sessions: async_sessionmaker[AsyncSession],
