@@ -20,7 +20,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     of conversations needs far fewer connections than that.
     """
     if url.startswith("sqlite"):
-        engine = _create_async_engine(url)
+        engine = _create_async_engine(url, hide_parameters=True)
         _serialize_sqlite_writers(engine)
         return engine
     # No pre-ping: it costs a round trip per checkout. A connection that died (database
@@ -28,6 +28,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # the whole pool, and our callers answer 503 or retry the task.
     return _create_async_engine(
         url,
+        hide_parameters=True,  # statement errors are logged: no message text or number in them
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
