@@ -24,6 +24,7 @@ from openai.types.responses import ResponseTextDeltaEvent
 from db.agent_session import DatabaseSession
 from db.builders import get_builder
 from db.conversations import acquire_lease, get_or_create_session, release_lease
+from db.log_context import log_context
 from db.models import AgentSessionRow, Builder
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.runtime import Runtime
@@ -82,14 +83,17 @@ async def chat_turn(
 ) -> None:
     """Run the agent on `message`, emitting its events; always ends with `done` or
     `error`, and always gives the lease back."""
-    try:
-        await _run(turn, message, runtime=runtime, emit=emit)
-    except Exception as error:  # the listener is told what went wrong, whatever it was
-        logger.warning("web chat on session %s failed: %s", turn.session_id, type(error).__name__)
-        emit(ChatEvent("error", {"message": _explain(error)}))
-    finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(turn.session_id, turn.lease, db=db)
+    with log_context(session_id=turn.session_id):
+        try:
+            await _run(turn, message, runtime=runtime, emit=emit)
+        except Exception as error:  # the listener is told what went wrong, whatever it was
+            logger.warning(
+                "web chat on session %s failed: %s", turn.session_id, type(error).__name__
+            )
+            emit(ChatEvent("error", {"message": _explain(error)}))
+        finally:
+            async with runtime.sessionmaker.begin() as db:
+                await release_lease(turn.session_id, turn.lease, db=db)
 
 
 async def _run(
