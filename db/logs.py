@@ -122,12 +122,11 @@ class Redactor(logging.Filter):
         return True
 
     def _clean(self, text: str, *, numbers: bool) -> str:
-        if numbers:
-            text = _PHONE.sub(_mask, text)
+        """Secrets first: masking a digit run inside one would leave the rest of it."""
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        return text
+        return _PHONE.sub(_mask, text) if numbers else text
 
 
 def _utc_time(record: logging.LogRecord) -> str:
