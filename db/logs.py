@@ -17,9 +17,11 @@ from db.settings import Settings
 
 HANDLER_NAME = "wabot"
 REDACTED = "[redacted]"
-# Loggers that print request details (URLs with numbers, bodies) at INFO or DEBUG.
+# Loggers that print request details (URLs with numbers, bodies, streamed model output)
+# at INFO or DEBUG: kept at WARNING even when LOG_LEVEL=DEBUG.
 _CHATTY_LOGGERS = (
     "twilio",
+    "aiohttp_retry",
     "httpx",
     "httpx2",
     "httpcore",
@@ -27,6 +29,7 @@ _CHATTY_LOGGERS = (
     "openai",
     "openai.agents",
     "aiosqlite",
+    "sse_starlette",
 )
 # Loggers that come with handlers of their own; their records go through ours instead.
 _SELF_HANDLED_LOGGERS = ("uvicorn", "uvicorn.error")
