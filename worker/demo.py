@@ -12,6 +12,7 @@ until Ctrl-C).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import socket
@@ -64,6 +65,7 @@ def run_demo(*, serve: bool = False) -> int:
     meta_secret = _secret_or_demo(settings.meta_app_secret)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _describe(settings)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the terminal shows the demo
     migrate.upgrade()
     builder_id = asyncio.run(_ensure_demo_builder(settings))
 
