@@ -5,7 +5,6 @@ OpenAI model against a fake Responses API, and twilio's `Client` against a fake 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import subprocess
@@ -37,6 +36,7 @@ from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
+from tests.logs import json_lines
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import at_least, eventually
 
@@ -224,18 +224,6 @@ def receiver_process(service_env: dict[str, str], tmp_path: Path) -> Iterator[tu
         process.wait(timeout=30)
 
 
-def json_lines(log: Path) -> list[dict[str, Any]]:
-    """Every complete line of `log`, each of which must be one JSON object with the four
-    fields every line has."""
-    text = log.read_text()
-    lines = [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
-    assert lines
-    for line in lines:
-        assert {"time", "level", "logger", "message"} <= line.keys(), line
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]), line
-    return lines
-
-
 def follow(message_id: str, received: list[dict[str, Any]], worked: list[dict[str, Any]]) -> dict:
     """What an operator gathers following one inbound message (by the provider's id) from
     the receiver's line to the reply sent: its inbox id, the task, session, turn and the
@@ -299,6 +287,7 @@ async def test_json_logs_follow_a_message_to_its_reply_without_numbers_bodies_or
 
     received = await asyncio.to_thread(json_lines, receiver_log)
     worked = await asyncio.to_thread(json_lines, celery_worker)
+    assert received and worked
     by_twilio = follow(twilio_message["MessageSid"], received, worked)
     by_meta = follow(meta_message["id"], received, worked)
     assert (by_twilio["provider"], by_meta["provider"]) == ("twilio", "meta")
