@@ -65,7 +65,7 @@ def configure_logging(settings: Settings, *filters: Callable[[logging.LogRecord]
     for extra in filters:
         handler.addFilter(extra)
     root.handlers = [handler]
-    root.setLevel(settings.log_level.upper())
+    root.setLevel(settings.log_level)
     logging.captureWarnings(True)  # warnings as records, not bare lines on stderr
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -142,3 +142,18 @@ async def test_a_token_is_shown_once_stored_hashed_and_revocable(
     missing = str(uuid.uuid4())
     nobody = wabot("token", "create", missing)
     assert nobody.stderr.strip() == f"Error: no builder with id {missing}"
+
+
+def test_a_wrong_log_setting_is_named_before_anything_runs() -> None:
+    env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "verbose", "LOG_FORMAT": "xml"}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "db", "current"],
+        env=env,
+        cwd=ROOT / "tests",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "invalid configuration: LOG_LEVEL: " in done.stderr
+    assert "LOG_FORMAT: Input should be 'json' or 'text'" in done.stderr

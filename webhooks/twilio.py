@@ -75,8 +75,8 @@ async def inbound(request: Request) -> Response:
                 recorded.inbound_id,
                 mask_numbers(message.recipient),
             )
-        else:  # the inbox row is the record of receipt; at INFO this line would cost a
-            logger.debug(  # tenth of the receiver's time per message
+        else:  # the inbox row is the record of receipt; at INFO this line would cost
+            logger.debug(  # over a tenth of the receiver's time per message
                 "twilio inbound %s (%s) from %s enqueued",
                 recorded.inbound_id,
                 message.provider_message_id,
