@@ -25,7 +25,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         if database and database != ":memory:":
             # The embedded database's folder (`WABOT_DATA_DIR`) is made on first use.
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = _create_async_engine(url)
+        engine = _create_async_engine(url, hide_parameters=True)
         _serialize_sqlite_writers(engine)
         return engine
     # No pre-ping: it costs a round trip per checkout. A connection that died (database
@@ -33,6 +33,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # the whole pool, and our callers answer 503 or retry the task.
     return _create_async_engine(
         url,
+        hide_parameters=True,  # statement errors are logged: no message text or number in them
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,7 +74,10 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN", min_length=16)
     worker_metrics_port: int | None = Field(None, alias="WORKER_METRICS_PORT", ge=1, le=65535)
 
-    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", alias="LOG_LEVEL"
+    )
+    log_format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
 
     @field_validator("database_url")
     @classmethod
@@ -92,6 +96,16 @@ class Settings(BaseSettings):
             "DATABASE_URL must be a postgres:// / postgresql:// or sqlite:/// URL, "
             f"got scheme {url.split(':', 1)[0]!r}"
         )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_in_any_case(cls, log_format: object) -> object:
+        return log_format.lower() if isinstance(log_format, str) else log_format
 
     @field_validator(
         "public_base_url", "openai_base_url", "twilio_api_base_url", "meta_api_base_url"

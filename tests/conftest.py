@@ -164,6 +164,7 @@ def service_env(
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "SESSION_SECRET": "test-session-secret-0123456789",
         "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
     }
 
 

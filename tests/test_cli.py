@@ -164,3 +164,18 @@ def test_db_upgrade_makes_the_embedded_database_on_a_new_machine(tmp_path: Path)
     assert (tmp_path / ".wabot" / "wabot.db").is_file()
     current = wabot_here("db", "current")
     assert current.returncode == 0 and "(head)" in current.stdout, current.stderr
+
+
+def test_a_wrong_log_setting_is_named_before_anything_runs() -> None:
+    env = {"PATH": os.environ["PATH"], "LOG_LEVEL": "verbose", "LOG_FORMAT": "xml"}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "db", "current"],
+        env=env,
+        cwd=ROOT / "tests",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "invalid configuration: LOG_LEVEL: " in done.stderr
+    assert "LOG_FORMAT: Input should be 'json' or 'text'" in done.stderr

@@ -5,11 +5,15 @@ OpenAI model against a fake Responses API, and twilio's `Client` against a fake 
 from __future__ import annotations
 
 import asyncio
-import logging
+import os
 import re
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,9 +34,13 @@ from tests.factories import (
 )
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
+from tests.logs import json_lines
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import at_least, eventually
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -192,34 +200,122 @@ async def test_a_meta_conversation_end_to_end(
     ]
 
 
-async def test_logs_never_hold_secrets_numbers_or_message_bodies(
+@pytest.fixture
+def receiver_process(service_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The receiver as a user runs it (plain `uvicorn webhooks.app:app`, which installs
+    log handlers of its own, access log left at its default) at DEBUG, where it logs each
+    accepted message, feeding the session's worker; yields its URL and its log file."""
+    port = free_port()
+    log = tmp_path / "receiver.log"
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), **service_env, "LOG_LEVEL": "DEBUG"}
+    command = [sys.executable, "-m", "uvicorn", "webhooks.app:app", "--port", str(port)]
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "Application startup complete" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def follow(message_id: str, received: list[dict[str, Any]], worked: list[dict[str, Any]]) -> dict:
+    """What an operator gathers following one inbound message (by the provider's id) from
+    the receiver's line to the reply sent: its inbox id, the task, session, turn and the
+    sent part's ids."""
+    [accepted] = [line for line in received if message_id in line["message"]]
+    inbound_id = accepted["inbound_id"]
+    [answering] = [
+        line
+        for line in worked
+        if line.get("inbound_id") == inbound_id and "answering" in line["message"]
+    ]
+    turn_id = answering["turn_id"]
+    [sent] = [
+        line for line in worked if line.get("turn_id") == turn_id and "sent" in line["message"]
+    ]
+    # Celery's own line for the task carries its id too: when the worker took it.
+    assert any(
+        line.get("task_id") == answering["task_id"] and line["message"].endswith("received")
+        for line in worked
+    )
+    assert answering["inbound_ids"] == [inbound_id]
+    assert sent["session_id"] == answering["session_id"]
+    return {
+        "provider": accepted["provider"],
+        "inbound_id": inbound_id,
+        "session_id": answering["session_id"],
+        "turn_id": turn_id,
+        "outbound_id": sent["outbound_id"],
+        "provider_message_id": sent["provider_message_id"],
+    }
+
+
+async def test_json_logs_follow_a_message_to_its_reply_without_numbers_bodies_or_secrets(
     celery_worker: Path,
+    receiver_process: tuple[str, Path],
     db_sessions: async_sessionmaker[AsyncSession],
-    live_receiver: str,
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
     fake_graph: FakeGraphAPI,
     service_env: dict[str, str],
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    url, receiver_log = receiver_process
     await builder_with_channel(db_sessions)
     await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
     body = "my secret recipe is 3 eggs"
-    with caplog.at_level(logging.INFO):
-        async with httpx.AsyncClient() as client:
-            await post_signed(client, f"{live_receiver}/webhooks/twilio", twilio_form(body))
-            await post_meta(
-                client,
-                f"{live_receiver}/webhooks/meta",
-                meta_notification([meta_text_message(body)]),
-            )
-        await at_least(fake_twilio.messages, 1, what="replies at the fake Twilio")
-        await at_least(fake_graph.messages, 1, what="replies at the fake Graph API")
-    logs = caplog.text + await asyncio.to_thread(celery_worker.read_text)
+    twilio_message = twilio_form(body)
+    meta_message = meta_text_message(body)
+    async with httpx.AsyncClient() as client:
+        handshake = {
+            "hub.mode": "subscribe",
+            "hub.verify_token": service_env["META_VERIFY_TOKEN"],
+            "hub.challenge": "42",
+        }
+        assert (await client.get(f"{url}/webhooks/meta", params=handshake)).text == "42"
+        assert (await post_signed(client, f"{url}/webhooks/twilio", twilio_message)).is_success
+        notification = meta_notification([meta_message])
+        assert (await post_meta(client, f"{url}/webhooks/meta", notification)).is_success
+    [to_twilio] = await at_least(fake_twilio.messages, 1, what="replies at the fake Twilio")
+    [to_meta] = await at_least(fake_graph.messages, 1, what="replies at the fake Graph API")
+    await eventually(partial(all_answered, db_sessions), what="both turns closed")
+
+    received = await asyncio.to_thread(json_lines, receiver_log)
+    worked = await asyncio.to_thread(json_lines, celery_worker)
+    assert received and worked
+    by_twilio = follow(twilio_message["MessageSid"], received, worked)
+    by_meta = follow(meta_message["id"], received, worked)
+    assert (by_twilio["provider"], by_meta["provider"]) == ("twilio", "meta")
+    assert by_twilio["provider_message_id"] == to_twilio["sid"]
+    assert by_meta["provider_message_id"] == to_meta["id"]
+    # The ids the logs lead to are the rows the conversation left.
+    rows = {message.id: message for message in await inbound_messages(db_sessions)}
+    for followed in (by_twilio, by_meta):
+        inbound = rows[followed["inbound_id"]]
+        assert str(inbound.session_id) == followed["session_id"]
+        assert str(inbound.turn_id) == followed["turn_id"]
+    replies = {str(reply.id): reply for reply in await outbound_messages(db_sessions)}
+    assert {
+        replies[followed["outbound_id"]].provider_message_id for followed in (by_twilio, by_meta)
+    } == {to_twilio["sid"], to_meta["id"]}
+
+    logs = await asyncio.to_thread(lambda: receiver_log.read_text() + celery_worker.read_text())
     secrets = [
         service_env[name]
-        for name in ("TWILIO_AUTH_TOKEN", "META_APP_SECRET", "META_ACCESS_TOKEN", "OPENAI_API_KEY")
+        for name in (
+            "TWILIO_AUTH_TOKEN",
+            "META_APP_SECRET",
+            "META_ACCESS_TOKEN",
+            "META_VERIFY_TOKEN",
+            "OPENAI_API_KEY",
+        )
     ]
-    forbidden = [*secrets, "31612345678", META_USER_WA_ID, body, "recipe"]
+    replied = [to_twilio["Body"], to_meta["text"]["body"]]
+    forbidden = [*secrets, "31612345678", META_USER_WA_ID, body, "recipe", *replied]
     assert [leak for leak in forbidden if leak in logs] == []
-    assert "+316•••••678" in logs
+    assert "whatsapp:+316•••••678" in logs and "1650••••234" in logs

@@ -24,6 +24,7 @@ from tests.conftest import start_worker
 from tests.factories import builder_with_channel, post_signed, twilio_form
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
+from tests.logs import json_lines
 from tests.queries import all_answered, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import eventually
 
@@ -34,7 +35,6 @@ MESSAGES_EACH = 5
 BURST = 3  # sent back to back; the rest one at a time
 MODEL_DELAY_SECONDS = 0.15  # so turns overlap across the processes
 ANSWERING = re.compile(r"turn (\S+) of session \S+: answering")
-TASK = re.compile(r"Task wabot\.inbound\.process\[(\S+)\] ")
 
 
 def user_number(n: int) -> str:
@@ -173,14 +173,16 @@ async def settled(sessions: async_sessionmaker[AsyncSession], logs: list[Path]) 
     answered again then would otherwise go unseen."""
 
     def task_lines() -> dict[str, list[str]]:
-        """What the workers logged about each task (one id across its retries), in time
-        order."""
-        lines: dict[str, list[str]] = defaultdict(list)
+        """What Celery logged about each task (one id across its retries), in time order."""
+        lines: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for log in logs:
-            for line in log.read_text(errors="replace").splitlines():
-                if found := TASK.search(line):
-                    lines[found[1]].append(f"{line} ({log.name})")
-        return {task: sorted(found, key=lambda line: line[:23]) for task, found in lines.items()}
+            for line in json_lines(log):
+                if line["logger"].startswith("celery.") and "task_id" in line:
+                    lines[line["task_id"]].append((line["time"], f"{line['message']} ({log.name})"))
+        return {
+            task: [line for _, line in sorted(found, key=lambda found: found[0])]
+            for task, found in lines.items()
+        }
 
     def unfinished() -> list[list[str]]:
         return [found for found in task_lines().values() if "succeeded" not in found[-1]]

@@ -39,11 +39,12 @@ DATABASE_DOWN = dict.fromkeys(DATABASE_ERRORS, database_unavailable)
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    # Now, not at start-up: uvicorn imports the app before it logs its first line.
+    configure_logging(settings)
     dashboard = create_dashboard(settings, exception_handlers=DATABASE_DOWN)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        configure_logging(settings.log_level)
         engine = create_engine(
             settings.resolved_database_url, pool_size=settings.database_pool_size
         )

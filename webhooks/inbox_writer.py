@@ -11,6 +11,7 @@ throughput comes from.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -57,8 +58,10 @@ class InboxWriter:
         message. Raises what the database raised (the caller answers 503)."""
         if not messages:
             return []
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_forever(), name="inbox-writer")
+        if self._flusher is None:  # in a context of its own, not this request's
+            self._flusher = asyncio.create_task(
+                self._flush_forever(), name="inbox-writer", context=contextvars.Context()
+            )
         waiting = _Waiting(messages)
         self._waiting.append(waiting)
         self._arrived.set()

@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from db.log_context import log_context
+from db.logs import mask_numbers
 from db.outbox import apply_delivery_status
 from webhooks.body import read_limited_body, without_nul
 from webhooks.meta_notification import MalformedNotification, parse_notification
@@ -60,12 +62,22 @@ async def notification(request: Request) -> Response:
 
     recorded = await request.app.state.inbox_writer.record(parsed.messages)
     for message, outcome in zip(parsed.messages, recorded, strict=True):
-        if outcome.inbound_id is not None and not outcome.routed:
-            logger.warning(
-                "meta inbound %s to phone number id %s: no builder owns it; kept as unroutable",
-                outcome.inbound_id,
-                message.recipient,
-            )
+        if outcome.inbound_id is None:
+            continue
+        with log_context(provider="meta", inbound_id=outcome.inbound_id):
+            if not outcome.routed:
+                logger.warning(
+                    "meta inbound %s to phone number id %s: no builder owns it; kept as unroutable",
+                    outcome.inbound_id,
+                    message.recipient,
+                )
+            else:  # at DEBUG, like Twilio's: the inbox row is the record of receipt
+                logger.debug(
+                    "meta inbound %s (%s) from %s enqueued",
+                    outcome.inbound_id,
+                    message.provider_message_id,
+                    mask_numbers(message.sender),
+                )
     if recorded and all(outcome.inbound_id is None for outcome in recorded):
         mark_duplicate(request)
     if parsed.statuses:

@@ -18,6 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
 from db.inbox import ReceivedMessage
+from db.log_context import log_context
 from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
@@ -66,16 +67,21 @@ async def inbound(request: Request) -> Response:
     if recorded.inbound_id is None:
         logger.info("twilio message %s is a redelivery; ignored", message.provider_message_id)
         mark_duplicate(request)
-    elif not recorded.routed:
-        logger.warning(
-            "twilio inbound %s to %s: no builder owns this number; kept as unroutable",
-            recorded.inbound_id,
-            mask_numbers(message.recipient),
-        )
-    else:  # the inbox row is the record of receipt; at INFO this line would cost a tenth
-        logger.debug(  # of the receiver's time per message
-            "twilio inbound %s from %s enqueued", recorded.inbound_id, mask_numbers(message.sender)
-        )
+        return Response(EMPTY_TWIML, media_type="text/xml")
+    with log_context(provider="twilio", inbound_id=recorded.inbound_id):
+        if not recorded.routed:
+            logger.warning(
+                "twilio inbound %s to %s: no builder owns this number; kept as unroutable",
+                recorded.inbound_id,
+                mask_numbers(message.recipient),
+            )
+        else:  # the inbox row is the record of receipt; at INFO this line would cost
+            logger.debug(  # over a tenth of the receiver's time per message
+                "twilio inbound %s (%s) from %s enqueued",
+                recorded.inbound_id,
+                message.provider_message_id,
+                mask_numbers(message.sender),
+            )
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 

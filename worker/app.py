@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import celeryd_after_setup, setup_logging
 from kombu.exceptions import KombuError
+from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
 
 from db.logs import configure_logging
@@ -126,7 +127,36 @@ def _publish_inbound(celery: Celery, inbound_ids: Sequence[int]) -> None:
 @setup_logging.connect
 def _configure_worker_logging(**_: Any) -> None:
     """Our format and redaction instead of Celery's default logging setup."""
-    configure_logging(get_settings().log_level)
+    configure_logging(get_settings(), _celery_task_id)
+
+
+def _celery_task_id(record: logging.LogRecord) -> bool:
+    """Celery's own task lines (received, succeeded, retry) name their task in `data`:
+    give them the `task_id` field our lines carry."""
+    task = record.__dict__.get("data")
+    if isinstance(task, dict) and "id" in task:
+        record.task_id = task["id"]
+    return True
+
+
+@celeryd_after_setup.connect
+def _no_banner_in_json(instance: Any, **_: Any) -> None:
+    """Celery prints its start-up banner straight to stdout, a dozen lines no JSON log
+    reader can parse: with LOG_FORMAT=json one line says what it would have."""
+    settings = get_settings()
+    if settings.log_format != "json":
+        return
+    instance.quiet = True
+    logger.info(
+        "%s starting: queue(s) %s, %s threads, broker %s",
+        instance.hostname,
+        ", ".join(instance.app.amqp.queues.consume_from),
+        instance.concurrency,
+        maybe_sanitize_url(settings.resolved_broker_url),
+    )
 
 
 app = create_celery(get_settings())
+# At import as well: `celery worker` warns (e.g. about running as root) before it sends
+# setup_logging, and those lines should come out in our format too.
+configure_logging(get_settings(), _celery_task_id)

@@ -10,6 +10,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import migrate
+from db.logs import configure_logging
 from db.settings import ConfigurationError, get_settings
 from db.tokens import create_token, revoke_token, tokens_of
 from worker.cli_builders import builder
@@ -25,9 +26,10 @@ from worker.demo_setup import DEFAULT_QUESTION
 def main() -> None:
     """Run a builder's AI agent on WhatsApp."""
     try:
-        get_settings()
+        settings = get_settings()
     except ConfigurationError as error:
         raise click.ClickException(f"invalid configuration: {error}") from error
+    configure_logging(settings)
 
 
 @main.group()
@@ -109,7 +111,15 @@ def serve(host: str, port: int) -> None:
     logs each message itself, with numbers masked."""
     import uvicorn
 
-    uvicorn.run("webhooks.app:app", host=host, port=port, proxy_headers=False, access_log=False)
+    # log_config=None: uvicorn's records go through the handler configured above.
+    uvicorn.run(
+        "webhooks.app:app",
+        host=host,
+        port=port,
+        proxy_headers=False,
+        access_log=False,
+        log_config=None,
+    )
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -23,6 +23,7 @@ from db.conversations import (
     renew_lease,
 )
 from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
+from db.log_context import bind, log_context
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
@@ -52,11 +53,14 @@ class RetryLater(Exception):
 
 async def process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
     """Make sure inbound message `inbound_id` gets answered (by us, or already was)."""
-    try:
-        await _process_inbound(inbound_id, runtime=runtime)
-    except (OperationalError, InterfaceError) as error:
-        logger.warning("inbound %s: database unavailable (%s)", inbound_id, type(error).__name__)
-        raise RetryLater("database unavailable", countdown=DATABASE_RETRY_SECONDS) from error
+    with log_context(inbound_id=inbound_id):
+        try:
+            await _process_inbound(inbound_id, runtime=runtime)
+        except (OperationalError, InterfaceError) as error:
+            logger.warning(
+                "inbound %s: database unavailable (%s)", inbound_id, type(error).__name__
+            )
+            raise RetryLater("database unavailable", countdown=DATABASE_RETRY_SECONDS) from error
 
 
 async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
@@ -68,12 +72,14 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
             logger.warning("inbound %s does not exist; dropping the task", inbound_id)
             return
         inbound, channel = found
+        bind(provider=inbound.provider)
         if inbound.status in _FINAL_STATUSES:
             logger.info("inbound %s is already %s", inbound_id, inbound.status)
             return
         session_id = inbound.session_id or await _resolve_session(inbound, channel, db=db)
         if session_id is None:
             return
+        bind(session_id=session_id)
         lease = await acquire_lease(
             session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
         )
@@ -133,6 +139,13 @@ async def answer_conversation(
     """Under our lease, answer the conversation's turns in order until none is pending.
     Each turn is closed in the transaction that starts the next one, or that finds
     nothing left and releases the lease."""
+    with log_context(session_id=session_id):
+        await _answer_turns(session_id, first, lease=lease, runtime=runtime)
+
+
+async def _answer_turns(
+    session_id: uuid.UUID, first: Step, *, lease: uuid.UUID, runtime: Runtime
+) -> None:
     runtime.leases.held(lease)
     released = False
     step = first
@@ -144,7 +157,10 @@ async def answer_conversation(
                 await asyncio.sleep(step)
             else:
                 finished = step.turn
-                failed_because = await _run_turn_guarded(step, lease=lease, runtime=runtime)
+                with log_context(
+                    turn_id=finished.id, inbound_ids=[message.id for message in step.messages]
+                ):
+                    failed_because = await _run_turn_guarded(step, lease=lease, runtime=runtime)
             async with runtime.sessionmaker.begin() as db:
                 await _lock_conversation(session_id, lease, runtime=runtime, db=db)
                 if finished is not None:

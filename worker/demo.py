@@ -12,6 +12,7 @@ until Ctrl-C).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import time
@@ -50,6 +51,7 @@ def run_demo(
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _describe(settings)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the terminal shows the demo
     migrate.upgrade()
     try:
         target = asyncio.run(demo_target(settings, builder_id))

@@ -11,6 +11,7 @@ import uuid
 
 from db.agent_session import DatabaseSession
 from db.conversations import acquire_lease, last_item, release_lease
+from db.log_context import log_context
 from db.logs import mask_numbers
 from db.models import OutboundMessage
 from db.outbox import mark_send_failed, record_reply, replies_of
@@ -31,6 +32,11 @@ async def reply_as_human(
 ) -> list[OutboundMessage]:
     """Store and send `text`; returns the parts sent (none for a web conversation, which
     has no channel: the reply is only stored). A refused send is kept as `failed`."""
+    with log_context(session_id=session_id):
+        return await _reply(session_id, text, runtime=runtime)
+
+
+async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[OutboundMessage]:
     async with runtime.sessionmaker.begin() as db:
         lease = await acquire_lease(
             session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db

@@ -4,12 +4,14 @@ by whoever holds the conversation's lease."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.conversations import LeaseLostError, renew_lease
+from db.log_context import log_context
 from db.models import OutboundMessage, OutboundStatus, Turn
 from db.outbox import mark_send_failed, mark_sent, record_reply
 from worker.channels.base import PermanentSendError, SentMessage, TransientSendError
@@ -19,6 +21,8 @@ from worker.delivery import send_with_retries
 from worker.runtime import Runtime
 from worker.scene import Scene
 from worker.turn_errors import TransientTurnError, UndeliverableError
+
+logger = logging.getLogger(__name__)
 
 MARK_SENT_ATTEMPTS = 4
 MARK_SENT_BACKOFF_SECONDS = 0.2
@@ -71,7 +75,10 @@ async def send_pending(
 async def mark_part_sent(reply: OutboundMessage, sent: SentMessage, *, runtime: Runtime) -> None:
     """Store that the provider took `reply`, retrying on a fresh connection: a pooled
     connection that died (terminated backend, database restart) fails its next statement
-    once, and a mark lost here would send the part to the user again on the retry."""
+    once, and a mark lost here would send the part to the user again on the retry.
+    Its log line ties our outbound id to the provider's message id."""
+    with log_context(outbound_id=reply.id, provider_message_id=sent.provider_message_id):
+        logger.info("reply part %d sent (%s)", reply.part + 1, sent.status)
     for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
         try:
             async with runtime.autocommit_sessionmaker.begin() as db:

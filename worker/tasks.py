@@ -11,6 +11,7 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
+from db.log_context import log_context
 from db.settings import get_settings
 from worker.app import PROCESS_INBOUND_TASK, app, enqueue_inbound
 from worker.conversations import RetryLater, process_inbound
@@ -20,15 +21,18 @@ from worker.runtime import close_runtime, current_runtime
 from worker.sweeper import sweep_forever
 
 
-async def _process(inbound_id: int) -> None:
-    await process_inbound(inbound_id, runtime=await current_runtime())
+async def _process(inbound_id: int, task_id: str) -> None:
+    """Bound here, in the coroutine's own asyncio task, the ids stay with this task's
+    lines while other conversations run on the same loop."""
+    with log_context(task_id=task_id):
+        await process_inbound(inbound_id, runtime=await current_runtime())
 
 
 @app.task(name=PROCESS_INBOUND_TASK, bind=True, max_retries=None)
 def process_inbound_task(self: Task, inbound_id: int) -> None:
     """Answer inbound message `inbound_id`; safe to run twice (the turn is idempotent)."""
     try:
-        worker_loop().run(_process(inbound_id))
+        worker_loop().run(_process(inbound_id, self.request.id))
     except RetryLater as later:
         raise self.retry(countdown=later.countdown) from later
     except concurrent.futures.CancelledError as stopped:

@@ -25,6 +25,7 @@ from openai.types.responses import ResponseTextDeltaEvent
 from db.agent_session import DatabaseSession
 from db.builders import get_builder
 from db.conversations import acquire_lease, get_or_create_session, release_lease
+from db.log_context import log_context
 from db.models import AgentSessionRow, Builder
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.metrics import observed_chat_run, observed_chat_turn
@@ -86,18 +87,21 @@ async def chat_turn(
     `error`, sent once the turn is counted in the metrics and its lease given back, so
     whoever heard it end finds it counted and may send the next message at once."""
     last = ChatEvent("error", {"message": "the run was interrupted"})
-    try:
-        with observed_chat_turn():
-            last = await _run(turn, message, runtime=runtime, emit=emit)
-    except Exception as error:  # the listener is told what went wrong, whatever it was
-        logger.warning("web chat on session %s failed: %s", turn.session_id, type(error).__name__)
-        last = ChatEvent("error", {"message": _explain(error)})
-    finally:
+    with log_context(session_id=turn.session_id):
         try:
-            async with runtime.sessionmaker.begin() as db:
-                await release_lease(turn.session_id, turn.lease, db=db)
+            with observed_chat_turn():
+                last = await _run(turn, message, runtime=runtime, emit=emit)
+        except Exception as error:  # the listener is told what went wrong, whatever it was
+            logger.warning(
+                "web chat on session %s failed: %s", turn.session_id, type(error).__name__
+            )
+            last = ChatEvent("error", {"message": _explain(error)})
         finally:
-            emit(last)
+            try:
+                async with runtime.sessionmaker.begin() as db:
+                    await release_lease(turn.session_id, turn.lease, db=db)
+            finally:
+                emit(last)
 
 
 async def _run(
