@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.clock import as_utc
@@ -254,6 +254,18 @@ async def fail_inbound(inbound_id: int, *, error: str, db: AsyncSession) -> None
     )
 
 
+def status_in(statuses: Sequence[str]) -> ColumnElement[bool]:
+    """`status IN (…)` with the statuses written into the SQL, not bound as parameters:
+    a plan Postgres caches for any parameter values (psycopg prepares a statement a
+    connection runs often) can then still prove the predicate of the partial index
+    `ix_inbound_messages_unanswered`, and read only the unanswered messages."""
+    return InboundMessage.status.in_(
+        bindparam(
+            "statuses", [str(status) for status in statuses], expanding=True, literal_execute=True
+        )
+    )
+
+
 async def claim_stranded(*, older_than: datetime, limit: int, db: AsyncSession) -> list[int]:
     """Routable messages still unanswered since `older_than` whose conversation nobody
     holds: their task was never published (broker down) or was lost. Marks them
@@ -263,7 +275,7 @@ async def claim_stranded(*, older_than: datetime, limit: int, db: AsyncSession) 
         select(InboundMessage.id)
         .outerjoin(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
         .where(
-            InboundMessage.status.in_([InboundStatus.PENDING, InboundStatus.PROCESSING]),
+            status_in([InboundStatus.PENDING, InboundStatus.PROCESSING]),
             InboundMessage.channel_id.is_not(None),
             func.coalesce(InboundMessage.enqueued_at, InboundMessage.received_at) < older_than,
             or_(
