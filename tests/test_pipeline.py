@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.channel_credentials import MetaCredentials, TwilioCredentials
 from db.transcript import content_text
 from tests.factories import (
     BOT_NUMBER,
@@ -28,9 +29,9 @@ from tests.factories import (
     post_signed,
     twilio_form,
 )
-from tests.fakes.meta import FakeGraphAPI
+from tests.fakes.meta import OTHER_ACCESS_TOKEN, OTHER_APP_SECRET, FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
-from tests.fakes.twilio import FakeTwilio
+from tests.fakes.twilio import OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN, FakeTwilio
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import at_least, eventually
 
@@ -218,8 +219,57 @@ async def test_logs_never_hold_secrets_numbers_or_message_bodies(
     logs = caplog.text + await asyncio.to_thread(celery_worker.read_text)
     secrets = [
         service_env[name]
-        for name in ("TWILIO_AUTH_TOKEN", "META_APP_SECRET", "META_ACCESS_TOKEN", "OPENAI_API_KEY")
+        for name in (
+            "TWILIO_AUTH_TOKEN",
+            "META_APP_SECRET",
+            "META_ACCESS_TOKEN",
+            "OPENAI_API_KEY",
+            "CREDENTIALS_KEY",
+        )
     ]
     forbidden = [*secrets, "31612345678", META_USER_WA_ID, body, "recipe"]
     assert [leak for leak in forbidden if leak in logs] == []
     assert "+316•••••678" in logs
+
+
+async def test_numbers_with_their_own_credentials_are_answered_under_them(
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_twilio: FakeTwilio,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    """A number of another Twilio account, and one of another Meta app: each webhook is
+    verified with that number's own secret, each reply sent with its own credentials."""
+    await builder_with_channel(
+        db_sessions, credentials=TwilioCredentials(OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN)
+    )
+    await builder_with_channel(
+        db_sessions,
+        provider="meta",
+        address=META_PHONE_NUMBER_ID,
+        credentials=MetaCredentials(access_token=OTHER_ACCESS_TOKEN, app_secret=OTHER_APP_SECRET),
+    )
+    async with httpx.AsyncClient() as client:
+        twilio = await post_signed(
+            client,
+            f"{live_receiver}/webhooks/twilio",
+            twilio_form("Twilio here"),
+            token=OTHER_AUTH_TOKEN,
+        )
+        meta = await post_meta(
+            client,
+            f"{live_receiver}/webhooks/meta",
+            meta_notification([meta_text_message("Meta here")]),
+            secret=OTHER_APP_SECRET,
+        )
+        assert (twilio.status_code, meta.status_code) == (200, 200)
+        [twilio_reply] = await at_least(fake_twilio.messages, 1, what="the Twilio reply")
+        [meta_reply] = await at_least(fake_graph.messages, 1, what="the Meta reply")
+    assert (twilio_reply["Body"], twilio_reply["account_sid"]) == (
+        "You said: Twilio here",
+        OTHER_ACCOUNT_SID,
+    )
+    assert (meta_reply["text"]["body"], meta_reply["access_token"]) == (
+        "You said: Meta here",
+        OTHER_ACCESS_TOKEN,
+    )
