@@ -40,7 +40,7 @@ MISS_RELOAD_SECONDS = 1.0
 @dataclass(frozen=True)
 class Own:
     """A channel's own webhook secret; None when its credentials cannot be decrypted
-    (nothing verifies its webhooks then: they get 403 and the provider retries)."""
+    (nothing verifies its webhooks then: they get 403)."""
 
     secret: str | None
 
@@ -134,8 +134,8 @@ class ChannelSecrets:
             return open_credentials(self._cipher, provider, stored)
         except UnreadableCredentials as error:
             logger.error(
-                "%s channel %s: %s; its webhooks are refused (403, the provider retries) "
-                "until CREDENTIALS_KEY holds the key they were encrypted with",
+                "%s channel %s: %s; its webhooks are refused (403) until CREDENTIALS_KEY "
+                "holds the key they were encrypted with",
                 provider,
                 channel_id,
                 error,
