@@ -67,8 +67,8 @@ def checked(provider: str, given: Given, *, updating: bool) -> None:
         if value is not None and name not in OPTIONS_OF[provider]:
             other = "meta" if provider == "twilio" else "twilio"
             raise click.UsageError(
-                f"--{name.replace('_', '-')} is a {other} option; a {provider} channel takes "
-                + " and ".join(f"--{each.replace('_', '-')}" for each in OPTIONS_OF[provider])
+                f"{_flag(name)} is a {other} option; a {provider} channel takes "
+                + " and ".join(_flag(each) for each in OPTIONS_OF[provider])
             )
     if given.account_sid is not None:
         if not TWILIO_ACCOUNT_SID.match(given.account_sid):
@@ -158,8 +158,12 @@ def current_credentials(
     try:
         return open_credentials(cipher, channel.provider, channel.credentials)
     except UnreadableCredentials as error:
-        needed = " and ".join(f"--{o.replace('_', '-')}" for o in OPTIONS_OF[channel.provider])
+        needed = " and ".join(_flag(each) for each in OPTIONS_OF[channel.provider])
         raise click.ClickException(f"{error}; give {needed} to replace them") from None
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
 
 
 def described(channel: Channel, cipher: CredentialsCipher | None) -> dict[str, str]:
