@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Builder, Channel
@@ -80,9 +80,17 @@ async def delete_builder(builder_id: uuid.UUID, *, db: AsyncSession) -> bool:
 
 
 async def add_channel(
-    builder_id: uuid.UUID, *, provider: str, address: str, db: AsyncSession
+    builder_id: uuid.UUID,
+    *,
+    provider: str,
+    address: str,
+    credentials: str | None = None,
+    db: AsyncSession,
 ) -> Channel:
-    channel = Channel(builder_id=builder_id, provider=provider, address=address)
+    """`credentials`: the number's own, as `CredentialsCipher.encrypt` stored them."""
+    channel = Channel(
+        builder_id=builder_id, provider=provider, address=address, credentials=credentials
+    )
     db.add(channel)
     await db.flush()
     return channel
@@ -108,4 +116,37 @@ async def find_channel(provider: str, address: str, *, db: AsyncSession) -> Chan
     """The channel a provider delivered to, or None when no builder owns that address."""
     return await db.scalar(
         select(Channel).where(Channel.provider == provider, Channel.address == address)
+    )
+
+
+async def set_channel_credentials(
+    provider: str, address: str, credentials: str | None, *, db: AsyncSession
+) -> bool:
+    """Give the channel other own credentials (encrypted), or None for the global ones;
+    False when no channel has that address."""
+    updated = await db.execute(
+        update(Channel)
+        .where(Channel.provider == provider, Channel.address == address)
+        .values(credentials=credentials)
+    )
+    return bool(updated.rowcount)
+
+
+async def channels_with_credentials(*, db: AsyncSession) -> list[Channel]:
+    """Every channel with credentials of its own, locked until the caller commits (rekey)."""
+    return list(
+        await db.scalars(
+            select(Channel)
+            .where(Channel.credentials.is_not(None))
+            .order_by(Channel.created_at, Channel.address)
+            .with_for_update()
+        )
+    )
+
+
+async def channel_routes(*, db: AsyncSession) -> list[Row[tuple[uuid.UUID, str, str, str | None]]]:
+    """(id, provider, address, stored credentials) of every channel, in one query: what
+    the receiver verifies webhooks with."""
+    return list(
+        await db.execute(select(Channel.id, Channel.provider, Channel.address, Channel.credentials))
     )

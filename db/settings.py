@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from db.channel_credentials import CredentialsCipher, fernet_keys
+
 
 class Settings(BaseSettings):
     """Every knob of wabot; unset values fall back to the embedded demo setup."""
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     meta_api_base_url: str = Field("https://graph.facebook.com", alias="META_API_BASE_URL")
     meta_api_version: str = Field("v24.0", alias="META_API_VERSION", pattern=r"^v\d+\.\d+$")
     meta_timeout_seconds: float = Field(10.0, alias="META_TIMEOUT_SECONDS", gt=0)
+
+    credentials_key: SecretStr | None = Field(None, alias="CREDENTIALS_KEY")
 
     typing_indicator: bool = Field(True, alias="TYPING_INDICATOR")
     twilio_typing_indicator: bool = Field(False, alias="TWILIO_TYPING_INDICATOR")
@@ -114,6 +118,14 @@ class Settings(BaseSettings):
     def _no_trailing_slash(cls, url: str | None) -> str | None:
         return url.rstrip("/") if url else url
 
+    @field_validator("credentials_key")
+    @classmethod
+    def _fernet_keys(cls, keys: SecretStr | None) -> SecretStr | None:
+        """Comma-separated Fernet keys; a malformed one fails here, not at the first webhook."""
+        if keys is not None:
+            fernet_keys(keys.get_secret_value())
+        return keys
+
     @model_validator(mode="after")
     def _timeouts_outlive_runs(self) -> Settings:
         """A lease or a Redis visibility timeout shorter than a run would hand a live
@@ -157,6 +169,13 @@ class Settings(BaseSettings):
     def cookie_secure(self) -> bool:
         """Browsers send the sign-in cookie over HTTPS only when the service is public on HTTPS."""
         return bool(self.public_base_url and self.public_base_url.startswith("https://"))
+
+    @property
+    def credentials_cipher(self) -> CredentialsCipher | None:
+        """What opens channels' own credentials; None without CREDENTIALS_KEY."""
+        if self.credentials_key is None:
+            return None
+        return CredentialsCipher(self.credentials_key.get_secret_value())
 
     @property
     def twilio_can_send(self) -> bool:

@@ -27,6 +27,7 @@ from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Base
 from db.settings import Settings
+from tests.factories import CREDENTIALS_KEY
 from tests.fakes import meta
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
@@ -156,6 +157,7 @@ def service_env(
         "META_ACCESS_TOKEN": meta.ACCESS_TOKEN,
         "META_API_BASE_URL": fake_graph_server[1],
         "META_API_VERSION": meta.API_VERSION,
+        "CREDENTIALS_KEY": CREDENTIALS_KEY,
         "RUN_TIMEOUT_SECONDS": "20",
         "CONVERSATION_LEASE_SECONDS": "30",
         "RETRY_BACKOFF_SECONDS": "0.2",
@@ -275,7 +277,7 @@ def private_queue(
 @pytest.fixture
 def wabot(database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
     """Run `wabot ARGS…` as a user runs it (a real process) against the emptied test
-    database; `input` is typed at its prompts, `env` adds variables (a broker)."""
+    database; `input` is typed at its prompts, `env` adds variables (a broker, a key)."""
 
     def run(
         *args: str, input: str | None = None, env: dict[str, str] | None = None

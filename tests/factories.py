@@ -16,6 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from db.agent_session import DatabaseSession
 from db.builders import add_channel, create_builder
+from db.channel_credentials import ChannelCredentials, CredentialsCipher, new_key
 from db.conversations import get_or_create_session
 from db.tokens import create_token
 from tests.fakes.meta import APP_SECRET
@@ -24,6 +25,8 @@ from tests.fakes.twilio import AUTH_TOKEN
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BOT_NUMBER = "whatsapp:+14155238886"
 USER_NUMBER = "whatsapp:+31612345678"
+CREDENTIALS_KEY = new_key()
+"""The test processes' CREDENTIALS_KEY (in `service_env`)."""
 
 
 def fixture_form(name: str) -> dict[str, str]:
@@ -39,7 +42,10 @@ async def builder_with_channel(
     instructions: str = "You help customers of a bakery.",
     unsupported_reply: str | None = None,
     fallback_reply: str | None = None,
+    credentials: ChannelCredentials | None = None,
 ) -> uuid.UUID:
+    """`credentials`: the number's own, stored encrypted with `CREDENTIALS_KEY`."""
+    stored = CredentialsCipher(CREDENTIALS_KEY).encrypt(credentials) if credentials else None
     async with sessions.begin() as db:
         builder = await create_builder(
             name="Test Bakery",
@@ -49,7 +55,7 @@ async def builder_with_channel(
             fallback_reply=fallback_reply,
             db=db,
         )
-        await add_channel(builder.id, provider=provider, address=address, db=db)
+        await add_channel(builder.id, provider=provider, address=address, credentials=stored, db=db)
         return builder.id
 
 

@@ -151,8 +151,8 @@ async def test_channels_are_listed_and_removed(
     ]
     everything = wabot("channel", "list").stdout.splitlines()
     assert everything == [
-        f"twilio  whatsapp:+14155238886  {builder_id}",
-        f"meta  106540352242922  {other}",
+        f"twilio  whatsapp:+14155238886  {builder_id}  global credentials",
+        f"meta  106540352242922  {other}  global credentials",
     ]
 
     removed = wabot("channel", "remove", "--provider", "twilio", "--address", "+14155238886")
@@ -188,6 +188,9 @@ async def test_channels_are_listed_and_removed(
         ["channel", "add"],
         ["channel", "list"],
         ["channel", "remove"],
+        ["channel", "update"],
+        ["channel", "new-key"],
+        ["channel", "rekey"],
         ["docs", "add"],
         ["docs", "list"],
         ["docs", "remove"],

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.channel_credentials import MetaCredentials, TwilioCredentials
 from db.transcript import content_text
 from tests.factories import (
     BOT_NUMBER,
@@ -32,10 +33,10 @@ from tests.factories import (
     post_signed,
     twilio_form,
 )
-from tests.fakes.meta import FakeGraphAPI
+from tests.fakes.meta import OTHER_ACCESS_TOKEN, OTHER_APP_SECRET, FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import free_port
-from tests.fakes.twilio import FakeTwilio
+from tests.fakes.twilio import OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN, FakeTwilio
 from tests.logs import json_lines
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from tests.waiting import at_least, eventually
@@ -313,9 +314,53 @@ async def test_json_logs_follow_a_message_to_its_reply_without_numbers_bodies_or
             "META_ACCESS_TOKEN",
             "META_VERIFY_TOKEN",
             "OPENAI_API_KEY",
+            "CREDENTIALS_KEY",
         )
     ]
     replied = [to_twilio["Body"], to_meta["text"]["body"]]
     forbidden = [*secrets, "31612345678", META_USER_WA_ID, body, "recipe", *replied]
     assert [leak for leak in forbidden if leak in logs] == []
     assert "whatsapp:+316•••••678" in logs and "1650••••234" in logs
+
+
+async def test_numbers_with_their_own_credentials_are_answered_under_them(
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_twilio: FakeTwilio,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    """A number of another Twilio account, and one of another Meta app: each webhook is
+    verified with that number's own secret, each reply sent with its own credentials."""
+    await builder_with_channel(
+        db_sessions, credentials=TwilioCredentials(OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN)
+    )
+    await builder_with_channel(
+        db_sessions,
+        provider="meta",
+        address=META_PHONE_NUMBER_ID,
+        credentials=MetaCredentials(access_token=OTHER_ACCESS_TOKEN, app_secret=OTHER_APP_SECRET),
+    )
+    async with httpx.AsyncClient() as client:
+        twilio = await post_signed(
+            client,
+            f"{live_receiver}/webhooks/twilio",
+            twilio_form("Twilio here"),
+            token=OTHER_AUTH_TOKEN,
+        )
+        meta = await post_meta(
+            client,
+            f"{live_receiver}/webhooks/meta",
+            meta_notification([meta_text_message("Meta here")]),
+            secret=OTHER_APP_SECRET,
+        )
+        assert (twilio.status_code, meta.status_code) == (200, 200)
+        [twilio_reply] = await at_least(fake_twilio.messages, 1, what="the Twilio reply")
+        [meta_reply] = await at_least(fake_graph.messages, 1, what="the Meta reply")
+    assert (twilio_reply["Body"], twilio_reply["account_sid"]) == (
+        "You said: Twilio here",
+        OTHER_ACCOUNT_SID,
+    )
+    assert (meta_reply["text"]["body"], meta_reply["access_token"]) == (
+        "You said: Meta here",
+        OTHER_ACCESS_TOKEN,
+    )

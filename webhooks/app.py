@@ -19,6 +19,7 @@ from db.logs import configure_logging
 from db.settings import Settings, get_settings
 from db.statements import StatementConnections
 from webhooks import health, meta, twilio
+from webhooks.channel_secrets import ChannelSecrets
 from webhooks.dashboard.app import create_dashboard, finish_chat_turns
 from webhooks.inbox_writer import InboxWriter
 from webhooks.metrics import DATABASE_ERRORS, counted, metrics
@@ -51,6 +52,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.channel_secrets = ChannelSecrets(
+            app.state.sessionmaker, settings.credentials_cipher
+        )
         app.state.celery = create_celery(settings)
         app.state.inbox_writer = InboxWriter(
             app.state.sessionmaker,

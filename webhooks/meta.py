@@ -1,9 +1,11 @@
 """Meta's WhatsApp Cloud API webhook: the subscription handshake and notifications.
 
 A notification is verified (`X-Hub-Signature-256` over the raw body) before it is
-parsed; its messages go to the inbox once each (the `wamid` is unique) and are
-enqueued, its statuses advance outbound messages. Meta retries anything but a 200 for
-days, so only a forged or unreadable request is refused.
+parsed, with whichever app secret signed it (META_APP_SECRET or a channel's own); once
+parsed, every number it concerns must belong to that app secret. Its messages go to the
+inbox once each (the `wamid` is unique) and are enqueued, its statuses advance outbound
+messages. Meta retries anything but a 200 for days, so only a forged or unreadable
+request is refused.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from starlette.responses import PlainTextResponse, Response
 from db.log_context import log_context
 from db.logs import mask_numbers
 from db.outbox import apply_delivery_status
+from db.settings import Settings
 from webhooks.body import read_limited_body, without_nul
-from webhooks.meta_notification import MalformedNotification, parse_notification
+from webhooks.channel_secrets import WebhookSecrets
+from webhooks.meta_notification import MalformedNotification, Notification, parse_notification
 from webhooks.metrics import mark_duplicate
 
 logger = logging.getLogger(__name__)
@@ -50,16 +54,7 @@ async def verify_subscription(request: Request) -> Response:
 
 async def notification(request: Request) -> Response:
     body = await read_limited_body(request, limit=MAX_BODY_BYTES)
-    _verify_signature(request, body)
-    try:
-        parsed = parse_notification(without_nul(json.loads(body), raw=body))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HTTPException(400, f"the body is not JSON: {error}") from error
-    except RecursionError as error:
-        raise HTTPException(400, "the body nests too deeply") from error
-    except MalformedNotification as error:
-        raise HTTPException(400, str(error)) from error
-
+    parsed = await _verified_notification(request, body)
     recorded = await request.app.state.inbox_writer.record(parsed.messages)
     for message, outcome in zip(parsed.messages, recorded, strict=True):
         if outcome.inbound_id is None:
@@ -95,15 +90,96 @@ async def notification(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def _verify_signature(request: Request, body: bytes) -> None:
-    settings = request.app.state.settings
-    if settings.meta_app_secret is None:
-        raise HTTPException(403, "META_APP_SECRET is not configured; cannot verify Meta")
+async def _verified_notification(request: Request, body: bytes) -> Notification:
+    """The notification, parsed once its signature verifies with some app secret, and
+    only if every number it concerns belongs to that secret."""
     header = request.headers.get("x-hub-signature-256", "")
     if not header:
         raise HTTPException(403, "missing X-Hub-Signature-256 header")
-    secret = settings.meta_app_secret.get_secret_value().encode()
-    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(header.encode(), expected.encode()):
-        logger.warning("meta notification refused: bad X-Hub-Signature-256")
-        raise HTTPException(403, "invalid X-Hub-Signature-256")
+    settings = request.app.state.settings
+    parsed: list[Notification] = []  # parsed once, and only after a signature verified
+
+    def refusal(secrets: WebhookSecrets) -> str | None:
+        signer = _signer(secrets, settings, body, header)
+        if signer is None:
+            return _no_signer(secrets, settings)
+        if not parsed:
+            parsed.append(_parsed(body))
+        return _foreign_number(secrets, settings, signer, parsed[0].phone_number_ids)
+
+    channel_secrets = request.app.state.channel_secrets
+    secrets = await channel_secrets.current()
+    why = refusal(secrets)
+    if why is None and not parsed[0].phone_number_ids <= secrets.meta.keys():
+        fresher = await channel_secrets.fresher(secrets)  # numbers added since the last load?
+        why = refusal(fresher) if fresher is not secrets else None
+        secrets = fresher
+    if why is not None:  # a number added, or given a new secret, since the last load?
+        secrets = await channel_secrets.after_miss(secrets)
+        why = refusal(secrets)
+    if why is not None:
+        logger.warning("meta notification refused: %s", why)
+        raise HTTPException(403, why)
+    return parsed[0]
+
+
+def _parsed(body: bytes) -> Notification:
+    try:
+        return parse_notification(without_nul(json.loads(body), raw=body))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HTTPException(400, f"the body is not JSON: {error}") from error
+    except RecursionError as error:
+        raise HTTPException(400, "the body nests too deeply") from error
+    except MalformedNotification as error:
+        raise HTTPException(400, str(error)) from error
+
+
+def _signer(secrets: WebhookSecrets, settings: Settings, body: bytes, header: str) -> str | None:
+    """The app secret (global or a channel's own) whose HMAC of the raw body is `header`."""
+    candidates = secrets.meta_app_secrets
+    if settings.meta_app_secret is not None:
+        candidates = candidates | {settings.meta_app_secret.get_secret_value()}
+    for secret in candidates:
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(header.encode(), expected.encode()):
+            return secret
+    return None
+
+
+def _no_signer(secrets: WebhookSecrets, settings: Settings) -> str:
+    if settings.meta_app_secret is None and not secrets.meta_app_secrets:
+        return (
+            "META_APP_SECRET is not configured and no number has an app secret of its own; "
+            "cannot verify Meta"
+        )
+    return "invalid X-Hub-Signature-256"
+
+
+def _foreign_number(
+    secrets: WebhookSecrets, settings: Settings, signer: str, phone_number_ids: set[str]
+) -> str | None:
+    """Why a number of the notification is not one `signer` may speak for, or None: a
+    number's own app secret speaks for it; the global one for numbers without their own
+    (unknown ones included: they are kept as unroutable)."""
+    signed_globally = (
+        settings.meta_app_secret is not None
+        and settings.meta_app_secret.get_secret_value() == signer
+    )
+    for phone_number_id in sorted(phone_number_ids):
+        own = secrets.meta.get(phone_number_id)
+        if own is None and not signed_globally:
+            return (
+                f"phone number id {phone_number_id} is not verified by the app secret that "
+                "signed this notification"
+            )
+        if own is not None and own.secret is None:
+            return (
+                f"phone number id {phone_number_id} has credentials of its own that cannot "
+                "be decrypted (CREDENTIALS_KEY); cannot verify"
+            )
+        if own is not None and own.secret != signer:
+            return (
+                f"phone number id {phone_number_id} is not verified by the app secret that "
+                "signed this notification"
+            )
+    return None

@@ -39,6 +39,8 @@ class MetaStatus:
 class Notification:
     messages: list[ReceivedMessage] = field(default_factory=list)
     statuses: list[MetaStatus] = field(default_factory=list)
+    phone_number_ids: set[str] = field(default_factory=set)
+    """Every business number the messages and statuses concern."""
 
 
 def parse_notification(body: Any) -> Notification:
@@ -64,6 +66,7 @@ def parse_notification(body: Any) -> Notification:
 def _read_value(value: dict[str, Any], path: str, into: Notification) -> None:
     metadata = _object(value.get("metadata"), f"{path}.metadata")
     phone_number_id = _text(metadata.get("phone_number_id"), f"{path}.metadata.phone_number_id")
+    into.phone_number_ids.add(phone_number_id)
     contacts = [
         _object(contact, f"{path}.contacts[{n}]")
         for n, contact in enumerate(_list(value.get("contacts", []), f"{path}.contacts"))

@@ -1,8 +1,10 @@
 """Twilio's WhatsApp webhooks: inbound messages and delivery status callbacks.
 
 Both verify `X-Twilio-Signature` (twilio's own `RequestValidator`) over the public URL
-and the form before acting; inbound messages are recorded and enqueued, never answered
-here: the reply goes out from a worker through the REST API.
+and the form before acting, with the auth token of the number the webhook concerns (its
+own when it has one, and then only that, else TWILIO_AUTH_TOKEN); inbound messages are
+recorded and enqueued, never answered here: the reply goes out from a worker through
+the REST API.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from db.log_context import log_context
 from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
+from db.settings import Settings
 from webhooks.body import read_limited_body, without_nul
+from webhooks.channel_secrets import WebhookSecrets
 from webhooks.metrics import mark_duplicate
 from webhooks.public_url import public_url
 
@@ -61,7 +65,7 @@ DELIVERY_STATUSES = {
 
 
 async def inbound(request: Request) -> Response:
-    form = await _verified_form(request)
+    form = await _verified_form(request, our_number="To")
     message = parse_inbound(form)
     [recorded] = await request.app.state.inbox_writer.record([message])
     if recorded.inbound_id is None:
@@ -86,7 +90,7 @@ async def inbound(request: Request) -> Response:
 
 
 async def status_callback(request: Request) -> Response:
-    form = await _verified_form(request)
+    form = await _verified_form(request, our_number="From")
     message_sid, reported = form.get("MessageSid"), form.get("MessageStatus")
     if not message_sid or not reported:
         raise HTTPException(400, "MessageSid and MessageStatus are required")
@@ -105,8 +109,9 @@ async def status_callback(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-async def _verified_form(request: Request) -> MultiDict[str]:
-    """The posted form, once its size, encoding and Twilio signature check out. A
+async def _verified_form(request: Request, *, our_number: str) -> MultiDict[str]:
+    """The posted form, once its size, encoding and Twilio signature check out; the
+    signature with the auth token of the number in field `our_number`. A
     `multidict.MultiDict` is the form type twilio's validator reads fastest."""
     body = await read_limited_body(request, limit=MAX_BODY_BYTES)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -116,16 +121,49 @@ async def _verified_form(request: Request) -> MultiDict[str]:
         form = MultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError as error:
         raise HTTPException(400, "the form is not valid UTF-8") from error
-    settings = request.app.state.settings
-    if settings.twilio_auth_token is None:
-        raise HTTPException(403, "TWILIO_AUTH_TOKEN is not configured; cannot verify Twilio")
     signature = request.headers.get("x-twilio-signature")
     if not signature:
         raise HTTPException(403, "missing X-Twilio-Signature header")
-    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
-    if not validator.validate(public_url(request, settings), form, signature):
-        raise HTTPException(403, "invalid X-Twilio-Signature")
+    settings = request.app.state.settings
+    url = public_url(request, settings)
+    address = form.get(our_number, "")
+    channel_secrets = request.app.state.channel_secrets
+    secrets = await channel_secrets.current()
+    if address not in secrets.twilio:  # added since the last load?
+        secrets = await channel_secrets.fresher(secrets)
+    refusal = _refusal(secrets, address, url, form, signature, settings)
+    if refusal is not None:  # a number added or given a new token since the last load?
+        secrets = await channel_secrets.after_miss(secrets)
+        refusal = _refusal(secrets, address, url, form, signature, settings)
+    if refusal is not None:
+        raise HTTPException(403, refusal)
     return MultiDict(without_nul(list(form.items()), raw=body))
+
+
+def _refusal(
+    secrets: WebhookSecrets,
+    address: str,
+    url: str,
+    form: MultiDict[str],
+    signature: str,
+    settings: Settings,
+) -> str | None:
+    """Why the signature does not verify with the auth token of `address`; None when it does."""
+    own = secrets.twilio.get(address)
+    if own is not None and own.secret is None:
+        return "this number's own credentials cannot be decrypted (CREDENTIALS_KEY); cannot verify"
+    if own is not None and own.secret is not None:
+        token = own.secret
+    elif settings.twilio_auth_token is not None:
+        token = settings.twilio_auth_token.get_secret_value()
+    else:
+        return (
+            "TWILIO_AUTH_TOKEN is not configured and this number has no auth token of its "
+            "own; cannot verify Twilio"
+        )
+    if not RequestValidator(token).validate(url, form, signature):
+        return "invalid X-Twilio-Signature"
+    return None
 
 
 def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:

@@ -41,20 +41,22 @@ async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[
         lease = await acquire_lease(
             session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
         )
+        route = await reply_route(session_id, db=db)
     if lease is None:
         raise ConversationBusy("the bot is answering this conversation right now")
     try:
+        # Before anything is stored: a number whose credentials do not decrypt refuses
+        # the reply whole (UnreadableChannelCredentials), rather than half-record it.
+        outbound = runtime.channel(route[0]) if route is not None else None
         session = DatabaseSession(session_id, engine=runtime.engine, fencing_token=lease)
         await session.add_items([{"role": "assistant", "content": text}])
         async with runtime.sessionmaker.begin() as db:
             newest = await last_item(session_id, db=db)
             assert newest is not None
             turn = await record_operator_turn(session_id, newest.sequence, db=db)
-            route = await reply_route(session_id, db=db)
-            if route is None:
+            if route is None or outbound is None:
                 return []
             channel, recipient = route
-            outbound = runtime.channel(channel.provider)
             parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
             replies = await record_reply(
                 session_id=session_id,

@@ -32,7 +32,7 @@ async def record_reply_parts(
     turn: Turn, scene: Scene, text: str, *, lease: uuid.UUID, runtime: Runtime
 ) -> list[OutboundMessage]:
     """Record `text` in WhatsApp formatting, split into the channel's message size."""
-    outbound = runtime.channel(scene.channel.provider)
+    outbound = runtime.channel(scene.channel)
     parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
     async with runtime.autocommit_sessionmaker.begin() as db:
         await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
@@ -51,7 +51,7 @@ async def send_pending(
 ) -> None:
     """Send every part not sent yet, in order; a refused part fails the turn for good.
     Each part is marked sent at once, in one statement: until then a crash resends it."""
-    outbound = runtime.channel(scene.channel.provider)
+    outbound = runtime.channel(scene.channel)
     for reply in replies:
         if reply.status != OutboundStatus.PENDING:
             continue

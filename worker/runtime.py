@@ -12,12 +12,11 @@ from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.engine import create_engine, create_sessionmaker
+from db.models import Channel
 from db.settings import Settings, get_settings
 from db.statements import StatementConnections
 from worker.channels.base import OutboundChannel
-from worker.channels.console import ConsoleChannel
-from worker.channels.meta import MetaChannel
-from worker.channels.twilio import TwilioChannel
+from worker.channels.pool import ChannelPool
 from worker.leases import FreshLeases
 from worker.offline_model import OfflineModel
 from worker.openai_client import WorkerOpenAI
@@ -36,10 +35,8 @@ class Runtime:
     engine opens every transaction itself) it is `sessionmaker`."""
     statements: StatementConnections | None
     openai_client: AsyncOpenAI | None
-    twilio: TwilioChannel | None
-    meta: MetaChannel | None
+    channels: ChannelPool
     leases: FreshLeases
-    console: ConsoleChannel = field(default_factory=ConsoleChannel)
     _models: dict[str, Model] = field(default_factory=dict)
 
     def model(self, name: str) -> Model:
@@ -50,19 +47,14 @@ class Runtime:
             self._models[name] = OpenAIResponsesModel(model=name, openai_client=self.openai_client)
         return self._models[name]
 
-    def channel(self, provider: str) -> OutboundChannel:
-        """Where replies to a provider's users go; the console when it has no credentials."""
-        if provider == "twilio" and self.twilio is not None:
-            return self.twilio
-        if provider == "meta" and self.meta is not None:
-            return self.meta
-        return self.console
+    def channel(self, channel: Channel) -> OutboundChannel:
+        """Where replies on `channel`'s number go: through its own credentials, else the
+        global ones, else the console. Raises UnreadableChannelCredentials (a transient
+        turn error) when its own credentials do not decrypt with CREDENTIALS_KEY."""
+        return self.channels.channel(channel)
 
     async def aclose(self) -> None:
-        if self.twilio is not None:
-            await self.twilio.aclose()
-        if self.meta is not None:
-            await self.meta.aclose()
+        await self.channels.aclose()
         if self.openai_client is not None:
             await self.openai_client.close()
         if self.statements is not None:
@@ -84,31 +76,6 @@ def create_runtime(settings: Settings) -> Runtime:
         )
     else:
         logger.info("OPENAI_API_KEY is not set: answering with the offline model")
-    twilio = None
-    if settings.twilio_can_send:
-        assert settings.twilio_account_sid and settings.twilio_auth_token
-        status_callback = (
-            f"{settings.public_base_url}/webhooks/twilio/status"
-            if settings.public_base_url
-            else None
-        )
-        twilio = TwilioChannel(
-            account_sid=settings.twilio_account_sid,
-            auth_token=settings.twilio_auth_token.get_secret_value(),
-            timeout=settings.twilio_timeout_seconds,
-            api_base_url=settings.twilio_api_base_url,
-            status_callback=status_callback,
-            typing_indicator=settings.twilio_typing_indicator,
-        )
-    meta = None
-    if settings.meta_access_token is not None:
-        meta = MetaChannel(
-            access_token=settings.meta_access_token.get_secret_value(),
-            api_base_url=settings.meta_api_base_url,
-            api_version=settings.meta_api_version,
-            timeout=settings.meta_timeout_seconds,
-            typing_indicator=settings.typing_indicator,
-        )
     statements = None
     if engine.dialect.name == "postgresql":
         statements = StatementConnections(
@@ -125,8 +92,7 @@ def create_runtime(settings: Settings) -> Runtime:
         else create_sessionmaker(engine),
         statements=statements,
         openai_client=openai_client,
-        twilio=twilio,
-        meta=meta,
+        channels=ChannelPool(settings),
         leases=FreshLeases(settings.conversation_lease_seconds),
     )
 

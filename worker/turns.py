@@ -78,7 +78,7 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
     replies = scene.replies
     if not replies:
         async with typing_shown(
-            runtime.channel(channel.provider),
+            runtime.channel(channel),
             sender=channel.address,
             message_id=messages[-1].provider_message_id,
             refresh_seconds=settings.typing_refresh_seconds,

@@ -15,6 +15,10 @@ from starlette.routing import Route
 
 ACCESS_TOKEN = "test-meta-access-token"
 APP_SECRET = "test-meta-app-secret"
+OTHER_ACCESS_TOKEN = "test-other-meta-access-token"
+"""Another app's token and secret, for numbers with credentials of their own."""
+OTHER_APP_SECRET = "test-other-meta-app-secret"
+ACCESS_TOKENS = {ACCESS_TOKEN, OTHER_ACCESS_TOKEN}
 VERIFY_TOKEN = "test-meta-verify-token"
 API_VERSION = "v24.0"
 _ids = itertools.count(1)
@@ -30,7 +34,8 @@ class Failure:
 @dataclass
 class FakeGraphAPI:
     messages: list[dict[str, Any]] = field(default_factory=list)
-    """Messages sent, each with the `phone_number_id` it was sent from."""
+    """Messages sent, each with the `phone_number_id` it was sent from and the
+    `access_token` it was sent with."""
     typing: list[dict[str, Any]] = field(default_factory=list)
     """Read receipts with typing indicators, in order."""
     failures: list[Failure] = field(default_factory=list)
@@ -55,7 +60,8 @@ class FakeGraphAPI:
         )
 
     async def _messages(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {ACCESS_TOKEN}":
+        scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or access_token not in ACCESS_TOKENS:
             return _error(401, 190, "Invalid OAuth access token")
         body = await request.json()
         phone_number_id = request.path_params["phone_number_id"]
@@ -70,7 +76,8 @@ class FakeGraphAPI:
         if failure is not None:
             return _error(failure.status, failure.code, "fake failure", failure.headers)
         wamid = f"wamid.FAKE{next(_ids):012d}"
-        self.messages.append({**body, "phone_number_id": phone_number_id, "id": wamid})
+        sent_by = {"phone_number_id": phone_number_id, "access_token": access_token}
+        self.messages.append({**body, **sent_by, "id": wamid})
         recipient = body.get("to") or body.get("recipient")
         return JSONResponse(
             {

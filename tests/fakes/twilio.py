@@ -17,12 +17,17 @@ from starlette.routing import Route
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token"
+OTHER_ACCOUNT_SID = "AC" + "1a2b" * 8
+"""A second account, for numbers with credentials of their own."""
+OTHER_AUTH_TOKEN = "test-other-auth-token"
+ACCOUNTS = {ACCOUNT_SID: AUTH_TOKEN, OTHER_ACCOUNT_SID: OTHER_AUTH_TOKEN}
 _sids = itertools.count(1)
 
 
 @dataclass
 class FakeTwilio:
     messages: list[dict[str, str]] = field(default_factory=list)
+    """Messages sent, each with the `account_sid` it was sent under (its basic auth)."""
     failures: list[tuple[int, int]] = field(default_factory=list)
     """(HTTP status, Twilio error code) answered to the next sends, in order."""
     typing: list[dict[str, str]] = field(default_factory=list)
@@ -54,8 +59,11 @@ class FakeTwilio:
         return JSONResponse({"success": True})
 
     async def _create_message(self, request: Request) -> Response:
-        expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-        if request.headers.get("authorization") != f"Basic {expected}":
+        """Like Twilio: the basic auth must be the account SID in the path and its token."""
+        account_sid = request.path_params["account_sid"]
+        token = ACCOUNTS.get(account_sid, "")
+        expected = base64.b64encode(f"{account_sid}:{token}".encode()).decode()
+        if not token or request.headers.get("authorization") != f"Basic {expected}":
             return _error(401, 20003, "Authenticate")
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
@@ -66,14 +74,14 @@ class FakeTwilio:
             return _error(failure[0], failure[1], "fake failure")
         form = dict(parse_qsl((await request.body()).decode()))
         sid = f"SM{next(_sids):032d}"
-        self.messages.append({**form, "sid": sid})
-        return JSONResponse(_message_resource(sid, form), status_code=201)
+        self.messages.append({**form, "sid": sid, "account_sid": account_sid})
+        return JSONResponse(_message_resource(sid, account_sid, form), status_code=201)
 
 
-def _message_resource(sid: str, form: dict[str, Any]) -> dict[str, Any]:
+def _message_resource(sid: str, account_sid: str, form: dict[str, Any]) -> dict[str, Any]:
     return {
         "sid": sid,
-        "account_sid": ACCOUNT_SID,
+        "account_sid": account_sid,
         "status": "queued",
         "to": form.get("To"),
         "from": form.get("From"),
@@ -81,7 +89,7 @@ def _message_resource(sid: str, form: dict[str, Any]) -> dict[str, Any]:
         "num_segments": "1",
         "direction": "outbound-api",
         "api_version": "2010-04-01",
-        "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+        "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
     }
 
 

@@ -21,6 +21,7 @@ from db.takeover import forget_turn_positions, retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
 from webhooks.dashboard.lookups import path_uuid, visible_session
 from worker.app import enqueue_inbound
+from worker.channels.pool import UnreadableChannelCredentials
 from worker.human_reply import reply_as_human
 from worker.web_chat import ConversationBusy
 
@@ -64,6 +65,8 @@ async def reply(request: Request) -> Response:
         sent = await reply_as_human(session.id, text, runtime=request.app.state.runtime)
     except ConversationBusy as busy:
         raise HTTPException(409, f"{busy}; try again in a moment") from busy
+    except UnreadableChannelCredentials as unreadable:
+        return _back(session.id, f"Reply not sent, nor stored: {unreadable}")
     failed = [part for part in sent if part.status == "failed"]
     if failed:
         return _back(session.id, f"Reply stored, but sending failed: {failed[0].error}")
