@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import Wabot
+from tests.factories import CREDENTIALS_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +121,14 @@ def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(
     )
     assert created.returncode == 0, created.stderr
     builder_id = json.loads(created.stdout)["id"]
-    attached = wabot("channel", "add", builder_id, "--provider", "meta", "--address", "123456789")
+    # The number belongs to a Meta app of its own: its webhooks are signed with its secret.
+    key = {"CREDENTIALS_KEY": CREDENTIALS_KEY}
+    attached = wabot(
+        *("channel", "add", builder_id, "--provider", "meta", "--address", "123456789"),
+        *("--app-secret", "-"),
+        input="the-corner-shops-own-app-secret\n",
+        env=key,
+    )
     assert attached.returncode == 0, attached.stderr
     faq = tmp_path / "faq.md"
     faq.write_text("Parking: free parking behind the shop, entrance on Mill Lane.\n")
@@ -143,6 +151,7 @@ def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(
             "HOME": str(tmp_path),
             "DATABASE_URL": database_url,
             "WABOT_DATA_DIR": str(tmp_path / ".wabot"),
+            **key,
         },
         cwd=tmp_path,
         capture_output=True,

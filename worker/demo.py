@@ -132,7 +132,7 @@ class Demo:
                     user=user,
                     to=address,
                     base_url=self.base_url,
-                    auth_token=self.twilio_token,
+                    auth_token=self.target.twilio_auth_token or self.twilio_token,
                 )
             )
             for text in texts
@@ -159,7 +159,7 @@ class Demo:
                     message,
                     wa_id=wa_id,
                     phone_number_id=phone_number_id,
-                    app_secret=self.meta_secret,
+                    app_secret=self.target.meta_app_secret or self.meta_secret,
                 )
             )
             for message in messages

@@ -4,14 +4,22 @@ hours as a document), or a builder of the operator's own with its numbers."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.builders import add_channel, channels_of, create_builder, find_channel, get_builder
+from db.channel_credentials import (
+    ChannelCredentials,
+    MetaCredentials,
+    TwilioCredentials,
+    UnreadableCredentials,
+    open_credentials,
+)
 from db.documents import documents_of, replace_document
 from db.engine import create_engine, create_sessionmaker
+from db.models import Channel
 from db.settings import Settings
 from db.tokens import create_token
 from worker.documents import chunk_text
@@ -29,12 +37,15 @@ class DemoFailure(Exception):
 
 @dataclass(frozen=True)
 class DemoTarget:
-    """A builder and the numbers the demo's users write to (None: that leg is skipped)."""
+    """A builder and the numbers the demo's users write to (None: that leg is skipped),
+    with the secrets that sign their webhooks when they have their own."""
 
     builder_id: uuid.UUID
     name: str
     twilio_address: str | None
     meta_phone_number_id: str | None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    meta_app_secret: str | None = field(default=None, repr=False)
 
 
 async def demo_target(settings: Settings, builder_id: uuid.UUID | None) -> DemoTarget:
@@ -50,13 +61,36 @@ async def demo_target(settings: Settings, builder_id: uuid.UUID | None) -> DemoT
             channels = await channels_of(builder_id, db=db)
     finally:
         await engine.dispose()
-    by_provider = {each.provider: each.address for each in reversed(channels)}
-    if not by_provider:
+    first = {each.provider: each for each in reversed(channels)}
+    if not first:
         raise DemoFailure(
             f"builder {builder_id} has no number yet: wabot channel add {builder_id} "
             "--provider twilio --address whatsapp:+14155550100"
         )
-    return DemoTarget(builder_id, builder.name, by_provider.get("twilio"), by_provider.get("meta"))
+    twilio, meta = first.get("twilio"), first.get("meta")
+    twilio_own = _own_credentials(twilio, settings) if twilio else None
+    meta_own = _own_credentials(meta, settings) if meta else None
+    return DemoTarget(
+        builder_id,
+        builder.name,
+        twilio_address=twilio.address if twilio else None,
+        meta_phone_number_id=meta.address if meta else None,
+        twilio_auth_token=twilio_own.auth_token
+        if isinstance(twilio_own, TwilioCredentials)
+        else None,
+        meta_app_secret=meta_own.app_secret if isinstance(meta_own, MetaCredentials) else None,
+    )
+
+
+def _own_credentials(channel: Channel, settings: Settings) -> ChannelCredentials | None:
+    """A number's own credentials: the demo signs its webhooks with them, as the provider
+    would, for the receiver to accept them."""
+    if channel.credentials is None:
+        return None
+    try:
+        return open_credentials(settings.credentials_cipher, channel.provider, channel.credentials)
+    except UnreadableCredentials as error:
+        raise DemoFailure(f"{channel.provider} number {channel.address}: {error}") from None
 
 
 async def _demo_bakery(settings: Settings, *, db: AsyncSession) -> DemoTarget:
@@ -77,7 +111,10 @@ async def _demo_bakery(settings: Settings, *, db: AsyncSession) -> DemoTarget:
         text = files("worker").joinpath(BAKERY_DOCUMENT).read_text(encoding="utf-8")
         await replace_document(twilio.builder_id, "hours.md", chunk_text(text), db=db)
     return DemoTarget(
-        twilio.builder_id, "Demo Bakery", DEMO_TWILIO_NUMBER, DEMO_META_PHONE_NUMBER_ID
+        twilio.builder_id,
+        "Demo Bakery",
+        twilio_address=DEMO_TWILIO_NUMBER,
+        meta_phone_number_id=DEMO_META_PHONE_NUMBER_ID,
     )
 
 
