@@ -146,7 +146,8 @@ async def test_a_token_is_shown_once_stored_hashed_and_revocable(
 
 
 def test_db_upgrade_makes_the_embedded_database_on_a_new_machine(tmp_path: Path) -> None:
-    """No DATABASE_URL and no `.wabot/` yet: the SQLite file and its folder are made."""
+    """No DATABASE_URL and no `.wabot/` yet: a command says to migrate first; then the
+    SQLite file and its folder are made."""
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
 
     def wabot_here(*args: str) -> subprocess.CompletedProcess[str]:
@@ -159,6 +160,12 @@ def test_db_upgrade_makes_the_embedded_database_on_a_new_machine(tmp_path: Path)
             cwd=tmp_path,
         )
 
+    too_soon = wabot_here("builder", "list")
+    assert too_soon.returncode == 1
+    assert too_soon.stderr.strip() == (
+        "Error: the database has no wabot tables yet (no such table: builders):"
+        " run `wabot db upgrade`"
+    )
     upgraded = wabot_here("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert (tmp_path / ".wabot" / "wabot.db").is_file()
@@ -179,3 +186,17 @@ def test_a_wrong_log_setting_is_named_before_anything_runs() -> None:
     assert done.returncode == 1
     assert "invalid configuration: LOG_LEVEL: " in done.stderr
     assert "LOG_FORMAT: Input should be 'json' or 'text'" in done.stderr
+
+
+def test_an_unreachable_database_is_a_one_line_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "builder", "list"],
+        env={"PATH": os.environ["PATH"], "DATABASE_URL": "postgresql://127.0.0.1:1/wabot"},
+        cwd=ROOT / "tests",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("Error: the database (DATABASE_URL) cannot be used: connection")

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.builders import get_builder
@@ -17,6 +18,8 @@ from db.models import Builder
 from db.settings import get_settings
 
 T = TypeVar("T")
+UNDEFINED_TABLE = "42P01"
+"""Postgres's SQLSTATE for a table that does not exist (SQLite says "no such table")."""
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON, for scripts, instead of text."
@@ -24,7 +27,8 @@ json_option = click.option(
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed unit of work on the configured database."""
+    """Run `work` in one committed unit of work on the configured database; a database
+    that is unreachable or not migrated yet is the command's one-line error."""
 
     async def run() -> T:
         engine = create_engine(get_settings().resolved_database_url)
@@ -34,7 +38,18 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (OperationalError, ProgrammingError) as error:
+        raise click.ClickException(_database_problem(error)) from error
+
+
+def _database_problem(error: OperationalError | ProgrammingError) -> str:
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    undefined_table = getattr(error.orig, "sqlstate", None) == UNDEFINED_TABLE
+    if undefined_table or reason.startswith("no such table"):
+        return f"the database has no wabot tables yet ({reason}): run `wabot db upgrade`"
+    return f"the database (DATABASE_URL) cannot be used: {reason}"
 
 
 def emit(as_json: bool, data: Any, text: str) -> None:
