@@ -10,7 +10,7 @@ import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from agents.result import RunResultBase
@@ -62,42 +62,45 @@ TOKENS = Counter(
 def observed_turn(
     run: Callable[P, Coroutine[Any, Any, None]],
 ) -> Callable[P, Coroutine[Any, Any, None]]:
-    """`run` (one WhatsApp turn attempt), timed and counted by how it ended. A lost lease
-    is not an outcome: the conversation's new holder finishes the turn."""
+    """`run` (one WhatsApp turn attempt), timed and counted by how it ended."""
 
     @functools.wraps(run)
     async def observing(*args: P.args, **kwargs: P.kwargs) -> None:
-        started = time.perf_counter()
-        try:
+        with _observed(WHATSAPP, _whatsapp_failure):
             await run(*args, **kwargs)
-        except LeaseLostError:
-            raise
-        except PermanentTurnError:
-            TURNS.labels(WHATSAPP, "failed").inc()
-            raise
-        except Exception:
-            TURNS.labels(WHATSAPP, "retried").inc()
-            raise
-        finally:
-            TURN_SECONDS.labels(WHATSAPP).observe(time.perf_counter() - started)
-        TURNS.labels(WHATSAPP, "replied").inc()
 
     return observing
 
 
-@contextmanager
-def observed_chat_turn() -> Iterator[None]:
+def observed_chat_turn() -> AbstractContextManager[None]:
     """The block (one web chat turn), timed and counted: replied, or failed whatever went
     wrong, since nothing retries a web chat turn (the builder sends again)."""
+    return _observed(WEB, lambda _error: "failed")
+
+
+def _whatsapp_failure(error: Exception) -> str | None:
+    """A permanent failure ends the turn; anything else is retried. A lost lease is not
+    an outcome: the conversation's new holder finishes the turn."""
+    if isinstance(error, LeaseLostError):
+        return None
+    return "failed" if isinstance(error, PermanentTurnError) else "retried"
+
+
+@contextmanager
+def _observed(platform: str, failure: Callable[[Exception], str | None]) -> Iterator[None]:
+    """Time the block as a `platform` turn; count it replied, or as `failure` names
+    what it raised (None: not counted)."""
     started = time.perf_counter()
     try:
         yield
-    except Exception:
-        TURNS.labels(WEB, "failed").inc()
+    except Exception as error:
+        outcome = failure(error)
+        if outcome is not None:
+            TURNS.labels(platform, outcome).inc()
         raise
     finally:
-        TURN_SECONDS.labels(WEB).observe(time.perf_counter() - started)
-    TURNS.labels(WEB, "replied").inc()
+        TURN_SECONDS.labels(platform).observe(time.perf_counter() - started)
+    TURNS.labels(platform, "replied").inc()
 
 
 async def observed_run(run: Awaitable[R], *, builder_id: uuid.UUID) -> R:
