@@ -18,6 +18,7 @@ from db.agent_session import DatabaseSession
 from db.builders import add_channel, create_builder
 from db.channel_credentials import ChannelCredentials, CredentialsCipher, new_key
 from db.conversations import get_or_create_session
+from db.inbox import ReceivedMessage
 from db.tokens import create_token
 from tests.fakes.meta import APP_SECRET
 from tests.fakes.twilio import AUTH_TOKEN
@@ -57,6 +58,29 @@ async def builder_with_channel(
         )
         await add_channel(builder.id, provider=provider, address=address, credentials=stored, db=db)
         return builder.id
+
+
+def received_twilio_text(
+    text: str = "Hello",
+    *,
+    sender: str = USER_NUMBER,
+    to: str = BOT_NUMBER,
+    profile_name: str | None = None,
+) -> ReceivedMessage:
+    """A Twilio text as the receiver hands it to `db.inbox.record_inbound`."""
+    return ReceivedMessage(
+        provider="twilio",
+        provider_message_id=f"SM{uuid.uuid4().hex}",
+        recipient=to,
+        sender=sender,
+        sender_wa_id=sender.removeprefix("whatsapp:+"),
+        sender_user_id=None,
+        profile_name=profile_name,
+        kind="text",
+        text=text,
+        media=[],
+        payload={},
+    )
 
 
 def twilio_form(

@@ -9,26 +9,19 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.inbox import ReceivedMessage, record_inbound
+from db.inbox import record_inbound
 from db.models import InboundMessage
 from tests.conftest import Wabot
-from tests.factories import BOT_NUMBER, builder_with_channel, stored_session, tool_exchange
+from tests.factories import (
+    builder_with_channel,
+    received_twilio_text,
+    stored_session,
+    tool_exchange,
+)
 
 
 async def inbound(sessions: async_sessionmaker[AsyncSession], status: str, age: timedelta) -> None:
-    received = ReceivedMessage(
-        provider="twilio",
-        provider_message_id=f"SM{uuid.uuid4().hex}",
-        recipient=BOT_NUMBER,
-        sender="whatsapp:+31612345678",
-        sender_wa_id="31612345678",
-        sender_user_id=None,
-        profile_name="Ada",
-        kind="text",
-        text="Hello",
-        media=[],
-        payload={},
-    )
+    received = received_twilio_text(profile_name="Ada")
     async with sessions.begin() as db:
         [recorded] = await record_inbound([received], db=db)
         await db.execute(

@@ -14,12 +14,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.conversations import get_or_create_session
-from db.inbox import ReceivedMessage, fail_inbound, record_inbound
+from db.inbox import fail_inbound, record_inbound
 from db.models import InboundMessage, Turn
 from db.takeover import set_paused
 from db.turns import finish_turn, start_turn
 from tests.conftest import Wabot
-from tests.factories import BOT_NUMBER, builder_with_channel, post_signed, twilio_form
+from tests.factories import (
+    builder_with_channel,
+    post_signed,
+    received_twilio_text,
+    twilio_form,
+)
 from tests.fakes.openai import Failure, FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, inbound_messages, turns
@@ -88,19 +93,7 @@ async def failed_message(
     sessions: async_sessionmaker[AsyncSession], builder_id: uuid.UUID, sender: str, *, turn: bool
 ) -> int:
     """A message that failed: in a turn of its conversation, or before it had one."""
-    received = ReceivedMessage(
-        provider="twilio",
-        provider_message_id=f"SM{uuid.uuid4().hex}",
-        recipient=BOT_NUMBER,
-        sender=sender,
-        sender_wa_id=sender.removeprefix("whatsapp:+"),
-        sender_user_id=None,
-        profile_name=None,
-        kind="text",
-        text="Hello",
-        media=[],
-        payload={},
-    )
+    received = received_twilio_text(sender=sender)
     async with sessions.begin() as db:
         [recorded] = await record_inbound([received], db=db)
         assert recorded.inbound_id is not None

@@ -4,7 +4,6 @@ conversation is being answered, however many workers sweep at once."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -13,10 +12,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.conversations import acquire_lease, get_or_create_session
-from db.inbox import ReceivedMessage, record_inbound
+from db.inbox import record_inbound
 from db.models import InboundMessage
 from db.settings import Settings
-from tests.factories import BOT_NUMBER, USER_NUMBER, builder_with_channel
+from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
 from worker.runtime import Runtime, create_runtime
 from worker.sweeper import sweep_once
 
@@ -36,19 +35,7 @@ async def stranded_message(
     async with sessions.begin() as db:
         [recorded] = await record_inbound(
             [
-                ReceivedMessage(
-                    provider="twilio",
-                    provider_message_id=f"SM{uuid.uuid4().hex}",
-                    recipient=to,
-                    sender=USER_NUMBER,
-                    sender_wa_id=None,
-                    sender_user_id=None,
-                    profile_name=None,
-                    kind="text",
-                    text="hello?",
-                    media=[],
-                    payload={},
-                )
+                received_twilio_text("hello?", to=to),
             ],
             db=db,
         )
