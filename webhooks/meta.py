@@ -135,10 +135,11 @@ def _parsed(body: bytes) -> Notification:
 
 
 def _signer(secrets: WebhookSecrets, settings: Settings, body: bytes, header: str) -> str | None:
-    """The app secret (global or a channel's own) whose HMAC of the raw body is `header`."""
-    candidates = secrets.meta_app_secrets
-    if settings.meta_app_secret is not None:
-        candidates = candidates | {settings.meta_app_secret.get_secret_value()}
+    """The app secret (global or a channel's own) whose HMAC of the raw body is `header`;
+    the global one is tried first, since most notifications come from that app."""
+    global_secret = settings.meta_app_secret
+    candidates = [global_secret.get_secret_value()] if global_secret is not None else []
+    candidates += [secret for secret in secrets.meta_app_secrets if secret not in candidates]
     for secret in candidates:
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if hmac.compare_digest(header.encode(), expected.encode()):
@@ -167,19 +168,15 @@ def _foreign_number(
     )
     for phone_number_id in sorted(phone_number_ids):
         own = secrets.meta.get(phone_number_id)
-        if own is None and not signed_globally:
-            return (
-                f"phone number id {phone_number_id} is not verified by the app secret that "
-                "signed this notification"
-            )
         if own is not None and own.secret is None:
             return (
                 f"phone number id {phone_number_id} has credentials of its own that cannot "
                 "be decrypted (CREDENTIALS_KEY); cannot verify"
             )
-        if own is not None and own.secret != signer:
-            return (
-                f"phone number id {phone_number_id} is not verified by the app secret that "
-                "signed this notification"
-            )
+        if (own.secret == signer) if own is not None else signed_globally:
+            continue
+        return (
+            f"phone number id {phone_number_id} is not verified by the app secret that "
+            "signed this notification"
+        )
     return None
