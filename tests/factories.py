@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from twilio.request_validator import RequestValidator
 
 from db.agent_session import DatabaseSession
-from db.builders import add_channel, create_builder
+from db.builders import add_channel, create_builder, find_channel
 from db.channel_credentials import ChannelCredentials, CredentialsCipher, new_key
 from db.conversations import get_or_create_session
 from db.inbox import ReceivedMessage
+from db.models import Channel
 from db.tokens import create_token
 from tests.fakes.meta import APP_SECRET
 from tests.fakes.twilio import AUTH_TOKEN
@@ -58,6 +59,16 @@ async def builder_with_channel(
         )
         await add_channel(builder.id, provider=provider, address=address, credentials=stored, db=db)
         return builder.id
+
+
+async def channel_at(
+    sessions: async_sessionmaker[AsyncSession], address: str, provider: str = "twilio"
+) -> Channel:
+    """The stored channel of `address` (made by `builder_with_channel`)."""
+    async with sessions() as db:
+        found = await find_channel(provider, address, db=db)
+    assert found is not None
+    return found
 
 
 def received_twilio_text(

@@ -13,9 +13,9 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.builders import find_channel, set_channel_credentials
+from db.builders import set_channel_credentials
 from db.channel_credentials import CredentialsCipher, MetaCredentials, TwilioCredentials, new_key
-from db.models import AgentSessionRow, Channel
+from db.models import AgentSessionRow
 from db.settings import Settings
 from tests.factories import (
     BOT_NUMBER,
@@ -23,6 +23,7 @@ from tests.factories import (
     META_PHONE_NUMBER_ID,
     builder_token,
     builder_with_channel,
+    channel_at,
 )
 from tests.fakes.meta import OTHER_ACCESS_TOKEN, FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
@@ -41,15 +42,6 @@ from worker.runtime import Runtime, create_runtime
 
 OWN_TWILIO = TwilioCredentials(OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN)
 OTHER_NUMBER = "whatsapp:+14155550100"
-
-
-async def channel_at(
-    sessions: async_sessionmaker[AsyncSession], address: str, provider: str = "twilio"
-) -> Channel:
-    async with sessions() as db:
-        found = await find_channel(provider, address, db=db)
-    assert found is not None
-    return found
 
 
 async def test_replies_go_out_under_each_number_s_own_account(

@@ -26,6 +26,7 @@ from tests.factories import (
     META_USER_WA_ID,
     USER_NUMBER,
     builder_with_channel,
+    channel_at,
 )
 from tests.fakes.meta import Failure as GraphFailure
 from tests.fakes.meta import FakeGraphAPI
@@ -60,10 +61,7 @@ async def runtime_with(settings: Settings) -> AsyncIterator[Callable[..., Runtim
 async def channel(db_sessions: async_sessionmaker[AsyncSession]) -> Channel:
     """A builder's Twilio number the test messages arrive on."""
     await builder_with_channel(db_sessions)
-    async with db_sessions() as db:
-        found = await find_channel("twilio", BOT_NUMBER, db=db)
-        assert found is not None
-        return found
+    return await channel_at(db_sessions, BOT_NUMBER)
 
 
 @pytest.fixture
@@ -75,10 +73,7 @@ async def meta_channel(db_sessions: async_sessionmaker[AsyncSession]) -> Channel
         address=META_PHONE_NUMBER_ID,
         unsupported_reply="I can only read text, photos and locations.",
     )
-    async with db_sessions() as db:
-        found = await find_channel("meta", META_PHONE_NUMBER_ID, db=db)
-        assert found is not None
-        return found
+    return await channel_at(db_sessions, META_PHONE_NUMBER_ID, "meta")
 
 
 async def arrive(
