@@ -67,7 +67,8 @@ pytestmark = pytest.mark.slow
 CONVERSATIONS = 200
 MESSAGES_EACH = 10
 CONCURRENT_CONVERSATIONS = 40
-WORKER_APP_NAME = "wabot-fault-worker"
+WORKER_APP_NAME = f"wabot-fault-worker-{uuid.uuid4().hex[:8]}"
+"""Unique per run, so terminating this run's connections never touches another run's."""
 
 
 class RedisServer:
