@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import OutboundMessage, OutboundStatus
+from db.models import Channel, OutboundMessage, OutboundStatus
 from db.upsert import insert_or_ignore
 
 # Delivery states only move forward: a late `sent` callback never overwrites `read`.
@@ -86,21 +86,33 @@ async def mark_send_failed(outbound_id: uuid.UUID, *, error: str, db: AsyncSessi
 
 
 async def apply_delivery_status(
-    provider_message_id: str, status: OutboundStatus, *, error: str | None, db: AsyncSession
+    provider_message_id: str,
+    status: OutboundStatus,
+    *,
+    error: str | None,
+    provider: str,
+    address: str,
+    db: AsyncSession,
 ) -> bool:
-    """Advance a sent message's status from a provider callback, never backwards.
+    """Advance a sent message's status from a provider callback, never backwards, and
+    only a message sent from the channel at `address`: the number whose credentials
+    verified the callback, so one number's credentials never speak for another's
+    replies. One statement, by two unique indexes.
 
-    Returns False when no outbound message has this provider id or the update was stale.
+    Returns False when that channel sent no message with this provider id, or the update
+    was stale.
     """
     current_rank = case(
         {str(state): rank for state, rank in STATUS_RANK.items()},
         value=OutboundMessage.status,
         else_=0,
     )
+    channel = select(Channel.id).where(Channel.provider == provider, Channel.address == address)
     updated = await db.execute(
         update(OutboundMessage)
         .where(
             OutboundMessage.provider_message_id == provider_message_id,
+            OutboundMessage.channel_id == channel.scalar_subquery(),
             current_rank < STATUS_RANK[status],
         )
         .values(status=status, error=error, updated_at=datetime.now(UTC))
