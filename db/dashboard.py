@@ -305,13 +305,17 @@ async def unplaced_failures(session_id: uuid.UUID, *, db: AsyncSession) -> list[
 async def replies_of_turns(
     turn_ids: list[uuid.UUID], *, db: AsyncSession
 ) -> dict[uuid.UUID, list[OutboundMessage]]:
+    """Each turn's reply parts, of its latest try that recorded a reply (after an
+    operator's retry, the newest answer's; the fallback's while no retry answered)."""
     if not turn_ids:
         return {}
     replies: dict[uuid.UUID, list[OutboundMessage]] = {}
     for reply in await db.scalars(
         select(OutboundMessage)
         .where(OutboundMessage.turn_id.in_(turn_ids))
-        .order_by(OutboundMessage.part)
+        .order_by(OutboundMessage.retry.desc(), OutboundMessage.part)
     ):
-        replies.setdefault(reply.turn_id, []).append(reply)
+        parts = replies.setdefault(reply.turn_id, [])
+        if not parts or parts[0].retry == reply.retry:
+            parts.append(reply)
     return replies

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Channel, OutboundMessage, OutboundStatus
@@ -28,13 +28,14 @@ async def record_reply(
     *,
     session_id: uuid.UUID,
     turn_id: uuid.UUID,
+    retry: int,
     channel_id: uuid.UUID | None,
     recipient: str,
     parts: list[str],
     db: AsyncSession,
 ) -> list[OutboundMessage]:
-    """Record the reply's parts once per turn (one statement); a retried turn gets the
-    rows it recorded before."""
+    """Record the reply's parts once per try of a turn (one statement); a resumed try
+    gets the rows it recorded before, a retry of a failed turn records its own."""
     recorded = await db.scalars(
         insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage),
         [
@@ -42,6 +43,7 @@ async def record_reply(
                 "id": uuid.uuid4(),
                 "session_id": session_id,
                 "turn_id": turn_id,
+                "retry": retry,
                 "part": index,
                 "channel_id": channel_id,
                 "recipient": recipient,
@@ -54,16 +56,33 @@ async def record_reply(
     new_rows = sorted(recorded, key=lambda reply: reply.part)
     if len(new_rows) == len(parts):
         return new_rows
-    return await replies_of(turn_id, db=db)
+    return await replies_of(turn_id, retry=retry, db=db)
 
 
-async def replies_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[OutboundMessage]:
+async def replies_of(turn_id: uuid.UUID, *, retry: int, db: AsyncSession) -> list[OutboundMessage]:
+    """The reply parts try `retry` of the turn recorded."""
     result = await db.scalars(
         select(OutboundMessage)
-        .where(OutboundMessage.turn_id == turn_id)
+        .where(OutboundMessage.turn_id == turn_id, OutboundMessage.retry == retry)
         .order_by(OutboundMessage.part)
     )
     return list(result)
+
+
+async def reached_user_before(turn_id: uuid.UUID, *, retry: int, db: AsyncSession) -> bool:
+    """Whether a try of the turn before `retry` got a reply to the user (its fallback)."""
+    reached = [
+        OutboundStatus.QUEUED,
+        OutboundStatus.SENT,
+        OutboundStatus.DELIVERED,
+        OutboundStatus.READ,
+    ]
+    earlier = exists().where(
+        OutboundMessage.turn_id == turn_id,
+        OutboundMessage.retry < retry,
+        OutboundMessage.status.in_(reached),
+    )
+    return bool(await db.scalar(select(earlier)))
 
 
 async def mark_sent(

@@ -43,6 +43,7 @@ async def sent_reply(
         [reply] = await record_reply(
             session_id=session_id,
             turn_id=turn.id,
+            retry=0,
             channel_id=channel.id,
             recipient="whatsapp:+31612345678",
             parts=["Hello!"],
