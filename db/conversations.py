@@ -104,3 +104,14 @@ async def last_item(session_id: uuid.UUID, *, db: AsyncSession) -> SessionItem |
         .order_by(SessionItem.sequence.desc())
         .limit(1)
     )
+
+
+async def item_sequences(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
+    """Every item's `sequence`, in the order `DatabaseSession.get_items` returns them."""
+    return list(
+        await db.scalars(
+            select(SessionItem.sequence)
+            .where(SessionItem.session_id == session_id)
+            .order_by(SessionItem.sequence)
+        )
+    )

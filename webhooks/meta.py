@@ -3,9 +3,9 @@
 A notification is verified (`X-Hub-Signature-256` over the raw body) before it is
 parsed, with whichever app secret signed it (META_APP_SECRET or a channel's own); once
 parsed, every number it concerns must belong to that app secret. Its messages go to the
-inbox once each (the `wamid` is unique) and are enqueued, its statuses advance outbound
-messages. Meta retries anything but a 200 for days, so only a forged or unreadable
-request is refused.
+inbox once each (the `wamid` is unique) and are enqueued, its statuses advance the
+outbound messages of the number each came under. Meta retries anything but a 200 for
+days, so only a forged or unreadable request is refused.
 """
 
 from __future__ import annotations
@@ -79,7 +79,12 @@ async def notification(request: Request) -> Response:
         async with request.app.state.sessionmaker.begin() as db:
             for status in parsed.statuses:
                 await apply_delivery_status(
-                    status.message_id, status.status, error=status.error, db=db
+                    status.message_id,
+                    status.status,
+                    error=status.error,
+                    provider="meta",
+                    address=status.phone_number_id,
+                    db=db,
                 )
     logger.debug(
         "meta notification: %d message(s), %d new, %d status(es)",

@@ -61,6 +61,7 @@ async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[
             replies = await record_reply(
                 session_id=session_id,
                 turn_id=turn.id,
+                retry=turn.retries,
                 channel_id=channel.id,
                 recipient=recipient,
                 parts=parts,
@@ -80,7 +81,7 @@ async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[
                 break
             await mark_part_sent(reply, sent, runtime=runtime)
         async with runtime.sessionmaker() as db:
-            return await replies_of(turn.id, db=db)
+            return await replies_of(turn.id, retry=turn.retries, db=db)
     finally:
         async with runtime.sessionmaker.begin() as db:
             await release_lease(session_id, lease, db=db)

@@ -39,6 +39,7 @@ async def record_reply_parts(
         return await record_reply(
             session_id=turn.session_id,
             turn_id=turn.id,
+            retry=turn.retries,
             channel_id=scene.channel.id,
             recipient=scene.messages[-1].sender,
             parts=parts,

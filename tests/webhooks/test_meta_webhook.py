@@ -137,8 +137,13 @@ async def test_documented_statuses_update_the_reply(
     error: str | None,
 ) -> None:
     body = meta_fixture(fixture)
-    wamid = json.loads(body)["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
-    await sent_reply(db_sessions, wamid)
+    value = json.loads(body)["entry"][0]["changes"][0]["value"]
+    await sent_reply(
+        db_sessions,
+        value["statuses"][0]["id"],
+        provider="meta",
+        address=value["metadata"]["phone_number_id"],
+    )
     async with httpx.AsyncClient() as client:
         response = await post_meta(client, f"{receiver}/webhooks/meta", body)
     assert response.status_code == 200
@@ -150,7 +155,7 @@ async def test_documented_statuses_update_the_reply(
 async def test_statuses_only_move_forward(
     db_sessions: async_sessionmaker[AsyncSession], receiver: str
 ) -> None:
-    await sent_reply(db_sessions, "wamid.OUT1")
+    await sent_reply(db_sessions, "wamid.OUT1", provider="meta", address=META_PHONE_NUMBER_ID)
     seen = []
     async with httpx.AsyncClient() as client:
         for status in ("sent", "delivered", "read", "sent", "delivered"):

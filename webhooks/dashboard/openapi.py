@@ -37,7 +37,12 @@ OPENAPI: dict[str, Any] = {
                 "summary": "A builder's sessions, with the number of stored items",
                 "parameters": [
                     _path_id("builder_id"),
-                    _query("q", {"type": "string"}, "Search the user's number or name."),
+                    _query(
+                        "q",
+                        {"type": "string"},
+                        "Search by any part of the user's name, or by their whole number or "
+                        "id (never a part: the list masks it).",
+                    ),
                     _query(
                         "sort",
                         {

@@ -89,7 +89,11 @@ async def test_a_pipeline_conversation_in_the_browser(
             await post_signed(client, webhook, twilio_form("What time is it?"))
         ).status_code == 200
         [reply] = await at_least(fake_twilio.messages, 1, what="the bot's reply")
-        delivered = {**fixture_form("status_delivered.txt"), "MessageSid": reply["sid"]}
+        delivered = {
+            **fixture_form("status_delivered.txt"),
+            "MessageSid": reply["sid"],
+            "From": reply["From"],  # the number that sent it, as Twilio reports it
+        }
         status = await post_signed(client, f"{webhook}/status", delivered)
         assert status.status_code == 200
 
