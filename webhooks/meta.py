@@ -4,7 +4,8 @@ A notification is verified (`X-Hub-Signature-256` over the raw body) before it i
 parsed, with whichever app secret signed it (META_APP_SECRET or a channel's own); once
 parsed, every number it concerns must belong to that app secret. Its messages go to the
 inbox once each (the `wamid` is unique) and are enqueued, its statuses advance outbound
-messages. Meta retries anything but a 200 for days, so only a forged or unreadable
+messages (and give the `wamid` of a reply part a worker may have died sending, which
+they name by our outbound id). Meta retries anything but a 200 for days, so only a forged or unreadable
 request is refused.
 """
 
@@ -14,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,7 +23,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from db.log_context import log_context
 from db.logs import mask_numbers
-from db.outbox import apply_delivery_status
+from db.outbox import apply_delivery_status, record_provider_ids
 from db.settings import Settings
 from webhooks.body import read_limited_body, without_nul
 from webhooks.channel_secrets import WebhookSecrets
@@ -77,6 +79,7 @@ async def notification(request: Request) -> Response:
         mark_duplicate(request)
     if parsed.statuses:
         async with request.app.state.sessionmaker.begin() as db:
+            await record_provider_ids(_named_parts(parsed), db=db)
             for status in parsed.statuses:
                 await apply_delivery_status(
                     status.message_id, status.status, error=status.error, db=db
@@ -88,6 +91,16 @@ async def notification(request: Request) -> Response:
         len(parsed.statuses),
     )
     return PlainTextResponse("ok")
+
+
+def _named_parts(parsed: Notification) -> dict[uuid.UUID, str]:
+    """The provider's id of each reply part a status names by our outbound id: recorded
+    first, so a part its worker never marked sent takes this status too."""
+    return {
+        status.outbound_id: status.message_id
+        for status in parsed.statuses
+        if status.outbound_id is not None
+    }
 
 
 async def _verified_notification(request: Request, body: bytes) -> Notification:

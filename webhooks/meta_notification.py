@@ -9,6 +9,7 @@ messages rather than errors, so new WhatsApp features cannot crash the receiver.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ class MetaStatus:
     message_id: str
     status: OutboundStatus
     error: str | None
+    outbound_id: uuid.UUID | None = None
+    """Our id of the message, which Meta hands back from `biz_opaque_callback_data`."""
 
 
 @dataclass
@@ -208,7 +211,21 @@ def _status(status: dict[str, Any], path: str) -> MetaStatus | None:
         first = errors[0]
         detail = first.get("title") or first.get("message") or ""
         error = f"Meta error {first.get('code')}: {detail}".strip()
-    return MetaStatus(message_id=message_id, status=state, error=error)
+    return MetaStatus(
+        message_id=message_id,
+        status=state,
+        error=error,
+        outbound_id=_outbound_id(status.get("biz_opaque_callback_data")),
+    )
+
+
+def _outbound_id(callback_data: Any) -> uuid.UUID | None:
+    """Our outbound id, when the callback data is one: another app on the same business
+    account may send its own (any app subscribed to the account sees every status)."""
+    try:
+        return uuid.UUID(callback_data) if isinstance(callback_data, str) else None
+    except ValueError:
+        return None
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:
