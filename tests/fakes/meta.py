@@ -24,6 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.server import HeldAnswers
+
 ACCESS_TOKEN = "test-meta-access-token"
 APP_SECRET = "test-meta-app-secret"
 OTHER_ACCESS_TOKEN = "test-other-meta-access-token"
@@ -54,8 +56,9 @@ class FakeGraphAPI:
     failures: list[Failure] = field(default_factory=list)
     delay_seconds: float = 0.0
     hold_after_accept_seconds: float = 0.0
-    """How long a send that Meta took waits before it is answered: a worker can die, or
-    its request time out, after Meta took the message and before it heard so."""
+    """How long a send that Meta took waits before it is answered (a test may lower it
+    meanwhile to release the answers held)."""
+    held: HeldAnswers = field(default_factory=HeldAnswers)
     chaos: Callable[[], Failure | None] | None = None
     """Asked on every send: a failure to answer, or None."""
     status_webhooks_to: str | None = None
@@ -70,6 +73,7 @@ class FakeGraphAPI:
         self.failures.clear()
         self.delay_seconds = 0.0
         self.hold_after_accept_seconds = 0.0
+        self.held = HeldAnswers()
         self.chaos = None
         self.status_webhooks_to = None
         self.status_delay_seconds = 0.0
@@ -101,16 +105,14 @@ class FakeGraphAPI:
             return _error(failure.status, failure.code, "fake failure", failure.headers)
         wamid = f"wamid.FAKE{next(_ids):012d}"
         sent_by = {"phone_number_id": phone_number_id, "access_token": access_token}
-        self.messages.append({**body, **sent_by, "id": wamid})
+        sent = {**body, **sent_by, "id": wamid}
+        self.messages.append(sent)
         recipient = body.get("to") or body.get("recipient")
         if self.status_webhooks_to is not None:
-            posting = asyncio.create_task(
-                self._post_statuses(self.status_webhooks_to, self.messages[-1])
-            )
+            posting = asyncio.create_task(self._post_statuses(self.status_webhooks_to, sent))
             self._posting.add(posting)
             posting.add_done_callback(self._posting.discard)
-        if self.hold_after_accept_seconds:
-            await asyncio.sleep(self.hold_after_accept_seconds)
+        await self.held.hold(request, sent, lambda: self.hold_after_accept_seconds)
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",

@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.fakes.server import HeldAnswers
+
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token"
 OTHER_ACCOUNT_SID = "AC" + "1a2b" * 8
@@ -41,8 +43,9 @@ class FakeTwilio:
     typing: list[dict[str, str]] = field(default_factory=list)
     delay_seconds: float = 0.0
     hold_after_accept_seconds: float = 0.0
-    """How long a send that Twilio took waits before it is answered: a worker can die,
-    or its request time out, after Twilio took the message and before it heard so."""
+    """How long a send that Twilio took waits before it is answered (a test may lower it
+    meanwhile to release the answers held)."""
+    held: HeldAnswers = field(default_factory=HeldAnswers)
     list_failures: list[tuple[int, int]] = field(default_factory=list)
     """(HTTP status, Twilio error code) answered to the next Messages list reads."""
     chaos: Callable[[], tuple[int, int] | None] | None = None
@@ -55,6 +58,7 @@ class FakeTwilio:
         self.list_failures.clear()
         self.delay_seconds = 0.0
         self.hold_after_accept_seconds = 0.0
+        self.held = HeldAnswers()
         self.chaos = None
 
     def app(self) -> Starlette:
@@ -95,8 +99,7 @@ class FakeTwilio:
         created = datetime.now(UTC).strftime(RFC_2822)
         sent = {**form, "sid": sid, "account_sid": account_sid, "date_created": created}
         self.messages.append(sent)
-        if self.hold_after_accept_seconds:
-            await asyncio.sleep(self.hold_after_accept_seconds)
+        await self.held.hold(request, sent, lambda: self.hold_after_accept_seconds)
         return JSONResponse({**_message_resource(sent), "status": "queued"}, status_code=201)
 
     async def _list_messages(self, request: Request) -> Response:
