@@ -5,8 +5,8 @@ parsed, with whichever app secret signed it (META_APP_SECRET or a channel's own)
 parsed, every number it concerns must belong to that app secret. Its messages go to the
 inbox once each (the `wamid` is unique) and are enqueued, its statuses advance outbound
 messages (and give the `wamid` of a reply part a worker may have died sending, which
-they name by our outbound id). Meta retries anything but a 200 for days, so only a forged or unreadable
-request is refused.
+they name by our outbound id). Meta retries anything but a 200 for days, so only a
+forged or unreadable request is refused.
 """
 
 from __future__ import annotations
