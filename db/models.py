@@ -74,9 +74,12 @@ class TurnStatus(StrEnum):
 
 
 class OutboundStatus(StrEnum):
-    """Our own `pending` and `sent`, then the provider's delivery states."""
+    """Our own `pending` (never handed to the provider, or refused for now), `sending`
+    (handed over, or about to be: it may have reached the user) and `sent`, then the
+    provider's delivery states."""
 
     PENDING = "pending"
+    SENDING = "sending"
     QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"

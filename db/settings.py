@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     meta_api_base_url: str = Field("https://graph.facebook.com", alias="META_API_BASE_URL")
     meta_api_version: str = Field("v24.0", alias="META_API_VERSION", pattern=r"^v\d+\.\d+$")
     meta_timeout_seconds: float = Field(10.0, alias="META_TIMEOUT_SECONDS", gt=0)
+    meta_status_wait_seconds: float = Field(10.0, alias="META_STATUS_WAIT_SECONDS", ge=0)
 
     credentials_key: SecretStr | None = Field(None, alias="CREDENTIALS_KEY")
 

@@ -9,6 +9,7 @@ messages rather than errors, so new WhatsApp features cannot crash the receiver.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class MetaStatus:
     error: str | None
     phone_number_id: str
     """The business number whose change carried it: only that number's replies move."""
+    outbound_id: uuid.UUID | None = None
+    """Our id of the message, which Meta hands back from `biz_opaque_callback_data`."""
 
 
 @dataclass
@@ -216,7 +219,11 @@ def _status(status: dict[str, Any], phone_number_id: str, path: str) -> MetaStat
         detail = first.get("title") or first.get("message") or ""
         error = f"Meta error {first.get('code')}: {detail}".strip()
     return MetaStatus(
-        message_id=message_id, status=state, error=error, phone_number_id=phone_number_id
+        message_id=message_id,
+        status=state,
+        error=error,
+        phone_number_id=phone_number_id,
+        outbound_id=_outbound_id(status.get("biz_opaque_callback_data")),
     )
 
 
@@ -224,6 +231,15 @@ def _phone_number_id(value: Any, path: str) -> str:
     """As channels store it (`channel_address`): the number that chooses the app secret
     that must have signed the notification is the number its messages are routed to."""
     return _text(channel_address("meta", _text(value, path)), path)
+
+
+def _outbound_id(callback_data: Any) -> uuid.UUID | None:
+    """Our outbound id, when the callback data is one: another app on the same business
+    account may send its own (any app subscribed to the account sees every status)."""
+    try:
+        return uuid.UUID(callback_data) if isinstance(callback_data, str) else None
+    except ValueError:
+        return None
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:

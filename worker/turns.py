@@ -78,7 +78,8 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
         turn.attempts,
     )
     replies = scene.replies
-    if not replies:
+    resumed = bool(replies)
+    if not resumed:
         async with typing_shown(
             runtime.channel(channel),
             sender=channel.address,
@@ -87,7 +88,7 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
         ):
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
         replies = await record_reply_parts(turn, scene, reply, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=resumed)
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
 
 
@@ -110,7 +111,7 @@ async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> No
     )
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
     replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=False)
 
 
 async def _generate_reply(
