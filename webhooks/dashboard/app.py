@@ -1,7 +1,7 @@
 """The dashboard and its APIs as one Starlette app, mounted under the receiver's routes.
 
-Its own middleware (the signed session cookie, then `Guard`) wraps only these routes,
-so provider webhooks pay nothing for them. The receiver's lifespan puts the shared
+Its own middleware (the signed session cookie, the body cap, then `Guard`) wraps only
+these routes, so provider webhooks pay nothing for them. The receiver's lifespan puts the shared
 `runtime`, `settings` and `celery` on this app's state.
 """
 
@@ -24,6 +24,7 @@ from starlette.types import ExceptionHandler
 from db.settings import Settings
 from webhooks.dashboard import actions, api, chat, pages
 from webhooks.dashboard.auth import Guard
+from webhooks.dashboard.body_cap import BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def create_dashboard(
                 same_site="lax",
                 https_only=settings.cookie_secure,
             ),
+            Middleware(BodyCap, deny=error_response),
             Middleware(Guard, deny=error_response),
         ],
         exception_handlers={**exception_handlers, HTTPException: http_error},

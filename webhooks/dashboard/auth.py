@@ -135,7 +135,14 @@ def csrf_token(request: HTTPConnection) -> str:
 
 def _csrf_ok(request: HTTPConnection, offered: str | None) -> bool:
     expected = request.session.get("csrf")
-    return bool(expected and offered and hmac.compare_digest(str(offered), str(expected)))
+    if not (expected and offered):
+        return False
+    # Compared as bytes: `compare_digest` refuses strings that are not ASCII.
+    return hmac.compare_digest(_utf8(offered), _utf8(str(expected)))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 async def checked_form(request: Request) -> FormData:

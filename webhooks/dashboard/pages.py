@@ -26,7 +26,13 @@ from webhooks.dashboard.auth import (
     sign_in,
 )
 from webhooks.dashboard.conversation import Entry, build_entries
-from webhooks.dashboard.lookups import int_param, visible_builder, visible_session
+from webhooks.dashboard.lookups import (
+    int_param,
+    page_param,
+    search_param,
+    visible_builder,
+    visible_session,
+)
 from webhooks.dashboard.rendering import page
 
 SESSIONS_PER_PAGE = 25
@@ -81,9 +87,8 @@ async def sessions(request: Request) -> Response:
     if sort not in SESSION_SORTS:
         raise HTTPException(400, f"sort must be one of {', '.join(SESSION_SORTS)}")
     descending = request.query_params.get("order", "desc") != "asc"
-    search = request.query_params.get("q", "")[:100]
-    number = int_param(request, "page", default=1, low=1)
-    assert number is not None
+    search = search_param(request)
+    number = page_param(request, per_page=SESSIONS_PER_PAGE)
     async with request.app.state.runtime.sessionmaker() as db:
         listing = await sessions_page(
             builder.id,
