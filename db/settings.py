@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     default_model: str = Field("gpt-4.1-mini", alias="DEFAULT_MODEL")
     agents_tracing: bool = Field(False, alias="AGENTS_TRACING")
 
+    request_read_timeout_seconds: float = Field(10.0, alias="REQUEST_READ_TIMEOUT_SECONDS", gt=0)
+
     public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
     trust_proxy_headers: bool = Field(False, alias="TRUST_PROXY_HEADERS")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +41,8 @@ class BodyCap:
                     415, "multipart bodies are not accepted: no dashboard route takes files"
                 )
             body = await read_limited_body(request, limit=MAX_BODY_BYTES)
+        except ClientDisconnect:
+            return  # gone, or closed for sending too slowly: nobody to answer
         except HTTPException as refused:
             # The server discards whatever of the body still arrives (within its read
             # deadline, `webhooks.read_deadline`), so the client reads this answer.
