@@ -23,7 +23,7 @@ from starlette.types import ExceptionHandler
 
 from db.settings import Settings
 from webhooks.dashboard import actions, api, chat, pages
-from webhooks.dashboard.auth import Guard
+from webhooks.dashboard.auth import Guard, admin_key
 from webhooks.dashboard.body_cap import BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
 
@@ -79,6 +79,7 @@ def create_dashboard(
         exception_handlers={**exception_handlers, HTTPException: http_error},
     )
     dashboard.state.chat_turns = set()
+    dashboard.state.admin_key = admin_key(settings, secret)
     return dashboard
 
 

@@ -24,6 +24,7 @@ from webhooks.dashboard.auth import (
     principal_for_token,
     require_admin,
     sign_in,
+    sign_out,
 )
 from webhooks.dashboard.conversation import Entry, build_entries
 from webhooks.dashboard.lookups import (
@@ -54,7 +55,7 @@ async def login(request: Request) -> Response:
             {"error": "That token is not valid.", "next": "/"},
             status_code=401,
         )
-    sign_in(request, who)
+    await sign_in(request, who)
     return RedirectResponse(_local(str(form.get("next") or "/")), 303)
 
 
@@ -65,7 +66,7 @@ def _local(target: str) -> str:
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    request.session.clear()
+    await sign_out(request)
     return RedirectResponse("/login", 303)
 
 

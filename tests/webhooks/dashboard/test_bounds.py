@@ -3,25 +3,14 @@ and values that used to crash a handler get a 4xx that says what was wrong."""
 
 from __future__ import annotations
 
-import re
 import socket
 from urllib.parse import urlsplit
 
 import httpx
 
-from tests.webhooks.dashboard.conftest import World
+from tests.webhooks.dashboard.conftest import World, browser_signed_in
 
 BIGGER_THAN_BIGINT = "99999999999999999999"
-
-
-async def browser_signed_in(client: httpx.AsyncClient, token: str) -> str:
-    """Sign `client` in through the form, as a browser does; returns its CSRF token."""
-    form = await client.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    signed_in = await client.post("/login", data={"token": token, "csrf_token": csrf.group(1)})
-    assert signed_in.status_code == 303
-    return csrf.group(1)
 
 
 def raw_exchange(base_url: str, request: bytes) -> bytes:
