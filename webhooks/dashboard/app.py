@@ -26,6 +26,7 @@ from webhooks.dashboard import actions, api, chat, pages
 from webhooks.dashboard.auth import Guard, admin_key
 from webhooks.dashboard.body_cap import BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
+from webhooks.dashboard.throttle import WrongTokens
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ def create_dashboard(
     )
     dashboard.state.chat_turns = set()
     dashboard.state.admin_key = admin_key(settings, secret)
+    dashboard.state.wrong_tokens = WrongTokens(
+        settings.auth_failures_per_minute, trust_proxy_headers=settings.trust_proxy_headers
+    )
     return dashboard
 
 

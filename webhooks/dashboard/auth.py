@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from db.settings import Settings
 from db.sign_ins import SignedIn, end_sign_in, signed_in, start_sign_in
 from db.tokens import live_token
+from webhooks.dashboard.throttle import WrongTokens
 
 DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError)
 PUBLIC = frozenset({"/login"})
@@ -201,13 +202,20 @@ class Guard:
         path = scope["path"]
         who = None
         header = connection.headers.get("authorization", "")
+        wrong_tokens: WrongTokens = connection.app.state.wrong_tokens
         try:
             if header:
+                wrong_tokens.check(connection)
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() == "bearer" and token.strip():
                     who = await principal_for_token(token.strip(), request=connection)
+                if who is None:
+                    wrong_tokens.record(connection)
             else:
                 who = await _from_cookie(connection)
+        except HTTPException as throttled:
+            await self.deny(connection, throttled)(scope, receive, send)
+            return
         except DATABASE_ERRORS:
             down = HTTPException(503, "database unavailable, retry later")
             await self.deny(connection, down)(scope, receive, send)

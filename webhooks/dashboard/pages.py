@@ -35,6 +35,7 @@ from webhooks.dashboard.lookups import (
     visible_session,
 )
 from webhooks.dashboard.rendering import page
+from webhooks.dashboard.throttle import WrongTokens
 
 SESSIONS_PER_PAGE = 25
 ITEMS_PER_PAGE = 50
@@ -45,10 +46,13 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    wrong_tokens: WrongTokens = request.app.state.wrong_tokens
+    wrong_tokens.check(request)
     form = await checked_form(request)
     token = str(form.get("token", "")).strip()
     who = await principal_for_token(token, request=request) if token else None
     if who is None:
+        wrong_tokens.record(request)
         return page(
             request,
             "login.html",
