@@ -11,6 +11,7 @@ from db.dashboard import MAX_PAGE, SESSION_SORTS, SessionSummary, items_page, se
 from db.logs import mask_numbers
 from webhooks.dashboard.conversation import item_json
 from webhooks.dashboard.lookups import (
+    SEQUENCE_MAX,
     int_param,
     page_param,
     search_param,
@@ -64,7 +65,7 @@ async def builder_sessions(request: Request) -> Response:
 async def session_items(request: Request) -> Response:
     """Items with `sequence > after`, oldest first; `next_after` continues the walk."""
     session = await visible_session(request)
-    after = int_param(request, "after", default=-1, low=-1)
+    after = int_param(request, "after", default=-1, low=-1, high=SEQUENCE_MAX)
     limit = int_param(request, "limit", default=100, low=1, high=MAX_PAGE)
     assert limit is not None
     async with request.app.state.runtime.sessionmaker() as db:

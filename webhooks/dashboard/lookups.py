@@ -43,6 +43,8 @@ async def visible_session(request: Request) -> SessionSummary:
 
 BIGINT_MAX = 2**63 - 1
 """Integer parameters end up in SQL, where Postgres refuses anything larger."""
+SEQUENCE_MAX = 2**31 - 1
+"""`session_items.sequence` is an INTEGER: `after`/`before` beyond it are refused too."""
 
 
 def int_param(

@@ -28,6 +28,7 @@ from webhooks.dashboard.auth import (
 )
 from webhooks.dashboard.conversation import Entry, build_entries
 from webhooks.dashboard.lookups import (
+    SEQUENCE_MAX,
     int_param,
     page_param,
     search_param,
@@ -138,8 +139,8 @@ async def conversation(request: Request) -> Response:
 async def conversation_entries(request: Request) -> Response:
     """A fragment of bubbles: `after=N` for live updates, `before=N` for earlier pages."""
     session = await visible_session(request)
-    after = int_param(request, "after", default=None, low=-1)
-    before = int_param(request, "before", default=None, low=0)
+    after = int_param(request, "after", default=None, low=-1, high=SEQUENCE_MAX)
+    before = int_param(request, "before", default=None, low=0, high=SEQUENCE_MAX)
     entries, more = await _entries(request, session.id, before=before, after=after)
     response = page(request, "_entries.html", {"entries": entries, "session": session})
     response.headers["X-More"] = "1" if more else "0"
