@@ -62,6 +62,9 @@ async def acquire_lease(
         )
         .values(lease_token=token, lease_expires_at=now + timedelta(seconds=ttl_seconds))
         .returning(AgentSessionRow.id)
+        # The database compares the expiry, not Python: a row this session already
+        # loaded from SQLite holds a naive timestamp that cannot be compared to `now`.
+        .execution_options(synchronize_session="fetch")
     )
     return token if taken.first() is not None else None
 

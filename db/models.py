@@ -242,6 +242,29 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DashboardSignIn(Base):
+    """A browser signed in to the dashboard. Its cookie holds only a random secret; this
+    row holds the secret's SHA-256, who signed in (a builder through one of its tokens, or
+    the admin) and until when. Signing out revokes the row. An admin's row carries
+    `admin_key`, an HMAC of `ADMIN_TOKEN` under the cookie's signing secret: once the
+    token changes, no admin row matches."""
+
+    __tablename__ = "dashboard_sign_ins"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    builder_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE")
+    )
+    token_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE")
+    )
+    admin_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Turn(Base):
     """One agent run answering one or more inbound messages of a session.
 
