@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.channel_credentials import CredentialsCipher, fernet_keys
+from db.engine import Pooler
 
 
 class Settings(BaseSettings):
@@ -24,6 +25,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".wabot"), alias="WABOT_DATA_DIR")
     database_url: str | None = Field(None, alias="DATABASE_URL")
     database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE", ge=1)
+    database_pooler: Pooler = Field("none", alias="DATABASE_POOLER")
     session_connections: int = Field(4, alias="SESSION_CONNECTIONS", ge=1)
     history_window: int = Field(50, alias="HISTORY_WINDOW", ge=0)
     celery_broker_url: str | None = Field(None, alias="CELERY_BROKER_URL")

@@ -3,7 +3,8 @@ real receiver (uvicorn) and a real Celery worker process.
 
 Services: TEST_DATABASE_URL (default postgresql://127.0.0.1:5432/test; the suite owns
 the wabot tables in it and recreates them) and REDIS_URL (default redis://127.0.0.1:6379/0;
-each run uses its own queue name).
+each run uses its own queue name). The receivers and workers the tests start reach
+Postgres through a PgBouncer of the suite's own in transaction mode, as a fleet does.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.pooler import pgbouncer, through
 from tests.services import LIBPQ_DSN, REDIS_URL, TEST_DATABASE_URL
 from tests.waiting import wait_for_log
 
@@ -84,6 +86,13 @@ def database_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def pooled_database_url(database_url: str) -> Iterator[str]:
+    """The test database through the suite's PgBouncer (transaction pooling)."""
+    with pgbouncer(LIBPQ_DSN) as port:
+        yield through(port, database_url)
+
+
+@pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated SQLite file: the embedded database of `make demo`."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'wabot.db'}"
@@ -132,17 +141,18 @@ def fake_twilio(fake_twilio_server: tuple[FakeTwilio, str]) -> FakeTwilio:
 
 @pytest.fixture(scope="session")
 def service_env(
-    database_url: str,
+    pooled_database_url: str,
     fake_openai_server: tuple[FakeOpenAI, str],
     fake_twilio_server: tuple[FakeTwilio, str],
     fake_graph_server: tuple[FakeGraphAPI, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
-    """The environment our processes run with in tests: real Postgres and Redis, fake
-    OpenAI, Twilio and Meta on loopback."""
+    """The environment our processes run with in tests: real Postgres (through
+    PgBouncer) and Redis, fake OpenAI, Twilio and Meta on loopback."""
     return {
         "WABOT_DATA_DIR": str(tmp_path_factory.mktemp("wabot-data")),
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": pooled_database_url,
+        "DATABASE_POOLER": "transaction",
         "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_QUEUE": RUN_QUEUE,
         "CELERY_VISIBILITY_TIMEOUT": "300",
@@ -275,16 +285,18 @@ def private_queue(
 
 
 @pytest.fixture
-def wabot(database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
-    """Run `wabot ARGS…` as a user runs it (a real process) against the emptied test
-    database; `input` is typed at its prompts, `env` adds variables (a broker, a key)."""
+def wabot(pooled_database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
+    """Run `wabot ARGS…` as a user runs it (a real process, through PgBouncer) against
+    the emptied test database; `input` is typed at its prompts, `env` adds variables (a
+    broker, a key)."""
+    database = {"DATABASE_URL": pooled_database_url, "DATABASE_POOLER": "transaction"}
 
     def run(
         *args: str, input: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "worker.cli", *args],
-            env={"PATH": os.environ["PATH"], "DATABASE_URL": database_url, **(env or {})},
+            env={"PATH": os.environ["PATH"], **database, **(env or {})},
             capture_output=True,
             text=True,
             timeout=60,

@@ -143,6 +143,7 @@ def echo_what_it_answers(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def test_the_promise_holds_under_faults(
     db_sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
     private_queue: Callable[..., tuple[dict[str, str], str]],
     private_redis: RedisServer,
     fake_openai: FakeOpenAI,
@@ -163,6 +164,10 @@ async def test_the_promise_holds_under_faults(
         SWEEP_INTERVAL_SECONDS="2",
         SWEEP_STALE_SECONDS="6",
         SENDER_TURNS_PER_MINUTE="0",
+        # Straight to Postgres, not through the suite's PgBouncer: terminating the
+        # workers' connections must reach the workers.
+        DATABASE_URL=database_url,
+        DATABASE_POOLER="none",
         PGAPPNAME=WORKER_APP_NAME,
     )
     await builder_with_channel(db_sessions)

@@ -76,7 +76,9 @@ def test_session_items_is_the_seed_table() -> None:
     assert {"session_items_seq_idx", "session_items_seq_unique"} <= {name for (name,) in indexes}
 
 
-def test_downgrade_and_upgrade_again(sqlite_url: str, database_url: str) -> None:
-    for url in (sqlite_url, database_url):
+def test_downgrade_and_upgrade_again(
+    sqlite_url: str, database_url: str, pooled_database_url: str
+) -> None:
+    for url in (sqlite_url, database_url, pooled_database_url):
         migrate.downgrade(url, "base")
         migrate.upgrade(url)
