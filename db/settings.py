@@ -131,11 +131,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _timeouts_outlive_runs(self) -> Settings:
         """A lease or a Redis visibility timeout shorter than a run would hand a live
-        conversation (or its task) to a second worker."""
-        for name, seconds in (
-            ("CONVERSATION_LEASE_SECONDS", self.conversation_lease_seconds),
-            ("CELERY_VISIBILITY_TIMEOUT", self.celery_visibility_timeout),
-        ):
+        conversation (or its task) to a second worker (on RabbitMQ, the broker's own
+        consumer_timeout plays that part: see README, "Which broker")."""
+        timeouts = [("CONVERSATION_LEASE_SECONDS", self.conversation_lease_seconds)]
+        if not self.broker_is_rabbitmq:
+            timeouts.append(("CELERY_VISIBILITY_TIMEOUT", self.celery_visibility_timeout))
+        for name, seconds in timeouts:
             if seconds <= self.run_timeout_seconds:
                 raise ValueError(
                     f"{name} must be longer than RUN_TIMEOUT_SECONDS "
@@ -161,6 +162,12 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         """The configured broker, or the embedded file-system broker."""
         return self.celery_broker_url or "filesystem://localhost//"
+
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        """An AMQP broker (RabbitMQ) rather than Redis or the embedded one."""
+        scheme = (self.celery_broker_url or "").split("://", 1)[0]
+        return scheme in {"amqp", "amqps", "pyamqp"}
 
     @property
     def broker_folder(self) -> Path:

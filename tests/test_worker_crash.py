@@ -1,5 +1,6 @@
 """Fault injection: a worker killed with SIGKILL in the middle of a run loses nothing
-and doubles nothing once Redis hands its task to another worker."""
+and doubles nothing once the broker hands its task to another worker (Redis after its
+visibility timeout, RabbitMQ as soon as the dead worker's connection closes)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind, turns
+from tests.services import RABBITMQ_URL, REDIS_URL
 from tests.waiting import at_least
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("broker_url", [REDIS_URL, RABBITMQ_URL], ids=["redis", "rabbitmq"])
 async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
+    broker_url: str,
     db_sessions: async_sessionmaker[AsyncSession],
     private_queue: Callable[..., tuple[dict[str, str], str]],
     fake_openai: FakeOpenAI,
@@ -35,7 +39,10 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
 ) -> None:
     # Short timeouts so redelivery and lease expiry happen within the test.
     env, receiver = private_queue(
-        CELERY_VISIBILITY_TIMEOUT="5", RUN_TIMEOUT_SECONDS="4", CONVERSATION_LEASE_SECONDS="6"
+        CELERY_BROKER_URL=broker_url,
+        CELERY_VISIBILITY_TIMEOUT="5",
+        RUN_TIMEOUT_SECONDS="4",
+        CONVERSATION_LEASE_SECONDS="6",
     )
     await builder_with_channel(db_sessions)
     fake_openai.delay_seconds = 60  # the model call the first worker will die in
