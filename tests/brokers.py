@@ -34,7 +34,10 @@ def delete_rabbitmq_queue(url: str, name: str) -> None:
 
 
 class PrivateBroker(Protocol):
-    url: str
+    process: subprocess.Popen[bytes] | None
+
+    @property
+    def url(self) -> str: ...
 
     def start(self) -> None: ...
 
