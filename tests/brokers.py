@@ -19,9 +19,9 @@ from kombu import Connection
 from tests.fakes.server import free_port
 from tests.waiting import wait_until_ready
 
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-"""Debian's real start script (`/usr/sbin/rabbitmq-server` switches to the system
-node's user and folders)."""
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+"""Debian's real scripts (`/usr/sbin/rabbitmq-server` switches to the system node's user
+and folders)."""
 
 
 def delete_rabbitmq_queue(url: str, name: str) -> None:
@@ -91,13 +91,14 @@ class RabbitMQServer:
     durable queues and persistent messages as a production node does."""
 
     def __init__(self, folder: Path) -> None:
-        executable = RABBITMQ_SERVER if os.path.exists(RABBITMQ_SERVER) else None
-        assert executable, "this test starts its own RabbitMQ: apt-get install rabbitmq-server"
-        self.executable = executable
+        assert (RABBITMQ_BIN / "rabbitmq-server").exists(), (
+            "this test starts its own RabbitMQ: apt-get install rabbitmq-server"
+        )
         self.port = free_port()
         self.folder = folder
         self.log = folder / "rabbitmq.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.node = f"wabot-test-{secrets.token_hex(4)}@localhost"
         home = folder / "home"
         home.mkdir()
         cookie = home / ".erlang.cookie"
@@ -109,7 +110,7 @@ class RabbitMQServer:
         self.env = {
             "PATH": os.environ["PATH"],
             "HOME": str(home),
-            "RABBITMQ_NODENAME": f"wabot-test-{secrets.token_hex(4)}@localhost",
+            "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(free_port()),
@@ -129,7 +130,7 @@ class RabbitMQServer:
     def start(self) -> None:
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
-                [self.executable],
+                [RABBITMQ_BIN / "rabbitmq-server"],
                 env=self.env,
                 cwd=self.folder,
                 stdout=output,
@@ -146,6 +147,16 @@ class RabbitMQServer:
             return False
         connection.close()
         return True
+
+    def ctl(self, *args: str) -> None:
+        """`rabbitmqctl ARGS…` on this node."""
+        subprocess.run(
+            [RABBITMQ_BIN / "rabbitmqctl", "-n", self.node, *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def stop(self) -> None:
         """A clean shutdown (its script stops the Erlang VM on SIGTERM), else a kill."""

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.brokers import RabbitMQServer
 from tests.conftest import start_worker
 from tests.factories import builder_with_channel, post_signed, twilio_form
 from tests.fakes.openai import FakeOpenAI
@@ -123,6 +124,37 @@ async def test_a_message_accepted_while_the_broker_was_down_is_swept_and_answere
     finally:
         sweeper.terminate()
         sweeper.wait(timeout=30)
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hi"]
+
+
+async def test_a_rabbitmq_blocking_publishers_holds_no_webhook_past_the_publish_deadline(
+    db_sessions: async_sessionmaker[AsyncSession],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+) -> None:
+    """In a memory alarm RabbitMQ stops reading what publishers send, so a publish waits
+    for a confirm that does not come: the webhook is answered anyway (the message is in
+    the inbox), and once the alarm is over the message is delivered and answered."""
+    rabbitmq = RabbitMQServer(tmp_path)
+    rabbitmq.start()
+    try:
+        env, receiver = private_queue(CELERY_BROKER_URL=rabbitmq.url)
+        await builder_with_channel(db_sessions)
+        rabbitmq.ctl("set_vm_memory_high_watermark", "0")
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hi"))
+        assert response.status_code == 200
+        rabbitmq.ctl("set_vm_memory_high_watermark", "0.4")
+        worker = start_worker(env, tmp_path / "worker.log", concurrency=2)
+        try:
+            await at_least(fake_twilio.messages, 1, within=30, what="replies once unblocked")
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    finally:
+        rabbitmq.stop()
     assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hi"]
 
 
