@@ -106,6 +106,13 @@ async def converse(
         await whatsapp("dos", OTHER_NUMBER)
         await at_least(fake_twilio.messages, 3, what="the other builder's second reply")
 
+    async def second_turn_closed() -> bool:
+        """Its reply is sent before its turn is closed."""
+        return any(
+            m.text == "dos" and m.status == "processed" for m in await inbound_messages(sessions)
+        )
+
+    await eventually(second_turn_closed, what="the other builder's second turn closed")
     [two_id] = [m.id for m in await inbound_messages(sessions) if m.text == "two"]
     eta = await eventually(
         partial(asyncio.to_thread, scheduled_for, celery, node, two_id),
