@@ -76,6 +76,10 @@ def create_celery(settings: Settings) -> Celery:
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        # After a reconnect Celery would lower the prefetch count, then raise it back from
+        # the task threads on the consumer's own connection, racing the consumer for its
+        # socket: on RabbitMQ a worker hung for good. Prefetch stays as set.
+        worker_enable_prefetch_count_reduction=False,
         enable_utc=True,
     )
     return app
