@@ -20,13 +20,21 @@ demo: $(INSTALLED)
 	$(BIN)/wabot demo $(if $(SERVE),--serve) $(if $(BUILDER),--builder $(BUILDER)) \
 		$(if $(PORT),--port $(PORT)) $(if $(ASK),--ask "$(ASK)")
 
+# $(call debian_package,PROGRAM,WHAT NEEDS IT): apt-get install PROGRAM's Debian package
+# when it is missing and we are root; else say what will fail.
+define debian_package
+@command -v $(1) >/dev/null || [ -x /usr/sbin/$(1) ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& { apt-get install -y -qq $(1) >/dev/null 2>&1 \
+			|| { apt-get update -qq >/dev/null && apt-get install -y -qq $(1) >/dev/null; }; }; } \
+		|| echo "$(1) is missing and could not be installed: $(2) will fail (apt-get install $(1))"
+endef
+
 ## test: lint, then the whole suite on PostgreSQL and Redis (TEST_DATABASE_URL, REDIS_URL);
-## the browser tests drive Debian's chromium, installed here when we are root
+## the browser tests drive Debian's chromium, the receivers and workers reach Postgres
+## through Debian's pgbouncer: both installed here when we are root
 test: $(INSTALLED)
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& { apt-get install -y -qq chromium >/dev/null 2>&1 \
-			|| { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; }; } \
-		|| echo "chromium is missing and could not be installed: the browser tests will fail (apt-get install chromium)"
+	$(call debian_package,chromium,the browser tests)
+	$(call debian_package,pgbouncer,every test of a receiver or worker)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,8 +12,25 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 
+Pooler = Literal["none", "transaction"]
+"""What sits between us and Postgres (`DATABASE_POOLER`): nothing (or a session-mode
+pooler), or a transaction-mode pooler such as PgBouncer's `pool_mode = transaction`."""
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+
+def psycopg_options(pooler: Pooler) -> dict[str, Any]:
+    """Connection options every psycopg connection of ours takes behind `pooler`.
+
+    psycopg prepares a statement a connection has run five times, so Postgres stops
+    parsing and planning it. A transaction-mode pooler hands each transaction to any
+    server connection, where that prepared name is unknown or already taken
+    (`DuplicatePreparedStatement`): there nothing is prepared, at the price of a parse
+    and a plan per statement. Nothing else of ours needs a session of its own: no
+    session-level SET, advisory lock, LISTEN, temporary table or server-side cursor.
+    """
+    return {"prepare_threshold": None} if pooler == "transaction" else {}
+
+
+def create_engine(url: str, *, pool_size: int = 10, pooler: Pooler = "none") -> AsyncEngine:
     """Create the engine for `url` (already normalised by `Settings`).
 
     A Postgres process holds at most `2 × pool_size` connections. Conversations only hold
@@ -36,7 +53,10 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         hide_parameters=True,  # statement errors are logged: no message text or number in them
         pool_size=pool_size,
         max_overflow=pool_size,
-        connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS},
+        connect_args={
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
+            **psycopg_options(pooler),
+        },
     )
 
 

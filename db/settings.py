@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from db.channel_credentials import CredentialsCipher, fernet_keys
+from db.engine import Pooler
 
 
 class Settings(BaseSettings):
@@ -24,6 +25,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".wabot"), alias="WABOT_DATA_DIR")
     database_url: str | None = Field(None, alias="DATABASE_URL")
     database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE", ge=1)
+    database_pooler: Pooler = Field("none", alias="DATABASE_POOLER")
     session_connections: int = Field(4, alias="SESSION_CONNECTIONS", ge=1)
     history_window: int = Field(50, alias="HISTORY_WINDOW", ge=0)
     celery_broker_url: str | None = Field(None, alias="CELERY_BROKER_URL")
@@ -133,11 +135,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _timeouts_outlive_runs(self) -> Settings:
         """A lease or a Redis visibility timeout shorter than a run would hand a live
-        conversation (or its task) to a second worker."""
-        for name, seconds in (
-            ("CONVERSATION_LEASE_SECONDS", self.conversation_lease_seconds),
-            ("CELERY_VISIBILITY_TIMEOUT", self.celery_visibility_timeout),
-        ):
+        conversation (or its task) to a second worker (on RabbitMQ, the broker's own
+        consumer_timeout plays that part: see README, "Which broker")."""
+        timeouts = [("CONVERSATION_LEASE_SECONDS", self.conversation_lease_seconds)]
+        if not self.broker_is_rabbitmq:
+            timeouts.append(("CELERY_VISIBILITY_TIMEOUT", self.celery_visibility_timeout))
+        for name, seconds in timeouts:
             if seconds <= self.run_timeout_seconds:
                 raise ValueError(
                     f"{name} must be longer than RUN_TIMEOUT_SECONDS "
@@ -163,6 +166,12 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         """The configured broker, or the embedded file-system broker."""
         return self.celery_broker_url or "filesystem://localhost//"
+
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        """An AMQP broker (RabbitMQ) rather than Redis or the embedded one."""
+        scheme = (self.celery_broker_url or "").split("://", 1)[0]
+        return scheme in {"amqp", "amqps", "pyamqp"}
 
     @property
     def broker_folder(self) -> Path:

@@ -17,16 +17,19 @@ import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from db.engine import Pooler, psycopg_options
+
 CONNECT_TIMEOUT_SECONDS = 5
 
 
 class StatementConnections:
-    def __init__(self, database_url: str, *, size: int) -> None:
+    def __init__(self, database_url: str, *, size: int, pooler: Pooler = "none") -> None:
         self._conninfo = (
             make_url(database_url)
             .set(drivername="postgresql")
             .render_as_string(hide_password=False)
         )
+        self._options = psycopg_options(pooler)
         self._connections: list[psycopg.AsyncConnection[Any] | None] = [None] * size
         self._turn = itertools.cycle(range(size))
 
@@ -37,7 +40,10 @@ class StatementConnections:
             connection = self._connections[slot]
             if connection is None or connection.closed:
                 connection = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+                    self._conninfo,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                    **self._options,
                 )
                 self._connections[slot] = connection
             cursor = await connection.execute(statement, params)

@@ -2,8 +2,11 @@
 real receiver (uvicorn) and a real Celery worker process.
 
 Services: TEST_DATABASE_URL (default postgresql://127.0.0.1:5432/test; the suite owns
-the wabot tables in it and recreates them) and REDIS_URL (default redis://127.0.0.1:6379/0;
-each run uses its own queue name).
+the wabot tables in it and recreates them), REDIS_URL (default redis://127.0.0.1:6379/0;
+each run uses its own queue name) and RABBITMQ_URL (default
+amqp://guest:guest@127.0.0.1:5672//; tests on it use queues of their own, deleted
+afterwards). The receivers and workers the tests start reach
+Postgres through a PgBouncer of the suite's own in transaction mode, as a fleet does.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import psycopg
 import pytest
 import redis
 from agents import set_tracing_disabled
+from kombu import Connection
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -27,13 +31,15 @@ from db import migrate
 from db.engine import create_engine, create_sessionmaker
 from db.models import Base
 from db.settings import Settings
+from tests.brokers import delete_rabbitmq_queue
 from tests.factories import CREDENTIALS_KEY
 from tests.fakes import meta
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from tests.services import LIBPQ_DSN, REDIS_URL, TEST_DATABASE_URL
+from tests.pooler import pgbouncer, through
+from tests.services import LIBPQ_DSN, RABBITMQ_URL, REDIS_URL, TEST_DATABASE_URL
 from tests.waiting import wait_for_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +49,7 @@ Wabot = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Stop at once, naming the service, when Postgres or Redis is not reachable."""
+    """Stop at once, naming the service, when Postgres, Redis or RabbitMQ is not reachable."""
     problems = []
     try:
         psycopg.connect(LIBPQ_DSN, connect_timeout=3).close()
@@ -61,6 +67,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             f"Redis is unreachable at REDIS_URL={REDIS_URL} ({error}).\n"
             "  Start it: `redis-server --daemonize yes --port 6379`"
             " or `docker run -d -p 6379:6379 redis:7`, or point REDIS_URL at a server."
+        )
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:  # kombu raises whatever its transport raised
+        problems.append(
+            f"RabbitMQ is unreachable at RABBITMQ_URL={RABBITMQ_URL} ({error}).\n"
+            "  Start it: `service rabbitmq-server start` or `docker run -d -p 5672:5672"
+            " rabbitmq:3`, or point RABBITMQ_URL at a server."
         )
     if problems:
         pytest.exit("\n".join(problems), returncode=3)
@@ -81,6 +96,13 @@ def database_url() -> str:
             conn.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
     migrate.upgrade(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def pooled_database_url(database_url: str) -> Iterator[str]:
+    """The test database through the suite's PgBouncer (transaction pooling)."""
+    with pgbouncer(LIBPQ_DSN) as port:
+        yield through(port, database_url)
 
 
 @pytest.fixture(scope="session")
@@ -132,17 +154,18 @@ def fake_twilio(fake_twilio_server: tuple[FakeTwilio, str]) -> FakeTwilio:
 
 @pytest.fixture(scope="session")
 def service_env(
-    database_url: str,
+    pooled_database_url: str,
     fake_openai_server: tuple[FakeOpenAI, str],
     fake_twilio_server: tuple[FakeTwilio, str],
     fake_graph_server: tuple[FakeGraphAPI, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
-    """The environment our processes run with in tests: real Postgres and Redis, fake
-    OpenAI, Twilio and Meta on loopback."""
+    """The environment our processes run with in tests: real Postgres (through
+    PgBouncer) and Redis, fake OpenAI, Twilio and Meta on loopback."""
     return {
         "WABOT_DATA_DIR": str(tmp_path_factory.mktemp("wabot-data")),
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": pooled_database_url,
+        "DATABASE_POOLER": "transaction",
         "CELERY_BROKER_URL": REDIS_URL,
         "CELERY_QUEUE": RUN_QUEUE,
         "CELERY_VISIBILITY_TIMEOUT": "300",
@@ -260,31 +283,39 @@ def make_receiver(service_env: dict[str, str]) -> Iterator[Callable[..., str]]:
 @pytest.fixture
 def private_queue(
     service_env: dict[str, str], make_receiver: Callable[..., str]
-) -> Callable[..., tuple[dict[str, str], str]]:
+) -> Iterator[Callable[..., tuple[dict[str, str], str]]]:
     """An environment for workers the test starts itself, and a receiver feeding them, on
-    a queue of their own; `overrides` apply to both (timeouts, broker)."""
+    a queue of their own; `overrides` apply to both (timeouts, broker). A queue on the
+    shared RabbitMQ is deleted afterwards."""
+    queues: list[dict[str, str]] = []
 
     def make(**overrides: str) -> tuple[dict[str, str], str]:
         env = {**service_env, "CELERY_QUEUE": f"wabot-test-{uuid.uuid4().hex[:8]}", **overrides}
         receiver = make_receiver(
             CELERY_QUEUE=env["CELERY_QUEUE"], CELERY_BROKER_URL=env["CELERY_BROKER_URL"]
         )
+        queues.append(env)
         return env, receiver
 
-    return make
+    yield make
+    for env in queues:
+        if env["CELERY_BROKER_URL"] == RABBITMQ_URL:
+            delete_rabbitmq_queue(RABBITMQ_URL, env["CELERY_QUEUE"])
 
 
 @pytest.fixture
-def wabot(database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
-    """Run `wabot ARGS…` as a user runs it (a real process) against the emptied test
-    database; `input` is typed at its prompts, `env` adds variables (a broker, a key)."""
+def wabot(pooled_database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
+    """Run `wabot ARGS…` as a user runs it (a real process, through PgBouncer) against
+    the emptied test database; `input` is typed at its prompts, `env` adds variables (a
+    broker, a key)."""
+    database = {"DATABASE_URL": pooled_database_url, "DATABASE_POOLER": "transaction"}
 
     def run(
         *args: str, input: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "worker.cli", *args],
-            env={"PATH": os.environ["PATH"], "DATABASE_URL": database_url, **(env or {})},
+            env={"PATH": os.environ["PATH"], **database, **(env or {})},
             capture_output=True,
             text=True,
             timeout=60,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from datetime import datetime, timedelta
 from functools import partial
@@ -26,6 +25,7 @@ from db.settings import Settings
 from tests.conftest import Wabot
 from tests.factories import BOT_NUMBER, builder_with_channel, post_signed, twilio_form
 from tests.fakes.twilio import FakeTwilio
+from tests.logs import json_lines
 from tests.queries import all_answered, inbound_messages, turns
 from tests.waiting import at_least, eventually
 from worker.app import create_celery, enqueue_inbound
@@ -33,10 +33,19 @@ from worker.app import create_celery, enqueue_inbound
 OTHER_NUMBER = "whatsapp:+14155230000"
 
 
-def scheduled_for(celery: Celery, inbound_id: int) -> datetime | None:
+def node_name(worker_log: Path) -> str:
+    """The worker's Celery node name, as its start-up line gives it."""
+    [name] = [
+        line["message"].split(" starting: ")[0]
+        for line in json_lines(worker_log)
+        if " starting: queue(s) " in line["message"]
+    ]
+    return str(name)
+
+
+def scheduled_for(celery: Celery, node: str, inbound_id: int) -> datetime | None:
     """When the worker will run the task of `inbound_id` again, as it reports over
     Celery's remote control (`celery inspect scheduled`); None if it holds no such task."""
-    node = f"celery@{socket.gethostname()}"
     replies = celery.control.inspect(destination=[node], timeout=5, limit=1).scheduled() or {}
     tasks: list[dict[str, Any]] = replies.get(node, [])
     return next(
@@ -70,12 +79,13 @@ async def test_a_builders_own_rate_holds_its_sender_back_and_nobody_else(
         await add_channel(limited, provider="twilio", address=BOT_NUMBER, db=db)
     await builder_with_channel(db_sessions, address=OTHER_NUMBER)  # SENDER_TURNS_PER_MINUTE
     with create_celery(settings) as celery:
-        await converse(db_sessions, celery, live_receiver, fake_twilio)
+        await converse(db_sessions, celery, node_name(celery_worker), live_receiver, fake_twilio)
 
 
 async def converse(
     sessions: async_sessionmaker[AsyncSession],
     celery: Celery,
+    node: str,
     receiver: str,
     fake_twilio: FakeTwilio,
 ) -> None:
@@ -96,9 +106,16 @@ async def converse(
         await whatsapp("dos", OTHER_NUMBER)
         await at_least(fake_twilio.messages, 3, what="the other builder's second reply")
 
+    async def second_turn_closed() -> bool:
+        """Its reply is sent before its turn is closed."""
+        return any(
+            m.text == "dos" and m.status == "processed" for m in await inbound_messages(sessions)
+        )
+
+    await eventually(second_turn_closed, what="the other builder's second turn closed")
     [two_id] = [m.id for m in await inbound_messages(sessions) if m.text == "two"]
     eta = await eventually(
-        partial(asyncio.to_thread, scheduled_for, celery, two_id),
+        partial(asyncio.to_thread, scheduled_for, celery, node, two_id),
         what="the worker to schedule the limited sender's message",
     )
     inbox = {m.text: m for m in await inbound_messages(sessions)}

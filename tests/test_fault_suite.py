@@ -1,8 +1,8 @@
 """The promise under fire.
 
 2,000 signed webhooks over 200 conversations (half Twilio, half Meta) go through the real
-receiver, a Redis this test owns, two Celery worker processes and Postgres, while:
-workers are SIGKILLed mid-turn twice, Redis is stopped for 5 s, the workers' database
+receiver, a broker this test owns (Redis or RabbitMQ), two Celery workers and Postgres, while:
+workers are SIGKILLed mid-turn twice, the broker is stopped for 5 s, the workers' database
 connections are terminated, the model answers 500 (10%), 429 with Retry-After (5%) or
 hangs past the run deadline (1%), the providers answer 429 to 5% of sends, and 10% of
 webhooks are delivered twice, some concurrently. Then, for every accepted message: it
@@ -23,10 +23,8 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
 import signal
 import subprocess
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
@@ -38,11 +36,11 @@ from urllib.parse import urlencode
 import httpx
 import psycopg
 import pytest
-import redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import InboundMessage, SessionItem, Turn
+from tests.brokers import PrivateBroker, RabbitMQServer, RedisServer
 from tests.conftest import start_worker
 from tests.factories import (
     BOT_NUMBER,
@@ -57,7 +55,6 @@ from tests.factories import (
 from tests.fakes.meta import Failure as GraphFailure
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import Failure, FakeOpenAI, message
-from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, kind
 from tests.services import LIBPQ_DSN
@@ -75,58 +72,12 @@ WORKER_APP_NAME = f"wabot-fault-worker-{uuid.uuid4().hex[:8]}"
 """Unique per run, so terminating this run's connections never touches another run's."""
 
 
-class RedisServer:
-    """A Redis of this test's own on a spare port, so it can be stopped and restarted."""
-
-    def __init__(self, folder: Path) -> None:
-        executable = shutil.which("redis-server")
-        assert executable, "the fault suite starts its own Redis: install redis-server"
-        self.executable = executable
-        self.port = free_port()
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
+@pytest.fixture(params=["redis", "rabbitmq"])
+def private_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A broker of this test's own, so it can be stopped and restarted mid-run."""
+    folder = tmp_path / request.param
+    folder.mkdir()
+    server = RedisServer(folder) if request.param == "redis" else RabbitMQServer(folder)
     server.start()
     yield server
     if server.process and server.process.poll() is None:
@@ -147,8 +98,9 @@ def echo_what_it_answers(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def test_the_promise_holds_under_faults(
     db_sessions: async_sessionmaker[AsyncSession],
+    database_url: str,
     private_queue: Callable[..., tuple[dict[str, str], str]],
-    private_redis: RedisServer,
+    private_broker: PrivateBroker,
     fake_openai: FakeOpenAI,
     fake_twilio: FakeTwilio,
     fake_graph: FakeGraphAPI,
@@ -157,7 +109,7 @@ async def test_the_promise_holds_under_faults(
     rng = random.Random(2026)
     faults: Counter[str] = Counter()
     env, receiver = private_queue(
-        CELERY_BROKER_URL=private_redis.url,
+        CELERY_BROKER_URL=private_broker.url,
         CELERY_VISIBILITY_TIMEOUT="8",
         RUN_TIMEOUT_SECONDS="3",
         CONVERSATION_LEASE_SECONDS="6",
@@ -168,6 +120,10 @@ async def test_the_promise_holds_under_faults(
         SWEEP_STALE_SECONDS="6",
         SENDER_TURNS_PER_MINUTE="0",
         META_STATUS_WAIT_SECONDS="3",
+        # Straight to Postgres, not through the suite's PgBouncer: terminating the
+        # workers' connections must reach the workers.
+        DATABASE_URL=database_url,
+        DATABASE_POOLER="none",
         PGAPPNAME=WORKER_APP_NAME,
     )
     await builder_with_channel(db_sessions)
@@ -217,7 +173,7 @@ async def test_the_promise_holds_under_faults(
     try:
         load = asyncio.create_task(send_all(receiver, rng, faults, sent))
         interrupted = await inject_faults(
-            db_sessions, workers, env, logs, private_redis, faults, providers
+            db_sessions, workers, env, logs, private_broker, faults, providers
         )
         await load
 
@@ -247,7 +203,7 @@ async def test_the_promise_holds_under_faults(
     assert resent == 0, f"{resent} replies sent again after a worker was killed"
     for fault in (
         "worker_kill",
-        "redis_restart",
+        "broker_restart",
         "pg_terminate",
         "model_500",
         "model_429",
@@ -327,7 +283,7 @@ async def inject_faults(
     workers: list[subprocess.Popen[bytes]],
     env: dict[str, str],
     logs: Path,
-    broker: RedisServer,
+    broker: PrivateBroker,
     faults: Counter[str],
     providers: tuple[FakeTwilio, FakeGraphAPI],
 ) -> set[uuid.UUID]:
@@ -370,7 +326,7 @@ async def inject_faults(
     await kill_a_worker(0, mid_turn, "a turn in progress")
     await asyncio.sleep(1)
     broker.stop()
-    faults["redis_restart"] += 1
+    faults["broker_restart"] += 1
     await asyncio.sleep(5)
     broker.start()
     await asyncio.sleep(1)

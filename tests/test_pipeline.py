@@ -1,6 +1,7 @@
-"""The whole pipeline for real: signed webhooks over HTTP to our receiver, Redis, a
-Celery worker process, the SDK runner with our `DatabaseSession` on Postgres, the SDK's
-OpenAI model against a fake Responses API, and twilio's `Client` against a fake Twilio."""
+"""The whole pipeline for real: signed webhooks over HTTP to our receiver, Redis (or
+RabbitMQ), a Celery worker process, the SDK runner with our `DatabaseSession` on Postgres
+(through PgBouncer), the SDK's OpenAI model against a fake Responses API, and twilio's
+`Client` against a fake Twilio."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.channel_credentials import MetaCredentials, TwilioCredentials
 from db.transcript import content_text
+from tests.conftest import start_worker
 from tests.factories import (
     BOT_NUMBER,
     META_PHONE_NUMBER_ID,
@@ -39,6 +41,7 @@ from tests.fakes.server import free_port
 from tests.fakes.twilio import OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN, FakeTwilio
 from tests.logs import json_lines
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
+from tests.services import RABBITMQ_URL
 from tests.waiting import at_least, eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,6 +202,31 @@ async def test_a_meta_conversation_end_to_end(
         (sent[0]["id"], "read"),
         (sent[1]["id"], "sent"),
     ]
+
+
+async def test_on_rabbitmq_a_message_sent_before_any_worker_started_is_answered(
+    db_sessions: async_sessionmaker[AsyncSession],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+) -> None:
+    """RabbitMQ drops a message published to a queue nobody has declared: the receiver
+    publishes to a queue no worker has declared yet, then the first worker starts."""
+    env, receiver = private_queue(CELERY_BROKER_URL=RABBITMQ_URL)
+    await builder_with_channel(db_sessions)
+    async with httpx.AsyncClient() as client:
+        response = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("First!"))
+    assert response.status_code == 200
+
+    worker = start_worker(env, tmp_path / "worker.log", concurrency=2)
+    try:
+        [reply] = await at_least(fake_twilio.messages, 1, what="replies at the fake Twilio")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert reply["Body"] == "You said: First!"
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Fault injection: a worker killed with SIGKILL in the middle of a run, or between the
 provider taking its reply and the worker recording so, loses nothing and doubles nothing
-once Redis hands its task to another worker."""
+once the broker hands its task to another worker (Redis after its visibility timeout,
+RabbitMQ as soon as the dead worker's connection closes)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.brokers import RabbitMQServer
 from tests.conftest import start_worker
 from tests.factories import (
     META_PHONE_NUMBER_ID,
@@ -31,12 +33,15 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind, outbound_messages, turns
+from tests.services import RABBITMQ_URL, REDIS_URL
 from tests.waiting import at_least, eventually
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("broker_url", [REDIS_URL, RABBITMQ_URL], ids=["redis", "rabbitmq"])
 async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
+    broker_url: str,
     db_sessions: async_sessionmaker[AsyncSession],
     private_queue: Callable[..., tuple[dict[str, str], str]],
     fake_openai: FakeOpenAI,
@@ -45,7 +50,10 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
 ) -> None:
     # Short timeouts so redelivery and lease expiry happen within the test.
     env, receiver = private_queue(
-        CELERY_VISIBILITY_TIMEOUT="5", RUN_TIMEOUT_SECONDS="4", CONVERSATION_LEASE_SECONDS="6"
+        CELERY_BROKER_URL=broker_url,
+        CELERY_VISIBILITY_TIMEOUT="5",
+        RUN_TIMEOUT_SECONDS="4",
+        CONVERSATION_LEASE_SECONDS="6",
     )
     await builder_with_channel(db_sessions)
     fake_openai.delay_seconds = 60  # the model call the first worker will die in
@@ -178,6 +186,37 @@ async def test_a_message_accepted_while_the_broker_was_down_is_swept_and_answere
     finally:
         sweeper.terminate()
         sweeper.wait(timeout=30)
+    assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hi"]
+
+
+async def test_a_rabbitmq_blocking_publishers_holds_no_webhook_past_the_publish_deadline(
+    db_sessions: async_sessionmaker[AsyncSession],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    tmp_path: Path,
+) -> None:
+    """In a memory alarm RabbitMQ stops reading what publishers send, so a publish waits
+    for a confirm that does not come: the webhook is answered anyway (the message is in
+    the inbox), and once the alarm is over the message is delivered and answered."""
+    rabbitmq = RabbitMQServer(tmp_path)
+    rabbitmq.start()
+    try:
+        env, receiver = private_queue(CELERY_BROKER_URL=rabbitmq.url)
+        await builder_with_channel(db_sessions)
+        rabbitmq.ctl("set_vm_memory_high_watermark", "0")
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hi"))
+        assert response.status_code == 200
+        rabbitmq.ctl("set_vm_memory_high_watermark", "0.4")
+        worker = start_worker(env, tmp_path / "worker.log", concurrency=2)
+        try:
+            await at_least(fake_twilio.messages, 1, within=30, what="replies once unblocked")
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    finally:
+        rabbitmq.stop()
     assert [m["Body"] for m in fake_twilio.messages] == ["You said: Hi"]
 
 

@@ -45,3 +45,21 @@ async def at_least(collection: list[T], count: int, *, within: float = 20.0, wha
         return list(collection) if len(collection) >= count else None
 
     return await eventually(enough, within=within, what=f"{count} {what}")
+
+
+def wait_until_ready(
+    ready: Callable[[], bool],
+    *,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    what: str,
+    timeout: float = 30.0,
+) -> None:
+    """Block until `ready()` (a server the test started answers); fail with the tail of
+    its log if the process exits or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{what} did not start:\n{tail}")
+        time.sleep(0.1)

@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(
-            settings.resolved_database_url, pool_size=settings.database_pool_size
+            settings.resolved_database_url,
+            pool_size=settings.database_pool_size,
+            pooler=settings.database_pooler,
         )
         app.state.settings = settings
         app.state.engine = engine
@@ -59,7 +61,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.inbox_writer = InboxWriter(
             app.state.sessionmaker,
             app.state.celery,
-            statements=StatementConnections(settings.resolved_database_url, size=1)
+            statements=StatementConnections(
+                settings.resolved_database_url, size=1, pooler=settings.database_pooler
+            )
             if engine.dialect.name == "postgresql"
             else None,
         )

@@ -3,6 +3,7 @@ the inbox, conversations and retries, processes, demo)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 
@@ -129,7 +130,11 @@ def serve(host: str, port: int) -> None:
 def worker(celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker: one process, WORKER_CONCURRENCY task threads feeding one
     event loop. SIGTERM lets running turns finish for WORKER_SHUTDOWN_GRACE_SECONDS, then
-    hands the rest back. Extra arguments go to `celery worker`."""
+    hands the rest back. Extra arguments go to `celery worker`.
+
+    Each process gets a node name of its own (`wabot-<pid>@<host>`, unless `-n` says
+    otherwise): on RabbitMQ a second worker named like the first cannot start (its
+    remote-control queue is the first one's, exclusively)."""
     from worker.app import app
 
     settings = get_settings()
@@ -139,6 +144,7 @@ def worker(celery_args: tuple[str, ...]) -> None:
             "--pool=threads",
             f"--concurrency={settings.worker_concurrency}",
             f"--queues={settings.celery_queue}",
+            f"--hostname=wabot-{os.getpid()}@%h",
             "--loglevel=INFO",
             *celery_args,
         ]

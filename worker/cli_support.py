@@ -31,7 +31,8 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     that is unreachable or not migrated yet is the command's one-line error."""
 
     async def run() -> T:
-        engine = create_engine(get_settings().resolved_database_url)
+        settings = get_settings()
+        engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
         try:
             async with create_sessionmaker(engine).begin() as db:
                 return await work(db)

@@ -232,7 +232,7 @@ def _converse(request: SignedRequest, base_url: str, settings: Settings) -> str:
 
 
 async def _wait_for_reply(settings: Settings, message_id: str) -> str:
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
     deadline = time.monotonic() + REPLY_TIMEOUT_SECONDS
     try:
         while time.monotonic() < deadline:
@@ -256,7 +256,7 @@ async def _wait_for_reply(settings: Settings, message_id: str) -> str:
 
 
 async def _print_transcript(settings: Settings, sender: str) -> uuid.UUID:
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
     try:
         async with create_sessionmaker(engine)() as db:
             inbound = await db.scalar(

@@ -50,7 +50,7 @@ class DemoTarget:
 
 async def demo_target(settings: Settings, builder_id: uuid.UUID | None) -> DemoTarget:
     """`builder_id`'s first Twilio and Meta numbers, or the Demo Bakery's."""
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
     try:
         async with create_sessionmaker(engine).begin() as db:
             if builder_id is None:
@@ -120,7 +120,7 @@ async def _demo_bakery(settings: Settings, *, db: AsyncSession) -> DemoTarget:
 
 async def demo_token(settings: Settings, builder_id: uuid.UUID) -> str:
     """A fresh builder token, as `wabot token create` makes one."""
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
     try:
         async with create_sessionmaker(engine).begin() as db:
             return (await create_token(builder_id, name="demo", db=db)).secret

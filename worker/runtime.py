@@ -65,7 +65,11 @@ class Runtime:
 def create_runtime(settings: Settings) -> Runtime:
     """Build the resources; must run on the loop that will use them."""
     set_tracing_disabled(not settings.agents_tracing)
-    engine = create_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(
+        settings.resolved_database_url,
+        pool_size=settings.database_pool_size,
+        pooler=settings.database_pooler,
+    )
     openai_client = None
     if settings.openai_api_key is not None:
         openai_client = WorkerOpenAI(
@@ -79,7 +83,9 @@ def create_runtime(settings: Settings) -> Runtime:
     statements = None
     if engine.dialect.name == "postgresql":
         statements = StatementConnections(
-            settings.resolved_database_url, size=settings.session_connections
+            settings.resolved_database_url,
+            size=settings.session_connections,
+            pooler=settings.database_pooler,
         )
     return Runtime(
         settings=settings,

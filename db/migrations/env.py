@@ -21,8 +21,9 @@ def _run_migrations(connection: Connection) -> None:
 
 
 async def _migrate() -> None:
-    url = context.config.attributes.get("database_url") or get_settings().resolved_database_url
-    engine = create_engine(url)
+    settings = get_settings()
+    url = context.config.attributes.get("database_url") or settings.resolved_database_url
+    engine = create_engine(url, pooler=settings.database_pooler)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_migrations)

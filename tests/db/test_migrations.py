@@ -78,7 +78,9 @@ def test_session_items_is_the_seed_table() -> None:
 
 
 @pytest.mark.usefixtures("db_sessions")  # no rows: a downgrade may refuse to lose them
-def test_downgrade_and_upgrade_again(sqlite_url: str, database_url: str) -> None:
-    for url in (sqlite_url, database_url):
+def test_downgrade_and_upgrade_again(
+    sqlite_url: str, database_url: str, pooled_database_url: str
+) -> None:
+    for url in (sqlite_url, database_url, pooled_database_url):
         migrate.downgrade(url, "base")
         migrate.upgrade(url)
