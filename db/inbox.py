@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -12,10 +11,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import lossless_json
 from db.clock import as_utc
 from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus
 from db.statements import StatementConnections
 from db.upsert import insert_or_ignore
+
+MAX_ID_CHARACTERS = 512
+"""Ids and addresses are indexed (a Postgres index entry holds at most 2,704 bytes): the
+webhooks refuse longer ones (Twilio's are 34 characters, Meta's under 100)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +27,9 @@ class ReceivedMessage:
     """A provider message as a webhook read it, before it is routed and recorded.
 
     `recipient` is our address (a Twilio number, a Meta phone number id); `sender` is
-    whom to reply to; `text` is already what the agent should read.
+    whom to reply to; `text` is already what the agent should read. `payload` keeps what
+    the provider sent, losslessly; the text fields are stored in their
+    `lossless_json.plain_text` form.
     """
 
     provider: str
@@ -132,9 +138,29 @@ _POSTGRES_INSERT = f"""
 
 def _postgres_params(messages: list[ReceivedMessage]) -> dict[str, str]:
     return {
-        "batch": json.dumps([vars(message) for message in messages]),
+        # One dumps and a few substring checks of it, unless some value needs encoding.
+        "batch": lossless_json.dumps(
+            [vars(message) for message in messages], encode=_storable_rows
+        ),
         "pending": InboundStatus.PENDING.value,
         "unroutable": InboundStatus.UNROUTABLE.value,
+    }
+
+
+def _storable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_storable_row(row) for row in rows]
+
+
+def _storable_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A message's fields as the inbox stores them: the JSON ones lossless, the text ones
+    in their plain form (a text column holds no U+0000 or lone surrogate)."""
+    return {
+        name: lossless_json.storable(value)
+        if name in _JSON_FIELDS
+        else lossless_json.plain_text(value)
+        if isinstance(value, str)
+        else value
+        for name, value in row.items()
     }
 
 
@@ -161,7 +187,7 @@ async def _insert_portable(
     for message in messages:
         channel_id = channels.get((message.provider, message.recipient))
         status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
-        rows.append({**asdict(message), "channel_id": channel_id, "status": status})
+        rows.append({**_storable_row(asdict(message)), "channel_id": channel_id, "status": status})
     result = await db.execute(
         insert_or_ignore(InboundMessage, db=db).returning(
             InboundMessage.id,

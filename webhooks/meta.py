@@ -21,9 +21,10 @@ from starlette.responses import PlainTextResponse, Response
 
 from db.log_context import log_context
 from db.logs import mask_numbers
+from db.lossless_json import plain_text
 from db.outbox import apply_delivery_status
 from db.settings import Settings
-from webhooks.body import read_limited_body, without_nul
+from webhooks.body import read_limited_body
 from webhooks.channel_secrets import WebhookSecrets
 from webhooks.meta_notification import MalformedNotification, Notification, parse_notification
 from webhooks.metrics import mark_duplicate
@@ -118,6 +119,7 @@ async def _verified_notification(request: Request, body: bytes) -> Notification:
         secrets = await channel_secrets.after_miss(secrets)
         why = refusal(secrets)
     if why is not None:
+        why = plain_text(why)  # it may quote a number id, which could be any text
         logger.warning("meta notification refused: %s", why)
         raise HTTPException(403, why)
     return parsed[0]
@@ -125,9 +127,11 @@ async def _verified_notification(request: Request, body: bytes) -> Notification:
 
 def _parsed(body: bytes) -> Notification:
     try:
-        return parse_notification(without_nul(json.loads(body), raw=body))
+        return parse_notification(json.loads(body))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HTTPException(400, f"the body is not JSON: {error}") from error
+    except ValueError as error:  # an integer longer than Python reads (4,300 digits)
+        raise HTTPException(400, f"the body holds a number we cannot read: {error}") from error
     except RecursionError as error:
         raise HTTPException(400, "the body nests too deeply") from error
     except MalformedNotification as error:

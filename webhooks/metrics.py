@@ -43,7 +43,7 @@ INBOX_OLDEST_AGE = Gauge(
     "Age of the oldest inbound message pending or being answered; 0 when none waits.",
 )
 
-REFUSALS = {400: "bad_request", 403: "bad_signature", 413: "too_large"}
+REFUSALS = {400: "bad_request", 403: "bad_signature", 413: "too_large", 422: "unstorable"}
 DUPLICATE = "duplicate"
 
 

@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
-from db.inbox import ReceivedMessage
+from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage
 from db.log_context import log_context
 from db.logs import mask_numbers
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from db.settings import Settings
-from webhooks.body import read_limited_body, without_nul
+from webhooks.body import read_limited_body
 from webhooks.channel_secrets import WebhookSecrets
 from webhooks.metrics import mark_duplicate
 from webhooks.public_url import public_url
@@ -137,7 +137,7 @@ async def _verified_form(request: Request, *, our_number: str) -> MultiDict[str]
         refusal = _refusal(secrets, address, url, form, signature, settings)
     if refusal is not None:
         raise HTTPException(403, refusal)
-    return MultiDict(without_nul(list(form.items()), raw=body))
+    return form
 
 
 def _refusal(
@@ -171,6 +171,9 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
     missing = [name for name in ("MessageSid", "From", "To") if not form.get(name)]
     if missing:
         raise HTTPException(400, f"missing form field(s): {', '.join(missing)}")
+    for name in ("MessageSid", "From", "To", "WaId"):
+        if len(form.get(name, "")) > MAX_ID_CHARACTERS:
+            raise HTTPException(400, f"{name} is longer than {MAX_ID_CHARACTERS} characters")
     media_count = form.get("NumMedia", "0")
     if not (media_count.isascii() and media_count.isdigit()):
         raise HTTPException(400, f"NumMedia must be a whole number, got {media_count!r}")

@@ -163,5 +163,11 @@ async def test_unicode_nul_and_huge_fields_are_recorded(
         )
     assert (meta.status_code, twilio.status_code) == (200, 200)
     async with db_sessions() as db:
-        texts = list(await db.scalars(select(InboundMessage.text).order_by(InboundMessage.id)))
-    assert texts == ["𝔘𝔫𝔦𝔠𝔬𝔡𝔢  " + "ü" * 200_000, "😀" * 50_000]
+        rows = (
+            await db.execute(
+                select(InboundMessage.text, InboundMessage.payload).order_by(InboundMessage.id)
+            )
+        ).all()
+    # The agent reads U+FFFD where a text column cannot hold the NUL; the payload keeps it.
+    assert [text for text, _ in rows] == ["𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \ufffd " + "ü" * 200_000, "😀" * 50_000]
+    assert rows[0].payload["message"]["text"]["body"] == "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \u0000 " + "ü" * 200_000
