@@ -26,6 +26,7 @@ from agents.items import TResponseInputItem
 
 from db.conversations import last_item
 from db.logs import mask_numbers
+from db.lossless_json import plain_text
 from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
 from db.transcript import content_text
 from worker.agent import MAX_TURNS, TurnContext, build_agent
@@ -167,7 +168,8 @@ async def _generate_reply(
         raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
     except openai.APIConnectionError as error:
         raise TransientTurnError(f"model API unreachable: {error}") from error
-    return str(result.final_output)
+    # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
+    return plain_text(str(result.final_output))
 
 
 def _session_for(
