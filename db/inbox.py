@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Text, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import lossless_json
@@ -28,8 +29,8 @@ class ReceivedMessage:
 
     `recipient` is our address (a Twilio number, a Meta phone number id); `sender` is
     whom to reply to; `text` is already what the agent should read. `payload` keeps what
-    the provider sent, losslessly; the text fields are stored in their
-    `lossless_json.plain_text` form.
+    the provider sent. Values are stored as they are: one holding what JSONB or a text
+    column cannot goes through `storable_message` first.
     """
 
     provider: str
@@ -138,30 +139,26 @@ _POSTGRES_INSERT = f"""
 
 def _postgres_params(messages: list[ReceivedMessage]) -> dict[str, str]:
     return {
-        # One dumps and a few substring checks of it, unless some value needs encoding.
-        "batch": lossless_json.dumps(
-            [vars(message) for message in messages], encode=_storable_rows
-        ),
+        "batch": json.dumps([vars(message) for message in messages]),
         "pending": InboundStatus.PENDING.value,
         "unroutable": InboundStatus.UNROUTABLE.value,
     }
 
 
-def _storable_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [_storable_row(row) for row in rows]
-
-
-def _storable_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A message's fields as the inbox stores them: the JSON ones lossless, the text ones
-    in their plain form (a text column holds no U+0000 or lone surrogate)."""
-    return {
-        name: lossless_json.storable(value)
-        if name in _JSON_FIELDS
-        else lossless_json.plain_text(value)
-        if isinstance(value, str)
-        else value
-        for name, value in row.items()
-    }
+def storable_message(message: ReceivedMessage) -> ReceivedMessage:
+    """`message` as the inbox stores one holding what JSONB or a text column cannot: its
+    JSON fields in `lossless_json`'s lossless form, its text fields in their plain form.
+    The webhooks call it only for a request whose body says it may need it (rarely)."""
+    return ReceivedMessage(
+        **{
+            name: lossless_json.storable(value)
+            if name in _JSON_FIELDS
+            else lossless_json.plain_text(value)
+            if isinstance(value, str)
+            else value
+            for name, value in vars(message).items()
+        }
+    )
 
 
 def _inserted(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], Recorded]:
@@ -187,9 +184,15 @@ async def _insert_portable(
     for message in messages:
         channel_id = channels.get((message.provider, message.recipient))
         status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
-        rows.append({**_storable_row(asdict(message)), "channel_id": channel_id, "status": status})
+        row = asdict(message)
+        # As JSON text, like the Postgres batch: the values are already as stored.
+        stored = {f"stored_{name}": json.dumps(row.pop(name)) for name in _JSON_FIELDS}
+        rows.append({**row, **stored, "channel_id": channel_id, "status": status})
+    statement = insert_or_ignore(InboundMessage, db=db).values(
+        {name: bindparam(f"stored_{name}", type_=Text()) for name in _JSON_FIELDS}
+    )
     result = await db.execute(
-        insert_or_ignore(InboundMessage, db=db).returning(
+        statement.returning(
             InboundMessage.id,
             InboundMessage.provider,
             InboundMessage.provider_message_id,

@@ -10,6 +10,9 @@ stays queryable, and only a value that needs it pays for the encoding.
 
 Text columns cannot hold U+0000 or a lone surrogate at all: `plain_text` shows them as
 U+FFFD, for what a person (or the agent) reads, beside a lossless JSON copy.
+
+The checks that skip the encoding are substring searches of JSON text already at hand:
+`dumps` searches the text it made, `parse` the body a webhook received.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
 from typing import Any
 
 MARKER = "wabot:json"
@@ -30,20 +32,17 @@ _FLOAT_LIMIT = 1e16
 """From here on `repr` writes an exponent, and JSONB reads the number back as an integer."""
 
 
-def dumps(value: Any, *, encode: Callable[[Any], Any] | None = None) -> str:
-    """`value` as JSON text that JSONB stores and `loads` reads back equal (NaN aside, which
-    is never equal to itself). Raises `TypeError` for what JSON cannot hold at all.
+def dumps(value: Any) -> str:
+    """`value` as JSON text that JSONB stores and `loads` reads back as `json.loads` would
+    read `json.dumps(value)`. Raises `TypeError` for what JSON cannot hold at all.
 
     Costs one `json.dumps` and a few substring checks of its text when nothing needs
-    encoding (almost always); otherwise `encode` (default `storable`) makes the copy
-    that is written."""
+    encoding (almost always)."""
     try:
         text = json.dumps(value, allow_nan=False)
     except ValueError:  # NaN or Infinity somewhere (or an integer past Python's limit)
-        text = ""
-    if text and is_storable(text):
-        return text
-    return json.dumps((encode or storable)(value))
+        return json.dumps(storable(value))
+    return text if _is_storable(text) else json.dumps(storable(value))
 
 
 def loads(data: str | bytes) -> Any:
@@ -53,14 +52,15 @@ def loads(data: str | bytes) -> Any:
     return decoded(value) if marker in data else value  # type: ignore[operator]
 
 
-def is_storable(text: str) -> bool:
-    """Whether JSONB keeps this JSON text (as `json.dumps` writes it, ASCII) exactly; it may
-    answer False for text that is fine (a user who wrote `e+`), never True for text that
-    is not."""
-    if "\\u0000" in text or "e+" in text or "-0.0" in text or _QUOTED_MARKER in text:
-        return False
-    surrogates = text.count("\\ud")
-    return not surrogates or surrogates == 2 * len(_ESCAPED_PAIR.findall(text))
+def parse(data: bytes) -> tuple[Any, bool]:
+    """`json.loads(data)`, and whether the value may hold what JSONB cannot keep (then
+    `storable` makes the copy to store). Costs a few substring checks of the text, and a
+    call per number with a fraction or exponent in it."""
+    text = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads does
+    try:
+        return _USUAL_NUMBERS.decode(text), _may_need_encoding(text)
+    except _UnusualNumber:
+        return json.loads(text), True
 
 
 def storable(value: Any) -> Any:
@@ -97,12 +97,63 @@ def plain_text(text: str) -> str:
     return _UNSTORABLE_CHARACTERS.sub("\ufffd", text)
 
 
+def _is_storable(text: str) -> bool:
+    """Whether JSONB keeps this JSON text (as `json.dumps` writes it, ASCII) exactly; it may
+    answer False for text that is fine (a user who wrote `e+`), never True for text that
+    is not."""
+    if "\\u0000" in text or "e+" in text or "-0.0" in text or _QUOTED_MARKER in text:
+        return False
+    surrogates = text.count("\\ud")
+    return not surrogates or surrogates == 2 * len(_ESCAPED_PAIR.findall(text))
+
+
 def _storable_float(number: float) -> bool:
     return (
         math.isfinite(number)
         and abs(number) < _FLOAT_LIMIT
         and not (number == 0 and math.copysign(1.0, number) < 0)
     )
+
+
+class _UnusualNumber(Exception):
+    """A number JSONB would not keep as Python reads it (NaN, Infinity, 1e999, 1e16, -0.0)."""
+
+
+def _usual_float(literal: str) -> float:
+    number = float(literal)
+    if not _storable_float(number):
+        raise _UnusualNumber
+    return number
+
+
+def _unusual_constant(_name: str) -> float:
+    raise _UnusualNumber
+
+
+_USUAL_NUMBERS = json.JSONDecoder(parse_float=_usual_float, parse_constant=_unusual_constant)
+# In JSON text: an escaped ASCII character (U+0000, or a key spelled `wab\u006ft:json`),
+# an escaped surrogate, and an escaped surrogate pair (an astral character).
+_ESCAPED_ASCII = re.compile(r"\\u00[0-7][0-9a-fA-F]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_ESCAPED_SURROGATE_PAIR = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def _may_need_encoding(text: str) -> bool:
+    """Whether JSON `text` (its numbers already checked) may spell a NUL, a lone surrogate
+    or the marker; False only when it cannot."""
+    if MARKER in text:
+        return True
+    if not text.isascii():  # a lone surrogate may have come as raw (surrogatepass) bytes
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return True
+    if "\\u" not in text:
+        return False
+    if _ESCAPED_ASCII.search(text):
+        return True
+    surrogates = len(_ESCAPED_SURROGATE.findall(text))
+    return surrogates != 2 * len(_ESCAPED_SURROGATE_PAIR.findall(text))
 
 
 def _wrapped(value: Any) -> dict[str, str]:

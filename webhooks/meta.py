@@ -14,11 +14,14 @@ import hashlib
 import hmac
 import json
 import logging
+from dataclasses import replace
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from db import lossless_json
+from db.inbox import storable_message
 from db.log_context import log_context
 from db.logs import mask_numbers
 from db.lossless_json import plain_text
@@ -126,8 +129,11 @@ async def _verified_notification(request: Request, body: bytes) -> Notification:
 
 
 def _parsed(body: bytes) -> Notification:
+    """The notification; a body that may hold what the inbox cannot store as it is (a NUL,
+    a lone surrogate, NaN, …: see `db.lossless_json`) has its messages made storable."""
     try:
-        return parse_notification(json.loads(body))
+        value, unusual = lossless_json.parse(body)
+        notification = parse_notification(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HTTPException(400, f"the body is not JSON: {error}") from error
     except ValueError as error:  # an integer longer than Python reads (4,300 digits)
@@ -136,6 +142,17 @@ def _parsed(body: bytes) -> Notification:
         raise HTTPException(400, "the body nests too deeply") from error
     except MalformedNotification as error:
         raise HTTPException(400, str(error)) from error
+    if unusual:
+        notification.messages = [storable_message(m) for m in notification.messages]
+        notification.statuses = [
+            replace(
+                status,
+                message_id=plain_text(status.message_id),
+                error=None if status.error is None else plain_text(status.error),
+            )
+            for status in notification.statuses
+        ]
+    return notification
 
 
 def _signer(secrets: WebhookSecrets, settings: Settings, body: bytes, header: str) -> str | None:

@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
-from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage
+from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage, storable_message
 from db.log_context import log_context
 from db.logs import mask_numbers
+from db.lossless_json import MARKER, plain_text
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from db.settings import Settings
@@ -101,8 +102,9 @@ async def status_callback(request: Request) -> Response:
     error = None
     if form.get("ErrorCode"):
         error = f"Twilio error {form['ErrorCode']}: {form.get('ErrorMessage', '')}".strip()
+        error = plain_text(error)  # a text column holds no NUL
     async with request.app.state.sessionmaker.begin() as db:
-        applied = await apply_delivery_status(message_sid, status, error=error, db=db)
+        applied = await apply_delivery_status(plain_text(message_sid), status, error=error, db=db)
     logger.info(
         "twilio status %s for %s (%s)", status, message_sid, "applied" if applied else "stale"
     )
@@ -184,7 +186,7 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
             raise HTTPException(400, f"NumMedia is {media_count} but MediaUrl{index} is missing")
         media.append({"url": url, "content_type": form.get(f"MediaContentType{index}", "")})
     kind = _kind(form.get("MessageType", ""), form.get("Body", ""), media)
-    return ReceivedMessage(
+    message = ReceivedMessage(
         provider="twilio",
         provider_message_id=form["MessageSid"],
         recipient=form["To"],
@@ -197,6 +199,10 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
         media=media,
         payload=dict(form.items()),
     )
+    # A form holds only text: what the inbox cannot store as it is, is a NUL or the marker.
+    if MARKER in form or "\x00" in "".join([*form.keys(), *form.values()]):
+        return storable_message(message)
+    return message
 
 
 def _kind(message_type: str, body: str, media: list[dict[str, str]]) -> str:

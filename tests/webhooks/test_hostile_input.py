@@ -16,7 +16,15 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.exceptions import HTTPException
 
 from db.models import InboundMessage
-from tests.factories import meta_notification, meta_signature, meta_text_message, sign, twilio_form
+from tests.factories import (
+    fixture_form,
+    meta_notification,
+    meta_signature,
+    meta_text_message,
+    post_signed,
+    sign,
+    twilio_form,
+)
 from tests.webhooks.test_meta_webhook import json_values, notification_like
 from webhooks.meta_notification import MalformedNotification, parse_notification
 from webhooks.twilio import parse_inbound
@@ -139,6 +147,19 @@ async def test_nul_in_a_meta_routing_field_is_not_a_5xx(receiver: str) -> None:
             content=body,
             headers={"X-Hub-Signature-256": meta_signature(body)},
         )
+    assert response.status_code == 200
+
+
+async def test_nul_in_a_delivery_status_is_not_a_5xx(receiver: str) -> None:
+    form = {
+        **fixture_form("status_delivered.txt"),
+        "MessageSid": "SM\x00",
+        "MessageStatus": "failed",
+        "ErrorCode": "30008",
+        "ErrorMessage": "Unknown \x00 error",
+    }
+    async with httpx.AsyncClient() as client:
+        response = await post_signed(client, f"{receiver}/webhooks/twilio/status", form)
     assert response.status_code == 200
 
 
