@@ -22,13 +22,12 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.agent_session import DatabaseSession
-from db.builders import create_builder
-from db.conversations import get_or_create_session
 from db.dashboard import items_page
-from db.engine import create_engine, create_sessionmaker
+from db.engine import create_sessionmaker
 from db.lossless_json import plain_text
 from db.statements import StatementConnections
 from db.transcript import transcript_line
+from tests.db.test_agent_session import new_session_id
 
 UNUSUAL: list[dict[str, Any]] = [
     {"role": "user", "content": "a NUL \x00 in a message"},
@@ -45,19 +44,6 @@ UNUSUAL: list[dict[str, Any]] = [
 def same_items(ours: Any, theirs: Any) -> bool:
     """Equal as the SDK would see them (NaN equals itself here; 1e16 is not 10**16)."""
     return json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
-
-
-async def new_session_id(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
-    async with sessions.begin() as db:
-        builder = await create_builder(name="b", instructions="i", model="m", db=db)
-        return await get_or_create_session(builder.id, "test", uuid.uuid4().hex, db=db)
-
-
-@pytest.fixture
-async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
