@@ -24,7 +24,6 @@ from db import lossless_json
 from db.inbox import storable_message
 from db.log_context import log_context
 from db.logs import mask_numbers
-from db.lossless_json import plain_text
 from db.outbox import apply_delivery_status
 from db.settings import Settings
 from webhooks.body import read_limited_body
@@ -122,7 +121,7 @@ async def _verified_notification(request: Request, body: bytes) -> Notification:
         secrets = await channel_secrets.after_miss(secrets)
         why = refusal(secrets)
     if why is not None:
-        why = plain_text(why)  # it may quote a number id, which could be any text
+        why = lossless_json.plain_text(why)  # it may quote a number id, which could be any text
         logger.warning("meta notification refused: %s", why)
         raise HTTPException(403, why)
     return parsed[0]
@@ -136,19 +135,19 @@ def _parsed(body: bytes) -> Notification:
         notification = parse_notification(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HTTPException(400, f"the body is not JSON: {error}") from error
-    except ValueError as error:  # an integer longer than Python reads (4,300 digits)
-        raise HTTPException(400, f"the body holds a number we cannot read: {error}") from error
     except RecursionError as error:
         raise HTTPException(400, "the body nests too deeply") from error
     except MalformedNotification as error:
         raise HTTPException(400, str(error)) from error
+    except ValueError as error:  # an integer longer than Python reads (4,300 digits)
+        raise HTTPException(400, f"the body holds a number we cannot read: {error}") from error
     if unusual:
         notification.messages = [storable_message(m) for m in notification.messages]
         notification.statuses = [
             replace(
                 status,
-                message_id=plain_text(status.message_id),
-                error=None if status.error is None else plain_text(status.error),
+                message_id=lossless_json.plain_text(status.message_id),
+                error=None if status.error is None else lossless_json.plain_text(status.error),
             )
             for status in notification.statuses
         ]

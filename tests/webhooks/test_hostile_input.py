@@ -150,6 +150,31 @@ async def test_nul_in_a_meta_routing_field_is_not_a_5xx(receiver: str) -> None:
     assert response.status_code == 200
 
 
+async def test_ids_too_long_and_numbers_too_long_are_refused_by_name(receiver: str) -> None:
+    long_sender = meta_notification([meta_text_message("hi", wa_id="1" * 600)], wa_id="1" * 600)
+    long_number = meta_notification([meta_text_message("hi") | {"n": "N"}]).replace(
+        b'"N"', b"9" * 5000
+    )
+    form = twilio_form("hi") | {"WaId": "3" * 600}
+    async with httpx.AsyncClient() as client:
+        responses = [
+            await client.post(
+                f"{receiver}/webhooks/meta",
+                content=body,
+                headers={"X-Hub-Signature-256": meta_signature(body)},
+            )
+            for body in (long_sender, long_number)
+        ]
+        responses.append(await post_signed(client, f"{receiver}/webhooks/twilio", form))
+    assert [response.status_code for response in responses] == [400, 400, 400]
+    assert (
+        responses[0].text
+        == "entry[0].changes[0].value.messages[0].from is longer than 512 characters"
+    )
+    assert "the body holds a number we cannot read" in responses[1].text
+    assert responses[2].text.startswith("WaId is longer than 512 characters")
+
+
 async def test_nul_in_a_delivery_status_is_not_a_5xx(receiver: str) -> None:
     form = {
         **fixture_form("status_delivered.txt"),
