@@ -1,6 +1,9 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# Every uvicorn started in the image (CMD, compose's web) closes clients too slow to
+# send their request (REQUEST_READ_TIMEOUT_SECONDS).
+ENV UVICORN_HTTP=webhooks.read_deadline:ReadDeadlineProtocol
 WORKDIR /app
 
 COPY pyproject.toml constraints.txt README.md alembic.ini ./

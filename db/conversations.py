@@ -62,6 +62,9 @@ async def acquire_lease(
         )
         .values(lease_token=token, lease_expires_at=now + timedelta(seconds=ttl_seconds))
         .returning(AgentSessionRow.id)
+        # The database compares the expiry, not Python: a row this session already
+        # loaded from SQLite holds a naive timestamp that cannot be compared to `now`.
+        .execution_options(synchronize_session="fetch")
     )
     return token if taken.first() is not None else None
 
@@ -103,4 +106,15 @@ async def last_item(session_id: uuid.UUID, *, db: AsyncSession) -> SessionItem |
         .where(SessionItem.session_id == session_id)
         .order_by(SessionItem.sequence.desc())
         .limit(1)
+    )
+
+
+async def item_sequences(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
+    """Every item's `sequence`, in the order `DatabaseSession.get_items` returns them."""
+    return list(
+        await db.scalars(
+            select(SessionItem.sequence)
+            .where(SessionItem.session_id == session_id)
+            .order_by(SessionItem.sequence)
+        )
     )

@@ -6,12 +6,13 @@ Every query runs on Postgres and on the embedded demo's SQLite.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.clock import as_utc
@@ -147,25 +148,19 @@ async def sessions_page(
         AgentSessionRow, item_count.label("item_count"), latest_status.label("latest_status")
     ).where(AgentSessionRow.builder_id == builder_id)
     if search.strip():
-        pattern = f"%{search.strip().lower()}%"
-        query = query.where(
-            or_(
-                func.lower(AgentSessionRow.external_id).like(pattern),
-                func.lower(func.coalesce(AgentSessionRow.display_name, "")).like(pattern),
-                func.coalesce(AgentSessionRow.wa_id, "").like(pattern),
-            )
-        )
+        query = query.where(_found_by(search.strip()))
     total = await db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    status_rank = AgentSessionRow.paused_at.is_not(None)
-    keys = {
-        "last_activity": AgentSessionRow.updated_at,
-        "item_count": item_count,
-        "user": func.coalesce(AgentSessionRow.display_name, AgentSessionRow.external_id),
-        "platform": AgentSessionRow.platform,
-        "status": status_rank,
+    keys: dict[str, tuple[Any, ...]] = {
+        "last_activity": (AgentSessionRow.updated_at,),
+        "item_count": (item_count,),
+        "user": _shown_user(),
+        "platform": (AgentSessionRow.platform,),
+        "status": (AgentSessionRow.paused_at.is_not(None),),
     }
-    key = keys.get(sort, AgentSessionRow.updated_at)
-    query = query.order_by(key.desc() if descending else key.asc(), AgentSessionRow.id)
+    order = [
+        key.desc() if descending else key.asc() for key in keys.get(sort, keys["last_activity"])
+    ]
+    query = query.order_by(*order, AgentSessionRow.id)
     page = max(1, page)
     rows = (await db.execute(query.offset((page - 1) * per_page).limit(per_page))).all()
     return SessionsPage(
@@ -173,6 +168,31 @@ async def sessions_page(
         total=total,
         page=page,
         per_page=per_page,
+    )
+
+
+def _found_by(search: str) -> ColumnElement[bool]:
+    """A name by any part of it; a number or id only whole, however it is written. The
+    list masks most digits of a number (`mask_numbers`): a search that found a part of
+    one would reveal them one guess at a time."""
+    digits = re.sub(r"[^0-9]", "", search)
+    whole = [func.lower(AgentSessionRow.external_id) == search.lower()]
+    if digits:
+        whole += [AgentSessionRow.external_id == f"+{digits}", AgentSessionRow.wa_id == digits]
+    name = func.lower(func.coalesce(AgentSessionRow.display_name, ""))
+    return or_(name.contains(search.lower(), autoescape=True), *whole)
+
+
+def _shown_user() -> tuple[Any, ...]:
+    """Sort keys made of what the list shows of a user: the name, else the first four and
+    last three characters of the id and its length, which masking always leaves; users
+    shown alike stay in an order that says nothing about their hidden digits."""
+    external_id = AgentSessionRow.external_id
+    length = func.length(external_id)
+    return (
+        func.coalesce(AgentSessionRow.display_name, func.substr(external_id, 1, 4)),
+        length,
+        func.substr(external_id, length - 2),
     )
 
 
@@ -285,13 +305,17 @@ async def unplaced_failures(session_id: uuid.UUID, *, db: AsyncSession) -> list[
 async def replies_of_turns(
     turn_ids: list[uuid.UUID], *, db: AsyncSession
 ) -> dict[uuid.UUID, list[OutboundMessage]]:
+    """Each turn's reply parts, of its latest try that recorded a reply (after an
+    operator's retry, the newest answer's; the fallback's while no retry answered)."""
     if not turn_ids:
         return {}
     replies: dict[uuid.UUID, list[OutboundMessage]] = {}
     for reply in await db.scalars(
         select(OutboundMessage)
         .where(OutboundMessage.turn_id.in_(turn_ids))
-        .order_by(OutboundMessage.part)
+        .order_by(OutboundMessage.retry.desc(), OutboundMessage.part)
     ):
-        replies.setdefault(reply.turn_id, []).append(reply)
+        parts = replies.setdefault(reply.turn_id, [])
+        if not parts or parts[0].retry == reply.retry:
+            parts.append(reply)
     return replies

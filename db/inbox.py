@@ -246,10 +246,12 @@ async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
 @dataclass(frozen=True)
 class Arrivals:
     """A conversation's pending messages, (id, received_at) in arrival order, and its
-    builder's own per-sender rate (`turns_per_minute`; None: the global one)."""
+    builder's own per-sender rate (`turns_per_minute`; None: the global one); `retried`
+    when some of them belong to a turn an operator retried (that turn answers them)."""
 
     messages: list[tuple[int, datetime]]
     turns_per_minute: int | None
+    retried: bool
 
 
 async def pending_arrivals(session_id: uuid.UUID, *, db: AsyncSession) -> Arrivals:
@@ -257,7 +259,12 @@ async def pending_arrivals(session_id: uuid.UUID, *, db: AsyncSession) -> Arriva
     messages wait for a resume). The builder's rate comes along in the same query, so
     deciding whether a turn may start costs no extra statement."""
     result = await db.execute(
-        select(InboundMessage.id, InboundMessage.received_at, Builder.turns_per_minute)
+        select(
+            InboundMessage.id,
+            InboundMessage.received_at,
+            InboundMessage.turn_id,
+            Builder.turns_per_minute,
+        )
         .join(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
         .join(Builder, Builder.id == AgentSessionRow.builder_id)
         .where(
@@ -269,8 +276,9 @@ async def pending_arrivals(session_id: uuid.UUID, *, db: AsyncSession) -> Arriva
     )
     rows = result.all()
     return Arrivals(
-        messages=[(message_id, as_utc(received_at)) for message_id, received_at, _ in rows],
-        turns_per_minute=rows[0][2] if rows else None,
+        messages=[(message_id, as_utc(received_at)) for message_id, received_at, _, _ in rows],
+        turns_per_minute=rows[0][3] if rows else None,
+        retried=any(turn_id is not None for _, _, turn_id, _ in rows),
     )
 
 

@@ -80,13 +80,17 @@ class TurnStatus(StrEnum):
     REPLIED = "replied"
     FAILED = "failed"
     RETRIED = "retried"
-    """Failed, then its messages were handed back to the worker by an operator."""
+    """Failed, then its messages were handed to a new turn by an operator (before a retry
+    reopened the same turn; kept for turns retried so)."""
 
 
 class OutboundStatus(StrEnum):
-    """Our own `pending` and `sent`, then the provider's delivery states."""
+    """Our own `pending` (never handed to the provider, or refused for now), `sending`
+    (handed over, or about to be: it may have reached the user) and `sent`, then the
+    provider's delivery states."""
 
     PENDING = "pending"
+    SENDING = "sending"
     QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -249,12 +253,39 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DashboardSignIn(Base):
+    """A browser signed in to the dashboard. Its cookie holds only a random secret; this
+    row holds the secret's SHA-256, who signed in (a builder through one of its tokens, or
+    the admin) and until when. Signing out revokes the row. An admin's row carries
+    `admin_key`, an HMAC of `ADMIN_TOKEN` under the cookie's signing secret: once the
+    token changes, no admin row matches."""
+
+    __tablename__ = "dashboard_sign_ins"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    builder_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE")
+    )
+    token_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE")
+    )
+    admin_key: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class Turn(Base):
     """One agent run answering one or more inbound messages of a session.
 
     `input_saved_at` is set in the same transaction that stores the user input in
     `session_items`, so a retried turn knows to continue with `input=[]`. A turn
     `by_operator` is a human's reply from the dashboard (`input_sequence`: its item).
+    A failed turn an operator retries is reopened: `retries` counts those, `attempts`
+    starts again for each (so `TURN_MAX_ATTEMPTS` applies to each), and
+    `retry_from_sequence` is where the history stood when the latest retry first ran:
+    an answer stored from there on is that retry's, one before it an earlier try's.
     """
 
     __tablename__ = "turns"
@@ -271,6 +302,8 @@ class Turn(Base):
     created_at: Mapped[datetime] = _created_at()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     by_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_from_sequence: Mapped[int | None] = mapped_column(Integer)
 
 
 class InboundMessage(Base):
@@ -320,16 +353,18 @@ class InboundMessage(Base):
 
 
 class OutboundMessage(Base):
-    """One message sent (or to be sent) to a user; `(turn_id, part)` is its idempotency key."""
+    """One message sent (or to be sent) to a user; `(turn_id, retry, part)` is its
+    idempotency key (`retry`: which try of its turn recorded it, 0 the first)."""
 
     __tablename__ = "outbound_messages"
-    __table_args__ = (UniqueConstraint("turn_id", "part"),)
+    __table_args__ = (UniqueConstraint("turn_id", "retry", "part"),)
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     session_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
     turn_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    retry: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     part: Mapped[int] = mapped_column(Integer)
     channel_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("channels.id", ondelete="SET NULL")

@@ -1,20 +1,29 @@
 """Outbound replies: recorded before sending (idempotent per turn and part), then
-advanced by send results and provider delivery callbacks."""
+advanced by send results and provider delivery callbacks.
+
+A part is `sending` from just before it goes to the provider until the provider's answer
+is recorded: the statement that records the reply marks the first part so, and the one
+that records a part sent marks the next. A part still `sending` when its turn resumes may
+have reached the user, and is looked up at the provider before it is sent again.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, select, update
+from sqlalchemy import ColumnElement, bindparam, case, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import OutboundMessage, OutboundStatus
+from db.models import Channel, OutboundMessage, OutboundStatus
 from db.upsert import insert_or_ignore
 
 # Delivery states only move forward: a late `sent` callback never overwrites `read`.
 STATUS_RANK = {
     OutboundStatus.PENDING: 0,
+    OutboundStatus.SENDING: 0,
     OutboundStatus.QUEUED: 1,
     OutboundStatus.SENT: 2,
     OutboundStatus.DELIVERED: 3,
@@ -28,13 +37,15 @@ async def record_reply(
     *,
     session_id: uuid.UUID,
     turn_id: uuid.UUID,
+    retry: int,
     channel_id: uuid.UUID | None,
     recipient: str,
     parts: list[str],
     db: AsyncSession,
 ) -> list[OutboundMessage]:
-    """Record the reply's parts once per turn (one statement); a retried turn gets the
-    rows it recorded before."""
+    """Record the reply's parts once per try of a turn, the first as `sending` (one
+    statement); a resumed try gets the rows it recorded before, a retry of a failed turn
+    records its own."""
     recorded = await db.scalars(
         insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage),
         [
@@ -42,11 +53,12 @@ async def record_reply(
                 "id": uuid.uuid4(),
                 "session_id": session_id,
                 "turn_id": turn_id,
+                "retry": retry,
                 "part": index,
                 "channel_id": channel_id,
                 "recipient": recipient,
                 "text": text,
-                "status": OutboundStatus.PENDING,
+                "status": OutboundStatus.SENDING if index == 0 else OutboundStatus.PENDING,
             }
             for index, text in enumerate(parts)
         ],
@@ -54,26 +66,157 @@ async def record_reply(
     new_rows = sorted(recorded, key=lambda reply: reply.part)
     if len(new_rows) == len(parts):
         return new_rows
-    return await replies_of(turn_id, db=db)
+    return await replies_of(turn_id, retry=retry, db=db)
 
 
-async def replies_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[OutboundMessage]:
+async def replies_of(turn_id: uuid.UUID, *, retry: int, db: AsyncSession) -> list[OutboundMessage]:
+    """The reply parts try `retry` of the turn recorded."""
     result = await db.scalars(
         select(OutboundMessage)
-        .where(OutboundMessage.turn_id == turn_id)
+        .where(OutboundMessage.turn_id == turn_id, OutboundMessage.retry == retry)
         .order_by(OutboundMessage.part)
     )
     return list(result)
 
 
+async def reached_user_before(turn_id: uuid.UUID, *, retry: int, db: AsyncSession) -> bool:
+    """Whether a try of the turn before `retry` got a reply to the user (its fallback)."""
+    reached = [
+        OutboundStatus.QUEUED,
+        OutboundStatus.SENT,
+        OutboundStatus.DELIVERED,
+        OutboundStatus.READ,
+    ]
+    earlier = exists().where(
+        OutboundMessage.turn_id == turn_id,
+        OutboundMessage.retry < retry,
+        OutboundMessage.status.in_(reached),
+    )
+    return bool(await db.scalar(select(earlier)))
+
+
 async def mark_sent(
-    outbound_id: uuid.UUID, *, provider_message_id: str, status: str, db: AsyncSession
+    outbound_id: uuid.UUID,
+    *,
+    provider_message_id: str,
+    status: str,
+    following: uuid.UUID | None = None,
+    db: AsyncSession,
 ) -> None:
+    """Record that the provider took `outbound_id` and, in the same statement, that
+    `following` (the next part) is being sent. The status never moves back: a delivery
+    status may have been recorded first."""
     now = datetime.now(UTC)
+    this = OutboundMessage.id == outbound_id
+    rows = [outbound_id] if following is None else [outbound_id, following]
     await db.execute(
         update(OutboundMessage)
-        .where(OutboundMessage.id == outbound_id)
-        .values(provider_message_id=provider_message_id, status=status, sent_at=now, updated_at=now)
+        .where(OutboundMessage.id.in_(rows))
+        .values(
+            status=case(
+                (this & (_current_rank() < STATUS_RANK.get(status, 1)), status),
+                (this, OutboundMessage.status),
+                (OutboundMessage.status == OutboundStatus.PENDING, OutboundStatus.SENDING),
+                else_=OutboundMessage.status,
+            ),
+            provider_message_id=case(
+                (this, provider_message_id), else_=OutboundMessage.provider_message_id
+            ),
+            sent_at=case((this, now), else_=OutboundMessage.sent_at),
+            updated_at=now,
+        )
+    )
+
+
+async def mark_sending(outbound_id: uuid.UUID, *, db: AsyncSession) -> None:
+    """A part about to be sent that no earlier statement marked so (its turn resumed
+    past it, or its last send was refused)."""
+    await _move(outbound_id, OutboundStatus.PENDING, OutboundStatus.SENDING, db=db)
+
+
+async def mark_refused(outbound_id: uuid.UUID, *, db: AsyncSession) -> None:
+    """The provider answered a send with a refusal worth retrying (429, 5xx): the part
+    did not go out, so its retry sends it without looking it up first."""
+    await _move(outbound_id, OutboundStatus.SENDING, OutboundStatus.PENDING, db=db)
+
+
+async def _move(
+    outbound_id: uuid.UUID, old: OutboundStatus, new: OutboundStatus, *, db: AsyncSession
+) -> None:
+    await db.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == outbound_id, OutboundMessage.status == old)
+        .values(status=new, updated_at=datetime.now(UTC))
+    )
+
+
+async def recorded_provider_id(outbound_id: uuid.UUID, *, db: AsyncSession) -> str | None:
+    """The provider's id of a part, once its send or a delivery status recorded one."""
+    return await db.scalar(
+        select(OutboundMessage.provider_message_id).where(OutboundMessage.id == outbound_id)
+    )
+
+
+async def known_provider_ids(provider_message_ids: list[str], *, db: AsyncSession) -> set[str]:
+    """Which of these provider ids some recorded part already has."""
+    if not provider_message_ids:
+        return set()
+    result = await db.scalars(
+        select(OutboundMessage.provider_message_id).where(
+            OutboundMessage.provider_message_id.in_(provider_message_ids)
+        )
+    )
+    return {found for found in result if found is not None}
+
+
+@dataclass(frozen=True)
+class NamedPart:
+    """A delivery status naming one of our reply parts by its outbound id."""
+
+    outbound_id: uuid.UUID
+    provider_message_id: str
+    address: str
+    """The number the status came under: only a part sent from it takes the id."""
+
+
+async def record_provider_ids(
+    named: Sequence[NamedPart], *, provider: str, db: AsyncSession
+) -> None:
+    """The provider's ids from delivery statuses that carry our outbound id back (Meta's
+    `biz_opaque_callback_data`), for parts still `sending` without one: a worker that
+    died before recording its send finds the part sent. One statement for all of them;
+    only a part of the number the status came under takes it (one number's credentials
+    never speak for another's replies), and an id some other part already has is left
+    alone."""
+    if not named:
+        return
+    table = OutboundMessage.__table__
+    other = table.alias("other")
+    channel = select(Channel.id).where(
+        Channel.provider == provider, Channel.address == bindparam("address")
+    )
+    statement = (
+        table.update()
+        .where(
+            table.c.id == bindparam("outbound_id"),
+            table.c.channel_id == channel.scalar_subquery(),
+            table.c.status == OutboundStatus.SENDING,
+            table.c.provider_message_id.is_(None),
+            ~exists().where(other.c.provider_message_id == bindparam("provider_id")),
+        )
+        .values(provider_message_id=bindparam("provider_id"), updated_at=datetime.now(UTC))
+    )
+    connection = await db.connection()
+    await connection.execute(
+        statement,
+        [
+            {
+                "outbound_id": part.outbound_id,
+                "provider_id": part.provider_message_id,
+                "address": part.address,
+            }
+            for part in named
+        ],
     )
 
 
@@ -86,24 +229,41 @@ async def mark_send_failed(outbound_id: uuid.UUID, *, error: str, db: AsyncSessi
 
 
 async def apply_delivery_status(
-    provider_message_id: str, status: OutboundStatus, *, error: str | None, db: AsyncSession
+    provider_message_id: str,
+    status: OutboundStatus,
+    *,
+    error: str | None,
+    provider: str,
+    address: str,
+    db: AsyncSession,
 ) -> bool:
-    """Advance a sent message's status from a provider callback, never backwards.
+    """Advance a sent message's status from a provider callback, never backwards, and
+    only a message sent from the channel at `address`: the number whose credentials
+    verified the callback, so one number's credentials never speak for another's
+    replies. One statement, by two unique indexes.
 
-    Returns False when no outbound message has this provider id or the update was stale.
+    Returns False when that channel sent no message with this provider id, or the update
+    was stale.
     """
-    current_rank = case(
-        {str(state): rank for state, rank in STATUS_RANK.items()},
-        value=OutboundMessage.status,
-        else_=0,
-    )
+    current_rank = _current_rank()
+    channel = select(Channel.id).where(Channel.provider == provider, Channel.address == address)
     updated = await db.execute(
         update(OutboundMessage)
         .where(
             OutboundMessage.provider_message_id == provider_message_id,
+            OutboundMessage.channel_id == channel.scalar_subquery(),
             current_rank < STATUS_RANK[status],
         )
         .values(status=status, error=error, updated_at=datetime.now(UTC))
         .returning(OutboundMessage.id)
     )
     return updated.first() is not None
+
+
+def _current_rank() -> ColumnElement[int]:
+    """A part's status as its rank in STATUS_RANK (0 for one not listed)."""
+    return case(
+        {str(state): rank for state, rank in STATUS_RANK.items()},
+        value=OutboundMessage.status,
+        else_=0,
+    )

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     default_model: str = Field("gpt-4.1-mini", alias="DEFAULT_MODEL")
     agents_tracing: bool = Field(False, alias="AGENTS_TRACING")
 
+    request_read_timeout_seconds: float = Field(10.0, alias="REQUEST_READ_TIMEOUT_SECONDS", gt=0)
+
     public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
     trust_proxy_headers: bool = Field(False, alias="TRUST_PROXY_HEADERS")
 
@@ -53,6 +55,7 @@ class Settings(BaseSettings):
     meta_api_base_url: str = Field("https://graph.facebook.com", alias="META_API_BASE_URL")
     meta_api_version: str = Field("v24.0", alias="META_API_VERSION", pattern=r"^v\d+\.\d+$")
     meta_timeout_seconds: float = Field(10.0, alias="META_TIMEOUT_SECONDS", gt=0)
+    meta_status_wait_seconds: float = Field(10.0, alias="META_STATUS_WAIT_SECONDS", ge=0)
 
     credentials_key: SecretStr | None = Field(None, alias="CREDENTIALS_KEY")
 
@@ -74,6 +77,7 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, alias="ADMIN_TOKEN", min_length=16)
     session_secret: SecretStr | None = Field(None, alias="SESSION_SECRET", min_length=16)
     session_max_age_seconds: int = Field(8 * 3600, alias="SESSION_MAX_AGE_SECONDS", gt=0)
+    auth_failures_per_minute: int = Field(10, alias="AUTH_FAILURES_PER_MINUTE", ge=1)
 
     metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN", min_length=16)
     worker_metrics_port: int | None = Field(None, alias="WORKER_METRICS_PORT", ge=1, le=65535)

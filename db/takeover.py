@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import case, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentSessionRow, Channel, InboundMessage, InboundStatus, Turn, TurnStatus
@@ -30,31 +30,40 @@ _answerable = exists().where(
 
 
 async def retry_turn(turn_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
-    """Hand a failed turn's messages back to the worker as new pending messages (a new
-    turn answers them); returns their ids, empty when the turn is not failed or has none
-    to answer. They count as enqueued now, so the sweeper publishes them again only if
-    no worker has taken them within `SWEEP_STALE_SECONDS`."""
-    failed = await db.execute(
+    """Reopen a failed turn for the worker: the same turn answers the same messages, its
+    input stored once (a turn whose input is not in the history, never stored or
+    cleared with the memory, stores it then), its attempts counted afresh, and its reply
+    recorded as this retry's, never an earlier try's (the fallback the user got). Returns
+    its messages' ids, empty when the turn is not failed or has none to answer. They
+    wait as pending, enqueued now, so the sweeper publishes them again only if no worker
+    has taken them within `SWEEP_STALE_SECONDS`."""
+    reopened = await db.execute(
         update(Turn)
         .where(Turn.id == turn_id, Turn.status == TurnStatus.FAILED, _answerable)
-        .values(status=TurnStatus.RETRIED)
+        .values(
+            status=TurnStatus.RUNNING,
+            attempts=0,
+            retries=Turn.retries + 1,
+            retry_from_sequence=None,
+            finished_at=None,
+            input_saved_at=case((Turn.input_sequence.is_(None), None), else_=Turn.input_saved_at),
+        )
         .returning(Turn.id)
     )
-    if failed.first() is None:
+    if reopened.first() is None:
         return []
-    reopened = await db.scalars(
+    messages = await db.scalars(
         update(InboundMessage)
         .where(InboundMessage.turn_id == turn_id)
         .values(
             status=InboundStatus.PENDING,
-            turn_id=None,
             error=None,
             processed_at=None,
             enqueued_at=datetime.now(UTC),
         )
         .returning(InboundMessage.id)
     )
-    return sorted(reopened)
+    return sorted(messages)
 
 
 @dataclass(frozen=True)

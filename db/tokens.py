@@ -63,14 +63,6 @@ async def live_token(secret: str, *, db: AsyncSession) -> ApiToken | None:
     )
 
 
-async def token_is_live(token_id: uuid.UUID, *, db: AsyncSession) -> bool:
-    """Whether a signed-in browser's token still stands (revoking signs it out)."""
-    found = await db.scalar(
-        select(ApiToken.id).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-    )
-    return found is not None
-
-
 async def tokens_of(builder_id: uuid.UUID, *, db: AsyncSession) -> list[ApiToken]:
     result = await db.scalars(
         select(ApiToken).where(ApiToken.builder_id == builder_id).order_by(ApiToken.created_at)

@@ -9,11 +9,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.clock import as_utc
-from db.models import InboundMessage, InboundStatus, Turn, TurnStatus
+from db.models import AgentSessionRow, InboundMessage, InboundStatus, Turn, TurnStatus
 
 
 async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
-    """The session's unfinished turn (a crashed or retried run), counting this attempt."""
+    """The session's unfinished turn (a crashed run, or one an operator retried),
+    counting this attempt. A retried turn's first attempt takes its messages back and
+    notes where the history stands: an answer stored from there on is this retry's."""
     turn = await db.scalar(
         select(Turn)
         .where(Turn.session_id == session_id, Turn.status == TurnStatus.RUNNING)
@@ -21,11 +23,15 @@ async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None
         .limit(1)
     )
     if turn is not None:
+        if turn.attempts == 0:
+            turn.retry_from_sequence = await db.scalar(
+                select(AgentSessionRow.next_sequence).where(AgentSessionRow.id == session_id)
+            )
         turn.attempts += 1
         await db.execute(
             update(InboundMessage)
             .where(InboundMessage.turn_id == turn.id)
-            .values(attempts=InboundMessage.attempts + 1)
+            .values(status=InboundStatus.PROCESSING, attempts=InboundMessage.attempts + 1)
         )
         await db.flush()
     return turn

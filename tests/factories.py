@@ -18,7 +18,7 @@ from db.agent_session import DatabaseSession
 from db.builders import add_channel, create_builder, find_channel
 from db.channel_credentials import ChannelCredentials, CredentialsCipher, new_key
 from db.conversations import get_or_create_session
-from db.inbox import ReceivedMessage
+from db.inbox import ReceivedMessage, record_inbound
 from db.models import Channel
 from db.tokens import create_token
 from tests.fakes.meta import APP_SECRET
@@ -92,6 +92,36 @@ def received_twilio_text(
         media=[],
         payload={},
     )
+
+
+async def arrive(
+    sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    text: str,
+    media: list[dict[str, Any]] | None = None,
+    kind: str = "text",
+    user_id: str | None = None,
+    profile_name: str = "Ada",
+) -> int:
+    """Record an inbound message the way the receiver does."""
+    meta = channel.provider == "meta"
+    received = ReceivedMessage(
+        provider=channel.provider,
+        provider_message_id=f"{'wamid.' if meta else 'SM'}{uuid.uuid4().hex}",
+        recipient=channel.address,
+        sender=META_USER_WA_ID if meta else USER_NUMBER,
+        sender_wa_id=META_USER_WA_ID if meta else USER_NUMBER.removeprefix("whatsapp:+"),
+        sender_user_id=user_id,
+        profile_name=profile_name,
+        kind=kind,
+        text=text,
+        media=media or [],
+        payload={},
+    )
+    async with sessions.begin() as db:
+        [recorded] = await record_inbound([received], db=db)
+    assert recorded.inbound_id is not None and recorded.routed
+    return recorded.inbound_id
 
 
 def twilio_form(

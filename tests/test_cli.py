@@ -52,8 +52,9 @@ async def test_create_a_builder_and_route_a_number_to_it(
         "We'll call you.",
     )
     assert channel is not None and channel.builder_id == builder_id
+    # Spelled otherwise, it is the same number: the CLI normalises as the receiver does.
     again = wabot(
-        "channel", "add", str(builder_id), "--provider", "twilio", "--address", "+14155238886"
+        "channel", "add", str(builder_id), "--provider", "twilio", "--address", " +1 415 523 8886"
     )
     assert again.returncode == 1
     assert again.stderr.strip() == "Error: twilio address whatsapp:+14155238886 is already routed"

@@ -9,11 +9,12 @@ webhooks are delivered twice, some concurrently. Then, for every accepted messag
 was answered exactly once as the user sees it, stored once, in order, in its own
 conversation, with contiguous sequences.
 
-One exception, which no code of ours can close: a worker killed after the provider took
-a reply and before the worker recorded that sends the same reply again on the retry
-(neither Twilio's nor Meta's send API takes an idempotency key). Such resends are
-counted apart, and allowed only as an identical repeat of one reply in a conversation
-that had a turn running when a worker was killed; any other repeat is a duplicate.
+The fake providers keep what they took the way the real ones do (Twilio's Messages
+list; Meta posts signed `sent`/`delivered` statuses carrying our outbound id back to the
+receiver), so a worker killed after the provider took a reply and before it recorded so
+finds the reply there on the retry instead of sending it again. Identical repeats of one
+reply in a conversation that had a turn running when a worker was killed are counted
+apart (`resent_after_kill`) and must be none; any other repeat is a duplicate.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,9 @@ pytestmark = pytest.mark.slow
 CONVERSATIONS = 200
 MESSAGES_EACH = 10
 CONCURRENT_CONVERSATIONS = 40
+WORKER_CONCURRENCY = 16
+PROVIDER_LATENCY_SECONDS = 0.15
+"""How long the fake providers take to answer a send they took, as real APIs do."""
 WORKER_APP_NAME = f"wabot-fault-worker-{uuid.uuid4().hex[:8]}"
 """Unique per run, so terminating this run's connections never touches another run's."""
 
@@ -163,6 +167,7 @@ async def test_the_promise_holds_under_faults(
         SWEEP_INTERVAL_SECONDS="2",
         SWEEP_STALE_SECONDS="6",
         SENDER_TURNS_PER_MINUTE="0",
+        META_STATUS_WAIT_SECONDS="3",
         PGAPPNAME=WORKER_APP_NAME,
     )
     await builder_with_channel(db_sessions)
@@ -197,14 +202,23 @@ async def test_the_promise_holds_under_faults(
     fake_openai.chaos = model_chaos
     fake_twilio.chaos = twilio_chaos
     fake_graph.chaos = graph_chaos
+    fake_graph.status_webhooks_to = receiver
+    providers = (fake_twilio, fake_graph)
+    for provider in providers:
+        provider.hold_after_accept_seconds = PROVIDER_LATENCY_SECONDS
 
     logs = tmp_path / "workers"
     logs.mkdir()
-    workers = [start_worker(env, logs / f"worker-{n}.log", concurrency=16) for n in range(2)]
+    workers = [
+        start_worker(env, logs / f"worker-{n}.log", concurrency=WORKER_CONCURRENCY)
+        for n in range(2)
+    ]
     sent: dict[int, list[str]] = {}
     try:
         load = asyncio.create_task(send_all(receiver, rng, faults, sent))
-        interrupted = await inject_faults(db_sessions, workers, env, logs, private_redis, faults)
+        interrupted = await inject_faults(
+            db_sessions, workers, env, logs, private_redis, faults, providers
+        )
         await load
 
         with contextlib.suppress(AssertionError):  # judged below, message by message
@@ -217,6 +231,7 @@ async def test_the_promise_holds_under_faults(
         for worker in workers:
             worker.wait(timeout=60)
 
+    faults["send_taken_unheard"] = sum(len(provider.held.unheard) for provider in providers)
     verdict = await judge(db_sessions, sent, fake_twilio, fake_graph, interrupted)
     resent = verdict.pop("resent_after_kill")
     summary = " ".join(f"{name}={count}" for name, count in verdict.items())
@@ -229,6 +244,7 @@ async def test_the_promise_holds_under_faults(
         "duplicate_items": 0,
         "out_of_order": 0,
     }
+    assert resent == 0, f"{resent} replies sent again after a worker was killed"
     for fault in (
         "worker_kill",
         "redis_restart",
@@ -237,6 +253,7 @@ async def test_the_promise_holds_under_faults(
         "model_429",
         "model_hang",
         "send_429",
+        "send_taken_unheard",
         "duplicate_webhook",
     ):
         assert faults[fault] > 0, f"{fault} was never injected"
@@ -312,9 +329,12 @@ async def inject_faults(
     logs: Path,
     broker: RedisServer,
     faults: Counter[str],
+    providers: tuple[FakeTwilio, FakeGraphAPI],
 ) -> set[uuid.UUID]:
     """Inject the faults; returns the sessions that had a turn running when a worker
-    was killed (read after the kill: the dead worker's turns stay `running`)."""
+    was killed (read after the kill: the dead worker's turns stay `running`). The second
+    kill comes after the providers took sends of the killed worker and before they
+    answered: every answer is held until more are held than one worker sends at once."""
     interrupted: set[uuid.UUID] = set()
 
     async def running_sessions() -> set[uuid.UUID]:
@@ -328,18 +348,26 @@ async def inject_faults(
             )
         return bool(running)
 
-    async def kill_a_worker_mid_turn(index: int) -> None:
-        await eventually(mid_turn, within=60, what="a turn in progress")
+    async def sends_of_both_workers_held() -> bool:
+        return sum(provider.held.holding for provider in providers) > WORKER_CONCURRENCY
+
+    async def kill_a_worker(index: int, when: Callable[[], Awaitable[bool]], what: str) -> None:
+        await eventually(when, within=60, what=what)
         os.killpg(workers[index].pid, signal.SIGKILL)
         workers[index].wait(timeout=10)
+        for provider in providers:
+            provider.hold_after_accept_seconds = PROVIDER_LATENCY_SECONDS
         interrupted.update(await running_sessions())
         faults["worker_kill"] += 1
         workers[index] = await asyncio.to_thread(
-            start_worker, env, logs / f"worker-{index}-after-kill.log", concurrency=16
+            start_worker,
+            env,
+            logs / f"worker-{index}-after-kill.log",
+            concurrency=WORKER_CONCURRENCY,
         )
 
     await asyncio.sleep(1)
-    await kill_a_worker_mid_turn(0)
+    await kill_a_worker(0, mid_turn, "a turn in progress")
     await asyncio.sleep(1)
     broker.stop()
     faults["redis_restart"] += 1
@@ -347,7 +375,9 @@ async def inject_faults(
     broker.start()
     await asyncio.sleep(1)
     faults["pg_terminate"] += await asyncio.to_thread(terminate_worker_connections)
-    await kill_a_worker_mid_turn(1)
+    for provider in providers:
+        provider.hold_after_accept_seconds = 60
+    await kill_a_worker(1, sends_of_both_workers_held, "sends of both workers held")
     return interrupted
 
 

@@ -1,5 +1,6 @@
-"""Fault injection: a worker killed with SIGKILL in the middle of a run loses nothing
-and doubles nothing once Redis hands its task to another worker."""
+"""Fault injection: a worker killed with SIGKILL in the middle of a run, or between the
+provider taking its reply and the worker recording so, loses nothing and doubles nothing
+once Redis hands its task to another worker."""
 
 from __future__ import annotations
 
@@ -16,12 +17,21 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import start_worker
-from tests.factories import builder_with_channel, post_signed, twilio_form
+from tests.factories import (
+    META_PHONE_NUMBER_ID,
+    builder_with_channel,
+    meta_notification,
+    meta_text_message,
+    post_meta,
+    post_signed,
+    twilio_form,
+)
+from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import all_items, kind, turns
-from tests.waiting import at_least
+from tests.queries import all_items, kind, outbound_messages, turns
+from tests.waiting import at_least, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +75,58 @@ async def test_a_killed_worker_s_message_is_answered_once_after_redelivery(
     [turn] = await turns(db_sessions)
     assert (turn.status, turn.attempts) == ("replied", 2)
     assert [kind(item) for item in fake_openai.requests[-1]["input"]] == ["user"]
+
+
+@pytest.mark.parametrize("provider", ["twilio", "meta"])
+async def test_a_worker_killed_after_the_provider_took_its_reply_does_not_send_it_again(
+    db_sessions: async_sessionmaker[AsyncSession],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    fake_graph: FakeGraphAPI,
+    tmp_path: Path,
+    provider: str,
+) -> None:
+    env, receiver = private_queue(
+        CELERY_VISIBILITY_TIMEOUT="5",
+        RUN_TIMEOUT_SECONDS="4",
+        CONVERSATION_LEASE_SECONDS="6",
+        META_STATUS_WAIT_SECONDS="2",
+    )
+    fake = fake_twilio if provider == "twilio" else fake_graph
+    fake.hold_after_accept_seconds = 60  # the provider takes the reply, then the worker dies
+    fake_graph.status_webhooks_to = receiver  # Meta reports what it took, as it does
+    doomed = start_worker(env, tmp_path / "doomed.log", concurrency=2)
+    async with httpx.AsyncClient() as client:
+        if provider == "twilio":
+            await builder_with_channel(db_sessions)
+            response = await post_signed(client, f"{receiver}/webhooks/twilio", twilio_form("Hi"))
+        else:
+            await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
+            body = meta_notification([meta_text_message("Hi")])
+            response = await post_meta(client, f"{receiver}/webhooks/meta", body)
+    assert response.status_code == 200
+
+    [taken] = await at_least(fake.messages, 1, within=30, what="replies the provider took")
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait(timeout=10)
+    fake.hold_after_accept_seconds = 0
+    await at_least(fake.held.unheard, 1, what="replies taken that their worker never heard of")
+    survivor = start_worker(env, tmp_path / "survivor.log", concurrency=2)
+    try:
+
+        async def replied() -> bool:
+            return [turn.status for turn in await turns(db_sessions)] == ["replied"]
+
+        await eventually(replied, within=45, what="the resumed turn to finish")
+    finally:
+        survivor.terminate()
+        survivor.wait(timeout=30)
+
+    assert fake.messages == [taken]
+    [reply] = await outbound_messages(db_sessions)
+    assert reply.provider_message_id == taken.get("sid", taken.get("id"))
+    assert [kind(item) for item in await all_items(db_sessions)] == ["user", "assistant"]
 
 
 async def test_sigterm_lets_the_running_turn_finish_before_the_worker_exits(

@@ -3,9 +3,10 @@
 A notification is verified (`X-Hub-Signature-256` over the raw body) before it is
 parsed, with whichever app secret signed it (META_APP_SECRET or a channel's own); once
 parsed, every number it concerns must belong to that app secret. Its messages go to the
-inbox once each (the `wamid` is unique) and are enqueued, its statuses advance outbound
-messages. Meta retries anything but a 200 for days, so only a forged or unreadable
-request is refused.
+inbox once each (the `wamid` is unique) and are enqueued, its statuses advance the
+outbound messages of the number each came under (and give the `wamid` of a reply part a
+worker may have died sending, which they name by our outbound id). Meta retries
+anything but a 200 for days, so only a forged or unreadable request is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from db import lossless_json
 from db.inbox import storable_message
 from db.log_context import log_context
 from db.logs import mask_numbers
-from db.outbox import apply_delivery_status
+from db.outbox import NamedPart, apply_delivery_status, record_provider_ids
 from db.settings import Settings
 from webhooks.body import read_limited_body
 from webhooks.channel_secrets import WebhookSecrets
@@ -80,9 +81,15 @@ async def notification(request: Request) -> Response:
         mark_duplicate(request)
     if parsed.statuses:
         async with request.app.state.sessionmaker.begin() as db:
+            await record_provider_ids(_named_parts(parsed), provider="meta", db=db)
             for status in parsed.statuses:
                 await apply_delivery_status(
-                    status.message_id, status.status, error=status.error, db=db
+                    status.message_id,
+                    status.status,
+                    error=status.error,
+                    provider="meta",
+                    address=status.phone_number_id,
+                    db=db,
                 )
     logger.debug(
         "meta notification: %d message(s), %d new, %d status(es)",
@@ -91,6 +98,16 @@ async def notification(request: Request) -> Response:
         len(parsed.statuses),
     )
     return PlainTextResponse("ok")
+
+
+def _named_parts(parsed: Notification) -> list[NamedPart]:
+    """The provider's id of each reply part a status names by our outbound id: recorded
+    first, so a part its worker never marked sent takes this status too."""
+    return [
+        NamedPart(status.outbound_id, status.message_id, status.phone_number_id)
+        for status in parsed.statuses
+        if status.outbound_id is not None
+    ]
 
 
 async def _verified_notification(request: Request, body: bytes) -> Notification:

@@ -9,9 +9,11 @@ messages rather than errors, so new WhatsApp features cannot crash the receiver.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.addresses import channel_address
 from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 
@@ -33,6 +35,10 @@ class MetaStatus:
     message_id: str
     status: OutboundStatus
     error: str | None
+    phone_number_id: str
+    """The business number whose change carried it: only that number's replies move."""
+    outbound_id: uuid.UUID | None = None
+    """Our id of the message, which Meta hands back from `biz_opaque_callback_data`."""
 
 
 @dataclass
@@ -65,7 +71,9 @@ def parse_notification(body: Any) -> Notification:
 
 def _read_value(value: dict[str, Any], path: str, into: Notification) -> None:
     metadata = _object(value.get("metadata"), f"{path}.metadata")
-    phone_number_id = _id(metadata.get("phone_number_id"), f"{path}.metadata.phone_number_id")
+    phone_number_id = _phone_number_id(
+        metadata.get("phone_number_id"), f"{path}.metadata.phone_number_id"
+    )
     into.phone_number_ids.add(phone_number_id)
     contacts = [
         _object(contact, f"{path}.contacts[{n}]")
@@ -81,7 +89,9 @@ def _read_value(value: dict[str, Any], path: str, into: Notification) -> None:
             )
         )
     for n, status in enumerate(_list(value.get("statuses", []), f"{path}.statuses")):
-        parsed = _status(_object(status, f"{path}.statuses[{n}]"), f"{path}.statuses[{n}]")
+        parsed = _status(
+            _object(status, f"{path}.statuses[{n}]"), phone_number_id, f"{path}.statuses[{n}]"
+        )
         if parsed is not None:
             into.statuses.append(parsed)
 
@@ -197,7 +207,7 @@ def _contacts_text(contacts: Any) -> str:
     return f"[shared contact: {'; '.join(shared) or 'unnamed'}]"
 
 
-def _status(status: dict[str, Any], path: str) -> MetaStatus | None:
+def _status(status: dict[str, Any], phone_number_id: str, path: str) -> MetaStatus | None:
     message_id = _text(status.get("id"), f"{path}.id")
     state = DELIVERY_STATUSES.get(str(status.get("status")))
     if state is None:
@@ -208,7 +218,28 @@ def _status(status: dict[str, Any], path: str) -> MetaStatus | None:
         first = errors[0]
         detail = first.get("title") or first.get("message") or ""
         error = f"Meta error {first.get('code')}: {detail}".strip()
-    return MetaStatus(message_id=message_id, status=state, error=error)
+    return MetaStatus(
+        message_id=message_id,
+        status=state,
+        error=error,
+        phone_number_id=phone_number_id,
+        outbound_id=_outbound_id(status.get("biz_opaque_callback_data")),
+    )
+
+
+def _phone_number_id(value: Any, path: str) -> str:
+    """As channels store it (`channel_address`): the number that chooses the app secret
+    that must have signed the notification is the number its messages are routed to."""
+    return _id(channel_address("meta", _text(value, path)), path)
+
+
+def _outbound_id(callback_data: Any) -> uuid.UUID | None:
+    """Our outbound id, when the callback data is one: another app on the same business
+    account may send its own (any app subscribed to the account sees every status)."""
+    try:
+        return uuid.UUID(callback_data) if isinstance(callback_data, str) else None
+    except ValueError:
+        return None
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""The receiver's metrics: provider webhooks by outcome, and the inbox's depth and age
-read at scrape time. `GET /metrics` serves them (and this process's others) to the
-holder of `METRICS_TOKEN`; without one it is off (404)."""
+"""The receiver's metrics: provider webhooks by outcome, the inbox's depth and age read
+at scrape time, and the dashboard's refused tokens. `GET /metrics` serves them (and this
+process's others) to the holder of `METRICS_TOKEN`; without one it is off (404)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ INBOX_WAITING = Gauge("wabot_inbox_waiting_messages", "Inbound messages pending 
 INBOX_OLDEST_AGE = Gauge(
     "wabot_inbox_oldest_waiting_age_seconds",
     "Age of the oldest inbound message pending or being answered; 0 when none waits.",
+)
+
+AUTH_REFUSALS = Counter(
+    "wabot_dashboard_auth_refusals",
+    "Dashboard and API requests refused for their token, by reason: `wrong_token` "
+    "(nobody's: 401) or `throttled` (429: too many wrong tokens from the address).",
+    ["reason"],
 )
 
 REFUSALS = {400: "bad_request", 403: "bad_signature", 413: "too_large", 422: "unstorable"}

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
+from db.addresses import channel_address
 from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage, storable_message
 from db.log_context import log_context
 from db.logs import mask_numbers
@@ -48,6 +49,8 @@ KNOWN_KINDS = {
     "contacts",
     "reaction",
 }
+ADDRESS_FIELDS = ("To", "From")
+"""Our number and the user's: normalised, never kept as sent (`channel_address`)."""
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 # Twilio's MessageStatus values, folded onto ours.
@@ -92,9 +95,13 @@ async def inbound(request: Request) -> Response:
 
 async def status_callback(request: Request) -> Response:
     form = await _verified_form(request, our_number="From")
-    message_sid, reported = form.get("MessageSid"), form.get("MessageStatus")
-    if not message_sid or not reported:
-        raise HTTPException(400, "MessageSid and MessageStatus are required")
+    message_sid, reported, our_address = (
+        form.get("MessageSid"),
+        form.get("MessageStatus"),
+        form.get("From"),
+    )
+    if not message_sid or not reported or not our_address:
+        raise HTTPException(400, "MessageSid, MessageStatus and From are required")
     status = DELIVERY_STATUSES.get(reported.lower())
     if status is None:
         logger.info("twilio status %r for %s ignored", reported, message_sid)
@@ -104,7 +111,14 @@ async def status_callback(request: Request) -> Response:
         error = f"Twilio error {form['ErrorCode']}: {form.get('ErrorMessage', '')}".strip()
         error = plain_text(error)  # a text column holds no NUL
     async with request.app.state.sessionmaker.begin() as db:
-        applied = await apply_delivery_status(plain_text(message_sid), status, error=error, db=db)
+        applied = await apply_delivery_status(
+            plain_text(message_sid),
+            status,
+            error=error,
+            provider="twilio",
+            address=our_address,
+            db=db,
+        )
     logger.info(
         "twilio status %s for %s (%s)", status, message_sid, "applied" if applied else "stale"
     )
@@ -113,7 +127,9 @@ async def status_callback(request: Request) -> Response:
 
 async def _verified_form(request: Request, *, our_number: str) -> MultiDict[str]:
     """The posted form, once its size, encoding and Twilio signature check out; the
-    signature with the auth token of the number in field `our_number`. A
+    signature with the auth token of the number in field `our_number`, that number
+    normalised first (`channel_address`), and the form handed on with its addresses in
+    that same form, so the number the token speaks for is the number routed to. A
     `multidict.MultiDict` is the form type twilio's validator reads fastest."""
     body = await read_limited_body(request, limit=MAX_BODY_BYTES)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -128,7 +144,10 @@ async def _verified_form(request: Request, *, our_number: str) -> MultiDict[str]
         raise HTTPException(403, "missing X-Twilio-Signature header")
     settings = request.app.state.settings
     url = public_url(request, settings)
-    address = form.get(our_number, "")
+    addresses = {
+        name: channel_address("twilio", form[name]) for name in ADDRESS_FIELDS if name in form
+    }
+    address = addresses.get(our_number, "")
     channel_secrets = request.app.state.channel_secrets
     secrets = await channel_secrets.current()
     if address not in secrets.twilio:  # added since the last load?
@@ -139,7 +158,9 @@ async def _verified_form(request: Request, *, our_number: str) -> MultiDict[str]
         refusal = _refusal(secrets, address, url, form, signature, settings)
     if refusal is not None:
         raise HTTPException(403, refusal)
-    return form
+    verified = MultiDict(form)
+    verified.update(addresses)
+    return verified
 
 
 def _refusal(

@@ -108,7 +108,8 @@ def token_list(builder_id: uuid.UUID, as_json: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Run the webhook receiver (uvicorn webhooks.app:app). No access log: the receiver
-    logs each message itself, with numbers masked."""
+    logs each message itself, with numbers masked. Requests must arrive whole within
+    REQUEST_READ_TIMEOUT_SECONDS."""
     import uvicorn
 
     # log_config=None: uvicorn's records go through the handler configured above.
@@ -116,6 +117,7 @@ def serve(host: str, port: int) -> None:
         "webhooks.app:app",
         host=host,
         port=port,
+        http="webhooks.read_deadline:ReadDeadlineProtocol",
         proxy_headers=False,
         access_log=False,
         log_config=None,

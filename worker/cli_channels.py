@@ -10,6 +10,7 @@ import click
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.addresses import channel_address
 from db.builders import (
     add_channel,
     channels_of,
@@ -69,7 +70,7 @@ def channel_add(
 ) -> None:
     """Route messages for ADDRESS to builder BUILDER_ID, with the number's own provider
     credentials if given (else the global ones)."""
-    address = normalized_address(provider, address.strip())
+    address = normalized_address(provider, address)
     given = Given(account_sid, auth_token, access_token, app_secret)
     checked(provider, given, updating=False)
     stored = None
@@ -109,7 +110,7 @@ def channel_update(
 ) -> None:
     """Replace the credentials of ADDRESS (e.g. a leaked token) and keep its conversations.
     What is not given stays as it was (Twilio: --auth-token alone keeps the account SID)."""
-    address = normalized_address(provider, address.strip())
+    address = normalized_address(provider, address)
     given = Given(account_sid, auth_token, access_token, app_secret)
     if given.any == global_credentials:
         raise click.UsageError(
@@ -177,7 +178,7 @@ def channel_list(builder_id: uuid.UUID | None, as_json: bool) -> None:
 @address_option
 def channel_remove(provider: str, address: str) -> None:
     """Stop routing ADDRESS; its conversations are kept, its new messages go unanswered."""
-    address = normalized_address(provider, address.strip())
+    address = normalized_address(provider, address)
 
     async def remove(db: AsyncSession) -> bool:
         return await remove_channel(provider, address, db=db)
@@ -222,16 +223,15 @@ def channel_rekey() -> None:
 
 
 def normalized_address(provider: str, address: str) -> str:
-    """A Twilio address as `whatsapp:+E.164`, a Meta phone number id as digits."""
-    if provider == "twilio":
-        if address.startswith("+"):
-            address = f"whatsapp:{address}"
-        if not TWILIO_ADDRESS.match(address):
-            raise click.BadParameter(
-                f"{address!r} is not a WhatsApp number like whatsapp:+14155238886",
-                param_hint="--address",
-            )
-    elif not META_PHONE_NUMBER_ID.match(address):
+    """`address` as channels store it and the receiver routes it (`channel_address`): a
+    Twilio address as `whatsapp:+E.164`, a Meta phone number id as digits."""
+    address = channel_address(provider, address)
+    if provider == "twilio" and not TWILIO_ADDRESS.match(address):
+        raise click.BadParameter(
+            f"{address!r} is not a WhatsApp number like whatsapp:+14155238886",
+            param_hint="--address",
+        )
+    if provider == "meta" and not META_PHONE_NUMBER_ID.match(address):
         raise click.BadParameter(
             f"{address!r} is not a Meta phone number id (digits only)", param_hint="--address"
         )

@@ -1,6 +1,6 @@
 """`wabot retry`: hand failed turns back to the workers from a terminal, as the
-dashboard's retry action does (their messages become pending again and a new turn
-answers them)."""
+dashboard's retry action does (each turn is reopened and answers its messages again,
+their input stored once)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ def retry(
     as_json: bool,
 ) -> None:
     """Retry failed turns: SESSION_ID… (their failed turns), --turn TURN_ID, or --all
-    [--builder ID]. Their messages go back to the workers as one new turn per
-    conversation; failed messages of no turn (their channel was removed) are not retried."""
+    [--builder ID]. Each goes back to the workers as the same turn, which answers its
+    messages again; failed messages of no turn (their channel was removed) are not
+    retried."""
     if builder_id is not None and not everything:
         raise click.UsageError("--builder goes with --all")
     if sum(map(bool, (session_ids, turn_ids, everything))) != 1:
@@ -139,8 +140,9 @@ _NOT_RETRYABLE = {
 
 
 async def _enqueue(reopened: Reopened) -> bool:
-    """One task per conversation: the worker answers all its pending messages together.
-    False when the broker is unreachable (the messages stay pending for the sweeper)."""
+    """One task per conversation: the worker answers its retried turns one after the
+    other. False when the broker is unreachable (the messages stay pending for the
+    sweeper)."""
     from worker.app import app, enqueue_inbound  # builds the Celery app: only when needed
 
     return await enqueue_inbound(app, [ids[-1] for ids in reopened.messages.values()])

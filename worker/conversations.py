@@ -203,12 +203,12 @@ async def _next_step(
     db: AsyncSession,
 ) -> Step:
     """In the caller's transaction: when `claiming` (the task that took the lease), the
-    unfinished turn if there is one; else a new turn for the pending messages once the
-    user has paused for `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and
-    is within the builder's `turns_per_minute`, else `SENDER_TURNS_PER_MINUTE` (past
-    it, messages wait and coalesce); else how long to wait for either; else None, with
-    the lease released. A claiming task over the rate retries later instead of holding
-    the lease while it waits."""
+    unfinished turn if there is one; else, once the user has paused for
+    `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and is within the
+    builder's `turns_per_minute`, else `SENDER_TURNS_PER_MINUTE` (past it, messages wait
+    and coalesce), the turn an operator retried or a new turn for the pending messages;
+    else how long to wait for either; else None, with the lease released. A claiming
+    task over the rate retries later instead of holding the lease while it waits."""
     settings = runtime.settings
     turn = await resume_turn(session_id, db=db) if claiming else None
     new = False
@@ -232,9 +232,12 @@ async def _next_step(
                 raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
             if wait > 0:
                 return wait
-            message_ids = [message_id for message_id, _ in pending.messages]
-            turn = await start_turn(session_id, message_ids, db=db)
-            new = True
+            if pending.retried:  # an operator retried a turn: it answers its messages
+                turn = await resume_turn(session_id, db=db)
+            new = turn is None
+            if turn is None:
+                message_ids = [message_id for message_id, _ in pending.messages]
+                turn = await start_turn(session_id, message_ids, db=db)
         scene = await scene_of(turn, db=db, new=new)
         if scene is not None:
             return scene

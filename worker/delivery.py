@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -22,15 +23,24 @@ MAX_RETRY_SECONDS = 10.0
 
 @counted_send
 async def send_with_retries(
-    channel: OutboundChannel, *, sender: str, recipient: str, text: str
+    channel: OutboundChannel,
+    *,
+    sender: str,
+    recipient: str,
+    text: str,
+    outbound_id: uuid.UUID | None = None,
 ) -> SentMessage:
     """Send, retrying transient failures a few times with jittered exponential backoff,
-    never sooner than the provider's own retry hint; then the failure is the turn's."""
+    never sooner than the provider's own retry hint; then the failure is the turn's. A
+    send that may have gone out is not retried here: sending again could deliver it
+    twice, so the turn's retry asks the provider first."""
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
-            return await channel.send(sender=sender, recipient=recipient, text=text)
+            return await channel.send(
+                sender=sender, recipient=recipient, text=text, outbound_id=outbound_id
+            )
         except TransientSendError as error:
-            if attempt == SEND_ATTEMPTS:
+            if attempt == SEND_ATTEMPTS or error.may_have_been_sent:
                 raise
             delay = error.retry_after or FIRST_RETRY_SECONDS * 2 ** (attempt - 1)
             delay = min(MAX_RETRY_SECONDS, delay) * random.uniform(1.0, 1.25)

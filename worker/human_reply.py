@@ -61,15 +61,20 @@ async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[
             replies = await record_reply(
                 session_id=session_id,
                 turn_id=turn.id,
+                retry=turn.retries,
                 channel_id=channel.id,
                 recipient=recipient,
                 parts=parts,
                 db=db,
             )
-        for reply in replies:
+        for index, reply in enumerate(replies):
             try:
                 sent = await send_with_retries(
-                    outbound, sender=channel.address, recipient=recipient, text=reply.text
+                    outbound,
+                    sender=channel.address,
+                    recipient=recipient,
+                    text=reply.text,
+                    outbound_id=reply.id,
                 )
             except SendError as error:
                 reason = f"send failed: {error}"
@@ -78,9 +83,10 @@ async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[
                     await mark_send_failed(reply.id, error=reason, db=db)
                     await fail_operator_turn(turn.id, reason, db=db)
                 break
-            await mark_part_sent(reply, sent, runtime=runtime)
+            following = replies[index + 1] if index + 1 < len(replies) else None
+            await mark_part_sent(reply, sent, following=following, runtime=runtime)
         async with runtime.sessionmaker() as db:
-            return await replies_of(turn.id, db=db)
+            return await replies_of(turn.id, retry=turn.retries, db=db)
     finally:
         async with runtime.sessionmaker.begin() as db:
             await release_lease(session_id, lease, db=db)

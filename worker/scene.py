@@ -27,8 +27,8 @@ class Scene:
 
 
 async def scene_of(turn: Turn, *, db: AsyncSession, new: bool = False) -> Scene | None:
-    """The turn's messages with their channel and builder in one query; its recorded
-    reply parts too, unless the turn is `new` and so has none yet. None when the
+    """The turn's messages with their channel and builder in one query; the reply parts
+    this try recorded too, unless the turn is `new` and so has none yet. None when the
     channel or the builder was removed: nobody can be answered."""
     rows = (
         await db.execute(
@@ -42,7 +42,7 @@ async def scene_of(turn: Turn, *, db: AsyncSession, new: bool = False) -> Scene 
     channel, builder = rows[0][1], rows[0][2]
     if channel is None or builder is None:
         return None
-    replies = [] if new else await replies_of(turn.id, db=db)
+    replies = [] if new else await replies_of(turn.id, retry=turn.retries, db=db)
     return Scene(
         turn=turn,
         messages=[row[0] for row in rows],

@@ -23,11 +23,13 @@ from agents import (
     UserError,
 )
 from agents.items import TResponseInputItem
+from agents.memory import SessionInputCallback
 
-from db.conversations import last_item
+from db.conversations import item_sequences, last_item
 from db.logs import mask_numbers
 from db.lossless_json import plain_text
 from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
+from db.outbox import reached_user_before
 from db.transcript import content_text
 from worker.agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
@@ -77,7 +79,8 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
         turn.attempts,
     )
     replies = scene.replies
-    if not replies:
+    resumed = bool(replies)
+    if not resumed:
         async with typing_shown(
             runtime.channel(channel),
             sender=channel.address,
@@ -86,23 +89,30 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
         ):
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
         replies = await record_reply_parts(turn, scene, reply, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=resumed)
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
 
 
 async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
     """Tell the user once that this turn cannot be answered: the builder's fallback text,
-    stored in the session like any answer. Skipped when a reply was already recorded."""
+    stored in the session like any answer. Skipped when this try recorded a reply, or an
+    earlier try (before an operator's retry) got one to the user."""
     scene = await load_scene(turn, runtime=runtime)
     if scene.replies:
         return
+    if scene.turn.retries:
+        async with runtime.sessionmaker() as db:
+            if await reached_user_before(turn.id, retry=scene.turn.retries, db=db):
+                return
     text = scene.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
     input_saved = scene.turn.input_saved_at is not None
     user_input = [] if input_saved else _user_items(scene.messages)
-    session = _session_for(turn, lease=lease, runtime=runtime, saves_input=not input_saved)
+    session = _session_for(
+        turn, lease=lease, runtime=runtime, saves_input=not input_saved, history_window=0
+    )
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
     replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=False)
 
 
 async def _generate_reply(
@@ -114,22 +124,32 @@ async def _generate_reply(
     runtime: Runtime,
 ) -> str:
     """Run the agent for this turn. A retried turn whose input is already stored
-    continues with `input=[]`; one whose run already finished reuses that answer.
-    Messages the agent cannot use get the builder's canned reply, stored like any turn."""
+    continues with `input=[]`; one whose run already finished reuses that answer (this
+    try's: an earlier try's, such as the fallback before an operator's retry, is not
+    one). Messages the agent cannot use get the builder's canned reply, stored like any
+    turn."""
     run_input: list[TResponseInputItem] = []
+    window = runtime.settings.history_window
+    window = window if builder.history_window is None else builder.history_window
+    view: SessionInputCallback = history_from_a_user_message
     if turn.input_saved_at is None:
         run_input = _user_items(messages)
     else:
         async with runtime.sessionmaker() as db:
             newest = await last_item(turn.session_id, db=db)
-        if (
-            newest is not None
-            and newest.sequence > (turn.input_sequence or 0)
-            and _is_assistant_message(newest.item_data)
-        ):
-            return content_text(newest.item_data.get("content"))
+            if (
+                newest is not None
+                and newest.sequence > (turn.input_sequence or 0)
+                and newest.sequence >= (turn.retry_from_sequence or 0)
+                and _is_assistant_message(newest.item_data)
+            ):
+                return content_text(newest.item_data.get("content"))
+            if turn.retries and turn.input_sequence is not None:
+                sequences = await item_sequences(turn.session_id, db=db)
+                view = _as_it_stood(turn, len(messages), sequences, window)
+                window = 0  # the whole history is read; the view keeps the window
     session = _session_for(
-        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), builder=builder
+        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), history_window=window
     )
     if all(message.kind == UNSUPPORTED_KIND for message in messages):
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
@@ -152,7 +172,7 @@ async def _generate_reply(
                     session=session,
                     context=context,
                     max_turns=MAX_TURNS,
-                    run_config=RunConfig(session_input_callback=history_from_a_user_message),
+                    run_config=RunConfig(session_input_callback=view),
                 ),
                 builder_id=builder.id,
             )
@@ -173,22 +193,17 @@ async def _generate_reply(
 
 
 def _session_for(
-    turn: Turn,
-    *,
-    lease: uuid.UUID,
-    runtime: Runtime,
-    saves_input: bool,
-    builder: Builder | None = None,
+    turn: Turn, *, lease: uuid.UUID, runtime: Runtime, saves_input: bool, history_window: int
 ) -> TurnSession:
-    """The builder's history window overrides `HISTORY_WINDOW` when it has one."""
-    window = builder.history_window if builder is not None else None
+    """`history_window`: the items the runner reads (0: all); the builder's own window
+    overrides `HISTORY_WINDOW` when it has one."""
     return TurnSession(
         turn.session_id,
         engine=runtime.engine,
         turn_id=turn.id,
         lease_token=lease,
         saves_input=saves_input,
-        history_window=runtime.settings.history_window if window is None else window,
+        history_window=history_window,
         statements=runtime.statements,
     )
 
@@ -201,6 +216,29 @@ def history_from_a_user_message(
     result whose call fell outside it, which the model API refuses."""
     start = next((n for n, item in enumerate(history) if item.get("role") == "user"), 0)
     return [*history[start:], *new_input]
+
+
+def _as_it_stood(
+    turn: Turn, inputs: int, sequences: list[int], window: int
+) -> SessionInputCallback:
+    """What the model of an operator's retry reads: the conversation as it stood when the
+    turn's `inputs` messages arrived, ending with them, then what this retry has done (a
+    killed attempt's tool calls); not what an earlier try (the fallback) or a later turn
+    added. `sequences` are the whole history's, item by item; `window` as for any turn."""
+    input_end = (turn.input_sequence or 0) + inputs
+    retry_from = turn.retry_from_sequence or 0
+
+    def view(
+        history: list[TResponseInputItem], new_input: list[TResponseInputItem]
+    ) -> list[TResponseInputItem]:
+        kept = [
+            item
+            for item, sequence in zip(history, sequences, strict=True)
+            if sequence < input_end or sequence >= retry_from
+        ]
+        return history_from_a_user_message(kept[-window:] if window else kept, new_input)
+
+    return view
 
 
 def _user_items(messages: list[InboundMessage]) -> list[TResponseInputItem]:

@@ -46,7 +46,11 @@ from tests.services import REDIS_URL
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".bench" / "receiver"
 # Run as documented (Procfile `web`), and the baseline as it is commonly deployed.
-UVICORN_FLAGS = ["--host=127.0.0.1", "--no-access-log"]
+UVICORN_FLAGS = [
+    "--host=127.0.0.1",
+    "--no-access-log",
+    "--http=webhooks.read_deadline:ReadDeadlineProtocol",
+]
 GUNICORN_FLAGS = ["--workers=1", "--threads=8", "tests.bench.flask_receiver:app"]
 CONNECTIONS = 64
 WRK_THREADS = 2

@@ -4,6 +4,7 @@ databases; `session_items` matches the seed plan."""
 from __future__ import annotations
 
 import psycopg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection
@@ -76,6 +77,7 @@ def test_session_items_is_the_seed_table() -> None:
     assert {"session_items_seq_idx", "session_items_seq_unique"} <= {name for (name,) in indexes}
 
 
+@pytest.mark.usefixtures("db_sessions")  # no rows: a downgrade may refuse to lose them
 def test_downgrade_and_upgrade_again(sqlite_url: str, database_url: str) -> None:
     for url in (sqlite_url, database_url):
         migrate.downgrade(url, "base")

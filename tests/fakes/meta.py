@@ -1,17 +1,30 @@
-"""A fake Meta Graph API on loopback for our `MetaChannel` (via `META_API_BASE_URL`)."""
+"""A fake Meta Graph API on loopback for our `MetaChannel` (via `META_API_BASE_URL`).
+
+Like Meta, once told where (`status_webhooks_to`), it posts a signed `sent` and then a
+`delivered` status notification for every message it took, carrying back the message's
+`biz_opaque_callback_data`, and retries a notification the receiver does not answer
+with 200.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
+import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import HeldAnswers
 
 ACCESS_TOKEN = "test-meta-access-token"
 APP_SECRET = "test-meta-app-secret"
@@ -19,6 +32,8 @@ OTHER_ACCESS_TOKEN = "test-other-meta-access-token"
 """Another app's token and secret, for numbers with credentials of their own."""
 OTHER_APP_SECRET = "test-other-meta-app-secret"
 ACCESS_TOKENS = {ACCESS_TOKEN, OTHER_ACCESS_TOKEN}
+APP_SECRET_OF = {ACCESS_TOKEN: APP_SECRET, OTHER_ACCESS_TOKEN: OTHER_APP_SECRET}
+"""The app each token belongs to, whose secret signs the notifications of its sends."""
 VERIFY_TOKEN = "test-meta-verify-token"
 API_VERSION = "v24.0"
 _ids = itertools.count(1)
@@ -40,15 +55,28 @@ class FakeGraphAPI:
     """Read receipts with typing indicators, in order."""
     failures: list[Failure] = field(default_factory=list)
     delay_seconds: float = 0.0
+    hold_after_accept_seconds: float = 0.0
+    """How long a send that Meta took waits before it is answered (a test may lower it
+    meanwhile to release the answers held)."""
+    held: HeldAnswers = field(default_factory=HeldAnswers)
     chaos: Callable[[], Failure | None] | None = None
     """Asked on every send: a failure to answer, or None."""
+    status_webhooks_to: str | None = None
+    """The receiver (base URL) Meta posts delivery statuses to; None posts none."""
+    status_delay_seconds: float = 0.0
+    """How long after taking a message its first status is posted."""
+    _posting: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def reset(self) -> None:
         self.messages.clear()
         self.typing.clear()
         self.failures.clear()
         self.delay_seconds = 0.0
+        self.hold_after_accept_seconds = 0.0
+        self.held = HeldAnswers()
         self.chaos = None
+        self.status_webhooks_to = None
+        self.status_delay_seconds = 0.0
 
     def app(self) -> Starlette:
         return Starlette(
@@ -77,8 +105,14 @@ class FakeGraphAPI:
             return _error(failure.status, failure.code, "fake failure", failure.headers)
         wamid = f"wamid.FAKE{next(_ids):012d}"
         sent_by = {"phone_number_id": phone_number_id, "access_token": access_token}
-        self.messages.append({**body, **sent_by, "id": wamid})
+        sent = {**body, **sent_by, "id": wamid}
+        self.messages.append(sent)
         recipient = body.get("to") or body.get("recipient")
+        if self.status_webhooks_to is not None:
+            posting = asyncio.create_task(self._post_statuses(self.status_webhooks_to, sent))
+            self._posting.add(posting)
+            posting.add_done_callback(self._posting.discard)
+        await self.held.hold(request, sent, lambda: self.hold_after_accept_seconds)
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
@@ -86,6 +120,56 @@ class FakeGraphAPI:
                 "messages": [{"id": wamid}],
             }
         )
+
+    async def _post_statuses(self, receiver: str, sent: dict[str, Any]) -> None:
+        """`sent`, then `delivered`, each retried until the receiver answers 200."""
+        await asyncio.sleep(self.status_delay_seconds)
+        secret = APP_SECRET_OF[sent["access_token"]]
+        async with httpx.AsyncClient(timeout=10) as client:
+            for state in ("sent", "delivered"):
+                body = json.dumps(_status_notification(sent, state)).encode()
+                signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+                for attempt in range(STATUS_ATTEMPTS):
+                    try:
+                        answer = await client.post(
+                            f"{receiver}/webhooks/meta", content=body, headers=headers
+                        )
+                        if answer.status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.2 * 2**attempt)
+
+
+STATUS_ATTEMPTS = 8
+
+
+def _status_notification(sent: dict[str, Any], state: str) -> dict[str, Any]:
+    """A status notification in Meta's envelope (the shape of the captured fixtures)."""
+    recipient = sent.get("to") or sent.get("recipient")
+    status: dict[str, Any] = {
+        "id": sent["id"],
+        "status": state,
+        "timestamp": str(int(time.time())),
+        "recipient_id": recipient,
+        "conversation": {"id": "fake-conversation", "origin": {"type": "service"}},
+        "pricing": {"billable": True, "pricing_model": "CBP", "category": "service"},
+    }
+    if "biz_opaque_callback_data" in sent:
+        status["biz_opaque_callback_data"] = sent["biz_opaque_callback_data"]
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {
+            "display_phone_number": "15550783881",
+            "phone_number_id": sent["phone_number_id"],
+        },
+        "statuses": [status],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
+    }
 
 
 def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:

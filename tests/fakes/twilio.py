@@ -1,4 +1,10 @@
-"""A fake Twilio REST API on loopback for twilio's real `Client` (via `TWILIO_API_BASE_URL`)."""
+"""A fake Twilio REST API on loopback for twilio's real `Client` (via `TWILIO_API_BASE_URL`).
+
+Besides sending, it lists the messages an account sent the way Twilio's Messages list
+resource does: filtered by `To`, `From` and `DateSent` (whole GMT days only, `DateSent>`
+and `DateSent<` inclusive), newest first, in pages of `PageSize` (50 unless asked, at
+most 1,000) linked by `next_page_uri`.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,17 @@ import base64
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.fakes.server import HeldAnswers
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "test-auth-token"
@@ -32,6 +42,12 @@ class FakeTwilio:
     """(HTTP status, Twilio error code) answered to the next sends, in order."""
     typing: list[dict[str, str]] = field(default_factory=list)
     delay_seconds: float = 0.0
+    hold_after_accept_seconds: float = 0.0
+    """How long a send that Twilio took waits before it is answered (a test may lower it
+    meanwhile to release the answers held)."""
+    held: HeldAnswers = field(default_factory=HeldAnswers)
+    list_failures: list[tuple[int, int]] = field(default_factory=list)
+    """(HTTP status, Twilio error code) answered to the next Messages list reads."""
     chaos: Callable[[], tuple[int, int] | None] | None = None
     """Asked on every send: a (status, code) failure to answer, or None."""
 
@@ -39,7 +55,10 @@ class FakeTwilio:
         self.messages.clear()
         self.failures.clear()
         self.typing.clear()
+        self.list_failures.clear()
         self.delay_seconds = 0.0
+        self.hold_after_accept_seconds = 0.0
+        self.held = HeldAnswers()
         self.chaos = None
 
     def app(self) -> Starlette:
@@ -49,6 +68,11 @@ class FakeTwilio:
                     "/2010-04-01/Accounts/{account_sid}/Messages.json",
                     self._create_message,
                     methods=["POST"],
+                ),
+                Route(
+                    "/2010-04-01/Accounts/{account_sid}/Messages.json",
+                    self._list_messages,
+                    methods=["GET"],
                 ),
                 Route("/v2/Indicators/Typing.json", self._typing, methods=["POST"]),
             ]
@@ -61,9 +85,7 @@ class FakeTwilio:
     async def _create_message(self, request: Request) -> Response:
         """Like Twilio: the basic auth must be the account SID in the path and its token."""
         account_sid = request.path_params["account_sid"]
-        token = ACCOUNTS.get(account_sid, "")
-        expected = base64.b64encode(f"{account_sid}:{token}".encode()).decode()
-        if not token or request.headers.get("authorization") != f"Basic {expected}":
+        if not _authenticated(request, account_sid):
             return _error(401, 20003, "Authenticate")
         if self.delay_seconds:
             await asyncio.sleep(self.delay_seconds)
@@ -74,18 +96,109 @@ class FakeTwilio:
             return _error(failure[0], failure[1], "fake failure")
         form = dict(parse_qsl((await request.body()).decode()))
         sid = f"SM{next(_sids):032d}"
-        self.messages.append({**form, "sid": sid, "account_sid": account_sid})
-        return JSONResponse(_message_resource(sid, account_sid, form), status_code=201)
+        created = datetime.now(UTC).strftime(RFC_2822)
+        sent = {**form, "sid": sid, "account_sid": account_sid, "date_created": created}
+        self.messages.append(sent)
+        await self.held.hold(request, sent, lambda: self.hold_after_accept_seconds)
+        return JSONResponse({**_message_resource(sent), "status": "queued"}, status_code=201)
+
+    async def _list_messages(self, request: Request) -> Response:
+        """The account's messages, filtered and paged as Twilio's Messages list does. The
+        fake hands a message to WhatsApp at once, so its `DateSent` is its creation time."""
+        account_sid = request.path_params["account_sid"]
+        if not _authenticated(request, account_sid):
+            return _error(401, 20003, "Authenticate")
+        if self.list_failures:
+            status, code = self.list_failures.pop(0)
+            return _error(status, code, "fake failure")
+        query = request.query_params
+        try:
+            on = _gmt_day(query.get("DateSent"))
+            on_or_after = _gmt_day(query.get("DateSent>"))
+            on_or_before = _gmt_day(query.get("DateSent<"))
+            page_size = min(int(query.get("PageSize", "50")), 1000)
+            page = int(query.get("Page", "0"))
+        except ValueError as error:
+            return _error(400, 20001, f"Invalid parameter: {error}")
+        if page_size < 1:
+            return _error(400, 20001, "Invalid PageSize")
+        matching = [
+            message
+            for message in reversed(self.messages)
+            if message["account_sid"] == account_sid
+            and query.get("To", message.get("To")) == message.get("To")
+            and query.get("From", message.get("From")) == message.get("From")
+            and _within(_sent_day(message), on, on_or_after, on_or_before)
+        ]
+        after = query.get("PageToken", "").removeprefix("PA")
+        start = next((n + 1 for n, m in enumerate(matching) if m["sid"] == after), 0)
+        records = matching[start : start + page_size]
+        path = f"/2010-04-01/Accounts/{account_sid}/Messages.json"
+        filters = {key: value for key, value in query.items() if key not in PAGING}
+
+        def uri(**paging: Any) -> str:
+            return f"{path}?{urlencode({**filters, 'PageSize': page_size, **paging})}"
+
+        more = start + page_size < len(matching)
+        return JSONResponse(
+            {
+                "messages": [_message_resource(message) for message in records],
+                "page": page,
+                "page_size": page_size,
+                "start": start,
+                "end": start + len(records) - 1,
+                "uri": uri(Page=page),
+                "first_page_uri": uri(Page=0),
+                "previous_page_uri": uri(Page=page - 1) if page else None,
+                "next_page_uri": uri(Page=page + 1, PageToken=f"PA{records[-1]['sid']}")
+                if more
+                else None,
+            }
+        )
 
 
-def _message_resource(sid: str, account_sid: str, form: dict[str, Any]) -> dict[str, Any]:
+RFC_2822 = "%a, %d %b %Y %H:%M:%S +0000"
+PAGING = {"PageSize", "Page", "PageToken"}
+
+
+def _authenticated(request: Request, account_sid: str) -> bool:
+    token = ACCOUNTS.get(account_sid, "")
+    expected = base64.b64encode(f"{account_sid}:{token}".encode()).decode()
+    return bool(token) and request.headers.get("authorization") == f"Basic {expected}"
+
+
+def _gmt_day(value: str | None) -> date | None:
+    """A `DateSent` filter: Twilio documents `YYYY-MM-DD` in GMT; a time after the date
+    (twilio-python sends one for a datetime) does not narrow it further."""
+    if value is None:
+        return None
+    return date.fromisoformat(value[:10])
+
+
+def _sent_day(message: dict[str, str]) -> date:
+    return parsedate_to_datetime(message["date_created"]).date()
+
+
+def _within(day: date, on: date | None, after: date | None, before: date | None) -> bool:
+    return (
+        (on is None or day == on)
+        and (after is None or day >= after)
+        and (before is None or day <= before)
+    )
+
+
+def _message_resource(message: dict[str, str]) -> dict[str, Any]:
+    sid, account_sid = message["sid"], message["account_sid"]
     return {
         "sid": sid,
         "account_sid": account_sid,
-        "status": "queued",
-        "to": form.get("To"),
-        "from": form.get("From"),
-        "body": form.get("Body"),
+        "status": "sent",
+        "to": message.get("To"),
+        "from": message.get("From"),
+        "body": message.get("Body"),
+        "date_created": message["date_created"],
+        "date_sent": message["date_created"],
+        "date_updated": message["date_created"],
         "num_segments": "1",
         "direction": "outbound-api",
         "api_version": "2010-04-01",

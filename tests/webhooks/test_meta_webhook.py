@@ -14,10 +14,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InboundMessage, OutboundMessage
+from db.conversations import get_or_create_session
+from db.models import InboundMessage, OutboundMessage, Turn
+from db.outbox import record_reply
 from tests.factories import (
     META_PHONE_NUMBER_ID,
     builder_with_channel,
+    channel_at,
     meta_fixture,
     meta_notification,
     meta_signature,
@@ -137,8 +140,13 @@ async def test_documented_statuses_update_the_reply(
     error: str | None,
 ) -> None:
     body = meta_fixture(fixture)
-    wamid = json.loads(body)["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
-    await sent_reply(db_sessions, wamid)
+    value = json.loads(body)["entry"][0]["changes"][0]["value"]
+    await sent_reply(
+        db_sessions,
+        value["statuses"][0]["id"],
+        provider="meta",
+        address=value["metadata"]["phone_number_id"],
+    )
     async with httpx.AsyncClient() as client:
         response = await post_meta(client, f"{receiver}/webhooks/meta", body)
     assert response.status_code == 200
@@ -150,7 +158,7 @@ async def test_documented_statuses_update_the_reply(
 async def test_statuses_only_move_forward(
     db_sessions: async_sessionmaker[AsyncSession], receiver: str
 ) -> None:
-    await sent_reply(db_sessions, "wamid.OUT1")
+    await sent_reply(db_sessions, "wamid.OUT1", provider="meta", address=META_PHONE_NUMBER_ID)
     seen = []
     async with httpx.AsyncClient() as client:
         for status in ("sent", "delivered", "read", "sent", "delivered"):
@@ -160,6 +168,72 @@ async def test_statuses_only_move_forward(
             async with db_sessions() as db:
                 seen.append(await db.scalar(select(OutboundMessage.status)))
     assert seen == ["sent", "delivered", "read", "read", "read"]
+
+
+async def reply_being_sent(
+    sessions: async_sessionmaker[AsyncSession],
+    parts: list[str],
+    *,
+    phone_number_id: str = META_PHONE_NUMBER_ID,
+) -> list[OutboundMessage]:
+    """A reply from the Meta number `phone_number_id` as a worker leaves it when it dies
+    sending its first part."""
+    await builder_with_channel(sessions, provider="meta", address=phone_number_id)
+    channel = await channel_at(sessions, phone_number_id, "meta")
+    async with sessions.begin() as db:
+        session_id = await get_or_create_session(
+            channel.builder_id, "whatsapp", "+16505551234", db=db
+        )
+        turn = Turn(id=uuid.uuid4(), session_id=session_id, status="running", attempts=1)
+        db.add(turn)
+        await db.flush()
+        return await record_reply(
+            session_id=session_id,
+            turn_id=turn.id,
+            retry=0,
+            channel_id=channel.id,
+            recipient="16505551234",
+            parts=parts,
+            db=db,
+        )
+
+
+async def test_a_status_naming_a_part_being_sent_records_meta_s_id_for_it(
+    db_sessions: async_sessionmaker[AsyncSession], receiver: str
+) -> None:
+    first, second = await reply_being_sent(db_sessions, ["One.", "Two."])
+    [foreign] = await reply_being_sent(db_sessions, ["Theirs."], phone_number_id="100000000000002")
+    await sent_reply(db_sessions, "wamid.EARLIER", provider="meta", address=META_PHONE_NUMBER_ID)
+
+    def status(wamid: str, state: str, callback_data: str) -> bytes:
+        update = {
+            "id": wamid,
+            "status": state,
+            "timestamp": "1",
+            "recipient_id": "16505551234",
+            "biz_opaque_callback_data": callback_data,
+        }
+        return meta_notification(statuses=[update])
+
+    async with httpx.AsyncClient() as client:
+        for body in (
+            status("wamid.EARLIER", "read", str(first.id)),  # an id another part has
+            status("wamid.ONE", "sent", str(first.id)),
+            status("wamid.AGAIN", "sent", str(first.id)),  # a later send's: too late
+            status("wamid.TWO", "sent", str(second.id)),  # a part never sent
+            status("wamid.OTHER", "sent", "campaign-42"),  # another app's callback data
+            status("wamid.THEIRS", "sent", str(foreign.id)),  # another number's part
+        ):
+            assert (await post_meta(client, f"{receiver}/webhooks/meta", body)).status_code == 200
+
+    async with db_sessions() as db:
+        rows = {
+            row.id: (row.provider_message_id, row.status)
+            for row in await db.scalars(select(OutboundMessage))
+        }
+    assert rows[first.id] == ("wamid.ONE", "sent")
+    assert rows[second.id] == (None, "pending")
+    assert rows[foreign.id] == (None, "sending")
 
 
 async def test_a_redelivered_notification_is_a_no_op(

@@ -93,6 +93,130 @@ async def test_a_status_callback_is_verified_with_the_token_of_the_number_it_cam
     assert await reply_status(db_sessions) == "delivered"
 
 
+async def replies_by_id(
+    sessions: async_sessionmaker[AsyncSession],
+) -> dict[str | None, tuple[str, str | None]]:
+    """Each sent reply's (status, error), by its provider message id."""
+    async with sessions() as db:
+        rows = await db.execute(
+            select(
+                OutboundMessage.provider_message_id, OutboundMessage.status, OutboundMessage.error
+            )
+        )
+        return {message_id: (status, error) for message_id, status, error in rows}
+
+
+async def test_a_status_callback_moves_only_replies_of_the_number_whose_token_signed_it(
+    db_sessions: async_sessionmaker[AsyncSession], receiver: str
+) -> None:
+    """Builder A holds its own auth token: it can report on A's replies, never on B's."""
+    await builder_with_channel(db_sessions, credentials=OWN_TWILIO)
+    await sent_reply(db_sessions, "SM_OF_A", address=BOT_NUMBER)
+    await sent_reply(db_sessions, "SM_OF_B", address=GLOBAL_NUMBER)
+    failed = {
+        **fixture_form("status_delivered.txt"),
+        "From": BOT_NUMBER,
+        "MessageStatus": "failed",
+        "ErrorCode": "63016",
+        "ErrorMessage": "written by A",
+    }
+    url = f"{receiver}/webhooks/twilio/status"
+    async with httpx.AsyncClient() as client:
+        responses = [
+            await post_signed(client, url, {**failed, "MessageSid": sid}, token=OTHER_AUTH_TOKEN)
+            for sid in ("SM_OF_B", "SM_OF_A")
+        ]
+    assert [r.status_code for r in responses] == [200, 200]
+    assert await replies_by_id(db_sessions) == {
+        "SM_OF_A": ("failed", "Twilio error 63016: written by A"),
+        "SM_OF_B": ("queued", None),
+    }
+
+
+async def test_meta_statuses_move_only_replies_of_the_number_they_came_under(
+    db_sessions: async_sessionmaker[AsyncSession], receiver: str
+) -> None:
+    """Builder A's app secret signs statuses under A's phone number id: B's reply stays."""
+    await builder_with_channel(
+        db_sessions, provider="meta", address=META_PHONE_NUMBER_ID, credentials=OWN_APP
+    )
+    await sent_reply(db_sessions, "wamid.OF_A", provider="meta", address=META_PHONE_NUMBER_ID)
+    await sent_reply(db_sessions, "wamid.OF_B", provider="meta", address=OTHER_PHONE_NUMBER_ID)
+    failed = [
+        {
+            "id": wamid,
+            "status": "failed",
+            "timestamp": "1",
+            "recipient_id": "1",
+            "errors": [{"code": 131026, "title": "written by A"}],
+        }
+        for wamid in ("wamid.OF_B", "wamid.OF_A")
+    ]
+    async with httpx.AsyncClient() as client:
+        response = await post_meta(
+            client,
+            f"{receiver}/webhooks/meta",
+            meta_notification(statuses=failed, phone_number_id=META_PHONE_NUMBER_ID),
+            secret=OTHER_APP_SECRET,
+        )
+    assert response.status_code == 200
+    assert await replies_by_id(db_sessions) == {
+        "wamid.OF_A": ("failed", "Meta error 131026: written by A"),
+        "wamid.OF_B": ("queued", None),
+    }
+
+
+async def routed(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, str, bool]]:
+    """(text, recipient, whether a channel took it) of each message recorded."""
+    async with sessions() as db:
+        rows = await db.execute(
+            select(
+                InboundMessage.text, InboundMessage.recipient, InboundMessage.channel_id
+            ).order_by(InboundMessage.id)
+        )
+        return [(text, recipient, channel is not None) for text, recipient, channel in rows]
+
+
+@pytest.mark.parametrize(
+    "to", ["whatsapp:+1415523\x008886", " whatsapp:+14155238886\t", "+14155238886"]
+)
+async def test_a_twilio_number_spelled_otherwise_is_still_verified_with_its_own_token(
+    db_sessions: async_sessionmaker[AsyncSession], receiver: str, to: str
+) -> None:
+    """The address is normalised before its credential is chosen: the global token never
+    verifies a message that is then routed to a number with a token of its own."""
+    await builder_with_channel(db_sessions, credentials=OWN_TWILIO)
+    url = f"{receiver}/webhooks/twilio"
+    async with httpx.AsyncClient() as client:
+        global_ = await post_signed(client, url, twilio_form("global", to=to), token=AUTH_TOKEN)
+        own = await post_signed(client, url, twilio_form("own", to=to), token=OTHER_AUTH_TOKEN)
+    assert [global_.status_code, own.status_code] == [403, 200]
+    assert "invalid X-Twilio-Signature" in global_.text
+    assert await routed(db_sessions) == [("own", BOT_NUMBER, True)]
+
+
+async def test_a_meta_phone_number_id_spelled_otherwise_is_still_its_apps(
+    db_sessions: async_sessionmaker[AsyncSession], receiver: str
+) -> None:
+    await builder_with_channel(
+        db_sessions, provider="meta", address=META_PHONE_NUMBER_ID, credentials=OWN_APP
+    )
+    spelled = f" {META_PHONE_NUMBER_ID}\n"
+    url = f"{receiver}/webhooks/meta"
+    async with httpx.AsyncClient() as client:
+        responses = [
+            await post_meta(
+                client,
+                url,
+                meta_notification([meta_text_message(text)], phone_number_id=spelled),
+                secret=secret,
+            )
+            for text, secret in (("global", APP_SECRET), ("own", OTHER_APP_SECRET))
+        ]
+    assert [r.status_code for r in responses] == [403, 200]
+    assert await routed(db_sessions) == [("own", META_PHONE_NUMBER_ID, True)]
+
+
 async def test_a_number_whose_new_token_was_just_stored_is_verified_with_it(
     db_sessions: async_sessionmaker[AsyncSession], receiver: str
 ) -> None:
@@ -140,7 +264,7 @@ async def test_a_meta_number_with_its_own_app_is_verified_with_its_secret_only(
     await builder_with_channel(
         db_sessions, provider="meta", address=META_PHONE_NUMBER_ID, credentials=OWN_APP
     )
-    await sent_reply(db_sessions, "wamid.OUT1")
+    await sent_reply(db_sessions, "wamid.OUT1", provider="meta", address=META_PHONE_NUMBER_ID)
     url = f"{receiver}/webhooks/meta"
     message = meta_notification([meta_text_message("own", wamid="wamid.IN1")])
     status = meta_notification(

@@ -9,24 +9,42 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.builders import create_builder
+from db.builders import find_channel
 from db.conversations import get_or_create_session
 from db.models import OutboundMessage, Turn
 from db.outbox import mark_sent, record_reply
-from tests.factories import fixture_form, post_signed
+from tests.factories import builder_with_channel, channel_at, fixture_form, post_signed
+
+STATUS_FROM = fixture_form("status_delivered.txt")["From"]
+"""The number the captured status callback reports on: the one that sent the reply."""
 
 
-async def sent_reply(sessions: async_sessionmaker[AsyncSession], provider_message_id: str) -> None:
+async def sent_reply(
+    sessions: async_sessionmaker[AsyncSession],
+    provider_message_id: str,
+    *,
+    provider: str = "twilio",
+    address: str = STATUS_FROM,
+) -> None:
+    """A reply sent from the channel at `address` (made here unless the test made it),
+    as its provider took it: `queued`."""
+    async with sessions() as db:
+        channel = await find_channel(provider, address, db=db)
+    if channel is None:
+        await builder_with_channel(sessions, provider=provider, address=address)
+        channel = await channel_at(sessions, address, provider)
     async with sessions.begin() as db:
-        builder = await create_builder(name="b", instructions="i", model="m", db=db)
-        session_id = await get_or_create_session(builder.id, "whatsapp", "+31612345678", db=db)
+        session_id = await get_or_create_session(
+            channel.builder_id, "whatsapp", "+31612345678", db=db
+        )
         turn = Turn(id=uuid.uuid4(), session_id=session_id, status="replied", attempts=1)
         db.add(turn)
         await db.flush()
         [reply] = await record_reply(
             session_id=session_id,
             turn_id=turn.id,
-            channel_id=None,
+            retry=0,
+            channel_id=channel.id,
             recipient="whatsapp:+31612345678",
             parts=["Hello!"],
             db=db,

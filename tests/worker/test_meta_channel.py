@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.fakes.meta import ACCESS_TOKEN, API_VERSION, Failure, FakeGraphAPI
+from tests.fakes.server import free_port
 from worker.channels.base import PermanentSendError, TransientSendError
 from worker.channels.meta import MetaChannel
 from worker.delivery import send_with_retries
@@ -22,6 +24,7 @@ async def meta(fake_graph_server: tuple[FakeGraphAPI, str]) -> AsyncIterator[Met
         api_version=API_VERSION,
         timeout=0.5,
         typing_indicator=True,
+        status_wait_seconds=1,
     )
     yield channel
     await channel.aclose()
@@ -92,12 +95,41 @@ async def test_errors_are_classified_by_code(
         assert raised.value.retry_after == retry_after
 
 
-async def test_a_slow_graph_api_is_a_transient_timeout(
+async def test_a_slow_graph_api_is_a_timeout_that_may_have_sent(
     meta: MetaChannel, fake_graph: FakeGraphAPI
 ) -> None:
     fake_graph.delay_seconds = 2
-    with pytest.raises(TransientSendError, match="unreachable"):
+    with pytest.raises(TransientSendError, match="did not answer") as raised:
         await meta.send(sender=PHONE_NUMBER_ID, recipient="16505551234", text="Hi")
+    assert raised.value.may_have_been_sent
+
+
+async def test_an_unreachable_graph_api_has_sent_nothing() -> None:
+    channel = MetaChannel(
+        access_token=ACCESS_TOKEN,
+        api_base_url=f"http://127.0.0.1:{free_port()}",
+        api_version=API_VERSION,
+        timeout=0.5,
+        typing_indicator=False,
+        status_wait_seconds=1,
+    )
+    try:
+        with pytest.raises(TransientSendError, match="unreachable") as raised:
+            await channel.send(sender=PHONE_NUMBER_ID, recipient="16505551234", text="Hi")
+    finally:
+        await channel.aclose()
+    assert not raised.value.may_have_been_sent
+
+
+async def test_the_outbound_id_rides_along_as_callback_data(
+    meta: MetaChannel, fake_graph: FakeGraphAPI
+) -> None:
+    outbound_id = uuid.uuid4()
+    await meta.send(
+        sender=PHONE_NUMBER_ID, recipient="16505551234", text="Hi", outbound_id=outbound_id
+    )
+    [sent] = fake_graph.messages
+    assert sent["biz_opaque_callback_data"] == str(outbound_id)
 
 
 async def test_a_rate_limit_then_success_delivers_once(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,17 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel, update_builder
 from db.conversations import LeaseLostError, acquire_lease, get_or_create_session
-from db.inbox import ReceivedMessage, get_inbound, record_inbound
+from db.inbox import get_inbound
 from db.models import AgentSessionRow, Channel, Turn
-from db.settings import Settings
 from db.turns import start_turn
 from tests.factories import (
     BOT_NUMBER,
-    META_PHONE_NUMBER_ID,
     META_USER_WA_ID,
     USER_NUMBER,
+    arrive,
     builder_with_channel,
-    channel_at,
 )
 from tests.fakes.meta import Failure as GraphFailure
 from tests.fakes.meta import FakeGraphAPI
@@ -36,74 +34,10 @@ from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from worker.conversations import RetryLater, answer_conversation, process_inbound
 from worker.delivery import SEND_ATTEMPTS
-from worker.runtime import Runtime, create_runtime
+from worker.runtime import Runtime
 from worker.scene import load_scene
 from worker.turn_session import TurnSession
 from worker.turns import DEFAULT_FALLBACK_REPLY
-
-
-@pytest.fixture
-async def runtime_with(settings: Settings) -> AsyncIterator[Callable[..., Runtime]]:
-    """Make runtimes with settings overridden (`runtime_with(run_timeout_seconds=0.5)`);
-    each is closed after the test."""
-    made: list[Runtime] = []
-
-    def make(**overrides: Any) -> Runtime:
-        made.append(create_runtime(settings.model_copy(update=overrides)))
-        return made[-1]
-
-    yield make
-    for each in made:
-        await each.aclose()
-
-
-@pytest.fixture
-async def channel(db_sessions: async_sessionmaker[AsyncSession]) -> Channel:
-    """A builder's Twilio number the test messages arrive on."""
-    await builder_with_channel(db_sessions)
-    return await channel_at(db_sessions, BOT_NUMBER)
-
-
-@pytest.fixture
-async def meta_channel(db_sessions: async_sessionmaker[AsyncSession]) -> Channel:
-    """A builder's Meta phone number id, with a canned reply for unreadable messages."""
-    await builder_with_channel(
-        db_sessions,
-        provider="meta",
-        address=META_PHONE_NUMBER_ID,
-        unsupported_reply="I can only read text, photos and locations.",
-    )
-    return await channel_at(db_sessions, META_PHONE_NUMBER_ID, "meta")
-
-
-async def arrive(
-    sessions: async_sessionmaker[AsyncSession],
-    channel: Channel,
-    text: str,
-    media: list[dict[str, Any]] | None = None,
-    kind: str = "text",
-    user_id: str | None = None,
-    profile_name: str = "Ada",
-) -> int:
-    """Record an inbound message the way the receiver does."""
-    meta = channel.provider == "meta"
-    received = ReceivedMessage(
-        provider=channel.provider,
-        provider_message_id=f"{'wamid.' if meta else 'SM'}{uuid.uuid4().hex}",
-        recipient=channel.address,
-        sender=META_USER_WA_ID if meta else USER_NUMBER,
-        sender_wa_id=META_USER_WA_ID if meta else USER_NUMBER.removeprefix("whatsapp:+"),
-        sender_user_id=user_id,
-        profile_name=profile_name,
-        kind=kind,
-        text=text,
-        media=media or [],
-        payload={},
-    )
-    async with sessions.begin() as db:
-        [recorded] = await record_inbound([received], db=db)
-    assert recorded.inbound_id is not None and recorded.routed
-    return recorded.inbound_id
 
 
 async def test_a_retried_turn_stores_the_user_message_once(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from twilio.rest import Client
 
+from tests.fakes.server import free_port
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from worker.channels.base import PermanentSendError, TransientSendError
-from worker.channels.twilio import TwilioChannel
+from worker.channels.twilio import TwilioChannel, TwilioHttpClient
 
 
 @pytest.fixture
@@ -61,9 +64,81 @@ async def test_failures_are_classified_by_status(
         await channel_to.send(sender="whatsapp:+1", recipient="whatsapp:+2", text="Hi")
 
 
-async def test_a_slow_twilio_is_a_transient_timeout(
+async def test_a_slow_twilio_is_a_timeout_that_may_have_sent(
     channel_to: TwilioChannel, fake_twilio: FakeTwilio
 ) -> None:
     fake_twilio.delay_seconds = 2
-    with pytest.raises(TransientSendError, match="unreachable"):
+    with pytest.raises(TransientSendError, match="did not answer") as raised:
         await channel_to.send(sender="whatsapp:+1", recipient="whatsapp:+2", text="Hi")
+    assert raised.value.may_have_been_sent
+
+
+async def test_an_unreachable_twilio_has_sent_nothing() -> None:
+    channel = TwilioChannel(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        timeout=0.5,
+        api_base_url=f"http://127.0.0.1:{free_port()}",
+    )
+    try:
+        with pytest.raises(TransientSendError, match="unreachable") as raised:
+            await channel.send(sender="whatsapp:+1", recipient="whatsapp:+2", text="Hi")
+    finally:
+        await channel.aclose()
+    assert not raised.value.may_have_been_sent
+
+
+async def test_finds_what_it_sent_to_one_user_with_the_same_text_since_a_moment(
+    channel_to: TwilioChannel, fake_twilio: FakeTwilio
+) -> None:
+    bot, user = "whatsapp:+14155238886", "whatsapp:+31612345678"
+    await channel_to.send(sender=bot, recipient=user, text="Earlier")
+    since = datetime.now(UTC).replace(microsecond=0)
+    first = await channel_to.send(sender=bot, recipient=user, text="Hi!")
+    await channel_to.send(sender=bot, recipient=user, text="Something else")
+    await channel_to.send(sender=bot, recipient="whatsapp:+31600000000", text="Hi!")
+    second = await channel_to.send(sender=bot, recipient=user, text="Hi!")
+
+    found = await channel_to.find_sent(sender=bot, recipient=user, text="Hi!", since=since)
+
+    assert [each.provider_message_id for each in found] == [
+        first.provider_message_id,
+        second.provider_message_id,
+    ]
+    assert (
+        await channel_to.find_sent(
+            sender=bot, recipient=user, text="Hi!", since=since + timedelta(days=1)
+        )
+        == []
+    )
+
+
+async def test_a_messages_list_twilio_cannot_serve_now_is_transient(
+    channel_to: TwilioChannel, fake_twilio: FakeTwilio
+) -> None:
+    fake_twilio.list_failures.append((503, 20503))
+    with pytest.raises(TransientSendError, match="503"):
+        await channel_to.find_sent(
+            sender="whatsapp:+1", recipient="whatsapp:+2", text="Hi", since=datetime.now(UTC)
+        )
+
+
+async def test_twilio_s_own_client_pages_through_the_fake_messages_list(
+    fake_twilio_server: tuple[FakeTwilio, str], fake_twilio: FakeTwilio
+) -> None:
+    http = TwilioHttpClient(timeout=5, api_base_url=fake_twilio_server[1])
+    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
+    try:
+        for n in range(5):
+            await client.messages.create_async(from_="whatsapp:+1", to="whatsapp:+2", body=f"{n}")
+        today = datetime.now(UTC).date()
+        listed = await client.messages.list_async(
+            to="whatsapp:+2", date_sent_after=f"{today:%Y-%m-%d}", page_size=2
+        )
+        tomorrow = await client.messages.list_async(
+            date_sent_after=f"{today + timedelta(days=1):%Y-%m-%d}"
+        )
+    finally:
+        await http.close()
+    assert [message.body for message in listed] == ["4", "3", "2", "1", "0"]
+    assert tomorrow == []

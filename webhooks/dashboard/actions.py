@@ -59,6 +59,8 @@ async def reply(request: Request) -> Response:
     text = str(form.get("text", "")).strip()
     if not text:
         raise HTTPException(400, "the reply is empty")
+    if "\x00" in text:
+        raise HTTPException(400, "the reply contains a NUL character (U+0000)")
     if len(text) > MAX_REPLY_CHARS:
         raise HTTPException(413, f"the reply is longer than {MAX_REPLY_CHARS} characters")
     try:

@@ -10,7 +10,14 @@ from starlette.responses import JSONResponse, Response
 from db.dashboard import MAX_PAGE, SESSION_SORTS, SessionSummary, items_page, sessions_page
 from db.logs import mask_numbers
 from webhooks.dashboard.conversation import item_json
-from webhooks.dashboard.lookups import int_param, visible_builder, visible_session
+from webhooks.dashboard.lookups import (
+    SEQUENCE_MAX,
+    int_param,
+    page_param,
+    search_param,
+    visible_builder,
+    visible_session,
+)
 from webhooks.dashboard.openapi import OPENAPI
 
 
@@ -32,13 +39,13 @@ async def builder_sessions(request: Request) -> Response:
     sort = request.query_params.get("sort", "last_activity")
     if sort not in SESSION_SORTS:
         raise HTTPException(400, f"sort must be one of {', '.join(SESSION_SORTS)}")
-    page = int_param(request, "page", default=1, low=1)
     per_page = int_param(request, "per_page", default=50, low=1, high=MAX_PAGE)
-    assert page is not None and per_page is not None
+    assert per_page is not None
+    page = page_param(request, per_page=per_page)
     async with request.app.state.runtime.sessionmaker() as db:
         listing = await sessions_page(
             builder.id,
-            search=request.query_params.get("q", "")[:100],
+            search=search_param(request),
             sort=sort,
             descending=request.query_params.get("order", "desc") != "asc",
             page=page,
@@ -58,7 +65,7 @@ async def builder_sessions(request: Request) -> Response:
 async def session_items(request: Request) -> Response:
     """Items with `sequence > after`, oldest first; `next_after` continues the walk."""
     session = await visible_session(request)
-    after = int_param(request, "after", default=-1, low=-1)
+    after = int_param(request, "after", default=-1, low=-1, high=SEQUENCE_MAX)
     limit = int_param(request, "limit", default=100, low=1, high=MAX_PAGE)
     assert limit is not None
     async with request.app.state.runtime.sessionmaker() as db:

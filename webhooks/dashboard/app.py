@@ -1,8 +1,9 @@
 """The dashboard and its APIs as one Starlette app, mounted under the receiver's routes.
 
-Its own middleware (the signed session cookie, then `Guard`) wraps only these routes,
-so provider webhooks pay nothing for them. The receiver's lifespan puts the shared
-`runtime`, `settings` and `celery` on this app's state.
+Its own middleware (security headers, the signed session cookie, the body cap, then
+`Guard`) wraps only these routes, so provider webhooks pay nothing for them. The
+receiver's lifespan puts the shared `runtime`, `settings` and `celery` on this app's
+state.
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from starlette.types import ExceptionHandler
 
 from db.settings import Settings
 from webhooks.dashboard import actions, api, chat, pages
-from webhooks.dashboard.auth import Guard
+from webhooks.dashboard.auth import Guard, admin_key
+from webhooks.dashboard.body_cap import BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
+from webhooks.dashboard.security_headers import SecurityHeaders
+from webhooks.dashboard.throttle import WrongTokens
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ def create_dashboard(
     dashboard = Starlette(
         routes=ROUTES,
         middleware=[
+            Middleware(SecurityHeaders),
             Middleware(
                 SessionMiddleware,
                 secret_key=secret,
@@ -72,11 +77,16 @@ def create_dashboard(
                 same_site="lax",
                 https_only=settings.cookie_secure,
             ),
+            Middleware(BodyCap, deny=error_response),
             Middleware(Guard, deny=error_response),
         ],
         exception_handlers={**exception_handlers, HTTPException: http_error},
     )
     dashboard.state.chat_turns = set()
+    dashboard.state.admin_key = admin_key(settings, secret)
+    dashboard.state.wrong_tokens = WrongTokens(
+        settings.auth_failures_per_minute, trust_proxy_headers=settings.trust_proxy_headers
+    )
     return dashboard
 
 

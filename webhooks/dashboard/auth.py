@@ -1,5 +1,6 @@
 """Who is asking: the admin (`ADMIN_TOKEN`) or one builder (an API token), from
-`Authorization: Bearer` or the signed sign-in cookie; everything else is refused.
+`Authorization: Bearer` or the signed sign-in cookie; everything else is refused. The
+cookie names a sign-in kept in the database (`db.sign_ins`), which signing out ends.
 
 `Guard` wraps the dashboard app and denies by default: only the paths in `PUBLIC`
 are served without a principal. Requests authenticated by the cookie must also prove
@@ -15,7 +16,6 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -26,12 +26,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.settings import Settings
-from db.tokens import live_token, token_is_live
+from db.sign_ins import SignedIn, end_sign_in, signed_in, start_sign_in
+from db.tokens import live_token
+from webhooks.dashboard.throttle import WrongTokens
 
 DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError)
 PUBLIC = frozenset({"/login"})
 PUBLIC_PREFIXES = ("/static/",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SIGN_IN_KEY = "sign_in"
+"""The cookie's field holding the sign-in's secret (`db.sign_ins`)."""
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -72,18 +76,21 @@ def require_admin(request: HTTPConnection) -> None:
         raise HTTPException(403, "only the admin sees every builder")
 
 
-def admin_fingerprint(settings: Settings) -> str | None:
-    """Stored in an admin's cookie so that changing `ADMIN_TOKEN` signs every admin out."""
+def admin_key(settings: Settings, signing_secret: str) -> str | None:
+    """What an admin's sign-in row carries (`DashboardSignIn.admin_key`): an HMAC of
+    `ADMIN_TOKEN` under the cookie's signing secret, so changing the token signs every
+    admin out and the table alone tells nothing about it."""
     if settings.admin_token is None:
         return None
-    return hashlib.sha256(settings.admin_token.get_secret_value().encode()).hexdigest()[:16]
+    token = settings.admin_token.get_secret_value().encode()
+    return hmac.new(signing_secret.encode(), token, hashlib.sha256).hexdigest()
 
 
 async def principal_for_token(token: str, *, request: HTTPConnection) -> Principal | None:
     """The admin or the builder whose token this is; None when it is nobody's."""
     settings: Settings = request.app.state.settings
     admin = settings.admin_token
-    if admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
+    if admin is not None and hmac.compare_digest(_utf8(token), _utf8(admin.get_secret_value())):
         return Principal(builder_id=None)
     async with request.app.state.runtime.sessionmaker() as db:
         found = await live_token(token, db=db)
@@ -93,36 +100,41 @@ async def principal_for_token(token: str, *, request: HTTPConnection) -> Princip
 
 
 async def _from_cookie(request: HTTPConnection) -> Principal | None:
-    signed_in: dict[str, Any] | None = request.session.get("principal")
-    if not signed_in:
-        return None
-    if signed_in.get("admin"):
-        expected = admin_fingerprint(request.app.state.settings)
-        if expected is None or not hmac.compare_digest(signed_in.get("fp", ""), expected):
-            return None
-        return Principal(builder_id=None, via_cookie=True)
-    try:
-        builder_id = uuid.UUID(signed_in["builder"])
-        token_id = uuid.UUID(signed_in["token"])
-    except (KeyError, ValueError, TypeError):
+    secret = request.session.get(SIGN_IN_KEY)
+    if not isinstance(secret, str):
         return None
     async with request.app.state.runtime.sessionmaker() as db:
-        if not await token_is_live(token_id, db=db):
-            return None
-    return Principal(builder_id=builder_id, token_id=token_id, via_cookie=True)
+        found = await signed_in(secret, admin_key=request.app.state.admin_key, db=db)
+    if found is None:
+        return None
+    return Principal(builder_id=found.builder_id, token_id=found.token_id, via_cookie=True)
 
 
-def sign_in(request: Request, who: Principal) -> None:
-    """Remember `who` in the signed cookie, with a fresh CSRF token."""
+async def sign_in(request: Request, who: Principal) -> None:
+    """Remember `who` server-side and in the signed cookie (only a random secret), with a
+    fresh CSRF token; a sign-in this browser already had ends."""
+    previous = request.session.get(SIGN_IN_KEY)
+    async with request.app.state.runtime.sessionmaker.begin() as db:
+        if isinstance(previous, str):
+            await end_sign_in(previous, db=db)
+        secret = await start_sign_in(
+            SignedIn(builder_id=who.builder_id, token_id=who.token_id),
+            admin_key=request.app.state.admin_key,
+            lifetime_seconds=request.app.state.settings.session_max_age_seconds,
+            db=db,
+        )
     request.session.clear()
-    if who.is_admin:
-        request.session["principal"] = {
-            "admin": True,
-            "fp": admin_fingerprint(request.app.state.settings),
-        }
-    else:
-        request.session["principal"] = {"builder": str(who.builder_id), "token": str(who.token_id)}
+    request.session[SIGN_IN_KEY] = secret
     request.session["csrf"] = secrets.token_urlsafe(24)
+
+
+async def sign_out(request: Request) -> None:
+    """End this browser's sign-in for good: a copy of its cookie signs nobody in."""
+    secret = request.session.get(SIGN_IN_KEY)
+    if isinstance(secret, str):
+        async with request.app.state.runtime.sessionmaker.begin() as db:
+            await end_sign_in(secret, db=db)
+    request.session.clear()
 
 
 def csrf_token(request: HTTPConnection) -> str:
@@ -135,7 +147,14 @@ def csrf_token(request: HTTPConnection) -> str:
 
 def _csrf_ok(request: HTTPConnection, offered: str | None) -> bool:
     expected = request.session.get("csrf")
-    return bool(expected and offered and hmac.compare_digest(str(offered), str(expected)))
+    if not (expected and offered):
+        return False
+    # Compared as bytes: `compare_digest` refuses strings that are not ASCII.
+    return hmac.compare_digest(_utf8(offered), _utf8(str(expected)))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 async def checked_form(request: Request) -> FormData:
@@ -183,13 +202,20 @@ class Guard:
         path = scope["path"]
         who = None
         header = connection.headers.get("authorization", "")
+        wrong_tokens: WrongTokens = connection.app.state.wrong_tokens
         try:
             if header:
+                wrong_tokens.check(connection)
                 scheme, _, token = header.partition(" ")
                 if scheme.lower() == "bearer" and token.strip():
                     who = await principal_for_token(token.strip(), request=connection)
+                if who is None:
+                    wrong_tokens.record(connection)
             else:
                 who = await _from_cookie(connection)
+        except HTTPException as throttled:
+            await self.deny(connection, throttled)(scope, receive, send)
+            return
         except DATABASE_ERRORS:
             down = HTTPException(503, "database unavailable, retry later")
             await self.deny(connection, down)(scope, receive, send)

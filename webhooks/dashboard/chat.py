@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from db.lossless_json import plain_text
-from webhooks.body import read_limited_body
 from webhooks.dashboard.auth import check_csrf_header
 from webhooks.dashboard.lookups import visible_builder
 from worker.web_chat import (
@@ -32,7 +31,6 @@ from worker.web_chat import (
     take_conversation,
 )
 
-MAX_BODY_BYTES = 64 * 1024
 MAX_MESSAGE_CHARS = 8000
 CONVERSATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,120}$")
 _TERMINAL = ("done", "error")
@@ -62,11 +60,13 @@ async def chat(request: Request) -> Response:
 
 
 async def _read_request(request: Request) -> tuple[str, str, bool]:
-    raw = await read_limited_body(request, limit=MAX_BODY_BYTES)
+    raw = await request.body()  # at most `body_cap.MAX_BODY_BYTES`
     try:
         body: Any = json.loads(raw)
     except ValueError:
         raise HTTPException(400, "the body must be JSON") from None
+    except RecursionError:
+        raise HTTPException(400, "the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise HTTPException(400, 'the body must be a JSON object {"conversation_id", "message"}')
     conversation_id, message = body.get("conversation_id"), body.get("message")

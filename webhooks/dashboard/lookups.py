@@ -41,8 +41,14 @@ async def visible_session(request: Request) -> SessionSummary:
     return found
 
 
+BIGINT_MAX = 2**63 - 1
+"""Integer parameters end up in SQL, where Postgres refuses anything larger."""
+SEQUENCE_MAX = 2**31 - 1
+"""`session_items.sequence` is an INTEGER: `after`/`before` beyond it are refused too."""
+
+
 def int_param(
-    request: Request, name: str, *, default: int | None, low: int = 0, high: int | None = None
+    request: Request, name: str, *, default: int | None, low: int = 0, high: int = BIGINT_MAX
 ) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -51,7 +57,21 @@ def int_param(
         value = int(raw)
     except ValueError:
         raise HTTPException(400, f"{name} must be an integer, got {raw[:20]!r}") from None
-    if value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise HTTPException(400, f"{name} must be {bounds}")
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name} must be between {low} and {high}")
     return value
+
+
+def page_param(request: Request, *, per_page: int) -> int:
+    """`page`, small enough that its offset (`(page - 1) × per_page`) is a bigint."""
+    page = int_param(request, "page", default=1, low=1, high=BIGINT_MAX // per_page)
+    assert page is not None
+    return page
+
+
+def search_param(request: Request) -> str:
+    """`q`, up to 100 characters; nobody searches for a NUL, and Postgres refuses one."""
+    search = request.query_params.get("q", "")[:100]
+    if "\x00" in search:
+        raise HTTPException(400, "q must not contain NUL (U+0000)")
+    return search

@@ -16,7 +16,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
 
-_DENIED = {"401": _ERROR, "404": _ERROR}
+_DENIED = {"401": _ERROR, "404": _ERROR, "429": _ERROR}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -27,7 +27,8 @@ OPENAPI: dict[str, Any] = {
             "Read builders' conversations from `session_items` and chat with a builder's agent. "
             "Authenticate with `Authorization: Bearer <token>`: the admin token (`ADMIN_TOKEN`) "
             "sees every builder; a builder token (`wabot token create BUILDER_ID`) sees only its "
-            "builder, and another builder's ids answer 404."
+            "builder, and another builder's ids answer 404. Too many wrong tokens from one "
+            "address answer 429 with `Retry-After`. Bodies are capped at 64 KiB (413)."
         ),
     },
     "security": [{"bearer": []}],
@@ -37,7 +38,12 @@ OPENAPI: dict[str, Any] = {
                 "summary": "A builder's sessions, with the number of stored items",
                 "parameters": [
                     _path_id("builder_id"),
-                    _query("q", {"type": "string"}, "Search the user's number or name."),
+                    _query(
+                        "q",
+                        {"type": "string"},
+                        "Search by any part of the user's name, or by their whole number or "
+                        "id (never a part: the list masks it).",
+                    ),
                     _query(
                         "sort",
                         {
@@ -79,7 +85,7 @@ OPENAPI: dict[str, Any] = {
                     _path_id("session_id"),
                     _query(
                         "after",
-                        {"type": "integer", "minimum": -1, "default": -1},
+                        {"type": "integer", "minimum": -1, "maximum": 2**31 - 1, "default": -1},
                         "Only items with a larger sequence.",
                     ),
                     _query(
@@ -138,6 +144,7 @@ OPENAPI: dict[str, Any] = {
                     "403": _ERROR,
                     "409": _ERROR,
                     "413": _ERROR,
+                    "415": _ERROR,
                     "502": _ERROR,
                     **_DENIED,
                 },

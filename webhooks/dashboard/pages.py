@@ -24,10 +24,19 @@ from webhooks.dashboard.auth import (
     principal_for_token,
     require_admin,
     sign_in,
+    sign_out,
 )
 from webhooks.dashboard.conversation import Entry, build_entries
-from webhooks.dashboard.lookups import int_param, visible_builder, visible_session
+from webhooks.dashboard.lookups import (
+    SEQUENCE_MAX,
+    int_param,
+    page_param,
+    search_param,
+    visible_builder,
+    visible_session,
+)
 from webhooks.dashboard.rendering import page
+from webhooks.dashboard.throttle import WrongTokens
 
 SESSIONS_PER_PAGE = 25
 ITEMS_PER_PAGE = 50
@@ -38,17 +47,20 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    wrong_tokens: WrongTokens = request.app.state.wrong_tokens
+    wrong_tokens.check(request)
     form = await checked_form(request)
     token = str(form.get("token", "")).strip()
     who = await principal_for_token(token, request=request) if token else None
     if who is None:
+        wrong_tokens.record(request)
         return page(
             request,
             "login.html",
             {"error": "That token is not valid.", "next": "/"},
             status_code=401,
         )
-    sign_in(request, who)
+    await sign_in(request, who)
     return RedirectResponse(_local(str(form.get("next") or "/")), 303)
 
 
@@ -59,7 +71,7 @@ def _local(target: str) -> str:
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    request.session.clear()
+    await sign_out(request)
     return RedirectResponse("/login", 303)
 
 
@@ -81,9 +93,8 @@ async def sessions(request: Request) -> Response:
     if sort not in SESSION_SORTS:
         raise HTTPException(400, f"sort must be one of {', '.join(SESSION_SORTS)}")
     descending = request.query_params.get("order", "desc") != "asc"
-    search = request.query_params.get("q", "")[:100]
-    number = int_param(request, "page", default=1, low=1)
-    assert number is not None
+    search = search_param(request)
+    number = page_param(request, per_page=SESSIONS_PER_PAGE)
     async with request.app.state.runtime.sessionmaker() as db:
         listing = await sessions_page(
             builder.id,
@@ -128,8 +139,8 @@ async def conversation(request: Request) -> Response:
 async def conversation_entries(request: Request) -> Response:
     """A fragment of bubbles: `after=N` for live updates, `before=N` for earlier pages."""
     session = await visible_session(request)
-    after = int_param(request, "after", default=None, low=-1)
-    before = int_param(request, "before", default=None, low=0)
+    after = int_param(request, "after", default=None, low=-1, high=SEQUENCE_MAX)
+    before = int_param(request, "before", default=None, low=0, high=SEQUENCE_MAX)
     entries, more = await _entries(request, session.id, before=before, after=after)
     response = page(request, "_entries.html", {"entries": entries, "session": session})
     response.headers["X-More"] = "1" if more else "0"

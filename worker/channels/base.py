@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -20,11 +22,17 @@ class TransientSendError(SendError):
     """Worth retrying: rate limits, provider 5xx, timeouts, connection failures.
 
     `retry_after` is the provider's hint, in seconds, when it gave one.
+    `may_have_been_sent`: the request left and no answer came back (a timeout, a dropped
+    connection), so the provider may have taken the message; a refusal it answered
+    (429, 5xx) or a connection never made did not send it.
     """
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, may_have_been_sent: bool = False
+    ) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.may_have_been_sent = may_have_been_sent
 
 
 class PermanentSendError(SendError):
@@ -44,9 +52,22 @@ def retry_after_seconds(header: str | None) -> float | None:
 class OutboundChannel(Protocol):
     provider: str
     max_message_length: int
+    status_wait_seconds: float
+    """How long a resumed turn waits for a delivery status to name a part that may have
+    been sent: statuses that carry our outbound id back (Meta's) tell; 0 where none do."""
 
-    async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
-        """Send one message of at most `max_message_length` characters."""
+    async def send(
+        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+    ) -> SentMessage:
+        """Send one message of at most `max_message_length` characters; `outbound_id` is
+        our id of it, for a provider that hands it back in its delivery statuses."""
+        ...
+
+    async def find_sent(
+        self, *, sender: str, recipient: str, text: str, since: datetime
+    ) -> list[SentMessage]:
+        """Messages with this text the provider took from `sender` to `recipient` since
+        `since`, oldest first; empty where the provider keeps no list to ask."""
         ...
 
     async def show_typing(self, *, sender: str, message_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from datetime import datetime
 
 from db.logs import mask_numbers
 from worker.channels.base import SentMessage
@@ -14,11 +15,20 @@ class ConsoleChannel:
 
     provider = "console"
     max_message_length = 4096
+    status_wait_seconds = 0.0
 
-    async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
+    async def send(
+        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+    ) -> SentMessage:
         sys.stdout.write(f"[console reply to {mask_numbers(recipient)}] {text}\n")
         sys.stdout.flush()
         return SentMessage(provider_message_id=f"console-{uuid.uuid4().hex}", status="sent")
+
+    async def find_sent(
+        self, *, sender: str, recipient: str, text: str, since: datetime
+    ) -> list[SentMessage]:
+        """Standard output keeps no record: a reply the worker died printing prints again."""
+        return []
 
     async def show_typing(self, *, sender: str, message_id: str) -> None:
         return None

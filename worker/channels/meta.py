@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -40,6 +42,7 @@ class MetaChannel:
         api_version: str,
         timeout: float,
         typing_indicator: bool,
+        status_wait_seconds: float,
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=f"{api_base_url}/{api_version}",
@@ -47,21 +50,35 @@ class MetaChannel:
             timeout=timeout,
         )
         self._typing_indicator = typing_indicator
+        self.status_wait_seconds = status_wait_seconds
 
-    async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
-        """Send a text message from phone number id `sender` to a number or user id."""
-        body = {
+    async def send(
+        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+    ) -> SentMessage:
+        """Send a text message from phone number id `sender` to a number or user id.
+        `outbound_id` goes in `biz_opaque_callback_data` (up to 512 characters), which
+        Meta hands back in the message's `sent`, `delivered` and `read` statuses."""
+        body: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             **_addressed_to(recipient),
             "type": "text",
             "text": {"preview_url": False, "body": text},
         }
+        if outbound_id is not None:
+            body["biz_opaque_callback_data"] = str(outbound_id)
         reply = await self._post(sender, body)
         messages = reply.get("messages")
         if not (isinstance(messages, list) and messages and isinstance(messages[0], dict)):
             raise PermanentSendError(f"Meta accepted the message but returned no id: {reply}")
         return SentMessage(provider_message_id=str(messages[0].get("id")), status="sent")
+
+    async def find_sent(
+        self, *, sender: str, recipient: str, text: str, since: datetime
+    ) -> list[SentMessage]:
+        """The Graph API lists no sent messages: the statuses that carry our outbound id
+        back tell instead (`status_wait_seconds`)."""
+        return []
 
     async def show_typing(self, *, sender: str, message_id: str) -> None:
         """Mark the user's message read and show "typing…" (Meta clears it after 25 s)."""
@@ -83,8 +100,11 @@ class MetaChannel:
     async def _post(self, phone_number_id: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = await self._client.post(f"/{phone_number_id}/messages", json=body)
-        except httpx.TransportError as error:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
             raise TransientSendError(f"Meta unreachable: {error!r}") from error
+        except httpx.TransportError as error:  # sent, and no answer came back
+            reason = f"Meta did not answer: {error!r}"
+            raise TransientSendError(reason, may_have_been_sent=True) from error
         try:
             payload = response.json()
         except ValueError:

@@ -115,4 +115,5 @@ class ChannelPool:
             api_version=settings.meta_api_version,
             timeout=settings.meta_timeout_seconds,
             typing_indicator=settings.typing_indicator,
+            status_wait_seconds=settings.meta_status_wait_seconds,
         )

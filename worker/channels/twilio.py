@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
@@ -17,6 +19,11 @@ from worker.channels.base import PermanentSendError, SentMessage, TransientSendE
 
 # Twilio rejects WhatsApp bodies over 1,600 characters (error 21617).
 TWILIO_MAX_BODY = 1600
+# The Messages list's largest page: one user's messages of a day or two fit in one.
+LIST_PAGE_SIZE = 1000
+# Twilio's states that are ours too; the rest (accepted, scheduled, queued, sending)
+# mean it holds the message and has not handed it on yet.
+SAME_STATUSES = {"sent", "delivered", "read", "undelivered", "failed"}
 
 
 class TwilioHttpClient(AsyncTwilioHttpClient):
@@ -52,6 +59,7 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
 class TwilioChannel:
     provider = "twilio"
     max_message_length = TWILIO_MAX_BODY
+    status_wait_seconds = 0.0  # its statuses do not carry our id: its Messages list tells
 
     def __init__(
         self,
@@ -68,13 +76,38 @@ class TwilioChannel:
         self._status_callback = status_callback
         self._typing_indicator = typing_indicator
 
-    async def send(self, *, sender: str, recipient: str, text: str) -> SentMessage:
+    async def send(
+        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+    ) -> SentMessage:
         options: dict[str, Any] = {"from_": sender, "to": recipient, "body": text}
         if self._status_callback:
             options["status_callback"] = self._status_callback
         async with _classified_errors():
             message = await self._client.messages.create_async(**options)
         return SentMessage(provider_message_id=str(message.sid), status=str(message.status))
+
+    async def find_sent(
+        self, *, sender: str, recipient: str, text: str, since: datetime
+    ) -> list[SentMessage]:
+        """From Twilio's Messages list. It filters `DateSent` by whole GMT days only, so
+        the time and the text are checked here."""
+        async with _classified_errors():
+            listed = await self._client.messages.list_async(
+                to=recipient,
+                from_=sender,
+                date_sent_after=f"{since:%Y-%m-%d}",
+                page_size=LIST_PAGE_SIZE,
+            )
+        return [
+            SentMessage(
+                provider_message_id=str(message.sid),
+                status=status if (status := str(message.status)) in SAME_STATUSES else "queued",
+            )
+            for message in reversed(listed)
+            if message.body == text
+            and isinstance(message.date_created, datetime)
+            and message.date_created >= since
+        ]
 
     async def show_typing(self, *, sender: str, message_id: str) -> None:
         """Twilio's typing indicator (public beta; it also marks the message read)."""
@@ -91,13 +124,25 @@ class TwilioChannel:
 
 @asynccontextmanager
 async def _classified_errors() -> AsyncIterator[None]:
-    """Twilio's failures as ours: 429/5xx/network are transient, other 4xx permanent."""
+    """Twilio's failures as ours: 429/5xx/network are transient, other 4xx permanent. A
+    request that got no answer may have been taken; one that never connected was not."""
     try:
         yield
     except TwilioRestException as error:
         reason = f"Twilio HTTP {error.status} (code {error.code}): {error.msg}"
-        if error.status == 429 or error.status >= 500:
-            raise TransientSendError(reason) from error
-        raise PermanentSendError(reason) from error
-    except (aiohttp.ClientError, TimeoutError) as error:
+        raise _refusal(error.status, reason) from error
+    except TwilioException as error:  # a list page Twilio refused: twilio's Page raises it
+        answer = error.args[1] if len(error.args) > 1 else None
+        status = answer.status_code if isinstance(answer, Response) else 0
+        raise _refusal(status, f"Twilio HTTP {status}: {error.args[0]}") from error
+    except aiohttp.ClientConnectorError as error:
         raise TransientSendError(f"Twilio unreachable: {error!r}") from error
+    except (aiohttp.ClientError, TimeoutError) as error:
+        reason = f"Twilio did not answer: {error!r}"
+        raise TransientSendError(reason, may_have_been_sent=True) from error
+
+
+def _refusal(status: int, reason: str) -> TransientSendError | PermanentSendError:
+    if status == 429 or status >= 500:
+        return TransientSendError(reason)
+    return PermanentSendError(reason)

@@ -3,9 +3,11 @@ WhatsApp conversation of the first holding a tool call, a reply and a failed tur
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -82,3 +84,19 @@ async def world(db_sessions: async_sessionmaker[AsyncSession]) -> World:
         session=session,
         failed_turn=turn.id,
     )
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token in a page's forms."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+async def browser_signed_in(client: httpx.AsyncClient, token: str) -> str:
+    """Sign `client` in through the form, as a browser does; returns the CSRF token its
+    pages carry from then on (signing in makes a fresh one)."""
+    form = await client.get("/login")
+    signed_in = await client.post("/login", data={"token": token, "csrf_token": csrf_of(form)})
+    assert signed_in.status_code == 303, signed_in.text
+    return csrf_of(await client.get("/login"))

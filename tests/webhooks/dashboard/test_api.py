@@ -28,7 +28,7 @@ async def test_sessions_carry_their_item_count_and_a_masked_user(
     async with httpx.AsyncClient(headers=world.headers("builder")) as client:
         everyone = (await client.get(url, params={"sort": "item_count"})).json()
         found = (await client.get(url, params={"q": "grace"})).json()
-        by_number = (await client.get(url, params={"q": "5112345"})).json()
+        by_number = (await client.get(url, params={"q": "+49 151 1234 5678"})).json()
         bad_sort = await client.get(url, params={"sort": "password"})
         bad_page = await client.get(url, params={"page": "zero"})
     assert [(s["display_name"], s["item_count"]) for s in everyone["sessions"]] == [
@@ -42,6 +42,62 @@ async def test_sessions_carry_their_item_count_and_a_masked_user(
     assert [s["display_name"] for s in by_number["sessions"]] == ["Grace"]
     assert bad_sort.status_code == 400 and "sort must be one of" in bad_sort.json()["error"]
     assert bad_page.status_code == 400 and bad_page.json()["error"].startswith("page must be")
+
+
+async def test_a_masked_number_is_found_whole_and_never_digit_by_digit(
+    receiver: str, world: World
+) -> None:
+    """Ada is listed as +316•••••678. Guessing her hidden digits one search at a time (a
+    prefix that finds her has the right digit) learns nothing; her whole number, however
+    written, finds her."""
+    url = f"{receiver}/api/builders/{world.builder}/sessions"
+    number = "+31612345678"
+    async with httpx.AsyncClient(headers=world.headers("builder")) as client:
+
+        async def finds_ada(q: str) -> bool:
+            listing = (await client.get(url, params={"q": q})).json()
+            return [s["display_name"] for s in listing["sessions"]] == ["Ada"]
+
+        [listed] = (await client.get(url)).json()["sessions"]
+        assert listed["user"] == "+316•••••678"
+        hidden = range(4, len(number) - 3)
+        confirmed = {
+            position: [
+                digit for digit in "0123456789" if await finds_ada(number[:position] + digit)
+            ]
+            for position in hidden
+        }
+        whole = [
+            await finds_ada(q)
+            for q in (number, "31612345678", "whatsapp:+31612345678", " +31 6 1234 5678 ")
+        ]
+    assert confirmed == {position: [] for position in hidden}
+    assert whole == [True] * 4
+
+
+async def test_sorting_by_user_never_orders_by_the_digits_the_list_masks(
+    receiver: str, world: World, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Three nameless users the list shows alike (+316•••••678): asked in either
+    direction, their order is the same, so it says nothing about their hidden digits."""
+    hidden = ("+31612300678", "+31612345678", "+31612399678")
+    for number in hidden:
+        await stored_session(
+            db_sessions, world.builder, [], platform="web", external_id=number, display_name=None
+        )
+    url = f"{receiver}/api/builders/{world.builder}/sessions"
+    async with httpx.AsyncClient(headers=world.headers("builder")) as client:
+        orders = [
+            [
+                s["id"]
+                for s in (await client.get(url, params={"sort": "user", "order": order})).json()[
+                    "sessions"
+                ]
+                if s["display_name"] is None
+            ]
+            for order in ("asc", "desc")
+        ]
+    assert len(orders[0]) == 3 and orders[0] == orders[1]
 
 
 async def test_items_come_with_their_display_text(receiver: str, world: World) -> None:

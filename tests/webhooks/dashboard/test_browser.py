@@ -4,6 +4,7 @@ Celery worker, the fake OpenAI and Twilio). Screenshots go to `test-artifacts/`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,10 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
 from db.models import AgentSessionRow
 from tests.conftest import ROOT
@@ -24,6 +29,7 @@ from tests.factories import (
     twilio_form,
 )
 from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import serve
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered
 from tests.waiting import at_least, eventually
@@ -60,8 +66,24 @@ async def worker_settles(db_sessions: async_sessionmaker[AsyncSession]) -> Async
     await eventually(lambda: all_answered(db_sessions), what="the worker to finish its turns")
 
 
+CSP_WATCH = """
+window.addEventListener("securitypolicyviolation", (violation) => {
+  const seen = JSON.parse(sessionStorage.getItem("csp-violations") || "[]");
+  seen.push(`${violation.effectiveDirective} ${violation.blockedURI}`);
+  sessionStorage.setItem("csp-violations", JSON.stringify(seen));
+});
+"""
+"""Recorded by each page of a signed-in tab: what the Content-Security-Policy blocked."""
+
+
+async def blocked_by_csp(page: Page) -> list[str]:
+    """What the pages' own policy blocked in this tab: they must work under it."""
+    return list(json.loads(await page.evaluate("sessionStorage.getItem('csp-violations')") or "[]"))
+
+
 async def signed_in(browser: Browser, base_url: str, token: str) -> Page:
     context = await browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 900})
+    await context.add_init_script(CSP_WATCH)
     page = await context.new_page()
     await page.goto("/login")
     await page.get_by_label("Token").fill(token)
@@ -89,7 +111,11 @@ async def test_a_pipeline_conversation_in_the_browser(
             await post_signed(client, webhook, twilio_form("What time is it?"))
         ).status_code == 200
         [reply] = await at_least(fake_twilio.messages, 1, what="the bot's reply")
-        delivered = {**fixture_form("status_delivered.txt"), "MessageSid": reply["sid"]}
+        delivered = {
+            **fixture_form("status_delivered.txt"),
+            "MessageSid": reply["sid"],
+            "From": reply["From"],  # the number that sent it, as Twilio reports it
+        }
         status = await post_signed(client, f"{webhook}/status", delivered)
         assert status.status_code == 200
 
@@ -114,6 +140,7 @@ async def test_a_pipeline_conversation_in_the_browser(
         assert (await post_signed(client, webhook, again)).status_code == 200
         await expect(page.locator(".bubble")).to_have_count(4, timeout=15_000)
         await expect(page.locator(".bubble").nth(3)).to_contain_text("You said: Thanks!")
+        assert await blocked_by_csp(page) == []
         await page.context.close()
 
     async with db_sessions() as db:
@@ -124,6 +151,9 @@ async def test_a_pipeline_conversation_in_the_browser(
     await expect(intruder.locator("p.error")).to_have_text("no such session")
     assert "What time is it?" not in await intruder.content()
     await intruder.screenshot(path=ARTIFACTS / "other-builder-404.png")
+    await intruder.get_by_role("link", name="Back").click()  # a script file, under the CSP
+    await intruder.wait_for_url(re.compile(r"/builders/"))
+    assert await blocked_by_csp(intruder) == []
     await intruder.context.close()
 
 
@@ -142,13 +172,15 @@ async def test_try_it_streams_the_reply_into_the_page(
     await page.get_by_role("button", name="Send").click()
 
     reply = page.locator(".bubble.assistant")
-    # Part of the answer is on screen while the rest is still streaming.
+    # Part of the answer is on screen while the rest is still streaming (the first few
+    # deltas may arrive together on a busy machine).
     await page.wait_for_function(
-        """() => {
+        """(whole) => {
             const bubble = document.querySelector('.bubble.assistant.streaming');
             return bubble && bubble.textContent.length > 0
-                && bubble.textContent.length < 'You said: '.length + 20;
-        }"""
+                && bubble.textContent.length < whole.length;
+        }""",
+        arg=f"You said: {message}",
     )
     await expect(reply).to_have_text(f"You said: {message}", timeout=15_000)
     await expect(reply).not_to_have_class(re.compile("streaming"))
@@ -158,4 +190,23 @@ async def test_try_it_streams_the_reply_into_the_page(
     await page.goto(f"/builders/{builder}")
     await expect(page.locator("#sessions tbody tr")).to_have_count(1)
     await expect(page.locator("#sessions tbody tr td").first).to_have_text("web")
+    assert await blocked_by_csp(page) == []
     await page.context.close()
+
+
+async def test_another_site_cannot_frame_a_dashboard_page(browser: Browser, receiver: str) -> None:
+    """Clickjacking: a page of another origin that frames the sign-in form gets Chromium's
+    error page in the frame instead."""
+
+    async def framing(_request: Request) -> Response:
+        return HTMLResponse(f'<h1>Win a prize</h1><iframe src="{receiver}/login"></iframe>')
+
+    with serve(Starlette(routes=[Route("/", framing)])) as other_site:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(other_site)  # returns once the frame has loaded
+        [frame] = page.main_frame.child_frames
+        assert frame.url.startswith("chrome-error://"), frame.url
+        assert await frame.locator("#token").count() == 0
+        await page.screenshot(path=ARTIFACTS / "framed-refused.png")
+        await context.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,7 +14,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.engine import create_engine, create_sessionmaker
 from db.models import AgentSessionRow
+from tests.factories import builder_token, builder_with_channel
 from tests.fakes.openai import Failure, FakeOpenAI
 from tests.queries import kind
 from tests.waiting import eventually
@@ -231,3 +234,29 @@ async def test_web_chat_turns_are_counted_on_the_receivers_metrics(
         tokens["input"]: 10,
         tokens["output"]: 5,
     }
+
+
+async def test_two_racing_requests_on_the_embedded_sqlite_get_one_answer_and_one_409(
+    sqlite_url: str, fake_openai: FakeOpenAI, make_receiver: Callable[..., str]
+) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        sessions = create_sessionmaker(engine)
+        builder = await builder_with_channel(
+            sessions, address=f"whatsapp:+1415{uuid.uuid4().int % 10**7:07d}"
+        )
+        token = await builder_token(sessions, builder)
+    finally:
+        await engine.dispose()
+    embedded = make_receiver(DATABASE_URL=sqlite_url)
+    fake_openai.delay_seconds = 1.0
+    body = {"conversation_id": "race", "message": "hello", "stream": False}
+    async with httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        answers = await asyncio.gather(
+            *(client.post(f"{embedded}/api/chat/{builder}", json=body) for _ in range(2))
+        )
+    assert sorted(answer.status_code for answer in answers) == [200, 409]
+    refused = next(answer for answer in answers if answer.status_code == 409)
+    assert refused.json() == {"error": "conversation 'race' is answering another message"}

@@ -45,12 +45,16 @@ async def test_sessions_are_sortable_searchable_and_masked(
     async with httpx.AsyncClient(headers=world.headers("builder")) as client:
         by_items = (await client.get(url, params={"sort": "item_count", "order": "asc"})).text
         searched = (await client.get(url, params={"q": "ada"})).text
+        by_number = (await client.get(url, params={"q": "whatsapp:+31612345678"})).text
+        by_prefix = (await client.get(url, params={"q": "+3161234"})).text
         bad = await client.get(url, params={"sort": "nope"})
     assert re.findall(r'<td class="num">(\d+)</td>', by_items) == ["1", "6"]
     assert "+316•••••678" in by_items and "31612345678" not in by_items
     assert "failed turn" in by_items
     assert "+440•011" in by_items
     assert "Ada" in searched and "+440•011" not in searched and "· 1 sessions" in searched
+    assert "Ada" in by_number and "· 1 sessions" in by_number
+    assert "Ada" not in by_prefix and "No sessions match" in by_prefix
     assert bad.status_code == 400 and "sort must be one of" in bad.text
 
 
