@@ -2,7 +2,7 @@
 
 The runner calls it to load history before each model call and to save every item it
 produces, so no code of ours ever assembles prior messages. One row per SDK item, the
-item dict stored untouched, ordered by `sequence` (never by `created_at`).
+item stored as the runner produced it, ordered by `sequence` (never by `created_at`).
 
 The runner calls `get_items` and `add_items` on every turn, so on Postgres each is one
 statement, one round trip, outside any explicit transaction: reads parse the window
@@ -10,21 +10,28 @@ as one JSON document (the whole history is aggregated server-side); writes take 
 next sequence numbers from `sessions.next_sequence` in the same statement that inserts
 the batch (the row lock serializes concurrent writers, so sequences stay contiguous).
 SQLite, the embedded demo's database, takes the portable path inside one transaction.
+
+Items are stored as `db.lossless_json` writes them, so anything the SDK's own
+`SQLiteSession` stores (a NUL in a tool result, NaN, a lone surrogate) is stored too and
+read back identical; the common item costs a few substring checks of its JSON text.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import uuid
+import weakref
 from typing import Any
 
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
-from agents.memory.session_settings import resolve_session_limit
-from sqlalchemy import delete, func, insert, select, update
+from agents.memory.session_settings import coerce_session_settings, resolve_session_limit
+from sqlalchemy import Text, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db import lossless_json
 from db.conversations import LeaseLostError
+from db.engine import create_engine
 from db.models import AgentSessionRow, SessionItem
 from db.statements import StatementConnections
 
@@ -60,6 +67,8 @@ def append_statement(*also: str) -> str:
 
 
 _PG_APPEND = append_statement()
+_PORTABLE_INSERT = insert(SessionItem).values(item_data=bindparam("stored_item", type_=Text()))
+"""The portable append, given each item as the JSON text `lossless_json` made of it."""
 
 
 class SessionNotFoundError(LookupError):
@@ -73,6 +82,10 @@ class DatabaseSession:
     that token: a worker whose lease was taken over cannot write (`LeaseLostError`).
     With `statements` (a process's persistent connections), Postgres reads and writes
     skip the pool checkout; without, they go through `engine`.
+
+    `engine` and `statements` belong to the event loop the session was made on (or first
+    used on). Used from another loop (a thread running `asyncio.run`), each call opens a
+    connection of its own there, so it neither fails nor waits on a loop not running it.
     """
 
     session_settings: SessionSettings | None
@@ -82,17 +95,51 @@ class DatabaseSession:
         session_id: uuid.UUID | str,
         *,
         engine: AsyncEngine,
-        session_settings: SessionSettings | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
         fencing_token: uuid.UUID | None = None,
         statements: StatementConnections | None = None,
     ) -> None:
         self._id = uuid.UUID(str(session_id))
         self.session_id = str(self._id)
-        self.session_settings = session_settings or SessionSettings()
-        self._engine = engine
+        self.session_settings = (  # normalised and checked as the SDK's sessions do
+            coerce_session_settings(session_settings)
+            if session_settings is not None
+            else SessionSettings()
+        )
+        self._home_engine = engine
         self._fencing_token = fencing_token
-        self._statements = statements
+        self._home_statements = statements
         self._postgres = engine.dialect.name == "postgresql"
+        self._home_loop = _running_loop()
+        self._visited: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def _engine(self) -> AsyncEngine:
+        """The engine for the running event loop: ours on our own loop, else one that
+        opens a connection per use on that loop."""
+        if self._at_home():
+            return self._home_engine
+        loop = asyncio.get_running_loop()
+        visiting = self._visited.get(loop)
+        if visiting is None:
+            url = self._home_engine.url.render_as_string(hide_password=False)
+            # A connection per use never runs a statement often enough to prepare it:
+            # nothing to lose by never preparing, which any pooler in between accepts.
+            visiting = self._visited[loop] = create_engine(url, pooled=False, pooler="transaction")
+        return visiting
+
+    @property
+    def _statements(self) -> StatementConnections | None:
+        """The persistent connections, on the loop they belong to only."""
+        return self._home_statements if self._at_home() else None
+
+    def _at_home(self) -> bool:
+        loop = asyncio.get_running_loop()
+        if self._home_loop is None:
+            self._home_loop = loop
+        return loop is self._home_loop
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The latest `limit` items (all when None) in chronological order."""
@@ -104,10 +151,11 @@ class DatabaseSession:
             if unlimited:
                 # The whole history as one JSON document: one row to fetch, one parse.
                 [(document,)] = await self._run(_PG_ALL, {"session_id": self._id})
-                return json.loads(document)
+                return lossless_json.loads(document)
             rows = await self._run(_PG_LATEST, {"session_id": self._id, "limit": limit})
             # One JSON parse of the window beats one per row.
-            return json.loads("[" + ",".join(document for (document,) in reversed(rows)) + "]")
+            window = "[" + ",".join(document for (document,) in reversed(rows)) + "]"
+            return lossless_json.loads(window)
         async with self._engine.connect() as conn:
             query = select(SessionItem.item_data).where(SessionItem.session_id == self._id)
             if unlimited:
@@ -121,11 +169,12 @@ class DatabaseSession:
         """Append `items` as one batch with the next contiguous sequence numbers."""
         if not items:
             return
+        stored = stored_items(items)
         if self._postgres:
-            await self._append_alone(_PG_APPEND, self._append_params(items))
+            await self._append_alone(_PG_APPEND, self._append_params(stored))
             return
         async with self._engine.begin() as conn:
-            await self._append(conn, items)
+            await self._append(conn, stored)
 
     async def _append_alone(self, statement: str, params: dict[str, Any]) -> None:
         """Run a one-statement append (`append_statement`); say why if it was refused."""
@@ -162,30 +211,30 @@ class DatabaseSession:
             await self._lock(conn, next_sequence=0)
             await conn.execute(delete(SessionItem).where(SessionItem.session_id == self._id))
 
-    async def _append(self, conn: AsyncConnection, items: list[Any]) -> int:
-        """Store the batch on `conn` (the portable path; Postgres uses `append_statement`);
-        returns the first sequence number it was given."""
-        first_sequence = await self._reserve(conn, len(items))
+    async def _append(self, conn: AsyncConnection, stored: list[str]) -> int:
+        """Store the batch (`_stored` items) on `conn`: the portable path, where Postgres
+        uses `append_statement`; returns the first sequence number it was given."""
+        first_sequence = await self._reserve(conn, len(stored))
         await conn.execute(
-            insert(SessionItem),
+            _PORTABLE_INSERT,
             [
                 {
                     "id": uuid.uuid4(),
                     "session_id": self._id,
-                    "item_data": item,
+                    "stored_item": item,
                     "sequence": first_sequence + offset,
                 }
-                for offset, item in enumerate(items)
+                for offset, item in enumerate(stored)
             ],
         )
         return first_sequence
 
-    def _append_params(self, items: list[Any]) -> dict[str, Any]:
+    def _append_params(self, stored: list[str]) -> dict[str, Any]:
         return {
             "session_id": self._id,
             "token": self._fencing_token,
-            "count": len(items),
-            "items": [json.dumps(item) for item in items],
+            "count": len(stored),
+            "items": stored,
         }
 
     async def _run(self, statement: str, params: dict[str, Any]) -> list[Any]:
@@ -237,3 +286,16 @@ class DatabaseSession:
         if exists is None:
             raise SessionNotFoundError(f"session {self.session_id} does not exist")
         raise LeaseLostError(f"session {self.session_id} is leased to another worker")
+
+
+def stored_items(items: list[TResponseInputItem]) -> list[str]:
+    """Each item as the JSON text stored for it; `TypeError` for an item JSON cannot hold
+    (before anything is written), as with the SDK's own sessions."""
+    return [lossless_json.dumps(item) for item in items]
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # made outside any loop: the first one to use it is its own
+        return None

@@ -6,8 +6,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.pool import NullPool
+
+from db import lossless_json
+from db.database_errors import hide_data
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
@@ -30,34 +35,52 @@ def psycopg_options(pooler: Pooler) -> dict[str, Any]:
     return {"prepare_threshold": None} if pooler == "transaction" else {}
 
 
-def create_engine(url: str, *, pool_size: int = 10, pooler: Pooler = "none") -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, pooler: Pooler = "none", pooled: bool = True
+) -> AsyncEngine:
     """Create the engine for `url` (already normalised by `Settings`).
 
     A Postgres process holds at most `2 × pool_size` connections. Conversations only hold
     one for a short transaction, never across a model call, so a worker carrying dozens
-    of conversations needs far fewer connections than that.
+    of conversations needs far fewer connections than that. Not `pooled`: each use opens
+    and closes its own connection (for an event loop that is not the engine's own).
+
+    JSON columns go through `db.lossless_json` (what JSONB cannot hold is stored in its
+    lossless form), and database errors never quote the values they refused.
     """
+    json_codec = {"json_serializer": lossless_json.dumps, "json_deserializer": lossless_json.loads}
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
             # The embedded database's folder (`WABOT_DATA_DIR`) is made on first use.
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = _create_async_engine(url, hide_parameters=True)
+        pool: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
+        engine = _create_async_engine(url, hide_parameters=True, **json_codec, **pool)
         _serialize_sqlite_writers(engine)
         return engine
     # No pre-ping: it costs a round trip per checkout. A connection that died (database
     # restart, terminated backend) fails its statement once; SQLAlchemy then discards
     # the whole pool, and our callers answer 503 or retry the task.
-    return _create_async_engine(
+    pool = (
+        {"pool_size": pool_size, "max_overflow": pool_size} if pooled else {"poolclass": NullPool}
+    )
+    engine = _create_async_engine(
         url,
         hide_parameters=True,  # statement errors are logged: no message text or number in them
-        pool_size=pool_size,
-        max_overflow=pool_size,
         connect_args={
             "connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS,
             **psycopg_options(pooler),
         },
+        **json_codec,
+        **pool,
     )
+    event.listen(engine.sync_engine, "handle_error", _hide_data)
+    return engine
+
+
+def _hide_data(context: ExceptionContext) -> None:
+    """Postgres quotes the values it refused in its errors: cut them before anyone logs."""
+    hide_data(context.sqlalchemy_exception or context.original_exception)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,13 +9,18 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Text, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import lossless_json
 from db.clock import as_utc
 from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus
 from db.statements import StatementConnections
 from db.upsert import insert_or_ignore
+
+MAX_ID_CHARACTERS = 512
+"""Ids and addresses are indexed (a Postgres index entry holds at most 2,704 bytes): the
+webhooks refuse longer ones (Twilio's are 34 characters, Meta's under 100)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,9 @@ class ReceivedMessage:
     """A provider message as a webhook read it, before it is routed and recorded.
 
     `recipient` is our address (a Twilio number, a Meta phone number id); `sender` is
-    whom to reply to; `text` is already what the agent should read.
+    whom to reply to; `text` is already what the agent should read. `payload` keeps what
+    the provider sent. Values are stored as they are: one holding what JSONB or a text
+    column cannot goes through `storable_message` first.
     """
 
     provider: str
@@ -138,6 +145,22 @@ def _postgres_params(messages: list[ReceivedMessage]) -> dict[str, str]:
     }
 
 
+def storable_message(message: ReceivedMessage) -> ReceivedMessage:
+    """`message` as the inbox stores one holding what JSONB or a text column cannot: its
+    JSON fields in `lossless_json`'s lossless form, its text fields in their plain form.
+    The webhooks call it only for a request whose body says it may need it (rarely)."""
+    return ReceivedMessage(
+        **{
+            name: lossless_json.storable(value)
+            if name in _JSON_FIELDS
+            else lossless_json.plain_text(value)
+            if isinstance(value, str)
+            else value
+            for name, value in vars(message).items()
+        }
+    )
+
+
 def _inserted(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], Recorded]:
     return {
         (provider, message_id): Recorded(inbound_id=id_, routed=routed)
@@ -161,9 +184,15 @@ async def _insert_portable(
     for message in messages:
         channel_id = channels.get((message.provider, message.recipient))
         status = InboundStatus.PENDING if channel_id else InboundStatus.UNROUTABLE
-        rows.append({**asdict(message), "channel_id": channel_id, "status": status})
+        row = asdict(message)
+        # As JSON text, like the Postgres batch: the values are already as stored.
+        stored = {f"stored_{name}": json.dumps(row.pop(name)) for name in _JSON_FIELDS}
+        rows.append({**row, **stored, "channel_id": channel_id, "status": status})
+    statement = insert_or_ignore(InboundMessage, db=db).values(
+        {name: bindparam(f"stored_{name}", type_=Text()) for name in _JSON_FIELDS}
+    )
     result = await db.execute(
-        insert_or_ignore(InboundMessage, db=db).returning(
+        statement.returning(
             InboundMessage.id,
             InboundMessage.provider,
             InboundMessage.provider_message_id,

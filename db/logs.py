@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import SecretStr
 from pythonjsonlogger.json import JsonFormatter
 
+from db.database_errors import hide_data
 from db.log_context import FIELDS, CorrelationFilter
 from db.settings import Settings
 
@@ -106,8 +107,10 @@ def secret_values(settings: Settings) -> list[str]:
 
 class Redactor(logging.Filter):
     """Defence in depth behind the masking our own log calls do: configured secrets are
-    cut out of every line, and numbers are masked in libraries' records (Celery's retry
-    and failure lines quote exceptions) and in every traceback."""
+    cut out of every line, numbers are masked in libraries' records (Celery's retry and
+    failure lines quote exceptions) and in every traceback, and a database error logged
+    or quoted says what failed, never the values it refused (`db.database_errors`, which
+    our engines already apply where errors are raised)."""
 
     _tracebacks = logging.Formatter()
 
@@ -116,6 +119,10 @@ class Redactor(logging.Filter):
         self._secrets = tuple(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        arguments = record.args.values() if isinstance(record.args, Mapping) else record.args
+        for error in [*(arguments or ()), record.exc_info[1] if record.exc_info else None]:
+            if isinstance(error, BaseException):
+                hide_data(error)
         foreign = not record.name.startswith(_OUR_LOGGERS)
         if foreign or self._secrets:
             record.msg, record.args = self._clean(record.getMessage(), numbers=foreign), ()

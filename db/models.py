@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -43,6 +44,16 @@ NAMING_CONVENTION = {
 }
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def outside_text(sqlite_length: int) -> TypeEngine[str]:
+    """A value providers or users send (names, numbers, ids): `text` on Postgres, as long
+    as they send it (ids and addresses are bounded where they are parsed, to stay
+    indexable). SQLite keeps the VARCHAR its first migration declared: it never enforces
+    a length, and changing a column's type there means rebuilding its table."""
+    return Text().with_variant(String(sqlite_length), "sqlite")
+
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 InboxId = BigInteger().with_variant(Integer(), "sqlite")
 # Postgres searches chunks by this column; SQLite by its FTS5 table (the column stays empty).
@@ -197,10 +208,10 @@ class AgentSessionRow(Base):
     id: Mapped[uuid.UUID] = _uuid_pk()
     builder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("builders.id", ondelete="CASCADE"))
     platform: Mapped[str] = mapped_column(String(32))
-    external_id: Mapped[str] = mapped_column(String(160))
-    display_name: Mapped[str | None] = mapped_column(String(200))
-    wa_id: Mapped[str | None] = mapped_column(String(32))
-    user_id: Mapped[str | None] = mapped_column(String(160))
+    external_id: Mapped[str] = mapped_column(outside_text(160))
+    display_name: Mapped[str | None] = mapped_column(outside_text(200))
+    wa_id: Mapped[str | None] = mapped_column(outside_text(32))
+    user_id: Mapped[str | None] = mapped_column(outside_text(160))
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = _created_at()
     next_sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -314,15 +325,15 @@ class InboundMessage(Base):
 
     id: Mapped[int] = mapped_column(InboxId, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
-    provider_message_id: Mapped[str] = mapped_column(String(128))
+    provider_message_id: Mapped[str] = mapped_column(outside_text(128))
     channel_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("channels.id", ondelete="SET NULL")
     )
-    recipient: Mapped[str] = mapped_column(String(64))
-    sender: Mapped[str] = mapped_column(String(160))
-    sender_wa_id: Mapped[str | None] = mapped_column(String(32))
-    sender_user_id: Mapped[str | None] = mapped_column(String(160))
-    profile_name: Mapped[str | None] = mapped_column(String(200))
+    recipient: Mapped[str] = mapped_column(outside_text(64))
+    sender: Mapped[str] = mapped_column(outside_text(160))
+    sender_wa_id: Mapped[str | None] = mapped_column(outside_text(32))
+    sender_user_id: Mapped[str | None] = mapped_column(outside_text(160))
+    profile_name: Mapped[str | None] = mapped_column(outside_text(200))
     kind: Mapped[str] = mapped_column(String(32), default="text")
     text: Mapped[str] = mapped_column(Text, default="")
     media: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
@@ -358,9 +369,9 @@ class OutboundMessage(Base):
     channel_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("channels.id", ondelete="SET NULL")
     )
-    recipient: Mapped[str] = mapped_column(String(160))
+    recipient: Mapped[str] = mapped_column(outside_text(160))
     text: Mapped[str] = mapped_column(Text)
-    provider_message_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    provider_message_id: Mapped[str | None] = mapped_column(outside_text(128), unique=True)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()

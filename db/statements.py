@@ -17,6 +17,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from db.database_errors import hide_data
 from db.engine import Pooler, psycopg_options
 
 CONNECT_TIMEOUT_SECONDS = 5
@@ -48,9 +49,13 @@ class StatementConnections:
                 self._connections[slot] = connection
             cursor = await connection.execute(statement, params)
             return await cursor.fetchall()
-        except psycopg.OperationalError as error:
-            self._connections[slot] = None
-            raise OperationalError(statement, params, error) from error
+        except psycopg.Error as error:
+            hide_data(error)  # Postgres quotes the values it refused; nobody may log them
+            if not isinstance(error, psycopg.OperationalError):
+                raise
+            # A broken connection is closed, and replaced on its slot's next turn; one that
+            # only refused the statement (a program limit, a timeout) stays.
+            raise OperationalError(statement, params, error, hide_parameters=True) from error
 
     async def aclose(self) -> None:
         for connection in self._connections:

@@ -1,10 +1,15 @@
-"""Readable text for stored SDK items: what a transcript, the CLI or a dashboard shows."""
+"""Readable text for stored SDK items: what a transcript, the CLI or a dashboard shows.
+
+Always in `lossless_json.plain_text` form (U+FFFD for a NUL or a lone surrogate an item
+may hold): it is shown on pages and terminals and stored in text columns."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from db.lossless_json import plain_text
 
 
 @dataclass(frozen=True)
@@ -21,12 +26,14 @@ def transcript_line(item: dict[str, Any]) -> TranscriptLine:
     if item_type == "message":
         return TranscriptLine(item.get("role", "unknown"), content_text(item.get("content")))
     if item_type == "function_call":
-        return TranscriptLine("tool", f"{item.get('name')}({item.get('arguments', '')})")
+        return TranscriptLine(
+            "tool", plain_text(f"{item.get('name')}({item.get('arguments', '')})")
+        )
     if item_type == "function_call_output":
         output = item.get("output")
         rendered = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
-        return TranscriptLine("tool", f"→ {rendered}")
-    return TranscriptLine(str(item_type), "")
+        return TranscriptLine("tool", plain_text(f"→ {rendered}"))
+    return TranscriptLine(plain_text(str(item_type)), "")
 
 
 def one_line(text: str, limit: int = 160) -> str:
@@ -38,7 +45,7 @@ def one_line(text: str, limit: int = 160) -> str:
 def content_text(content: Any) -> str:
     """User content is a string or a list of parts; assistant content is `output_text` parts."""
     if isinstance(content, str):
-        return content
+        return plain_text(content)
     if not isinstance(content, list):
         return ""
     texts = []
@@ -51,4 +58,4 @@ def content_text(content: Any) -> str:
             texts.append(str(part.get("refusal", "")))
         elif part.get("type") in ("input_image", "input_file"):
             texts.append(f"[{part['type'].removeprefix('input_')}]")
-    return "\n".join(texts)
+    return plain_text("\n".join(texts))

@@ -103,6 +103,18 @@ def test_an_unusable_file_is_named_and_nothing_is_stored(
     assert wabot("docs", "list", builder_id, "--json").stdout.strip() == "[]"
 
 
+async def test_a_file_holding_a_nul_is_added_and_read_with_a_replacement_character(
+    wabot: Wabot, db_sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    builder_id = create_builder(wabot)
+    hours = tmp_path / "hours.txt"
+    hours.write_bytes(b"Opening hours: daily from 9\x00 until 17.\n")
+    added = wabot("docs", "add", builder_id, str(hours))
+    assert added.returncode == 0, added.stderr
+    [found] = await search(db_sessions, builder_id, "opening hours")
+    assert found.text == "Opening hours: daily from 9\ufffd until 17."
+
+
 def test_documents_of_an_unknown_builder_are_refused(wabot: Wabot, tmp_path: Path) -> None:
     good = tmp_path / "good.txt"
     good.write_text("Fresh bread daily.")

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.channel_credentials import MetaCredentials, TwilioCredentials
@@ -349,6 +350,56 @@ async def test_json_logs_follow_a_message_to_its_reply_without_numbers_bodies_or
     forbidden = [*secrets, "31612345678", META_USER_WA_ID, body, "recipe", *replied]
     assert [leak for leak in forbidden if leak in logs] == []
     assert "whatsapp:+316•••••678" in logs and "1650••••234" in logs
+
+
+@pytest.fixture
+async def refusing_database(db_sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """Constraints that make Postgres refuse a row, quoting it (`DETAIL: Failing row
+    contains (…)`): an inbox row with REFUSED_NAME, a session item with REFUSED_TEXT."""
+    constraints = {
+        "inbound_messages": f"profile_name IS DISTINCT FROM '{REFUSED_NAME}'",
+        "session_items": f"item_data::text NOT LIKE '%{REFUSED_TEXT}%'",
+    }
+    async with db_sessions.begin() as db:
+        for table, check in constraints.items():
+            await db.execute(
+                text(f"ALTER TABLE {table} ADD CONSTRAINT test_refuses CHECK ({check}) NOT VALID")
+            )
+    yield
+    async with db_sessions.begin() as db:
+        for table in constraints:
+            await db.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT test_refuses"))
+
+
+REFUSED_NAME = "Zoë van Refusedinbox"
+REFUSED_TEXT = "my refused recipe"
+
+
+async def test_database_refusals_leave_no_name_or_text_in_the_logs(
+    celery_worker: Path,
+    receiver_process: tuple[str, Path],
+    db_sessions: async_sessionmaker[AsyncSession],
+    refusing_database: None,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    """The receiver refuses a webhook the inbox cannot store (422), the worker a turn
+    whose input the session cannot store (failed after its attempts): both logs say
+    what was refused, with none of the values Postgres quoted."""
+    url, receiver_log = receiver_process
+    await builder_with_channel(db_sessions)
+    async with httpx.AsyncClient() as client:
+        named = {**twilio_form("hello"), "ProfileName": REFUSED_NAME}
+        refused = await post_signed(client, f"{url}/webhooks/twilio", named)
+        stored = await post_signed(client, f"{url}/webhooks/twilio", twilio_form(REFUSED_TEXT))
+    assert (refused.status_code, stored.status_code) == (422, 200)
+    assert "violates check constraint" in refused.text and REFUSED_NAME not in refused.text
+    await eventually(partial(all_answered, db_sessions), what="the refused turn to end")
+    assert [turn.status for turn in await turns(db_sessions)] == ["failed"]
+
+    logs = await asyncio.to_thread(lambda: receiver_log.read_text() + celery_worker.read_text())
+    assert 'violates check constraint \\"test_refuses\\"' in logs
+    assert [leak for leak in (REFUSED_NAME, REFUSED_TEXT, "Zoë", "recipe") if leak in logs] == []
 
 
 async def test_numbers_with_their_own_credentials_are_answered_under_them(

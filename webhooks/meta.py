@@ -15,16 +15,19 @@ import hashlib
 import hmac
 import json
 import logging
+from dataclasses import replace
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from db import lossless_json
+from db.inbox import storable_message
 from db.log_context import log_context
 from db.logs import mask_numbers
 from db.outbox import NamedPart, apply_delivery_status, record_provider_ids
 from db.settings import Settings
-from webhooks.body import read_limited_body, without_nul
+from webhooks.body import read_limited_body
 from webhooks.channel_secrets import WebhookSecrets
 from webhooks.meta_notification import MalformedNotification, Notification, parse_notification
 from webhooks.metrics import mark_duplicate
@@ -135,20 +138,37 @@ async def _verified_notification(request: Request, body: bytes) -> Notification:
         secrets = await channel_secrets.after_miss(secrets)
         why = refusal(secrets)
     if why is not None:
+        why = lossless_json.plain_text(why)  # it may quote a number id, which could be any text
         logger.warning("meta notification refused: %s", why)
         raise HTTPException(403, why)
     return parsed[0]
 
 
 def _parsed(body: bytes) -> Notification:
+    """The notification; a body that may hold what the inbox cannot store as it is (a NUL,
+    a lone surrogate, NaN, …: see `db.lossless_json`) has its messages made storable."""
     try:
-        return parse_notification(without_nul(json.loads(body), raw=body))
+        value, unusual = lossless_json.parse(body)
+        notification = parse_notification(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise HTTPException(400, f"the body is not JSON: {error}") from error
     except RecursionError as error:
         raise HTTPException(400, "the body nests too deeply") from error
     except MalformedNotification as error:
         raise HTTPException(400, str(error)) from error
+    except ValueError as error:  # an integer longer than Python reads (4,300 digits)
+        raise HTTPException(400, f"the body holds a number we cannot read: {error}") from error
+    if unusual:
+        notification.messages = [storable_message(m) for m in notification.messages]
+        notification.statuses = [
+            replace(
+                status,
+                message_id=lossless_json.plain_text(status.message_id),
+                error=None if status.error is None else lossless_json.plain_text(status.error),
+            )
+            for status in notification.statuses
+        ]
+    return notification
 
 
 def _signer(secrets: WebhookSecrets, settings: Settings, body: bytes, header: str) -> str | None:

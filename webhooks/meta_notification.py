@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from db.addresses import channel_address
-from db.inbox import ReceivedMessage
+from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
@@ -101,12 +101,12 @@ def _message(
 ) -> ReceivedMessage:
     """The message with its sender: replies go to the phone number when WhatsApp shares
     it, else to the business-scoped user id."""
-    message_id = _text(message.get("id"), f"{path}.id")
-    wa_id = _optional_text(message.get("from"), f"{path}.from")
-    user_id = _optional_text(message.get("from_user_id"), f"{path}.from_user_id")
+    message_id = _id(message.get("id"), f"{path}.id")
+    wa_id = _optional_id(message.get("from"), f"{path}.from")
+    user_id = _optional_id(message.get("from_user_id"), f"{path}.from_user_id")
     contact = _contact_of(contacts, wa_id, user_id)
-    wa_id = wa_id or _optional_text(contact.get("wa_id"), f"{path} contact wa_id")
-    user_id = user_id or _optional_text(contact.get("user_id"), f"{path} contact user_id")
+    wa_id = wa_id or _optional_id(contact.get("wa_id"), f"{path} contact wa_id")
+    user_id = user_id or _optional_id(contact.get("user_id"), f"{path} contact user_id")
     if not wa_id and not user_id:
         raise MalformedNotification(f"{path} names no sender (from / from_user_id)")
     profile = contact.get("profile")
@@ -230,7 +230,7 @@ def _status(status: dict[str, Any], phone_number_id: str, path: str) -> MetaStat
 def _phone_number_id(value: Any, path: str) -> str:
     """As channels store it (`channel_address`): the number that chooses the app secret
     that must have signed the notification is the number its messages are routed to."""
-    return _text(channel_address("meta", _text(value, path)), path)
+    return _id(channel_address("meta", _text(value, path)), path)
 
 
 def _outbound_id(callback_data: Any) -> uuid.UUID | None:
@@ -258,6 +258,22 @@ def _text(value: Any, path: str) -> str:
     if not isinstance(value, str) or not value:
         raise MalformedNotification(f"{path} must be a non-empty string")
     return value
+
+
+def _id(value: Any, path: str) -> str:
+    return _bounded(_text(value, path), path)
+
+
+def _optional_id(value: Any, path: str) -> str | None:
+    text = _optional_text(value, path)
+    return None if text is None else _bounded(text, path)
+
+
+def _bounded(text: str, path: str) -> str:
+    """Ids and numbers are indexed: longer ones than any WhatsApp sends are refused."""
+    if len(text) > MAX_ID_CHARACTERS:
+        raise MalformedNotification(f"{path} is longer than {MAX_ID_CHARACTERS} characters")
+    return text
 
 
 def _optional_text(value: Any, path: str) -> str | None:

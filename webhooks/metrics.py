@@ -50,7 +50,7 @@ AUTH_REFUSALS = Counter(
     ["reason"],
 )
 
-REFUSALS = {400: "bad_request", 403: "bad_signature", 413: "too_large"}
+REFUSALS = {400: "bad_request", 403: "bad_signature", 413: "too_large", 422: "unstorable"}
 DUPLICATE = "duplicate"
 
 

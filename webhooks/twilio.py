@@ -20,13 +20,14 @@ from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
 from db.addresses import channel_address
-from db.inbox import ReceivedMessage
+from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage, storable_message
 from db.log_context import log_context
 from db.logs import mask_numbers
+from db.lossless_json import MARKER, plain_text
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from db.settings import Settings
-from webhooks.body import read_limited_body, without_nul
+from webhooks.body import read_limited_body
 from webhooks.channel_secrets import WebhookSecrets
 from webhooks.metrics import mark_duplicate
 from webhooks.public_url import public_url
@@ -108,9 +109,15 @@ async def status_callback(request: Request) -> Response:
     error = None
     if form.get("ErrorCode"):
         error = f"Twilio error {form['ErrorCode']}: {form.get('ErrorMessage', '')}".strip()
+        error = plain_text(error)  # a text column holds no NUL
     async with request.app.state.sessionmaker.begin() as db:
         applied = await apply_delivery_status(
-            message_sid, status, error=error, provider="twilio", address=our_address, db=db
+            plain_text(message_sid),
+            status,
+            error=error,
+            provider="twilio",
+            address=our_address,
+            db=db,
         )
     logger.info(
         "twilio status %s for %s (%s)", status, message_sid, "applied" if applied else "stale"
@@ -151,7 +158,7 @@ async def _verified_form(request: Request, *, our_number: str) -> MultiDict[str]
         refusal = _refusal(secrets, address, url, form, signature, settings)
     if refusal is not None:
         raise HTTPException(403, refusal)
-    verified = MultiDict(without_nul(list(form.items()), raw=body))
+    verified = MultiDict(form)
     verified.update(addresses)
     return verified
 
@@ -187,6 +194,9 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
     missing = [name for name in ("MessageSid", "From", "To") if not form.get(name)]
     if missing:
         raise HTTPException(400, f"missing form field(s): {', '.join(missing)}")
+    for name in ("MessageSid", "From", "To", "WaId"):
+        if len(form.get(name, "")) > MAX_ID_CHARACTERS:
+            raise HTTPException(400, f"{name} is longer than {MAX_ID_CHARACTERS} characters")
     media_count = form.get("NumMedia", "0")
     if not (media_count.isascii() and media_count.isdigit()):
         raise HTTPException(400, f"NumMedia must be a whole number, got {media_count!r}")
@@ -197,7 +207,7 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
             raise HTTPException(400, f"NumMedia is {media_count} but MediaUrl{index} is missing")
         media.append({"url": url, "content_type": form.get(f"MediaContentType{index}", "")})
     kind = _kind(form.get("MessageType", ""), form.get("Body", ""), media)
-    return ReceivedMessage(
+    message = ReceivedMessage(
         provider="twilio",
         provider_message_id=form["MessageSid"],
         recipient=form["To"],
@@ -210,6 +220,10 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
         media=media,
         payload=dict(form.items()),
     )
+    # A form holds only text: what the inbox cannot store as it is, is a NUL or the marker.
+    if MARKER in form or "\x00" in "".join([*form.keys(), *form.values()]):
+        return storable_message(message)
+    return message
 
 
 def _kind(message_type: str, body: str, media: list[dict[str, str]]) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
+from db.lossless_json import plain_text
+
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 SUFFIXES = (*TEXT_SUFFIXES, ".pdf")
 CHUNK_CHARACTERS = 1200
@@ -37,7 +39,7 @@ def read_text(path: Path) -> str:
     if not text.strip():
         hint = " (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""
         raise DocumentError(f"{path}: has no text{hint}")
-    return text
+    return plain_text(text)  # what the agent reads, and a text column holds: no NUL
 
 
 def chunk_text(text: str, size: int = CHUNK_CHARACTERS) -> list[str]:

@@ -9,7 +9,7 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.agent_session import DatabaseSession, append_statement
+from db.agent_session import DatabaseSession, append_statement, stored_items
 from db.statements import StatementConnections
 from db.turns import MARK_INPUT_SAVED, mark_input_saved
 
@@ -46,12 +46,13 @@ class TurnSession(DatabaseSession):
         if not (self._input_unsaved and items):
             await super().add_items(items)
             return
+        stored = stored_items(items)
         if self._postgres:
-            params = {**self._append_params(items), "turn_id": self._turn_id}
+            params = {**self._append_params(stored), "turn_id": self._turn_id}
             await self._append_alone(_PG_APPEND_INPUT, params)
             self._input_unsaved = False
             return
         async with self._engine.begin() as conn:
-            first_sequence = await self._append(conn, items)
+            first_sequence = await self._append(conn, stored)
             await mark_input_saved(self._turn_id, first_sequence, db=conn)
         self._input_unsaved = False

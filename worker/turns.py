@@ -27,6 +27,7 @@ from agents.memory import SessionInputCallback
 
 from db.conversations import item_sequences, last_item
 from db.logs import mask_numbers
+from db.lossless_json import plain_text
 from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
 from db.outbox import reached_user_before
 from db.transcript import content_text
@@ -187,7 +188,8 @@ async def _generate_reply(
         raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
     except openai.APIConnectionError as error:
         raise TransientTurnError(f"model API unreachable: {error}") from error
-    return str(result.final_output)
+    # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
+    return plain_text(str(result.final_output))
 
 
 def _session_for(

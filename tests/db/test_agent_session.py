@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from db.agent_session import DatabaseSession, SessionNotFoundError
 from db.builders import create_builder
 from db.conversations import get_or_create_session
-from db.engine import create_engine, create_sessionmaker
+from db.engine import create_sessionmaker
 from db.models import AgentSessionRow, SessionItem
 
 ITEMS: list[dict[str, Any]] = [
@@ -49,13 +48,6 @@ async def new_session_id(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUI
     async with sessions.begin() as db:
         builder = await create_builder(name="b", instructions="i", model="m", db=db)
         return await get_or_create_session(builder.id, "test", uuid.uuid4().hex, db=db)
-
-
-@pytest.fixture
-async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from db.logs import mask_numbers
+from db.settings import Settings
+from tests.services import TEST_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "sk-live-0123456789abcdef"
@@ -38,15 +40,73 @@ logging.getLogger("httpx").info("POST https://api.twilio.com/?To=31612345678")
 """
 
 
-def run_process(log_format: str) -> list[str]:
+MARKER = "Zoë's secret recipe: 3 eggs"
+# Database errors as our code meets them, each carrying the marker the way Postgres
+# quotes refused values (CONTEXT: JSON data …, DETAIL: Key (…)=(…), `: "…"`), logged
+# as a traceback, quoted in a line of ours and in a library's (Celery's retry line).
+DATABASE_PROCESS = """
+import asyncio, json, logging, os
+import psycopg
+from sqlalchemy import text
+from db.engine import create_engine
+from db.logs import configure_logging
+from db.settings import get_settings
+from db.statements import StatementConnections
+
+configure_logging(get_settings())
+ours = logging.getLogger("worker.turns")
+url, marker = os.environ["WABOT_TEST_DATABASE"], os.environ["WABOT_TEST_MARKER"]
+
+async def refused_json(engine, statements):
+    document = json.dumps({"text": marker}).replace("}", ', "n": NaN}')
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT CAST(:document AS jsonb)"), {"document": document})
+
+async def refused_duplicate(engine, statements):
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TEMP TABLE seen (value text UNIQUE)"))
+        for _ in range(2):
+            await conn.execute(text("INSERT INTO seen VALUES (:value)"), {"value": marker})
+
+async def refused_uuid(engine, statements):
+    await statements.fetch("SELECT %(id)s::uuid", {"id": marker})
+
+async def main():
+    engine = create_engine(url)
+    statements = StatementConnections(url, size=1)
+    for refuse in (refused_json, refused_duplicate, refused_uuid):
+        try:
+            await refuse(engine, statements)
+        except Exception as error:
+            ours.exception("refused")
+            ours.warning("retrying: %s", error)
+            logging.getLogger("celery.app.trace").info("Task x retry: %r", error)
+    await statements.aclose()
+    await engine.dispose()
+    # A connection of no engine of ours: the log filter still cuts what it quotes.
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        try:
+            conn.execute("SELECT %s::uuid", (marker,))
+        except psycopg.Error as error:
+            ours.warning("refused elsewhere: %s", error, exc_info=True)
+
+asyncio.run(main())
+"""
+
+
+def run_process(log_format: str, process: str = PROCESS) -> list[str]:
     env = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),
         "LOG_FORMAT": log_format,
         "OPENAI_API_KEY": SECRET,
+        "WABOT_TEST_DATABASE": Settings(
+            _env_file=None, DATABASE_URL=TEST_DATABASE_URL
+        ).resolved_database_url,
+        "WABOT_TEST_MARKER": MARKER,
     }
     done = subprocess.run(
-        [sys.executable, "-c", PROCESS],
+        [sys.executable, "-c", process],
         env=env,
         cwd=ROOT / "tests",
         capture_output=True,
@@ -102,3 +162,15 @@ def test_numbers_are_masked_wherever_they_appear() -> None:
 def test_ids_and_durations_are_not_numbers_to_mask() -> None:
     assert mask_numbers(f"session {SESSION} is leased") == f"session {SESSION} is leased"
     assert mask_numbers("succeeded in 0.0123456789s") == "succeeded in 0.0123456789s"
+
+
+def test_database_errors_say_what_failed_without_the_values() -> None:
+    lines = [json.loads(line) for line in run_process("json", DATABASE_PROCESS)]
+
+    logged = json.dumps(lines, ensure_ascii=False)
+    assert MARKER not in logged and "recipe" not in logged
+    assert len(lines) == 10
+    assert "invalid input syntax for type json (22P02)" in lines[0]["exception"]
+    assert 'duplicate key value violates unique constraint "seen_value_key"' in lines[4]["message"]
+    assert 'invalid input syntax for type uuid: "…" (22P02)' in lines[7]["message"]
+    assert lines[9]["message"].startswith("refused elsewhere: invalid input syntax for type uuid")

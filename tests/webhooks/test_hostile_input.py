@@ -16,7 +16,15 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.exceptions import HTTPException
 
 from db.models import InboundMessage
-from tests.factories import meta_notification, meta_signature, meta_text_message, sign, twilio_form
+from tests.factories import (
+    fixture_form,
+    meta_notification,
+    meta_signature,
+    meta_text_message,
+    post_signed,
+    sign,
+    twilio_form,
+)
 from tests.webhooks.test_meta_webhook import json_values, notification_like
 from webhooks.meta_notification import MalformedNotification, parse_notification
 from webhooks.twilio import parse_inbound
@@ -142,6 +150,44 @@ async def test_nul_in_a_meta_routing_field_is_not_a_5xx(receiver: str) -> None:
     assert response.status_code == 200
 
 
+async def test_ids_too_long_and_numbers_too_long_are_refused_by_name(receiver: str) -> None:
+    long_sender = meta_notification([meta_text_message("hi", wa_id="1" * 600)], wa_id="1" * 600)
+    long_number = meta_notification([meta_text_message("hi") | {"n": "N"}]).replace(
+        b'"N"', b"9" * 5000
+    )
+    form = twilio_form("hi") | {"WaId": "3" * 600}
+    async with httpx.AsyncClient() as client:
+        responses = [
+            await client.post(
+                f"{receiver}/webhooks/meta",
+                content=body,
+                headers={"X-Hub-Signature-256": meta_signature(body)},
+            )
+            for body in (long_sender, long_number)
+        ]
+        responses.append(await post_signed(client, f"{receiver}/webhooks/twilio", form))
+    assert [response.status_code for response in responses] == [400, 400, 400]
+    assert (
+        responses[0].text
+        == "entry[0].changes[0].value.messages[0].from is longer than 512 characters"
+    )
+    assert "the body holds a number we cannot read" in responses[1].text
+    assert responses[2].text.startswith("WaId is longer than 512 characters")
+
+
+async def test_nul_in_a_delivery_status_is_not_a_5xx(receiver: str) -> None:
+    form = {
+        **fixture_form("status_delivered.txt"),
+        "MessageSid": "SM\x00",
+        "MessageStatus": "failed",
+        "ErrorCode": "30008",
+        "ErrorMessage": "Unknown \x00 error",
+    }
+    async with httpx.AsyncClient() as client:
+        response = await post_signed(client, f"{receiver}/webhooks/twilio/status", form)
+    assert response.status_code == 200
+
+
 async def test_unicode_nul_and_huge_fields_are_recorded(
     receiver: str, db_sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -163,5 +209,11 @@ async def test_unicode_nul_and_huge_fields_are_recorded(
         )
     assert (meta.status_code, twilio.status_code) == (200, 200)
     async with db_sessions() as db:
-        texts = list(await db.scalars(select(InboundMessage.text).order_by(InboundMessage.id)))
-    assert texts == ["𝔘𝔫𝔦𝔠𝔬𝔡𝔢  " + "ü" * 200_000, "😀" * 50_000]
+        rows = (
+            await db.execute(
+                select(InboundMessage.text, InboundMessage.payload).order_by(InboundMessage.id)
+            )
+        ).all()
+    # The agent reads U+FFFD where a text column cannot hold the NUL; the payload keeps it.
+    assert [text for text, _ in rows] == ["𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \ufffd " + "ü" * 200_000, "😀" * 50_000]
+    assert rows[0].payload["message"]["text"]["body"] == "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \u0000 " + "ü" * 200_000

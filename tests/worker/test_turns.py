@@ -506,6 +506,39 @@ def assert_calls_paired(model_input: list[dict[str, Any]]) -> None:
             )
 
 
+async def test_a_turn_whose_items_hold_a_nul_is_answered(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+) -> None:
+    """A NUL (U+0000) in what the model sends, in its tool call and in its answer, is
+    stored in the session as it came; the turn is answered, the user reads U+FFFD."""
+
+    def model_with_a_nul(request: dict[str, Any]) -> list[dict[str, Any]]:
+        if request["input"][-1].get("type") == "function_call_output":
+            return [message("It is noon\x00 here.")]
+        call = function_call("current_time", {"timezone": "UTC"})
+        return [{**call, "arguments": '{"timezone": "UTC\x00"}'}]
+
+    fake_openai.respond = model_with_a_nul
+    await process_inbound(await arrive(db_sessions, channel, "What time is it?"), runtime=runtime)
+
+    assert [m["Body"] for m in fake_twilio.messages] == ["It is noon\ufffd here."]
+    stored = await all_items(db_sessions)
+    assert [kind(item) for item in stored] == [
+        "user",
+        "function_call",
+        "function_call_output",
+        "assistant",
+    ]
+    assert stored[1]["arguments"] == '{"timezone": "UTC\x00"}'
+    assert stored[3]["content"][0]["text"] == "It is noon\x00 here."
+    [turn] = await turns(db_sessions)
+    assert turn.status == "replied"
+
+
 @pytest.mark.parametrize("failure", ["model 500", "deadline"])
 async def test_a_run_that_fails_after_a_tool_call_leaves_a_usable_history(
     db_sessions: async_sessionmaker[AsyncSession],

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from webhooks.body import without_nul
+from db.lossless_json import plain_text
 from webhooks.dashboard.auth import check_csrf_header
 from webhooks.dashboard.lookups import visible_builder
 from worker.web_chat import (
@@ -62,7 +62,7 @@ async def chat(request: Request) -> Response:
 async def _read_request(request: Request) -> tuple[str, str, bool]:
     raw = await request.body()  # at most `body_cap.MAX_BODY_BYTES`
     try:
-        body: Any = without_nul(json.loads(raw), raw=raw)
+        body: Any = json.loads(raw)
     except ValueError:
         raise HTTPException(400, "the body must be JSON") from None
     except RecursionError:
@@ -81,7 +81,7 @@ async def _read_request(request: Request) -> tuple[str, str, bool]:
     stream = body.get("stream", True)
     if not isinstance(stream, bool):
         raise HTTPException(400, "stream must be true or false")
-    return conversation_id, message, stream
+    return conversation_id, plain_text(message), stream  # as the agent reads a WhatsApp text
 
 
 async def _sse(events: asyncio.Queue[ChatEvent]) -> AsyncIterator[str]:

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from db import lossless_json
 from db.clock import as_utc
+from db.lossless_json import plain_text
 from db.models import OutboundMessage, SessionItem, Turn, TurnStatus
 from db.transcript import content_text, transcript_line
 
@@ -100,7 +102,7 @@ def build_entries(
                 entry.by_operator = turn.by_operator
         elif item_type == "function_call":
             entry.kind = "tool"
-            entry.tool_name = str(data.get("name"))
+            entry.tool_name = plain_text(str(data.get("name")))
             entry.arguments = _pretty(data.get("arguments"))
             calls[str(data.get("call_id"))] = entry
         elif item_type == "function_call_output":
@@ -126,24 +128,26 @@ def build_entries(
 
 
 def _pretty(value: Any) -> str:
-    """Tool arguments arrive as JSON text: shown indented when they parse."""
+    """Tool arguments arrive as JSON text: shown indented when they parse (U+FFFD for a
+    NUL or lone surrogate, which a page cannot show)."""
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
-            return value
+            return plain_text(value)
     if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False)
+        return plain_text(value)
+    return plain_text(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def item_json(item: SessionItem) -> dict[str, Any]:
-    """An item for the JSON API: raw, with the display text extracted."""
+    """An item for the JSON API: as stored (a value JSON cannot hold in its lossless
+    form, see `db.lossless_json`), with the display text extracted."""
     line = transcript_line(item.item_data)
     return {
         "sequence": item.sequence,
         "created_at": as_utc(item.created_at).isoformat(),
         "role": line.role,
         "text": line.text,
-        "item": item.item_data,
+        "item": lossless_json.storable(item.item_data),
     }
