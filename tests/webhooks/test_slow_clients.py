@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -50,8 +51,13 @@ def _docker_image() -> tuple[dict[str, str], list[str]]:
 def started(command: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
     """A receiver process, once `/healthz` answers; yields its base URL."""
     with log.open("ab") as output:
-        process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
+        process = subprocess.Popen(  # a group of its own: `sh -c` starts uvicorn as a child
+            command,
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -67,7 +73,7 @@ def started(command: list[str], env: dict[str, str], port: int, log: Path) -> It
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 
