@@ -28,7 +28,7 @@ from tests.fakes.twilio import FakeTwilio
 from tests.logs import json_lines
 from tests.queries import all_answered, inbound_messages, turns
 from tests.waiting import at_least, eventually
-from worker.app import create_celery, enqueue_inbound
+from worker.celery_app import create_celery, enqueue_inbound
 
 OTHER_NUMBER = "whatsapp:+14155230000"
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel, get_builder
 from tests.conftest import Wabot
-from worker.cli import main
+from worker.cli.main import main
 
 
 def create(wabot: Wabot, *options: str) -> str:

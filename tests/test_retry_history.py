@@ -23,7 +23,7 @@ from tests.fakes.openai import Failure, FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, all_items, inbound_messages, kind, turns
 from tests.waiting import at_least, eventually
-from worker.turns import DEFAULT_FALLBACK_REPLY
+from worker.conversation.turn_runner import DEFAULT_FALLBACK_REPLY
 
 ANSWER = "You said: Order bread"
 

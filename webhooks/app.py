@@ -23,8 +23,8 @@ from webhooks.channel_secrets import ChannelSecrets
 from webhooks.dashboard.app import create_dashboard, finish_chat_turns
 from webhooks.inbox_writer import InboxWriter
 from webhooks.metrics import DATABASE_ERRORS, counted, metrics
-from worker.app import create_celery
-from worker.runtime import create_runtime
+from worker.celery_app import create_celery
+from worker.process.runtime import create_runtime
 
 logger = logging.getLogger(__name__)
 

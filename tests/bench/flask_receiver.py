@@ -23,7 +23,7 @@ from db.inbox import ReceivedMessage
 from db.models import Channel, InboundMessage, InboundStatus
 from webhooks.meta_notification import parse_notification
 from webhooks.twilio import EMPTY_TWIML, parse_inbound
-from worker.app import PROCESS_INBOUND_TASK
+from worker.celery_app import PROCESS_INBOUND_TASK
 
 app = Flask(__name__)
 engine = create_engine(os.environ["DATABASE_URL"], pool_size=8)

@@ -24,7 +24,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from worker.agent import WHATSAPP_STYLE, current_time
+from worker.agent.builder_agent import WHATSAPP_STYLE, current_time
 
 NAIVE_TASK = "bench.naive.reply"
 INSTRUCTIONS = f"You help customers of a bakery.\n\n{WHATSAPP_STYLE}"

@@ -53,7 +53,7 @@ from tests.services import REDIS_URL
 from tests.waiting import wait_for_log
 from webhooks.inbox_writer import InboxWriter
 from webhooks.twilio import parse_inbound
-from worker.app import create_celery
+from worker.celery_app import create_celery
 
 DATABASE = "wabot_bench_worker"
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.builders import create_builder, update_builder
 from db.documents import reindex, replace_document, search_documents
 from db.engine import create_engine, create_sessionmaker
-from worker.documents import chunk_text
+from worker.agent.document_files import chunk_text
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

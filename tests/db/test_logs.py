@@ -25,7 +25,7 @@ from db.logs import configure_logging
 from db.settings import get_settings
 
 configure_logging(get_settings())
-ours = logging.getLogger("worker.turns")
+ours = logging.getLogger("worker.conversation.turn_runner")
 with log_context(inbound_id=42, session_id="{SESSION}"):
     ours.info("turn of session %s replied", "{SESSION}")
     try:
@@ -54,7 +54,7 @@ from db.settings import get_settings
 from db.statements import StatementConnections
 
 configure_logging(get_settings())
-ours = logging.getLogger("worker.turns")
+ours = logging.getLogger("worker.conversation.turn_runner")
 url, marker = os.environ["WABOT_TEST_DATABASE"], os.environ["WABOT_TEST_MARKER"]
 
 async def refused_json(engine, statements):
@@ -121,8 +121,8 @@ def test_json_lines_carry_the_ids_and_nothing_to_hide() -> None:
     lines = [json.loads(line) for line in run_process("json")]
 
     assert [(line["level"], line["logger"]) for line in lines] == [
-        ("INFO", "worker.turns"),
-        ("ERROR", "worker.turns"),
+        ("INFO", "worker.conversation.turn_runner"),
+        ("ERROR", "worker.conversation.turn_runner"),
         ("INFO", "celery.app.trace"),
         ("INFO", "uvicorn.error"),
     ]
@@ -143,9 +143,12 @@ def test_text_lines_append_the_ids_for_a_terminal() -> None:
     time, replied = lines[0].split(" ", 1)
     assert time.endswith("Z") and "T" in time
     assert replied == (
-        f"INFO worker.turns turn of session {SESSION} replied [inbound_id=42 session_id={SESSION}]"
+        f"INFO worker.conversation.turn_runner turn of session {SESSION} replied "
+        f"[inbound_id=42 session_id={SESSION}]"
     )
-    assert lines[1].endswith(f"ERROR worker.turns unexpected [inbound_id=42 session_id={SESSION}]")
+    assert lines[1].endswith(
+        f"ERROR worker.conversation.turn_runner unexpected [inbound_id=42 session_id={SESSION}]"
+    )
     assert "ValueError: refused whatsapp:+316•••••678 with key [redacted]" in lines
     assert SECRET not in "\n".join(lines) and "31612345678" not in "\n".join(lines)
 

@@ -23,7 +23,7 @@ from db.settings import Settings
 from db.statements import StatementConnections
 from tests.factories import received_twilio_text
 from webhooks.inbox_writer import InboxWriter
-from worker.app import create_celery
+from worker.celery_app import create_celery
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

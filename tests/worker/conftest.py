@@ -14,7 +14,7 @@ from tests.factories import BOT_NUMBER, META_PHONE_NUMBER_ID, builder_with_chann
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
-from worker.runtime import Runtime, create_runtime
+from worker.process.runtime import Runtime, create_runtime
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from tests.factories import BOT_NUMBER, builder_with_channel
 from tests.fakes.openai import FakeOpenAI
 from tests.queries import kind
 from tests.worker.test_turns import arrive
-from worker.conversations import process_inbound
-from worker.runtime import Runtime
+from worker.conversation.inbound import process_inbound
+from worker.process.runtime import Runtime
 
 
 async def test_temperature_max_tokens_and_history_window_are_the_builder_s(

@@ -16,9 +16,9 @@ from tests.fakes.openai import FakeOpenAI, function_call, message
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind
 from tests.worker.test_turns import arrive
-from worker.conversations import process_inbound
-from worker.knowledge import KNOWLEDGE_STYLE
-from worker.runtime import Runtime
+from worker.agent.knowledge import KNOWLEDGE_STYLE
+from worker.conversation.inbound import process_inbound
+from worker.process.runtime import Runtime
 
 BAKERY_NUMBER = "whatsapp:+14155238886"
 RIVAL_NUMBER = "whatsapp:+14155230000"

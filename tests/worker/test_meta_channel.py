@@ -11,7 +11,7 @@ from tests.fakes.meta import ACCESS_TOKEN, API_VERSION, Failure, FakeGraphAPI
 from tests.fakes.server import free_port
 from worker.channels.base import PermanentSendError, TransientSendError
 from worker.channels.meta import MetaChannel
-from worker.delivery import send_with_retries
+from worker.conversation.delivery import send_with_retries
 
 PHONE_NUMBER_ID = "106540352242922"
 

@@ -25,8 +25,8 @@ from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.waiting import at_least, eventually
 from tests.worker.test_turns import arrive
-from worker.conversations import RetryLater, process_inbound
-from worker.runtime import Runtime
+from worker.conversation.inbound import RetryLater, process_inbound
+from worker.process.runtime import Runtime
 
 TOKEN = "metrics-token-0123456789"
 

@@ -15,8 +15,8 @@ from db.conversations import get_or_create_session
 from db.documents import replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Builder
-from worker.agent import TurnContext, build_agent
-from worker.offline_model import OfflineModel
+from worker.agent.builder_agent import TurnContext, build_agent
+from worker.agent.offline_model import OfflineModel
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from openai import AsyncOpenAI
 from openai.types.shared import Reasoning
 
 from tests.fakes.openai import FakeOpenAI, function_call, message
-from worker.openai_client import WorkerOpenAI
+from worker.agent.openai_client import WorkerOpenAI
 
 HISTORY: list[TResponseInputItem] = [
     {"role": "user", "content": "Hi, I'm Ana"},

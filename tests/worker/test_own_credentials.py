@@ -36,9 +36,9 @@ from tests.fakes.twilio import (
 from tests.queries import all_items, turns
 from tests.worker.test_turns import arrive
 from worker.channels.pool import UnreadableChannelCredentials
-from worker.conversations import RetryLater, process_inbound
-from worker.human_reply import reply_as_human
-from worker.runtime import Runtime, create_runtime
+from worker.conversation.human_reply import reply_as_human
+from worker.conversation.inbound import RetryLater, process_inbound
+from worker.process.runtime import Runtime, create_runtime
 
 OWN_TWILIO = TwilioCredentials(OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN)
 OTHER_NUMBER = "whatsapp:+14155550100"

@@ -15,8 +15,8 @@ from tests.factories import arrive
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import outbound_messages, turns
-from worker.conversations import RetryLater, process_inbound
-from worker.runtime import Runtime
+from worker.conversation.inbound import RetryLater, process_inbound
+from worker.process.runtime import Runtime
 
 
 async def test_a_twilio_send_that_got_no_answer_is_found_in_twilio_s_list_not_sent_again(

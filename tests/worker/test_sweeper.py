@@ -16,8 +16,8 @@ from db.inbox import record_inbound
 from db.models import InboundMessage
 from db.settings import Settings
 from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
-from worker.runtime import Runtime, create_runtime
-from worker.sweeper import sweep_once
+from worker.process.runtime import Runtime, create_runtime
+from worker.process.sweeper import sweep_once
 
 
 @pytest.fixture

@@ -32,12 +32,12 @@ from tests.fakes.openai import Failure, FakeOpenAI, function_call, message
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
-from worker.conversations import RetryLater, answer_conversation, process_inbound
-from worker.delivery import SEND_ATTEMPTS
-from worker.runtime import Runtime
-from worker.scene import load_scene
+from worker.conversation.delivery import SEND_ATTEMPTS
+from worker.conversation.inbound import RetryLater, answer_conversation, process_inbound
+from worker.conversation.scene import load_scene
+from worker.conversation.turn_runner import DEFAULT_FALLBACK_REPLY
+from worker.process.runtime import Runtime
 from worker.turn_session import TurnSession
-from worker.turns import DEFAULT_FALLBACK_REPLY
 
 
 async def test_a_retried_turn_stores_the_user_message_once(

@@ -20,10 +20,10 @@ from db.models import Turn
 from db.takeover import forget_turn_positions, retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
 from webhooks.dashboard.lookups import path_uuid, visible_session
-from worker.app import enqueue_inbound
+from worker.celery_app import enqueue_inbound
 from worker.channels.pool import UnreadableChannelCredentials
-from worker.human_reply import reply_as_human
-from worker.web_chat import ConversationBusy
+from worker.conversation.human_reply import reply_as_human
+from worker.conversation.web_chat import ConversationBusy
 
 MAX_REPLY_CHARS = 4096
 

@@ -23,7 +23,7 @@ from worker.channels.base import OutboundChannel
 from worker.channels.console import ConsoleChannel
 from worker.channels.meta import MetaChannel
 from worker.channels.twilio import TwilioChannel
-from worker.turn_errors import TransientTurnError
+from worker.errors import TransientTurnError
 
 logger = logging.getLogger(__name__)
 

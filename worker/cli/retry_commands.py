@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentSessionRow, Turn, TurnStatus
 from db.takeover import FailedTurn, retry_turn, retryable_turns
-from worker.cli_support import emit, existing_builder, in_transaction, json_option
+from worker.cli.support import emit, existing_builder, in_transaction, json_option
 
 PAUSED = "is paused (an operator took over); resume it in the dashboard to retry"
 
@@ -143,6 +143,6 @@ async def _enqueue(reopened: Reopened) -> bool:
     """One task per conversation: the worker answers its retried turns one after the
     other. False when the broker is unreachable (the messages stay pending for the
     sweeper)."""
-    from worker.app import app, enqueue_inbound  # builds the Celery app: only when needed
+    from worker.celery_app import app, enqueue_inbound  # builds the Celery app: only when needed
 
     return await enqueue_inbound(app, [ids[-1] for ids in reopened.messages.values()])

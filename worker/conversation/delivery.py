@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, suppress
 
 from db.logs import mask_numbers
 from worker.channels.base import OutboundChannel, SendError, SentMessage, TransientSendError
-from worker.metrics import counted_send
+from worker.process.turn_metrics import counted_send
 
 logger = logging.getLogger(__name__)
 

@@ -40,10 +40,10 @@ from worker.channels.base import (
 )
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
-from worker.delivery import send_with_retries
-from worker.runtime import Runtime
-from worker.scene import Scene
-from worker.turn_errors import TransientTurnError, UndeliverableError
+from worker.conversation.delivery import send_with_retries
+from worker.conversation.scene import Scene
+from worker.errors import TransientTurnError, UndeliverableError
+from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -31,14 +31,14 @@ from db.lossless_json import plain_text
 from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
 from db.outbox import reached_user_before
 from db.transcript import content_text
-from worker.agent import MAX_TURNS, TurnContext, build_agent
+from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
-from worker.delivery import typing_shown
-from worker.metrics import observed_run, observed_turn
-from worker.replies import record_reply_parts, send_pending
-from worker.runtime import Runtime
-from worker.scene import Scene, load_scene
-from worker.turn_errors import PermanentTurnError, TransientTurnError
+from worker.conversation.delivery import typing_shown
+from worker.conversation.replies import record_reply_parts, send_pending
+from worker.conversation.scene import Scene, load_scene
+from worker.errors import PermanentTurnError, TransientTurnError
+from worker.process.runtime import Runtime
+from worker.process.turn_metrics import observed_run, observed_turn
 from worker.turn_session import TurnSession
 
 logger = logging.getLogger(__name__)

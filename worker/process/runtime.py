@@ -15,11 +15,11 @@ from db.engine import create_engine, create_sessionmaker
 from db.models import Channel
 from db.settings import Settings, get_settings
 from db.statements import StatementConnections
+from worker.agent.offline_model import OfflineModel
+from worker.agent.openai_client import WorkerOpenAI
 from worker.channels.base import OutboundChannel
 from worker.channels.pool import ChannelPool
-from worker.leases import FreshLeases
-from worker.offline_model import OfflineModel
-from worker.openai_client import WorkerOpenAI
+from worker.conversation.held_leases import FreshLeases
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.documents import DocumentSummary, documents_of, remove_document, replace_document
-from worker.cli_support import emit, existing_builder, in_transaction, json_option
-from worker.documents import DocumentError, chunk_text, read_text
+from worker.agent.document_files import DocumentError, chunk_text, read_text
+from worker.cli.support import emit, existing_builder, in_transaction, json_option
 
 
 @click.group()

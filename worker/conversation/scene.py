@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Builder, Channel, InboundMessage, OutboundMessage, Turn
 from db.outbox import replies_of
-from worker.runtime import Runtime
-from worker.turn_errors import UndeliverableError
+from worker.errors import UndeliverableError
+from worker.process.runtime import Runtime
 
 NO_CHANNEL = "the conversation's channel or builder was removed"
 

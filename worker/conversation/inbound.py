@@ -27,10 +27,10 @@ from db.log_context import bind, log_context
 from db.logs import mask_numbers
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
-from worker.runtime import Runtime
-from worker.scene import NO_CHANNEL, Scene, scene_of
-from worker.turn_errors import PermanentTurnError, TransientTurnError, UndeliverableError
-from worker.turns import run_turn, send_fallback
+from worker.conversation.scene import NO_CHANNEL, Scene, scene_of
+from worker.conversation.turn_runner import run_turn, send_fallback
+from worker.errors import PermanentTurnError, TransientTurnError, UndeliverableError
+from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from db.builders import get_builder
 from db.conversations import acquire_lease, get_or_create_session, release_lease
 from db.log_context import log_context
 from db.models import AgentSessionRow, Builder
-from worker.agent import MAX_TURNS, TurnContext, build_agent
-from worker.metrics import observed_chat_run, observed_chat_turn
-from worker.runtime import Runtime
-from worker.turns import history_from_a_user_message
+from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
+from worker.conversation.turn_runner import history_from_a_user_message
+from worker.process.runtime import Runtime
+from worker.process.turn_metrics import observed_chat_run, observed_chat_turn
 
 logger = logging.getLogger(__name__)
 

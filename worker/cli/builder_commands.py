@@ -18,7 +18,7 @@ from db.builders import (
 from db.documents import documents_of, reindex, text_search_languages
 from db.models import Builder, Channel
 from db.settings import get_settings
-from worker.cli_support import emit, existing_builder, in_transaction, json_option
+from worker.cli.support import emit, existing_builder, in_transaction, json_option
 
 RESETTABLE = {
     "temperature": "temperature",

@@ -1,8 +1,8 @@
 """The metrics of agent turns: turns by outcome and how long they take, the agent run's
 time, sends by status and tokens per builder. A `wabot worker` process counts its
 WhatsApp turns and, with WORKER_METRICS_PORT set, serves them (see
-worker.metrics_server); the receiver counts its web chat turns (see worker.web_chat) and
-serves them on its `/metrics`."""
+worker.process.metrics_server); the receiver counts its web chat turns (see
+worker.conversation.web_chat) and serves them on its `/metrics`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from prometheus_client import Counter, Histogram
 
 from db.conversations import LeaseLostError
 from worker.channels.base import OutboundChannel, SendError, SentMessage
-from worker.turn_errors import PermanentTurnError
+from worker.errors import PermanentTurnError
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=RunResultBase)

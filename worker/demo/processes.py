@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import httpx
 
-from worker.demo_setup import DemoFailure
+from worker.demo.bakery import DemoFailure
 
 
 def start(name: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

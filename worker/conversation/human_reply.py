@@ -19,10 +19,10 @@ from db.takeover import fail_operator_turn, record_operator_turn, reply_route
 from worker.channels.base import SendError
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
-from worker.delivery import send_with_retries
-from worker.replies import mark_part_sent
-from worker.runtime import Runtime
-from worker.web_chat import ConversationBusy
+from worker.conversation.delivery import send_with_retries
+from worker.conversation.replies import mark_part_sent
+from worker.conversation.web_chat import ConversationBusy
+from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from db.dashboard import MAX_PAGE, SessionSummary, items_page, session_with_stat
 from db.logs import mask_numbers
 from db.models import SessionItem
 from db.transcript import one_line, transcript_line
-from worker.cli_support import emit, in_transaction, json_option
+from worker.cli.support import emit, in_transaction, json_option
 
 
 def _age(moment: datetime | None, now: datetime) -> str:

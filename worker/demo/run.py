@@ -30,10 +30,10 @@ from db.engine import create_engine, create_sessionmaker
 from db.models import InboundMessage, InboundStatus, OutboundMessage
 from db.settings import Settings, get_settings
 from db.transcript import one_line, transcript_line
-from worker.demo_metrics import MetricsEndpoints
-from worker.demo_processes import free_port, serve_until_interrupted, start, wait_until_serving
-from worker.demo_requests import SignedRequest, meta_message, meta_text, twilio_message
-from worker.demo_setup import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
+from worker.demo.bakery import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
+from worker.demo.metrics_line import MetricsEndpoints
+from worker.demo.processes import free_port, serve_until_interrupted, start, wait_until_serving
+from worker.demo.signed_requests import SignedRequest, meta_message, meta_text, twilio_message
 
 DEMO_SECRET = "demo-secret-not-for-production"
 REPLY_TIMEOUT_SECONDS = 60.0

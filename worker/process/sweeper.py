@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from db.inbox import claim_stranded
-from worker.runtime import Runtime
+from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from db.builders import (
 from db.channel_credentials import UnreadableCredentials, new_key
 from db.models import Channel
 from db.settings import get_settings
-from worker.cli_credentials import (
+from worker.cli.credential_commands import (
     Given,
     checked,
     credential_options,
@@ -33,7 +33,7 @@ from worker.cli_credentials import (
     required_cipher,
     with_secrets_read,
 )
-from worker.cli_support import emit, existing_builder, in_transaction, json_option
+from worker.cli.support import emit, existing_builder, in_transaction, json_option
 
 TWILIO_ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
 META_PHONE_NUMBER_ID = re.compile(r"^\d{5,20}$")

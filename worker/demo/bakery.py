@@ -22,9 +22,9 @@ from db.engine import create_engine, create_sessionmaker
 from db.models import Channel
 from db.settings import Settings
 from db.tokens import create_token
-from worker.documents import chunk_text
+from worker.agent.document_files import chunk_text
 
-BAKERY_DOCUMENT = "demo_bakery.md"
+BAKERY_DOCUMENT = "bakery.md"
 DEMO_TWILIO_NUMBER = "whatsapp:+14155238886"
 DEMO_META_PHONE_NUMBER_ID = "100000000000001"
 DEFAULT_QUESTION = "When do you open on Sunday?"
@@ -108,7 +108,7 @@ async def _demo_bakery(settings: Settings, *, db: AsyncSession) -> DemoTarget:
             twilio.builder_id, provider="meta", address=DEMO_META_PHONE_NUMBER_ID, db=db
         )
     if not await documents_of(twilio.builder_id, db=db):
-        text = files("worker").joinpath(BAKERY_DOCUMENT).read_text(encoding="utf-8")
+        text = files("worker.demo").joinpath(BAKERY_DOCUMENT).read_text(encoding="utf-8")
         await replace_document(twilio.builder_id, "hours.md", chunk_text(text), db=db)
     return DemoTarget(
         twilio.builder_id,

@@ -14,13 +14,13 @@ from db import migrate
 from db.logs import configure_logging
 from db.settings import ConfigurationError, get_settings
 from db.tokens import create_token, revoke_token, tokens_of
-from worker.cli_builders import builder
-from worker.cli_channels import channel
-from worker.cli_docs import docs
-from worker.cli_ops import conversation, inbox
-from worker.cli_retry import retry
-from worker.cli_support import emit, existing_builder, in_transaction, json_option
-from worker.demo_setup import DEFAULT_QUESTION
+from worker.cli.builder_commands import builder
+from worker.cli.channel_commands import channel
+from worker.cli.document_commands import docs
+from worker.cli.inbox_commands import conversation, inbox
+from worker.cli.retry_commands import retry
+from worker.cli.support import emit, existing_builder, in_transaction, json_option
+from worker.demo.bakery import DEFAULT_QUESTION
 
 
 @click.group()
@@ -135,7 +135,7 @@ def worker(celery_args: tuple[str, ...]) -> None:
     Each process gets a node name of its own (`wabot-<pid>@<host>`, unless `-n` says
     otherwise): on RabbitMQ a second worker named like the first cannot start (its
     remote-control queue is the first one's, exclusively)."""
-    from worker.app import app
+    from worker.celery_app import app
 
     settings = get_settings()
     app.worker_main(
@@ -174,7 +174,7 @@ def worker(celery_args: tuple[str, ...]) -> None:
 def demo(serve: bool, builder_id: uuid.UUID | None, question: str, port: int | None) -> None:
     """Drive signed conversations through the real receiver and worker, showing the
     metrics as they move, then print the dashboard URL and a token to look at them."""
-    from worker.demo import run_demo
+    from worker.demo.run import run_demo
 
     sys.exit(run_demo(serve=serve, builder_id=builder_id, question=question, port=port))
 

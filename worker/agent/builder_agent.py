@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agents import Agent, Model, ModelSettings, RunContextWrapper, function_tool
 
 from db.models import Builder
-from worker.agent_context import TurnContext
-from worker.knowledge import KNOWLEDGE_STYLE, search_documents
+from worker.agent.knowledge import KNOWLEDGE_STYLE, search_documents
+from worker.agent.run_context import TurnContext
 
 MAX_TURNS = 8
 
