@@ -19,9 +19,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import add_channel
-from db.clock import as_utc
+from db.core.clock import as_utc
+from db.core.settings import Settings
 from db.models import Turn
-from db.settings import Settings
 from tests.conftest import Wabot
 from tests.factories import BOT_NUMBER, builder_with_channel, post_signed, twilio_form
 from tests.fakes.twilio import FakeTwilio

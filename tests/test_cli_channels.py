@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.channel_credentials import (
+from db.core.credentials import (
     CredentialsCipher,
     MetaCredentials,
     TwilioCredentials,

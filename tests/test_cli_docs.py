@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.documents import Passage, search_documents
+from db.document_store import Passage, search_documents
 from tests.conftest import Wabot
 from tests.factories import pdf_with_text
 

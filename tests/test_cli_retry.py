@@ -13,9 +13,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.conversations import get_or_create_session
 from db.inbox import fail_inbound, record_inbound
 from db.models import InboundMessage, Turn
+from db.sessions import get_or_create_session
 from db.takeover import set_paused
 from db.turns import finish_turn, start_turn
 from tests.conftest import Wabot

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.channel_credentials import MetaCredentials, TwilioCredentials
+from db.core.credentials import MetaCredentials, TwilioCredentials
 from db.transcript import content_text
 from tests.conftest import start_worker
 from tests.factories import (

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from db.core.logging_setup import configure_logging
+from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
-from db.logs import configure_logging
-from db.settings import Settings, get_settings
 from db.statements import StatementConnections
 from webhooks import health, meta, twilio
 from webhooks.channel_secrets import ChannelSecrets

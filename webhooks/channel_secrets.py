@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import channel_routes
-from db.channel_credentials import (
+from db.core.credentials import (
     ChannelCredentials,
     CredentialsCipher,
     MetaCredentials,

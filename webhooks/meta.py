@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from db import lossless_json
+from db.core.log_context import log_context
+from db.core.logging_setup import mask_numbers
+from db.core.settings import Settings
 from db.inbox import storable_message
-from db.log_context import log_context
-from db.logs import mask_numbers
 from db.outbox import NamedPart, apply_delivery_status, record_provider_ids
-from db.settings import Settings
 from webhooks.body import read_limited_body
 from webhooks.channel_secrets import WebhookSecrets
 from webhooks.meta_notification import MalformedNotification, Notification, parse_notification

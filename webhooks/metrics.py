@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from db.backlog import inbox_waiting
-from db.metrics_auth import metrics_authorized
+from db.core.metrics_auth import metrics_authorized
 
 logger = logging.getLogger(__name__)
 

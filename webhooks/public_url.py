@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from db.settings import Settings
+from db.core.settings import Settings
 
 
 def public_url(request: Request, settings: Settings) -> str:

@@ -20,13 +20,13 @@ from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
 from db.addresses import channel_address
+from db.core.log_context import log_context
+from db.core.logging_setup import mask_numbers
+from db.core.settings import Settings
 from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage, storable_message
-from db.log_context import log_context
-from db.logs import mask_numbers
 from db.lossless_json import MARKER, plain_text
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
-from db.settings import Settings
 from webhooks.body import read_limited_body
 from webhooks.channel_secrets import WebhookSecrets
 from webhooks.metrics import mark_duplicate

@@ -19,8 +19,8 @@ from kombu.exceptions import KombuError
 from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
 
-from db.logs import configure_logging
-from db.settings import Settings, get_settings
+from db.core.logging_setup import configure_logging
+from db.core.settings import Settings, get_settings
 
 PROCESS_INBOUND_TASK = "wabot.inbound.process"
 PUBLISH_ATTEMPTS = 2

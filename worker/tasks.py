@@ -11,8 +11,8 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
-from db.log_context import log_context
-from db.settings import get_settings
+from db.core.log_context import log_context
+from db.core.settings import get_settings
 from worker.celery_app import PROCESS_INBOUND_TASK, app, enqueue_inbound
 from worker.conversation.inbound import RetryLater, process_inbound
 from worker.process.event_loop import stop_worker_loop, worker_loop

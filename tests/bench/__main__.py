@@ -15,8 +15,8 @@ import psycopg
 from psycopg import sql
 
 from db import migrate
+from db.core.settings import Settings
 from db.models import Base
-from db.settings import Settings
 from tests.bench import receiver_throughput, session_turns, worker_throughput
 from tests.bench.report import machine, table, write
 from tests.services import LIBPQ_DSN

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.agent_session import DatabaseSession
 from db.builders import create_builder
-from db.conversations import get_or_create_session
 from db.engine import create_engine, create_sessionmaker
+from db.sessions import get_or_create_session
 from db.statements import StatementConnections
 from tests.bench.report import Row
 

@@ -40,8 +40,8 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from db.core.settings import Settings
 from db.engine import create_engine, create_sessionmaker
-from db.settings import Settings
 from db.statements import StatementConnections
 from tests.bench.naive_worker import NAIVE_TASK
 from tests.bench.report import Row

@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import create_builder
-from db.conversations import acquire_lease, get_or_create_session, release_lease, renew_lease
+from db.sessions import acquire_lease, get_or_create_session, release_lease, renew_lease
 
 
 async def a_builder(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:

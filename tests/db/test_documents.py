@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import create_builder, update_builder
-from db.documents import reindex, replace_document, search_documents
+from db.document_store import reindex, replace_document, search_documents
 from db.engine import create_engine, create_sessionmaker
 from worker.agent.document_files import chunk_text
 

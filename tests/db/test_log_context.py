@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from db.log_context import FIELDS, CorrelationFilter, bind, log_context
+from db.core.log_context import FIELDS, CorrelationFilter, bind, log_context
 
 
 class Collected(logging.Handler):

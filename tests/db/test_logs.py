@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from db.logs import mask_numbers
-from db.settings import Settings
+from db.core.logging_setup import mask_numbers
+from db.core.settings import Settings
 from tests.services import TEST_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,9 +20,9 @@ SESSION = "3c6489e8-3b8e-4f2f-9970-12345678901a"
 # Celery's `extra`, and a traceback holding a number and the OpenAI key.
 PROCESS = f"""
 import logging
-from db.log_context import log_context
-from db.logs import configure_logging
-from db.settings import get_settings
+from db.core.log_context import log_context
+from db.core.logging_setup import configure_logging
+from db.core.settings import get_settings
 
 configure_logging(get_settings())
 ours = logging.getLogger("worker.conversation.turn_runner")
@@ -49,8 +49,8 @@ import asyncio, json, logging, os
 import psycopg
 from sqlalchemy import text
 from db.engine import create_engine
-from db.logs import configure_logging
-from db.settings import get_settings
+from db.core.logging_setup import configure_logging
+from db.core.settings import get_settings
 from db.statements import StatementConnections
 
 configure_logging(get_settings())

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.conversations import get_or_create_session
 from db.models import InboundMessage, OutboundMessage, Turn
 from db.outbox import record_reply
+from db.sessions import get_or_create_session
 from tests.factories import (
     META_PHONE_NUMBER_ID,
     builder_with_channel,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel, set_channel_credentials
-from db.channel_credentials import CredentialsCipher, MetaCredentials, TwilioCredentials, new_key
+from db.core.credentials import CredentialsCipher, MetaCredentials, TwilioCredentials, new_key
 from db.models import InboundMessage, OutboundMessage
 from tests.factories import (
     BOT_NUMBER,

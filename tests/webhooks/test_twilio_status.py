@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
-from db.conversations import get_or_create_session
 from db.models import OutboundMessage, Turn
 from db.outbox import mark_sent, record_reply
+from db.sessions import get_or_create_session
 from tests.factories import builder_with_channel, channel_at, fixture_form, post_signed
 
 STATUS_FROM = fixture_form("status_delivered.txt")["From"]

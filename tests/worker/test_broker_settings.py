@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from db.settings import Settings
+from db.core.settings import Settings
 
 LONG_RUNS = {"RUN_TIMEOUT_SECONDS": "1200", "CONVERSATION_LEASE_SECONDS": "1500"}
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
-from db.documents import replace_document
+from db.document_store import replace_document
 from tests.factories import builder_with_channel
 from tests.fakes.openai import FakeOpenAI, function_call, message
 from tests.fakes.twilio import FakeTwilio

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
+from db.core.settings import Settings
 from db.models import Channel
-from db.settings import Settings
 from tests.conftest import start_worker
 from tests.factories import BOT_NUMBER, builder_with_channel, post_signed, twilio_form
 from tests.fakes.openai import Failure, FakeOpenAI

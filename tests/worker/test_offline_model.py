@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.agent_session import DatabaseSession
 from db.builders import create_builder
-from db.conversations import get_or_create_session
-from db.documents import replace_document
+from db.document_store import replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Builder
+from db.sessions import get_or_create_session
 from worker.agent.builder_agent import TurnContext, build_agent
 from worker.agent.offline_model import OfflineModel
 

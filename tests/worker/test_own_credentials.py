@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import set_channel_credentials
-from db.channel_credentials import CredentialsCipher, MetaCredentials, TwilioCredentials, new_key
+from db.core.credentials import CredentialsCipher, MetaCredentials, TwilioCredentials, new_key
+from db.core.settings import Settings
 from db.models import AgentSessionRow
-from db.settings import Settings
 from tests.factories import (
     BOT_NUMBER,
     CREDENTIALS_KEY,

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.conversations import acquire_lease, get_or_create_session
+from db.core.settings import Settings
 from db.inbox import record_inbound
 from db.models import InboundMessage
-from db.settings import Settings
+from db.sessions import acquire_lease, get_or_create_session
 from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
 from worker.process.runtime import Runtime, create_runtime
 from worker.process.sweeper import sweep_once

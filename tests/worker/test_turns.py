@@ -15,9 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel, update_builder
-from db.conversations import LeaseLostError, acquire_lease, get_or_create_session
 from db.inbox import get_inbound
 from db.models import AgentSessionRow, Channel, Turn
+from db.sessions import LeaseLostError, acquire_lease, get_or_create_session
+from db.turn_session import TurnSession
 from db.turns import start_turn
 from tests.factories import (
     BOT_NUMBER,
@@ -37,7 +38,6 @@ from worker.conversation.inbound import RetryLater, answer_conversation, process
 from worker.conversation.scene import load_scene
 from worker.conversation.turn_runner import DEFAULT_FALLBACK_REPLY
 from worker.process.runtime import Runtime
-from worker.turn_session import TurnSession
 
 
 async def test_a_retried_turn_stores_the_user_message_once(

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from db.agent_session import DatabaseSession
-from db.conversations import acquire_lease, release_lease
 from db.inbox import pending_arrivals
 from db.models import Turn
+from db.sessions import acquire_lease, release_lease
 from db.takeover import forget_turn_positions, retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
 from webhooks.dashboard.lookups import path_uuid, visible_session

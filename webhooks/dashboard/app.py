@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ExceptionHandler
 
-from db.settings import Settings
+from db.core.settings import Settings
 from webhooks.dashboard import actions, api, chat, pages
 from webhooks.dashboard.auth import Guard, admin_key
 from webhooks.dashboard.body_cap import BodyCap

@@ -6,7 +6,7 @@ import logging
 
 from agents import RunContextWrapper, function_tool
 
-from db.documents import search_documents as search
+from db.document_store import search_documents as search
 from worker.agent.run_context import TurnContext
 
 logger = logging.getLogger(__name__)

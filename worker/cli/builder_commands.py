@@ -15,9 +15,9 @@ from db.builders import (
     list_builders,
     update_builder,
 )
-from db.documents import documents_of, reindex, text_search_languages
+from db.core.settings import get_settings
+from db.document_store import documents_of, reindex, text_search_languages
 from db.models import Builder, Channel
-from db.settings import get_settings
 from worker.cli.support import emit, existing_builder, in_transaction, json_option
 
 RESETTABLE = {

@@ -19,9 +19,9 @@ from db.builders import (
     remove_channel,
     set_channel_credentials,
 )
-from db.channel_credentials import UnreadableCredentials, new_key
+from db.core.credentials import UnreadableCredentials, new_key
+from db.core.settings import get_settings
 from db.models import Channel
-from db.settings import get_settings
 from worker.cli.credential_commands import (
     Given,
     checked,

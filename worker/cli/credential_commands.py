@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from db.channel_credentials import (
+from db.core.credentials import (
     NEW_KEY_HINT,
     TWILIO_ACCOUNT_SID,
     ChannelCredentials,
@@ -19,8 +19,8 @@ from db.channel_credentials import (
     UnreadableCredentials,
     open_credentials,
 )
+from db.core.settings import get_settings
 from db.models import Channel
-from db.settings import get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 SECRET_HELP = "`-` reads it without echo (a prompt, or a line of stdin when piped)."

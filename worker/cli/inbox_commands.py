@@ -10,9 +10,9 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.backlog import AGES, Backlog, inbox_backlog
-from db.clock import as_utc
-from db.dashboard import MAX_PAGE, SessionSummary, items_page, session_with_status
-from db.logs import mask_numbers
+from db.core.clock import as_utc
+from db.core.logging_setup import mask_numbers
+from db.dashboard_queries import MAX_PAGE, SessionSummary, items_page, session_with_status
 from db.models import SessionItem
 from db.transcript import one_line, transcript_line
 from worker.cli.support import emit, in_transaction, json_option

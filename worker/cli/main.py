@@ -11,8 +11,8 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import migrate
-from db.logs import configure_logging
-from db.settings import ConfigurationError, get_settings
+from db.core.logging_setup import configure_logging
+from db.core.settings import ConfigurationError, get_settings
 from db.tokens import create_token, revoke_token, tokens_of
 from worker.cli.builder_commands import builder
 from worker.cli.channel_commands import channel

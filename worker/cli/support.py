@@ -13,9 +13,9 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.builders import get_builder
+from db.core.settings import get_settings
 from db.engine import create_engine, create_sessionmaker
 from db.models import Builder
-from db.settings import get_settings
 
 T = TypeVar("T")
 UNDEFINED_TABLE = "42P01"

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from db.logs import mask_numbers
+from db.core.logging_setup import mask_numbers
 from worker.channels.base import OutboundChannel, SendError, SentMessage, TransientSendError
 from worker.process.turn_metrics import counted_send
 

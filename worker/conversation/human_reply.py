@@ -10,11 +10,11 @@ import logging
 import uuid
 
 from db.agent_session import DatabaseSession
-from db.conversations import acquire_lease, last_item, release_lease
-from db.log_context import log_context
-from db.logs import mask_numbers
+from db.core.log_context import log_context
+from db.core.logging_setup import mask_numbers
 from db.models import OutboundMessage
 from db.outbox import mark_send_failed, record_reply, replies_of
+from db.sessions import acquire_lease, last_item, release_lease
 from db.takeover import fail_operator_turn, record_operator_turn, reply_route
 from worker.channels.base import SendError
 from worker.channels.formatting import markdown_to_whatsapp

@@ -15,17 +15,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.conversations import (
+from db.core.log_context import bind, log_context
+from db.core.logging_setup import mask_numbers
+from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
+from db.models import Channel, InboundMessage, InboundStatus, Turn
+from db.sessions import (
     LeaseLostError,
     acquire_lease,
     get_or_create_session,
     release_lease,
     renew_lease,
 )
-from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
-from db.log_context import bind, log_context
-from db.logs import mask_numbers
-from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
 from worker.conversation.scene import NO_CHANNEL, Scene, scene_of
 from worker.conversation.turn_runner import run_turn, send_fallback

@@ -18,10 +18,9 @@ from datetime import timedelta
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.clock import as_utc
-from db.conversations import LeaseLostError, renew_lease
-from db.log_context import log_context
-from db.logs import mask_numbers
+from db.core.clock import as_utc
+from db.core.log_context import log_context
+from db.core.logging_setup import mask_numbers
 from db.models import OutboundMessage, OutboundStatus, Turn
 from db.outbox import (
     known_provider_ids,
@@ -32,6 +31,7 @@ from db.outbox import (
     record_reply,
     recorded_provider_id,
 )
+from db.sessions import LeaseLostError, renew_lease
 from worker.channels.base import (
     OutboundChannel,
     PermanentSendError,

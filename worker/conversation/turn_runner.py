@@ -25,12 +25,13 @@ from agents import (
 from agents.items import TResponseInputItem
 from agents.memory import SessionInputCallback
 
-from db.conversations import item_sequences, last_item
-from db.logs import mask_numbers
+from db.core.logging_setup import mask_numbers
 from db.lossless_json import plain_text
 from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
 from db.outbox import reached_user_before
+from db.sessions import item_sequences, last_item
 from db.transcript import content_text
+from db.turn_session import TurnSession
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
 from worker.conversation.delivery import typing_shown
@@ -39,7 +40,6 @@ from worker.conversation.scene import Scene, load_scene
 from worker.errors import PermanentTurnError, TransientTurnError
 from worker.process.runtime import Runtime
 from worker.process.turn_metrics import observed_run, observed_turn
-from worker.turn_session import TurnSession
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from openai.types.responses import ResponseTextDeltaEvent
 
 from db.agent_session import DatabaseSession
 from db.builders import get_builder
-from db.conversations import acquire_lease, get_or_create_session, release_lease
-from db.log_context import log_context
+from db.core.log_context import log_context
 from db.models import AgentSessionRow, Builder
+from db.sessions import acquire_lease, get_or_create_session, release_lease
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.conversation.turn_runner import history_from_a_user_message
 from worker.process.runtime import Runtime

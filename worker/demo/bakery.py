@@ -10,17 +10,17 @@ from importlib.resources import files
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.builders import add_channel, channels_of, create_builder, find_channel, get_builder
-from db.channel_credentials import (
+from db.core.credentials import (
     ChannelCredentials,
     MetaCredentials,
     TwilioCredentials,
     UnreadableCredentials,
     open_credentials,
 )
-from db.documents import documents_of, replace_document
+from db.core.settings import Settings
+from db.document_store import documents_of, replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Channel
-from db.settings import Settings
 from db.tokens import create_token
 from worker.agent.document_files import chunk_text
 

@@ -25,10 +25,10 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from db import migrate
-from db.conversations import session_items_of
+from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
 from db.models import InboundMessage, InboundStatus, OutboundMessage
-from db.settings import Settings, get_settings
+from db.sessions import session_items_of
 from db.transcript import one_line, transcript_line
 from worker.demo.bakery import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
 from worker.demo.metrics_line import MetricsEndpoints

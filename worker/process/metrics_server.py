@@ -13,7 +13,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from prometheus_client import make_wsgi_app
 from pydantic import SecretStr
 
-from db.metrics_auth import metrics_authorized
+from db.core.metrics_auth import metrics_authorized
 
 
 class _Server(ThreadingMixIn, WSGIServer):

@@ -11,9 +11,9 @@ from agents import Model, OpenAIResponsesModel, set_tracing_disabled
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
 from db.models import Channel
-from db.settings import Settings, get_settings
 from db.statements import StatementConnections
 from worker.agent.offline_model import OfflineModel
 from worker.agent.openai_client import WorkerOpenAI

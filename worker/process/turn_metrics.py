@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 from agents.result import RunResultBase
 from prometheus_client import Counter, Histogram
 
-from db.conversations import LeaseLostError
+from db.sessions import LeaseLostError
 from worker.channels.base import OutboundChannel, SendError, SentMessage
 from worker.errors import PermanentTurnError
 

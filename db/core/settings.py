@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from db.channel_credentials import CredentialsCipher, fernet_keys
+from db.core.credentials import CredentialsCipher, fernet_keys
 from db.engine import Pooler
 
 

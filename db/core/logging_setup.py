@@ -1,5 +1,5 @@
 """Logging shared by every process: one line per event, JSON (`LOG_FORMAT=json`) or text,
-carrying the correlation fields of `db.log_context`; numbers masked, secrets redacted."""
+carrying the correlation fields of `db.core.log_context`; numbers masked, secrets redacted."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import SecretStr
 from pythonjsonlogger.json import JsonFormatter
 
+from db.core.log_context import FIELDS, CorrelationFilter
+from db.core.settings import Settings
 from db.database_errors import hide_data
-from db.log_context import FIELDS, CorrelationFilter
-from db.settings import Settings
 
 HANDLER_NAME = "wabot"
 REDACTED = "[redacted]"

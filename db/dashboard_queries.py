@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.clock import as_utc
+from db.core.clock import as_utc
 from db.models import (
     AgentSessionRow,
     Builder,
