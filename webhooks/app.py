@@ -18,11 +18,12 @@ from db.core.logging_setup import configure_logging
 from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
 from db.statements import StatementConnections
-from webhooks import health, meta, twilio
-from webhooks.channel_secrets import ChannelSecrets
-from webhooks.dashboard.app import create_dashboard, finish_chat_turns
+from webhooks import health
+from webhooks.dashboard.dashboard_app import create_dashboard, finish_chat_turns
 from webhooks.inbox_writer import InboxWriter
-from webhooks.metrics import DATABASE_ERRORS, counted, metrics
+from webhooks.providers import meta, twilio
+from webhooks.providers.channel_secrets import ChannelSecrets
+from webhooks.receiver_metrics import DATABASE_ERRORS, counted, metrics
 from worker.celery_app import create_celery
 from worker.process.runtime import create_runtime
 

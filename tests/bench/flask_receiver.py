@@ -21,8 +21,8 @@ from twilio.request_validator import RequestValidator
 
 from db.inbox import ReceivedMessage
 from db.models import Channel, InboundMessage, InboundStatus
-from webhooks.meta_notification import parse_notification
-from webhooks.twilio import EMPTY_TWIML, parse_inbound
+from webhooks.providers.meta_notification import parse_notification
+from webhooks.providers.twilio import EMPTY_TWIML, parse_inbound
 from worker.celery_app import PROCESS_INBOUND_TASK
 
 app = Flask(__name__)

@@ -52,7 +52,7 @@ from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.services import REDIS_URL
 from tests.waiting import wait_for_log
 from webhooks.inbox_writer import InboxWriter
-from webhooks.twilio import parse_inbound
+from webhooks.providers.twilio import parse_inbound
 from worker.celery_app import create_celery
 
 DATABASE = "wabot_bench_worker"

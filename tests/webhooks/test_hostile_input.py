@@ -26,8 +26,8 @@ from tests.factories import (
     twilio_form,
 )
 from tests.webhooks.test_meta_webhook import json_values, notification_like
-from webhooks.meta_notification import MalformedNotification, parse_notification
-from webhooks.twilio import parse_inbound
+from webhooks.providers.meta_notification import MalformedNotification, parse_notification
+from webhooks.providers.twilio import parse_inbound
 
 TWILIO_KEYS = [
     "MessageSid",

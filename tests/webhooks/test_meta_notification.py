@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.factories import meta_fixture, meta_notification, meta_text_message
-from webhooks.meta_notification import MalformedNotification, parse_notification
+from webhooks.providers.meta_notification import MalformedNotification, parse_notification
 
 
 def parsed(body: bytes) -> Any:

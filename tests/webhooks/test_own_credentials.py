@@ -245,7 +245,7 @@ async def test_credentials_the_key_cannot_open_verify_nothing_and_are_logged_onc
         channel = await find_channel("twilio", BOT_NUMBER, db=db)
         assert channel is not None
     url = f"{receiver}/webhooks/twilio"
-    with caplog.at_level(logging.ERROR, logger="webhooks.channel_secrets"):
+    with caplog.at_level(logging.ERROR, logger="webhooks.providers.channel_secrets"):
         async with httpx.AsyncClient() as client:
             responses = [
                 await post_signed(client, url, twilio_form(text), token=token)

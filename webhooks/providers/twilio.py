@@ -27,10 +27,10 @@ from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage, storable_message
 from db.lossless_json import MARKER, plain_text
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
-from webhooks.body import read_limited_body
-from webhooks.channel_secrets import WebhookSecrets
-from webhooks.metrics import mark_duplicate
-from webhooks.public_url import public_url
+from webhooks.providers.channel_secrets import WebhookSecrets
+from webhooks.providers.public_url import public_url
+from webhooks.providers.request_body import read_limited_body
+from webhooks.receiver_metrics import mark_duplicate
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,14 @@ from db.core.logging_setup import mask_numbers
 from db.core.settings import Settings
 from db.inbox import storable_message
 from db.outbox import NamedPart, apply_delivery_status, record_provider_ids
-from webhooks.body import read_limited_body
-from webhooks.channel_secrets import WebhookSecrets
-from webhooks.meta_notification import MalformedNotification, Notification, parse_notification
-from webhooks.metrics import mark_duplicate
+from webhooks.providers.channel_secrets import WebhookSecrets
+from webhooks.providers.meta_notification import (
+    MalformedNotification,
+    Notification,
+    parse_notification,
+)
+from webhooks.providers.request_body import read_limited_body
+from webhooks.receiver_metrics import mark_duplicate
 
 logger = logging.getLogger(__name__)
 
