@@ -319,7 +319,7 @@ def wabot(pooled_database_url: str, db_sessions: async_sessionmaker[AsyncSession
             capture_output=True,
             text=True,
             timeout=60,
-            cwd=ROOT / "tests",
+            cwd=ROOT / "tests" / "fixtures",
             input=input,
         )
 

@@ -110,7 +110,7 @@ def test_a_bad_setting_names_its_variable(wabot: Wabot) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=ROOT / "tests",
+        cwd=ROOT / "tests" / "fixtures",
     )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
@@ -179,7 +179,7 @@ def test_a_wrong_log_setting_is_named_before_anything_runs() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "worker.cli", "db", "current"],
         env=env,
-        cwd=ROOT / "tests",
+        cwd=ROOT / "tests" / "fixtures",
         capture_output=True,
         text=True,
         timeout=60,
@@ -193,7 +193,7 @@ def test_an_unreachable_database_is_a_one_line_error() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "worker.cli", "builder", "list"],
         env={"PATH": os.environ["PATH"], "DATABASE_URL": "postgresql://127.0.0.1:1/wabot"},
-        cwd=ROOT / "tests",
+        cwd=ROOT / "tests" / "fixtures",
         capture_output=True,
         text=True,
         timeout=60,

@@ -130,7 +130,7 @@ def typed_at_a_terminal(
         stdin=replica,
         stdout=replica,
         stderr=replica,
-        cwd=ROOT / "tests",
+        cwd=ROOT / "tests" / "fixtures",
         env=env,
     )
     os.close(replica)

@@ -108,7 +108,7 @@ def run_process(log_format: str, process: str = PROCESS) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-c", process],
         env=env,
-        cwd=ROOT / "tests",
+        cwd=ROOT / "tests" / "fixtures",
         capture_output=True,
         text=True,
         timeout=60,
