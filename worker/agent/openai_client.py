@@ -5,7 +5,7 @@ the parameter types.
 That walk (`openai._utils._transform`) tries every member of the input-item union on
 every item of the history, and renames and reformats nothing in a Responses request:
 the SDK hands it plain JSON-ready dicts. With a 50-item history it was over half of a
-worker's CPU (py-spy). `tests/worker/test_openai_client.py` checks, on realistic
+worker's CPU (py-spy). `tests/worker/agent/test_openai_client.py` checks, on realistic
 requests, that the walk would have sent the same body, so a new openai release that
 starts renaming or reformatting fields fails the suite instead of the API call.
 """

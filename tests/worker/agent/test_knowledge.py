@@ -15,7 +15,7 @@ from tests.factories import builder_with_channel
 from tests.fakes.openai import FakeOpenAI, function_call, message
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind
-from tests.worker.test_turns import arrive
+from tests.worker.conversation.test_turns import arrive
 from worker.agent.knowledge import KNOWLEDGE_STYLE
 from worker.conversation.inbound import process_inbound
 from worker.process.runtime import Runtime

@@ -8,7 +8,7 @@ from db.builders import find_channel, update_builder
 from tests.factories import BOT_NUMBER, builder_with_channel
 from tests.fakes.openai import FakeOpenAI
 from tests.queries import kind
-from tests.worker.test_turns import arrive
+from tests.worker.conversation.test_turns import arrive
 from worker.conversation.inbound import process_inbound
 from worker.process.runtime import Runtime
 

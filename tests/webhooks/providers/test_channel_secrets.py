@@ -33,7 +33,7 @@ from tests.factories import (
 )
 from tests.fakes.meta import APP_SECRET, OTHER_APP_SECRET
 from tests.fakes.twilio import AUTH_TOKEN, OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN
-from tests.webhooks.test_twilio_status import sent_reply
+from tests.webhooks.providers.test_twilio_status import sent_reply
 
 OWN_TWILIO = TwilioCredentials(OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN)
 OWN_APP = MetaCredentials(app_secret=OTHER_APP_SECRET)

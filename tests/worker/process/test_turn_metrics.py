@@ -24,7 +24,7 @@ from tests.fakes.openai import Failure, FakeOpenAI
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.waiting import at_least, eventually
-from tests.worker.test_turns import arrive
+from tests.worker.conversation.test_turns import arrive
 from worker.conversation.inbound import RetryLater, process_inbound
 from worker.process.runtime import Runtime
 

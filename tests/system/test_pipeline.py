@@ -45,7 +45,7 @@ from tests.queries import all_answered, all_items, inbound_messages, kind, outbo
 from tests.services import RABBITMQ_URL
 from tests.waiting import at_least, eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from db.core.logging_setup import mask_numbers
 from db.core.settings import Settings
 from tests.services import TEST_DATABASE_URL
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET = "sk-live-0123456789abcdef"
 SESSION = "3c6489e8-3b8e-4f2f-9970-12345678901a"
 # A process that logs as ours do: its own lines in a correlation context, a library's

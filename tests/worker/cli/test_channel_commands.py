@@ -25,7 +25,7 @@ from db.core.credentials import (
 )
 from db.models import Channel
 from tests.conftest import ROOT, Wabot
-from tests.test_cli_builders import create
+from tests.worker.cli.test_builder_commands import create
 
 KEY = {"CREDENTIALS_KEY": new_key()}
 SID = "AC" + "0123456789abcdef" * 2

@@ -28,7 +28,7 @@ from tests.factories import (
     post_meta,
 )
 from tests.fakes.meta import VERIFY_TOKEN
-from tests.webhooks.test_twilio_status import sent_reply
+from tests.webhooks.providers.test_twilio_status import sent_reply
 
 
 async def inbox(sessions: async_sessionmaker[AsyncSession]) -> list[InboundMessage]:

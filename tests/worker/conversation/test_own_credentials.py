@@ -34,7 +34,7 @@ from tests.fakes.twilio import (
     FakeTwilio,
 )
 from tests.queries import all_items, turns
-from tests.worker.test_turns import arrive
+from tests.worker.conversation.test_turns import arrive
 from worker.channels.pool import UnreadableChannelCredentials
 from worker.conversation.human_reply import reply_as_human
 from worker.conversation.inbound import RetryLater, process_inbound

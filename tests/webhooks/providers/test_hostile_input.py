@@ -25,7 +25,7 @@ from tests.factories import (
     sign,
     twilio_form,
 )
-from tests.webhooks.test_meta_webhook import json_values, notification_like
+from tests.webhooks.providers.test_meta_webhook import json_values, notification_like
 from webhooks.providers.meta_notification import MalformedNotification, parse_notification
 from webhooks.providers.twilio import parse_inbound
 
