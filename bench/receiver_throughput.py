@@ -25,10 +25,10 @@ from urllib.parse import urlencode
 import psycopg
 import redis
 
+from bench.report import Row
+from bench.worker_throughput import forget_queues
 from db.builders import add_channel, create_builder
 from db.engine import create_engine, create_sessionmaker
-from tests.bench.report import Row
-from tests.bench.worker_throughput import forget_queues
 from tests.factories import (
     BOT_NUMBER,
     META_PHONE_NUMBER_ID,
@@ -43,7 +43,7 @@ from tests.fakes.server import free_port
 from tests.fakes.twilio import AUTH_TOKEN
 from tests.services import REDIS_URL
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".bench" / "receiver"
 # Run as documented (Procfile `web`), and the baseline as it is commonly deployed.
 UVICORN_FLAGS = [
@@ -51,7 +51,7 @@ UVICORN_FLAGS = [
     "--no-access-log",
     "--http=webhooks.read_deadline:ReadDeadlineProtocol",
 ]
-GUNICORN_FLAGS = ["--workers=1", "--threads=8", "tests.bench.flask_receiver:app"]
+GUNICORN_FLAGS = ["--workers=1", "--threads=8", "bench.flask_receiver:app"]
 CONNECTIONS = 64
 WRK_THREADS = 2
 PUBLIC_BASE_URL = "https://bench.wabot.example"
@@ -225,7 +225,7 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
     def gunicorn(port: int) -> list[str]:
         return [sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS, f"--bind=127.0.0.1:{port}"]
 
-    bare, _ = _measure("bare", uvicorn("tests.bench.bare_route:app"), env, seconds)
+    bare, _ = _measure("bare", uvicorn("bench.bare_route:app"), env, seconds)
     flask, _ = _measure("flask", gunicorn, {**env, "CELERY_QUEUE": flask_queue}, seconds)
     ours, tags = _measure(
         "ours", uvicorn("webhooks.app:app"), {**env, "CELERY_QUEUE": ours_queue}, seconds

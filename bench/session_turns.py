@@ -17,12 +17,12 @@ from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.report import Row
 from db.agent_session import DatabaseSession
 from db.builders import create_builder
 from db.engine import create_engine, create_sessionmaker
 from db.sessions import get_or_create_session
 from db.statements import StatementConnections
-from tests.bench.report import Row
 
 WINDOW = 50
 TURN: list[dict[str, Any]] = [

@@ -14,11 +14,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from bench import receiver_throughput, session_turns, worker_throughput
+from bench.report import machine, table, write
 from db import migrate
 from db.core.settings import Settings
 from db.models import Base
-from tests.bench import receiver_throughput, session_turns, worker_throughput
-from tests.bench.report import machine, table, write
 from tests.services import LIBPQ_DSN
 
 BENCH_DATABASE = "wabot_bench"

@@ -1,4 +1,4 @@
-"""Rows 3 and 4: our worker against the naive design (`tests/bench/naive_worker.py`) on
+"""Rows 3 and 4: our worker against the naive design (`bench/naive_worker.py`) on
 one host, with a fake model that answers after 500 ms and after 0 ms, and whether our
 worker's memory holds still over thousands of messages.
 
@@ -40,11 +40,11 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bench.naive_worker import NAIVE_TASK
+from bench.report import Row
 from db.core.settings import Settings
 from db.engine import create_engine, create_sessionmaker
 from db.statements import StatementConnections
-from tests.bench.naive_worker import NAIVE_TASK
-from tests.bench.report import Row
 from tests.factories import BOT_NUMBER, builder_with_channel, twilio_form
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
@@ -56,7 +56,7 @@ from webhooks.providers.twilio import parse_inbound
 from worker.celery_app import create_celery
 
 DATABASE = "wabot_bench_worker"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MODEL_DELAY_SECONDS = 0.5
 PROCESSES = 2
 CONVERSATIONS = 200
@@ -318,7 +318,7 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
                     "-m",
                     "celery",
                     "-A",
-                    "tests.bench.naive_worker",
+                    "bench.naive_worker",
                     "worker",
                     "--pool=prefork",
                     f"--concurrency={NAIVE_CONCURRENCY}",

@@ -3,7 +3,7 @@ a Celery prefork worker whose task runs `asyncio.run(Runner.run(...))`, building
 engine, `SQLAlchemySession` and OpenAI client every time, so each process carries one
 conversation at a time and pays the set-up on every message.
 
-Run by the bench: `celery -A tests.bench.naive_worker worker --pool prefork
+Run by the bench: `celery -A bench.naive_worker worker --pool prefork
 --concurrency 2`, configured by the same variables as ours (DATABASE_URL,
 CELERY_BROKER_URL, CELERY_QUEUE, OPENAI_*, TWILIO_*).
 """
