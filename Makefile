@@ -43,7 +43,7 @@ test: $(INSTALLED)
 bench: $(INSTALLED)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "make bench loads the receivers with wrk: apt-get install wrk (or brew install wrk)"; exit 1; }
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m bench
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

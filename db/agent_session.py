@@ -30,9 +30,9 @@ from sqlalchemy import Text, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import lossless_json
-from db.conversations import LeaseLostError
 from db.engine import create_engine
 from db.models import AgentSessionRow, SessionItem
+from db.sessions import LeaseLostError
 from db.statements import StatementConnections
 
 # Postgres statements, sent with `exec_driver_sql` (psycopg parameters) to skip

@@ -9,7 +9,7 @@ from itertools import pairwise
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.clock import as_utc
+from db.core.clock import as_utc
 from db.inbox import status_in
 from db.models import InboundMessage, InboundStatus
 

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Text, bindparam, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import lossless_json
-from db.clock import as_utc
+from db.core.clock import as_utc
 from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus
 from db.statements import StatementConnections
 from db.upsert import insert_or_ignore

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from db.clock import as_utc
+from db.core.clock import as_utc
 from db.models import AgentSessionRow, InboundMessage, InboundStatus, Turn, TurnStatus
 
 

@@ -28,9 +28,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import migrate
+from db.core.settings import Settings
 from db.engine import create_engine, create_sessionmaker
 from db.models import Base
-from db.settings import Settings
 from tests.brokers import delete_rabbitmq_queue
 from tests.factories import CREDENTIALS_KEY
 from tests.fakes import meta
@@ -319,7 +319,7 @@ def wabot(pooled_database_url: str, db_sessions: async_sessionmaker[AsyncSession
             capture_output=True,
             text=True,
             timeout=60,
-            cwd=ROOT / "tests",
+            cwd=ROOT / "tests" / "fixtures",
             input=input,
         )
 

@@ -16,10 +16,10 @@ from twilio.request_validator import RequestValidator
 
 from db.agent_session import DatabaseSession
 from db.builders import add_channel, create_builder, find_channel
-from db.channel_credentials import ChannelCredentials, CredentialsCipher, new_key
-from db.conversations import get_or_create_session
+from db.core.credentials import ChannelCredentials, CredentialsCipher, new_key
 from db.inbox import ReceivedMessage, record_inbound
 from db.models import Channel
+from db.sessions import get_or_create_session
 from db.tokens import create_token
 from tests.fakes.meta import APP_SECRET
 from tests.fakes.twilio import AUTH_TOKEN

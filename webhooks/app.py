@@ -14,17 +14,18 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from db.core.logging_setup import configure_logging
+from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
-from db.logs import configure_logging
-from db.settings import Settings, get_settings
 from db.statements import StatementConnections
-from webhooks import health, meta, twilio
-from webhooks.channel_secrets import ChannelSecrets
-from webhooks.dashboard.app import create_dashboard, finish_chat_turns
+from webhooks import health
+from webhooks.dashboard.dashboard_app import create_dashboard, finish_chat_turns
 from webhooks.inbox_writer import InboxWriter
-from webhooks.metrics import DATABASE_ERRORS, counted, metrics
-from worker.app import create_celery
-from worker.runtime import create_runtime
+from webhooks.providers import meta, twilio
+from webhooks.providers.channel_secrets import ChannelSecrets
+from webhooks.receiver_metrics import DATABASE_ERRORS, counted, metrics
+from worker.celery_app import create_celery
+from worker.process.runtime import create_runtime
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from db.database_errors import refused_columns, refuses_data
 from db.inbox import ReceivedMessage, Recorded, record_inbound, record_inbound_at_once
 from db.statements import StatementConnections
-from worker.app import enqueue_inbound
+from worker.celery_app import enqueue_inbound
 
 logger = logging.getLogger(__name__)
 

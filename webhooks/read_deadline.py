@@ -22,7 +22,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from db.settings import get_settings
+from db.core.settings import get_settings
 
 logger = logging.getLogger(__name__)
 

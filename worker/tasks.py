@@ -11,14 +11,14 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 
-from db.log_context import log_context
-from db.settings import get_settings
-from worker.app import PROCESS_INBOUND_TASK, app, enqueue_inbound
-from worker.conversations import RetryLater, process_inbound
-from worker.loop import stop_worker_loop, worker_loop
-from worker.metrics_server import serve_metrics
-from worker.runtime import close_runtime, current_runtime
-from worker.sweeper import sweep_forever
+from db.core.log_context import log_context
+from db.core.settings import get_settings
+from worker.celery_app import PROCESS_INBOUND_TASK, app, enqueue_inbound
+from worker.conversation.inbound import RetryLater, process_inbound
+from worker.process.event_loop import stop_worker_loop, worker_loop
+from worker.process.metrics_server import serve_metrics
+from worker.process.runtime import close_runtime, current_runtime
+from worker.process.sweeper import sweep_forever
 
 
 async def _process(inbound_id: int, task_id: str) -> None:
@@ -54,7 +54,7 @@ def _freeze_start_up_objects(**_: Any) -> None:
 
 @worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
-    """Each worker process sweeps for stranded inbox messages (see worker.sweeper)."""
+    """Each worker process sweeps for stranded inbox messages (see worker.process.sweeper)."""
     worker_loop().spawn(_sweep())
 
 

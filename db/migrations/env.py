@@ -5,9 +5,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from db.core.settings import get_settings
 from db.engine import create_engine
 from db.models import Base
-from db.settings import get_settings
 
 
 def _run_migrations(connection: Connection) -> None:

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.agent_session import DatabaseSession, SessionNotFoundError
 from db.builders import create_builder
-from db.conversations import get_or_create_session
 from db.engine import create_sessionmaker
 from db.models import AgentSessionRow, SessionItem
+from db.sessions import get_or_create_session
 
 ITEMS: list[dict[str, Any]] = [
     {"role": "user", "content": "Hoi! Do you deliver to Utrecht? 🚲"},

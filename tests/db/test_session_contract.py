@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.agent_session import DatabaseSession
-from db.dashboard import items_page
+from db.dashboard_queries import items_page
 from db.engine import create_sessionmaker
 from db.lossless_json import plain_text
 from db.statements import StatementConnections

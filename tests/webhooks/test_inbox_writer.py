@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.exceptions import HTTPException
 
+from db.core.settings import Settings
 from db.engine import create_engine, create_sessionmaker
 from db.inbox import ReceivedMessage, Recorded
 from db.models import InboundMessage
-from db.settings import Settings
 from db.statements import StatementConnections
 from tests.factories import received_twilio_text
 from webhooks.inbox_writer import InboxWriter
-from worker.app import create_celery
+from worker.celery_app import create_celery
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

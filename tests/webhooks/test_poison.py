@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.channel_credentials import MetaCredentials
+from db.core.credentials import MetaCredentials
 from db.lossless_json import plain_text
 from db.models import InboundMessage
 from tests.factories import (

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.core.settings import Settings
 from db.models import Channel
-from db.settings import Settings
 from tests.factories import BOT_NUMBER, META_PHONE_NUMBER_ID, builder_with_channel, channel_at
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
-from worker.runtime import Runtime, create_runtime
+from worker.process.runtime import Runtime, create_runtime
 
 
 @pytest.fixture

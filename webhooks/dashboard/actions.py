@@ -14,16 +14,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from db.agent_session import DatabaseSession
-from db.conversations import acquire_lease, release_lease
 from db.inbox import pending_arrivals
 from db.models import Turn
+from db.sessions import acquire_lease, release_lease
 from db.takeover import forget_turn_positions, retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
 from webhooks.dashboard.lookups import path_uuid, visible_session
-from worker.app import enqueue_inbound
+from worker.celery_app import enqueue_inbound
 from worker.channels.pool import UnreadableChannelCredentials
-from worker.human_reply import reply_as_human
-from worker.web_chat import ConversationBusy
+from worker.conversation.human_reply import reply_as_human
+from worker.conversation.web_chat import ConversationBusy
 
 MAX_REPLY_CHARS = 4096
 

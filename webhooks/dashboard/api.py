@@ -7,8 +7,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from db.dashboard import MAX_PAGE, SESSION_SORTS, SessionSummary, items_page, sessions_page
-from db.logs import mask_numbers
+from db.core.logging_setup import mask_numbers
+from db.dashboard_queries import MAX_PAGE, SESSION_SORTS, SessionSummary, items_page, sessions_page
 from webhooks.dashboard.conversation import item_json
 from webhooks.dashboard.lookups import (
     SEQUENCE_MAX,

@@ -25,7 +25,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from db.settings import Settings
+from db.core.settings import Settings
 from db.sign_ins import SignedIn, end_sign_in, signed_in, start_sign_in
 from db.tokens import live_token
 from webhooks.dashboard.throttle import WrongTokens

@@ -2,7 +2,7 @@
 authentication, CSRF checks or parsing see it: no form, JSON or upload can make the
 receiver hold more. No dashboard route takes files, so multipart is refused unread.
 
-The provider webhooks keep their own caps (`webhooks.body`): this wraps only the
+The provider webhooks keep their own caps (`webhooks.providers.request_body`): this wraps only the
 dashboard's routes.
 """
 
@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from webhooks.body import read_limited_body
+from webhooks.providers.request_body import read_limited_body
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from db.lossless_json import plain_text
 from webhooks.dashboard.auth import check_csrf_header
 from webhooks.dashboard.lookups import visible_builder
-from worker.web_chat import (
+from worker.conversation.web_chat import (
     ChatEvent,
     ConversationBusy,
     ConversationPaused,

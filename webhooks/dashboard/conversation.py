@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from db import lossless_json
-from db.clock import as_utc
+from db.core.clock import as_utc
 from db.lossless_json import plain_text
 from db.models import OutboundMessage, SessionItem, Turn, TurnStatus
 from db.transcript import content_text, transcript_line
@@ -85,7 +85,7 @@ def build_entries(
     turns: list[Turn],
     replies: dict[uuid.UUID, list[OutboundMessage]],
 ) -> list[Entry]:
-    """The page's entries in sequence order; `turns` as from `db.dashboard.turns_around`."""
+    """The page's entries in sequence order; `turns` as from `db.dashboard_queries.turns_around`."""
     entries: list[Entry] = []
     calls: dict[str, Entry] = {}
     last_assistant: dict[uuid.UUID, Entry] = {}

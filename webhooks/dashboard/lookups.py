@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from db.builders import get_builder
-from db.dashboard import SessionSummary, session_with_status
+from db.dashboard_queries import SessionSummary, session_with_status
 from db.models import Builder
 from webhooks.dashboard.auth import principal, require_builder
 

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from db.dashboard import (
+from db.dashboard_queries import (
     SESSION_SORTS,
     builders_overview,
     items_page,

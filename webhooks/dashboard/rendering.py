@@ -12,8 +12,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
-from db.clock import as_utc
-from db.logs import mask_numbers
+from db.core.clock import as_utc
+from db.core.logging_setup import mask_numbers
 from webhooks.dashboard.auth import csrf_token
 
 HERE = Path(__file__).parent

@@ -18,7 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-from webhooks.metrics import AUTH_REFUSALS
+from webhooks.receiver_metrics import AUTH_REFUSALS
 
 
 class WrongTokens:

@@ -6,7 +6,7 @@ import sys
 import uuid
 from datetime import datetime
 
-from db.logs import mask_numbers
+from db.core.logging_setup import mask_numbers
 from worker.channels.base import SentMessage
 
 

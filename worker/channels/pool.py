@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import logging
 
-from db.channel_credentials import (
+from db.core.credentials import (
     ChannelCredentials,
     MetaCredentials,
     TwilioCredentials,
     UnreadableCredentials,
     open_credentials,
 )
+from db.core.settings import Settings
 from db.models import Channel
-from db.settings import Settings
 from worker.channels.base import OutboundChannel
 from worker.channels.console import ConsoleChannel
 from worker.channels.meta import MetaChannel
 from worker.channels.twilio import TwilioChannel
-from worker.turn_errors import TransientTurnError
+from worker.errors import TransientTurnError
 
 logger = logging.getLogger(__name__)
 

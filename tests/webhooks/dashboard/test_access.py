@@ -18,7 +18,7 @@ from tests.conftest import ADMIN_TOKEN
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.webhooks.dashboard.conftest import World
-from webhooks.dashboard.app import ROUTES
+from webhooks.dashboard.dashboard_app import ROUTES
 
 WHO = ("none", "other", "builder", "admin")
 

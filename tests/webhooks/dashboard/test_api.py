@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.agent_session import DatabaseSession
 from tests.factories import stored_session
 from tests.webhooks.dashboard.conftest import World
-from webhooks.dashboard.app import ROUTES
+from webhooks.dashboard.dashboard_app import ROUTES
 
 
 async def test_sessions_carry_their_item_count_and_a_masked_user(

@@ -21,7 +21,7 @@ from tests.fakes.openai import Failure, FakeOpenAI
 from tests.queries import kind
 from tests.waiting import eventually
 from tests.webhooks.dashboard.conftest import World
-from tests.webhooks.test_metrics import TOKEN, scrape
+from tests.webhooks.test_receiver_metrics import TOKEN, scrape
 
 
 def labels(**pairs: str) -> frozenset[tuple[str, str]]:

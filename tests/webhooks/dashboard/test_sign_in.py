@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db.models import DashboardSignIn
 from tests.conftest import ADMIN_TOKEN
 from tests.webhooks.dashboard.conftest import World, browser_signed_in
-from webhooks.dashboard.app import COOKIE_NAME
+from webhooks.dashboard.dashboard_app import COOKIE_NAME
 
 
 def cookie_contents(cookie: str) -> dict[str, object]:

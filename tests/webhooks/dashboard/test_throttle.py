@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 
 from tests.webhooks.dashboard.conftest import World, browser_signed_in, csrf_of
-from tests.webhooks.test_metrics import TOKEN, scrape
+from tests.webhooks.test_receiver_metrics import TOKEN, scrape
 
 REFUSED = "wabot_dashboard_auth_refusals_total"
 

@@ -1,0 +1,494 @@
+"""Rows 3 and 4: our worker against the naive design (`bench/naive_worker.py`) on
+one host, with a fake model that answers after 500 ms and after 0 ms, and whether our
+worker's memory holds still over thousands of messages.
+
+Both designs run as real Celery processes on Redis and Postgres and talk to a fake
+OpenAI and a fake Twilio served from this process. Every conversation is a closed loop:
+it sends its next message once the fake Twilio has received the reply to the previous
+one, so no two of its messages are ever coalesced into one turn.
+
+Ours carries 200 conversations (two `wabot worker` processes, see WORKER_CONCURRENCY);
+the naive design carries one per prefork child, so it runs 2 at 500 ms (more would only
+queue) and 4 at 0 ms (so its children never wait on the closed loop). Latency is thus
+each design's at full load. By Little's law 200 closed-loop conversations answered at
+the issue's 100 msg/s take 2 s a round trip, about 4× the naive's unqueued ~0.55 s, so
+the latency rows allow 4×: more means our worker answers slower than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import redis
+from agents.extensions.memory.sqlalchemy_session import SQLAlchemySession
+from celery import Celery
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bench.naive_worker import NAIVE_TASK
+from bench.report import Row
+from db.core.settings import Settings
+from db.engine import create_engine, create_sessionmaker
+from db.statements import StatementConnections
+from tests.factories import BOT_NUMBER, builder_with_channel, twilio_form
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.server import serve
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.services import REDIS_URL
+from tests.waiting import wait_for_log
+from webhooks.inbox_writer import InboxWriter
+from webhooks.providers.twilio import parse_inbound
+from worker.celery_app import create_celery
+
+DATABASE = "wabot_bench_worker"
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_DELAY_SECONDS = 0.5
+PROCESSES = 2
+CONVERSATIONS = 200
+WORKER_CONCURRENCY = 100
+"""Task threads per process: a conversation holds one for its whole turn, model call
+included, so 2 × 100 carry all 200 conversations at once. A closed-loop user's next
+message usually arrives before its conversation's turn has closed: its task finds the
+conversation busy and ends, and the holder answers it next."""
+NAIVE_CONCURRENCY = 2
+FEW = 4
+"""Conversations in flight when our workers' warm, nearly idle RSS is taken."""
+REPLY_TIMEOUT_SECONDS = 120.0
+JIFFY_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+class Replies:
+    """Replies as the fake Twilio receives them, handed to the conversation awaiting
+    each one (on the driver's loop) with the time it arrived."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._awaited: dict[str, tuple[str, asyncio.Future[float]]] = {}
+
+    def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop
+
+    def expect(self, user: str, body: str) -> asyncio.Future[float]:
+        assert self._loop is not None
+        arrived = self._loop.create_future()
+        self._awaited[user] = (body, arrived)
+        return arrived
+
+    def arrived(self, user: str, body: str) -> None:
+        """Called on the fake's own thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._resolve, user, body, time.monotonic())
+
+    def _resolve(self, user: str, body: str, at: float) -> None:
+        awaited = self._awaited.get(user)
+        if awaited is not None and awaited[0] == body and not awaited[1].done():
+            awaited[1].set_result(at)
+
+
+@dataclass
+class ForgetfulOpenAI(FakeOpenAI):
+    """The fake model, keeping none of the tens of thousands of requests it answers."""
+
+    async def _responses(self, request: Request) -> Response:
+        try:
+            return await super()._responses(request)
+        finally:
+            self.requests.clear()
+
+
+@dataclass
+class ReplyTap(FakeTwilio):
+    """The fake Twilio, telling `replies` about every message it accepts."""
+
+    replies: Replies = field(default_factory=Replies)
+
+    async def _create_message(self, request: Request) -> Response:
+        response = await super()._create_message(request)
+        if response.status_code == 201:
+            form = dict(parse_qsl((await request.body()).decode()))
+            self.replies.arrived(form["To"], form["Body"])
+            self.messages.clear()  # the bench sends tens of thousands; keep none
+        return response
+
+
+@dataclass
+class Load:
+    """Closed-loop conversations through one design, and when each reply arrived."""
+
+    send: Callable[[str, str], Awaitable[None]]
+    replies: Replies
+    workers: list[subprocess.Popen[bytes]]
+    answered: int = 0
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    """(arrival time, seconds from message in to reply at the fake Twilio)."""
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self, users: range) -> None:
+        self._tasks += [
+            asyncio.create_task(self._converse(f"whatsapp:+1555{n:07d}")) for n in users
+        ]
+
+    async def _converse(self, user: str) -> None:
+        number = 0
+        while not self._stop.is_set():
+            number += 1
+            text = f"message {number}"
+            arrived = self.replies.expect(user, f"You said: {text}")
+            sent_at = time.monotonic()
+            await self.send(user, text)
+            at = await asyncio.wait_for(arrived, REPLY_TIMEOUT_SECONDS)
+            self.answered += 1
+            self.samples.append((at, at - sent_at))
+
+    async def reach(self, answered: int = sys.maxsize, *, seconds: float = math.inf) -> None:
+        """Wait until `answered` replies arrived or `seconds` passed; fail at once if a
+        worker or a conversation died."""
+        deadline = time.monotonic() + seconds
+        while self.answered < answered and time.monotonic() < deadline:
+            for task in self._tasks:
+                if task.done():
+                    task.result()
+            for process in self.workers:
+                if process.poll() is not None:
+                    raise RuntimeError(f"worker {process.args} exited with {process.returncode}")
+            await asyncio.sleep(0.02)
+
+    async def finish(self) -> None:
+        """Let every conversation get the reply it awaits, then stop them."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+@dataclass(frozen=True)
+class Mark:
+    at: float
+    busy_jiffies: int
+
+
+@dataclass(frozen=True)
+class Window:
+    messages_per_second: float
+    cpu_ms_per_message: float
+    p50_ms: float
+    p99_ms: float
+
+
+def mark() -> Mark:
+    return Mark(time.monotonic(), busy_jiffies())
+
+
+def window(load: Load, start: Mark, end: Mark) -> Window:
+    """What `load` did between two marks: replies that arrived in it, their latencies,
+    and the whole machine's busy CPU time per reply."""
+    latencies = sorted(latency for at, latency in load.samples if start.at <= at < end.at)
+    if not latencies:
+        raise RuntimeError("no reply arrived in the measured window")
+    return Window(
+        messages_per_second=len(latencies) / (end.at - start.at),
+        cpu_ms_per_message=(end.busy_jiffies - start.busy_jiffies) * JIFFY_MS / len(latencies),
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+    )
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def busy_jiffies() -> int:
+    """Non-idle CPU time of the whole machine so far (all cores, /proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return user + nice + system + irq + softirq + steal
+
+
+def rss_kib(processes: list[subprocess.Popen[bytes]]) -> int:
+    """Resident memory of these processes and all their descendants (prefork children)."""
+    total = 0
+    pending = [process.pid for process in processes]
+    while pending:
+        pid = pending.pop()
+        proc = Path(f"/proc/{pid}")
+        for line in (proc / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        for task in (proc / "task").iterdir():
+            pending += [int(child) for child in (task / "children").read_text().split()]
+    return total
+
+
+@contextmanager
+def running(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker process (and its process group), terminated on exit."""
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, *argv],
+            env={**base, "PYTHONPATH": str(ROOT), **env},
+            cwd=log.parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def forget_queues(*queues: str) -> None:
+    """Drop what this run left on the broker once its workers are gone: tasks handed
+    back at shutdown (retries waiting for their countdown) and the queues' bindings."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        for queue in queues:
+            keys = list(client.scan_iter(match=f"*{queue}*"))
+            if keys:
+                client.delete(*keys)
+    finally:
+        client.close()
+
+
+def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
+    """Measure both designs (synchronous; it runs its own event loop). `dsn` is unused:
+    every process here reaches the database by `url`."""
+    del dsn
+    replies = Replies()
+    openai = ForgetfulOpenAI(delay_seconds=MODEL_DELAY_SECONDS)
+    tap = ReplyTap(replies=replies)
+    run_id = uuid.uuid4().hex[:8]
+    with ExitStack() as stack:
+        folder = Path(tempfile.mkdtemp(prefix="wabot-bench-worker-"))
+        common = {
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": REDIS_URL,
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": f"{stack.enter_context(serve(openai.app()))}/v1",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_API_BASE_URL": stack.enter_context(serve(tap.app())),
+        }
+        ours_env = {
+            **common,
+            "CELERY_QUEUE": f"wabot-bench-{run_id}",
+            "WABOT_DATA_DIR": str(folder / "data"),
+            "WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+            "COALESCE_WINDOW_SECONDS": "0",
+            "SENDER_TURNS_PER_MINUTE": "100000",
+        }
+        naive_env = {**common, "CELERY_QUEUE": f"naive-bench-{run_id}"}
+        stack.callback(forget_queues, ours_env["CELERY_QUEUE"], naive_env["CELERY_QUEUE"])
+        ours = [
+            stack.enter_context(
+                running(
+                    ["-m", "worker.cli", "worker", f"--hostname=ours{n}-{run_id}@%h"],
+                    ours_env,
+                    folder / f"ours-{n}.log",
+                )
+            )
+            for n in range(PROCESSES)
+        ]
+        naive = stack.enter_context(
+            running(
+                [
+                    "-m",
+                    "celery",
+                    "-A",
+                    "bench.naive_worker",
+                    "worker",
+                    "--pool=prefork",
+                    f"--concurrency={NAIVE_CONCURRENCY}",
+                    f"--queues={naive_env['CELERY_QUEUE']}",
+                    f"--hostname=naive-{run_id}@%h",
+                    "--loglevel=INFO",
+                ],
+                naive_env,
+                folder / "naive.log",
+            )
+        )
+        for n, process in enumerate(ours):
+            wait_for_log(folder / f"ours-{n}.log", "ready.", process=process, timeout=60)
+        wait_for_log(folder / "naive.log", "ready.", process=naive, timeout=60)
+        try:
+            rows = asyncio.run(
+                _measure(
+                    url,
+                    ours_env,
+                    naive_env["CELERY_QUEUE"],
+                    ours,
+                    naive,
+                    openai=openai,
+                    replies=replies,
+                    quick=quick,
+                )
+            )
+        except Exception as error:
+            error.add_note(f"worker logs kept in {folder}")
+            raise
+    shutil.rmtree(folder)
+    return rows
+
+
+async def _measure(
+    url: str,
+    ours_env: dict[str, str],
+    naive_queue: str,
+    ours: list[subprocess.Popen[bytes]],
+    naive: subprocess.Popen[bytes],
+    *,
+    openai: FakeOpenAI,
+    replies: Replies,
+    quick: bool,
+) -> list[Row]:
+    replies.attach(asyncio.get_running_loop())
+    seconds = 5.0 if quick else 25.0
+    early, late = (200, 1_000) if quick else (1_000, 10_000)
+    engine = create_engine(url)
+    sessions = create_sessionmaker(engine)
+    inbox = InboxWriter(  # wired as webhooks.app wires the receiver's
+        sessions,
+        create_celery(Settings(_env_file=None, **ours_env)),
+        statements=StatementConnections(url, size=1),
+    )
+    naive_celery = Celery("bench", broker=REDIS_URL)
+    try:
+        await builder_with_channel(sessions)
+        await SQLAlchemySession("setup", engine=engine, create_tables=True).get_items()
+
+        async def send_ours(user: str, text: str) -> None:
+            """What the receiver does with a verified Twilio webhook."""
+            message = parse_inbound(ImmutableMultiDict(twilio_form(text, sender=user)))
+            [recorded] = await inbox.record([message])
+            if not recorded.to_enqueue:
+                raise RuntimeError("the message was not recorded as new and routed")
+
+        async def send_naive(user: str, text: str) -> None:
+            args = [user, BOT_NUMBER, text, user.removeprefix("whatsapp:")]
+            await asyncio.to_thread(
+                naive_celery.send_task, NAIVE_TASK, args=args, queue=naive_queue
+            )
+
+        load = Load(send_ours, replies, ours)
+        load.start(range(FEW))
+        await load.reach(2 * FEW)
+        warm_rss = rss_kib(ours)
+        load.start(range(FEW, CONVERSATIONS))
+        await load.reach(2 * FEW + CONVERSATIONS)
+        ours_slow, loaded_rss = await _steady(load, seconds)
+
+        naive_load = Load(send_naive, replies, [naive])
+        naive_load.start(range(10_000, 10_000 + NAIVE_CONCURRENCY))
+        await naive_load.reach(2 * NAIVE_CONCURRENCY)
+        naive_slow, naive_rss = await _steady(naive_load, seconds)
+
+        openai.delay_seconds = 0.0
+        naive_load = Load(send_naive, replies, [naive])
+        naive_load.start(range(20_000, 20_000 + 2 * NAIVE_CONCURRENCY))
+        await naive_load.reach(4 * NAIVE_CONCURRENCY)
+        naive_fast, _ = await _steady(naive_load, seconds)
+
+        load = Load(send_ours, replies, ours)
+        load.start(range(30_000, 30_000 + CONVERSATIONS))
+        await load.reach(early)
+        early_rss, start = rss_kib(ours), mark()
+        await load.reach(late)
+        end, late_rss = mark(), rss_kib(ours)
+        await load.finish()
+        ours_fast = window(load, start, end)
+    finally:
+        replies.attach(None)
+        await inbox.aclose()
+        await engine.dispose()
+    label = f"{late // 1000}k vs {early}" if quick else "10k vs 1k"
+    return [
+        Row(
+            f"worker, 500 ms model, {CONVERSATIONS} convs: ours vs naive",
+            "msg/s",
+            ours_slow.messages_per_second,
+            naive_slow.messages_per_second,
+            ">= 25",
+        ),
+        Row(
+            "worker, 500 ms model: messages/s against the 100 aimed at",
+            "msg/s",
+            ours_slow.messages_per_second,
+            naive_slow.messages_per_second,
+            "ours >= 100",
+        ),
+        Row(
+            "worker, 0 ms model: ours vs naive",
+            "msg/s",
+            ours_fast.messages_per_second,
+            naive_fast.messages_per_second,
+            ">= 2.5",
+        ),
+        Row(
+            "whole-machine CPU per message, 0 ms model: ours vs naive",
+            "ms/msg",
+            ours_fast.cpu_ms_per_message,
+            naive_fast.cpu_ms_per_message,
+            "<= 0.4",
+        ),
+        Row(
+            "worker p50 latency, 500 ms model: ours vs naive",
+            "ms",
+            ours_slow.p50_ms,
+            naive_slow.p50_ms,
+            "<= 4",
+        ),
+        Row(
+            "worker p99 latency, 500 ms model: ours vs naive",
+            "ms",
+            ours_slow.p99_ms,
+            naive_slow.p99_ms,
+            "<= 4",
+        ),
+        Row(
+            "RSS per conversation in flight: ours (added) vs naive",
+            "KiB",
+            (loaded_rss - warm_rss) / (CONVERSATIONS - FEW),
+            naive_rss / NAIVE_CONCURRENCY,
+            "<= 0.05",
+        ),
+        Row(
+            f"worker RSS after {label} messages (ours, 0 ms model)",
+            "MiB",
+            late_rss / 1024,
+            early_rss / 1024,
+            "<= 1.1",
+        ),
+    ]
+
+
+async def _steady(load: Load, seconds: float) -> tuple[Window, int]:
+    """Measure a warmed-up load for `seconds`; also its workers' RSS at the end."""
+    start = mark()
+    await load.reach(seconds=seconds)
+    end = mark()
+    rss = rss_kib(load.workers)
+    await load.finish()
+    return window(load, start, end), rss

@@ -1,0 +1,103 @@
+"""The sweeper re-enqueues stranded inbox messages once per period, never one whose
+conversation is being answered, however many workers sweep at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.core.settings import Settings
+from db.inbox import record_inbound
+from db.models import InboundMessage
+from db.sessions import acquire_lease, get_or_create_session
+from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
+from worker.process.runtime import Runtime, create_runtime
+from worker.process.sweeper import sweep_once
+
+
+@pytest.fixture
+async def runtime(
+    settings: Settings, db_sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[Runtime]:
+    runtime = create_runtime(settings.model_copy(update={"sweep_stale_seconds": 60}))
+    yield runtime
+    await runtime.aclose()
+
+
+async def stranded_message(
+    sessions: async_sessionmaker[AsyncSession], *, to: str = BOT_NUMBER, age_seconds: float = 120
+) -> int:
+    async with sessions.begin() as db:
+        [recorded] = await record_inbound(
+            [
+                received_twilio_text("hello?", to=to),
+            ],
+            db=db,
+        )
+        inbound_id = recorded.inbound_id
+        assert inbound_id is not None
+        await db.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id)
+            .values(received_at=datetime.now(UTC) - timedelta(seconds=age_seconds))
+        )
+        return inbound_id
+
+
+class Published(list[int]):
+    async def __call__(self, inbound_ids: Sequence[int]) -> None:
+        self.extend(inbound_ids)
+
+
+async def test_a_stranded_message_is_re_enqueued_once_per_period(
+    db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
+) -> None:
+    await builder_with_channel(db_sessions)
+    stranded = await stranded_message(db_sessions)
+    fresh = await stranded_message(db_sessions, age_seconds=0)
+    unroutable = await stranded_message(db_sessions, to="whatsapp:+19999999999")
+    published = Published()
+    assert await sweep_once(runtime, published) == 1
+    assert await sweep_once(runtime, published) == 0
+    assert published == [stranded]
+    assert fresh not in published and unroutable not in published
+
+
+async def test_a_message_whose_conversation_is_leased_is_left_to_its_holder(
+    db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
+) -> None:
+    builder_id = await builder_with_channel(db_sessions)
+    inbound_id = await stranded_message(db_sessions)
+    async with db_sessions.begin() as db:
+        session_id = await get_or_create_session(builder_id, "whatsapp", "+31612345678", db=db)
+        await db.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id)
+            .values(session_id=session_id)
+        )
+        assert await acquire_lease(session_id, ttl_seconds=60, db=db) is not None
+    published = Published()
+    assert await sweep_once(runtime, published) == 0
+
+
+async def test_concurrent_sweeps_enqueue_each_message_once(
+    db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime, settings: Settings
+) -> None:
+    await builder_with_channel(db_sessions)
+    stranded = {await stranded_message(db_sessions) for _ in range(30)}
+    others = [create_runtime(runtime.settings) for _ in range(3)]
+    published = Published()
+    try:
+        counts = await asyncio.gather(
+            *(sweep_once(worker, published) for worker in [runtime, *others])
+        )
+    finally:
+        for worker in others:
+            await worker.aclose()
+    assert sum(counts) == 30
+    assert sorted(published) == sorted(stranded)

@@ -1,0 +1,189 @@
+"""The Celery application: broker, reliability settings and the task names others send.
+
+The webhook receiver imports this module to enqueue by name; it never imports the tasks
+(and so never the agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from amqp.exceptions import AMQPError, MessageNacked
+from celery import Celery
+from celery.signals import celeryd_after_setup, setup_logging
+from kombu.exceptions import KombuError
+from kombu.utils.url import maybe_sanitize_url
+from redis.exceptions import RedisError
+
+from db.core.logging_setup import configure_logging
+from db.core.settings import Settings, get_settings
+
+PROCESS_INBOUND_TASK = "wabot.inbound.process"
+PUBLISH_ATTEMPTS = 2
+PUBLISH_DEADLINE_SECONDS = 10.0
+"""However the broker misbehaves (a RabbitMQ blocking publishers in a memory or disk
+alarm, a network that drops packets), the publishing of one batch gives up by then."""
+BROKER_ERRORS = (KombuError, OSError, RedisError, AMQPError, MessageNacked)
+
+logger = logging.getLogger(__name__)
+
+
+def broker_transport_options(settings: Settings) -> dict[str, Any]:
+    """How we use each broker (see README, "Which broker").
+
+    RabbitMQ: publisher confirms, so a publish returns once the broker has taken the
+    message (written it, as it is persistent) and one it refused or lost raises; a dead
+    worker's unacknowledged task comes back as soon as its connection closes. Redis:
+    redeliver unacknowledged tasks after the visibility timeout (a dead worker's task
+    comes back), checked often enough that recovery is not held up by the sweep.
+    """
+    if settings.celery_broker_url is None:
+        folder = str(settings.broker_folder)
+        return {"data_folder_in": folder, "data_folder_out": folder, "polling_interval": 0.1}
+    # Reaching the broker to publish: a couple of quick tries, not kombu's default
+    # minutes; an unpublished message waits in the inbox for the sweeper.
+    reaching = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+    if settings.broker_is_rabbitmq:
+        return {**reaching, "confirm_publish": True}
+    return {
+        **reaching,
+        "visibility_timeout": settings.celery_visibility_timeout,
+        "unacked_restore_interval": max(1, min(10, settings.celery_visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+        "socket_connect_timeout": 3,
+        "socket_timeout": 10,
+    }
+
+
+def create_celery(settings: Settings) -> Celery:
+    if settings.celery_broker_url is None:
+        settings.broker_folder.mkdir(parents=True, exist_ok=True)
+    app = Celery("wabot", broker=settings.resolved_broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_default_queue=settings.celery_queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options=broker_transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        # After a reconnect Celery would lower the prefetch count, then raise it back from
+        # the task threads on the consumer's own connection, racing the consumer for its
+        # socket: on RabbitMQ a worker hung for good. Prefetch stays as set.
+        worker_enable_prefetch_count_reduction=False,
+        enable_utc=True,
+    )
+    return app
+
+
+async def enqueue_inbound(celery: Celery, inbound_ids: Sequence[int]) -> bool:
+    """Publish the tasks for inbox messages; False when the broker is unreachable.
+
+    The messages are already committed to the inbox, so nothing is lost: the receiver
+    still answers 200, and a sweep publishes them again later. Publishing runs in a
+    thread because kombu's publish blocks; past PUBLISH_DEADLINE_SECONDS we stop waiting
+    for it (a late publish only repeats a task, which turns tolerate).
+    """
+    if not inbound_ids:
+        return True
+    failure: object = None
+    try:
+        async with asyncio.timeout(PUBLISH_DEADLINE_SECONDS):
+            for attempt in range(PUBLISH_ATTEMPTS):
+                try:
+                    await asyncio.to_thread(_publish_inbound, celery, inbound_ids)
+                    return True
+                except BROKER_ERRORS as error:
+                    failure = error
+                    if attempt + 1 < PUBLISH_ATTEMPTS:
+                        await asyncio.sleep(0.2)
+    except TimeoutError:
+        failure = f"no answer within {PUBLISH_DEADLINE_SECONDS:g}s"
+    logger.warning(
+        "%d inbound message(s) recorded but not enqueued (broker: %s); the sweeper will",
+        len(inbound_ids),
+        failure,
+    )
+    return False
+
+
+def _publish_inbound(celery: Celery, inbound_ids: Sequence[int]) -> None:
+    """One broker round trip for all of them: kombu's publish batch pipelines the pushes
+    on Redis; Celery's own `as_task_v2` builds each task message. Publishing straight to
+    the queue (default exchange) skips the per-message routing lookups of `send_task`,
+    which cost ten times as much CPU as the message itself.
+
+    RabbitMQ drops a message sent to a queue nobody has declared yet (no worker has
+    started), so the queue is declared first, as the workers declare it: once per
+    broker connection (kombu remembers), not per publish."""
+    queue = celery.amqp.queues[celery.conf.task_default_queue]
+    with celery.producer_or_acquire() as producer:
+        producer.maybe_declare(queue)
+        with producer.batch():
+            for inbound_id in inbound_ids:
+                task_id = str(uuid.uuid4())
+                message = celery.amqp.as_task_v2(
+                    task_id,
+                    PROCESS_INBOUND_TASK,
+                    args=[inbound_id],
+                    argsrepr=f"[{inbound_id}]",
+                    kwargsrepr="{}",
+                    ignore_result=True,
+                )
+                producer.publish(
+                    message.body,
+                    exchange="",
+                    routing_key=queue.name,
+                    serializer="json",
+                    headers=message.headers,
+                    retry=False,
+                    declare=[],
+                    **message.properties,
+                )
+
+
+@setup_logging.connect
+def _configure_worker_logging(**_: Any) -> None:
+    """Our format and redaction instead of Celery's default logging setup."""
+    configure_logging(get_settings(), _celery_task_id)
+
+
+def _celery_task_id(record: logging.LogRecord) -> bool:
+    """Celery's own task lines (received, succeeded, retry) name their task in `data`:
+    give them the `task_id` field our lines carry."""
+    task = record.__dict__.get("data")
+    if isinstance(task, dict) and "id" in task:
+        record.task_id = task["id"]
+    return True
+
+
+@celeryd_after_setup.connect
+def _no_banner_in_json(instance: Any, **_: Any) -> None:
+    """Celery prints its start-up banner straight to stdout, a dozen lines no JSON log
+    reader can parse: with LOG_FORMAT=json one line says what it would have."""
+    settings = get_settings()
+    if settings.log_format != "json":
+        return
+    instance.quiet = True
+    logger.info(
+        "%s starting: queue(s) %s, %s threads, broker %s",
+        instance.hostname,
+        ", ".join(instance.app.amqp.queues.consume_from),
+        instance.concurrency,
+        maybe_sanitize_url(settings.resolved_broker_url),
+    )
+
+
+app = create_celery(get_settings())
+# At import as well: `celery worker` warns (e.g. about running as root) before it sends
+# setup_logging, and those lines should come out in our format too.
+configure_logging(get_settings(), _celery_task_id)

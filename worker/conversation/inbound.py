@@ -1,0 +1,300 @@
+"""Answering a conversation: find its session, take its lease, and run its turns in
+order until nothing is pending; failures become a retry or a recorded terminal state.
+
+Plain async functions (no Celery): the task calls `process_inbound`, tests can too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.core.log_context import bind, log_context
+from db.core.logging_setup import mask_numbers
+from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
+from db.models import Channel, InboundMessage, InboundStatus, Turn
+from db.sessions import (
+    LeaseLostError,
+    acquire_lease,
+    get_or_create_session,
+    release_lease,
+    renew_lease,
+)
+from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
+from worker.conversation.scene import NO_CHANNEL, Scene, scene_of
+from worker.conversation.turn_runner import run_turn, send_fallback
+from worker.errors import PermanentTurnError, TransientTurnError, UndeliverableError
+from worker.process.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "whatsapp"
+DATABASE_RETRY_SECONDS = 5.0
+BUSY_RETRY_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 60.0
+RATE_WINDOW = timedelta(minutes=1)
+_FINAL_STATUSES = (InboundStatus.PROCESSED, InboundStatus.FAILED, InboundStatus.UNROUTABLE)
+
+
+class RetryLater(Exception):
+    """Run the task again after `countdown` seconds: the conversation is busy, or a
+    transient failure (model, provider, database) interrupted the turn."""
+
+    def __init__(self, reason: str, *, countdown: float) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+
+
+async def process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
+    """Make sure inbound message `inbound_id` gets answered (by us, or already was)."""
+    with log_context(inbound_id=inbound_id):
+        try:
+            await _process_inbound(inbound_id, runtime=runtime)
+        except (OperationalError, InterfaceError) as error:
+            logger.warning(
+                "inbound %s: database unavailable (%s)", inbound_id, type(error).__name__
+            )
+            raise RetryLater("database unavailable", countdown=DATABASE_RETRY_SECONDS) from error
+
+
+async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
+    """One transaction finds the session, takes its lease and starts (or resumes) its
+    turn; then the conversation is answered until nothing is pending."""
+    async with runtime.sessionmaker.begin() as db:
+        found = await get_inbound_and_channel(inbound_id, db=db)
+        if found is None:
+            logger.warning("inbound %s does not exist; dropping the task", inbound_id)
+            return
+        inbound, channel = found
+        bind(provider=inbound.provider)
+        if inbound.status in _FINAL_STATUSES:
+            logger.info("inbound %s is already %s", inbound_id, inbound.status)
+            return
+        session_id = inbound.session_id or await _resolve_session(inbound, channel, db=db)
+        if session_id is None:
+            return
+        bind(session_id=session_id)
+        lease = await acquire_lease(
+            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+        )
+        first: Step = None
+        if lease is not None:
+            first = await _next_step(session_id, lease=lease, claiming=True, runtime=runtime, db=db)
+    if lease is None and inbound.status == InboundStatus.PROCESSING:
+        # Redelivered from a worker that took it into a turn and may have died: poll
+        # until that worker finishes the turn or its lease runs out.
+        raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
+    if lease is None:
+        # A latecomer: the worker holding the conversation takes it next (see
+        # `_lock_conversation`), so this task ends here instead of polling.
+        logger.debug("inbound %s: session %s is busy; its holder takes it", inbound_id, session_id)
+        return
+    await answer_conversation(session_id, first, lease=lease, runtime=runtime)
+
+
+async def _resolve_session(
+    inbound: InboundMessage, channel: Channel | None, *, db: AsyncSession
+) -> uuid.UUID | None:
+    if channel is None:
+        await fail_inbound(inbound.id, error="its channel was removed", db=db)
+        logger.warning("inbound %s: channel removed; marked failed", inbound.id)
+        return None
+    session_id = await get_or_create_session(
+        channel.builder_id,
+        PLATFORM,
+        conversation_key(inbound),
+        display_name=inbound.profile_name,
+        wa_id=inbound.sender_wa_id,
+        user_id=inbound.sender_user_id,
+        db=db,
+    )
+    inbound.session_id = session_id  # its fellow latecomers join before the next turn
+    return session_id
+
+
+def conversation_key(inbound: InboundMessage) -> str:
+    """Who the user is, across providers: the business-scoped user id when WhatsApp
+    gives one (users with a username may have no number), else `+` and the number."""
+    if inbound.sender_user_id:
+        return inbound.sender_user_id
+    if inbound.sender_wa_id:
+        return f"+{inbound.sender_wa_id.lstrip('+')}"
+    return inbound.sender.removeprefix("whatsapp:")
+
+
+Step = Scene | float | None
+"""What a conversation does next: answer a turn, wait that many seconds (for the user to
+finish a burst, or for the sender's rate), or nothing (its lease released)."""
+
+
+async def answer_conversation(
+    session_id: uuid.UUID, first: Step, *, lease: uuid.UUID, runtime: Runtime
+) -> None:
+    """Under our lease, answer the conversation's turns in order until none is pending.
+    Each turn is closed in the transaction that starts the next one, or that finds
+    nothing left and releases the lease."""
+    with log_context(session_id=session_id):
+        await _answer_turns(session_id, first, lease=lease, runtime=runtime)
+
+
+async def _answer_turns(
+    session_id: uuid.UUID, first: Step, *, lease: uuid.UUID, runtime: Runtime
+) -> None:
+    runtime.leases.held(lease)
+    released = False
+    step = first
+    try:
+        while step is not None:
+            finished: Turn | None = None
+            failed_because = None
+            if isinstance(step, float):
+                await asyncio.sleep(step)
+            else:
+                finished = step.turn
+                with log_context(
+                    turn_id=finished.id, inbound_ids=[message.id for message in step.messages]
+                ):
+                    failed_because = await _run_turn_guarded(step, lease=lease, runtime=runtime)
+            async with runtime.sessionmaker.begin() as db:
+                await _lock_conversation(session_id, lease, runtime=runtime, db=db)
+                if finished is not None:
+                    await finish_turn(finished.id, failed_because=failed_because, db=db)
+                step = await _next_step(
+                    session_id, lease=lease, claiming=False, runtime=runtime, db=db
+                )
+        released = True
+    except LeaseLostError:
+        logger.warning("session %s: lease lost; its new holder carries on", session_id)
+    finally:
+        runtime.leases.forget(lease)
+        if not released:
+            async with runtime.sessionmaker.begin() as db:
+                await release_lease(session_id, lease, db=db)
+
+
+async def _lock_conversation(
+    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
+) -> None:
+    """Renew our lease as the transaction's first statement, so its row lock comes before
+    we look for pending messages. A task that finds the conversation busy leaves its
+    message to us, and its message was stored before it looked: either it looked before
+    this lock, and our reads after it see the message, or it waits for our commit and,
+    if we released the lease, answers the message itself."""
+    renewed = await renew_lease(
+        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+    )
+    if not renewed:
+        raise LeaseLostError(f"session {session_id} is leased to another worker")
+    runtime.leases.held(lease)
+
+
+async def _next_step(
+    session_id: uuid.UUID,
+    *,
+    lease: uuid.UUID,
+    claiming: bool,
+    runtime: Runtime,
+    db: AsyncSession,
+) -> Step:
+    """In the caller's transaction: when `claiming` (the task that took the lease), the
+    unfinished turn if there is one; else, once the user has paused for
+    `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and is within the
+    builder's `turns_per_minute`, else `SENDER_TURNS_PER_MINUTE` (past it, messages wait
+    and coalesce), the turn an operator retried or a new turn for the pending messages;
+    else how long to wait for either; else None, with the lease released. A claiming
+    task over the rate retries later instead of holding the lease while it waits."""
+    settings = runtime.settings
+    turn = await resume_turn(session_id, db=db) if claiming else None
+    new = False
+    while True:
+        if turn is None:
+            await attach_latecomers(session_id, db=db)
+            pending = await pending_arrivals(session_id, db=db)
+            if not pending.messages:
+                await release_lease(session_id, lease, db=db)
+                return None
+            now = datetime.now(UTC)
+            newest = max(received_at for _id, received_at in pending.messages)
+            settle = settings.coalesce_window_seconds - (now - newest).total_seconds()
+            if settle > 0:
+                return settle
+            per_minute = pending.turns_per_minute
+            if per_minute is None:
+                per_minute = settings.sender_turns_per_minute
+            wait = await _rate_limit_wait(session_id, now, per_minute, db)
+            if wait > 0 and claiming:
+                raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
+            if wait > 0:
+                return wait
+            if pending.retried:  # an operator retried a turn: it answers its messages
+                turn = await resume_turn(session_id, db=db)
+            new = turn is None
+            if turn is None:
+                message_ids = [message_id for message_id, _ in pending.messages]
+                turn = await start_turn(session_id, message_ids, db=db)
+        scene = await scene_of(turn, db=db, new=new)
+        if scene is not None:
+            return scene
+        logger.warning("turn %s: %s; marked failed", turn.id, NO_CHANNEL)
+        await finish_turn(turn.id, failed_because=NO_CHANNEL, db=db)
+        turn = None
+
+
+async def _rate_limit_wait(
+    session_id: uuid.UUID, now: datetime, per_minute: int, db: AsyncSession
+) -> float:
+    """Seconds until this sender may start another turn (0 when it may now)."""
+    if per_minute <= 0:
+        return 0.0
+    started = await turns_started_since(session_id, now - RATE_WINDOW, db=db)
+    if len(started) < per_minute:
+        return 0.0
+    return (started[-per_minute] + RATE_WINDOW - now).total_seconds()
+
+
+async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> str | None:
+    """Run one turn; returns why it failed for good (after the fallback reply), None when
+    it replied. Anything else is recorded on it and retried later."""
+    turn = scene.turn
+    try:
+        await run_turn(scene, lease=lease, runtime=runtime)
+        return None
+    except LeaseLostError:
+        raise
+    except PermanentTurnError as error:
+        logger.warning("turn %s failed for good: %s", turn.id, mask_numbers(str(error)))
+        if not isinstance(error, UndeliverableError):
+            await _send_fallback_once(turn, lease=lease, runtime=runtime)
+        return str(error)
+    except Exception as error:
+        countdown = _backoff(turn.attempts, runtime.settings.retry_backoff_seconds)
+        if isinstance(error, TransientTurnError):
+            countdown = max(countdown, error.retry_after or 0)
+        else:
+            logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
+        logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, mask_numbers(str(error)))
+        async with runtime.sessionmaker.begin() as db:
+            await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)
+        raise RetryLater(str(error), countdown=countdown) from error
+
+
+async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """The builder's fallback text, where sending is still possible; its own failure is
+    logged, not retried, since the turn is over either way."""
+    try:
+        await send_fallback(turn, lease=lease, runtime=runtime)
+    except LeaseLostError:
+        raise
+    except Exception as error:  # the turn ends failed whatever happens here; say why
+        logger.warning("turn %s: fallback not sent: %s", turn.id, mask_numbers(str(error)))
+
+
+def _backoff(attempt: int, base: float) -> float:
+    """Exponential backoff, capped, with jitter so retries of many turns spread out."""
+    return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))

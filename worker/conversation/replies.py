@@ -1,0 +1,254 @@
+"""A turn's reply: recorded once (idempotent per turn and part), then sent part by part
+by whoever holds the conversation's lease.
+
+A part is marked `sending` before it goes out, in a statement that runs anyway (the one
+recording the reply marks the first part; the one marking a part sent marks the next),
+and marked sent as soon as the provider answers. A part a resumed turn finds still
+`sending` may have reached the user before its worker died: it is looked up at the
+provider first, and sent again only if the provider never took it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.core.clock import as_utc
+from db.core.log_context import log_context
+from db.core.logging_setup import mask_numbers
+from db.models import OutboundMessage, OutboundStatus, Turn
+from db.outbox import (
+    known_provider_ids,
+    mark_refused,
+    mark_send_failed,
+    mark_sending,
+    mark_sent,
+    record_reply,
+    recorded_provider_id,
+)
+from db.sessions import LeaseLostError, renew_lease
+from worker.channels.base import (
+    OutboundChannel,
+    PermanentSendError,
+    SentMessage,
+    TransientSendError,
+)
+from worker.channels.formatting import markdown_to_whatsapp
+from worker.channels.splitting import split_text
+from worker.conversation.delivery import send_with_retries
+from worker.conversation.scene import Scene
+from worker.errors import TransientTurnError, UndeliverableError
+from worker.process.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+MARK_SENT_ATTEMPTS = 4
+MARK_SENT_BACKOFF_SECONDS = 0.2
+STATUS_POLL_SECONDS = 0.5
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far the provider's clock may be behind ours when it dates a message we sent."""
+
+
+async def record_reply_parts(
+    turn: Turn, scene: Scene, text: str, *, lease: uuid.UUID, runtime: Runtime
+) -> list[OutboundMessage]:
+    """Record `text` in WhatsApp formatting, split into the channel's message size."""
+    outbound = runtime.channel(scene.channel)
+    parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
+    async with runtime.autocommit_sessionmaker.begin() as db:
+        await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
+        return await record_reply(
+            session_id=turn.session_id,
+            turn_id=turn.id,
+            retry=turn.retries,
+            channel_id=scene.channel.id,
+            recipient=scene.messages[-1].sender,
+            parts=parts,
+            db=db,
+        )
+
+
+async def send_pending(
+    replies: list[OutboundMessage],
+    scene: Scene,
+    *,
+    lease: uuid.UUID,
+    runtime: Runtime,
+    resumed: bool,
+) -> None:
+    """Send every part not sent yet, in order; a refused part fails the turn for good.
+    `resumed`: the parts were recorded by an earlier attempt, so one still `sending` may
+    have gone out (else this attempt just recorded them, the first as `sending`)."""
+    outbound = runtime.channel(scene.channel)
+    marked = None if resumed else replies[0].id  # the part this attempt marked `sending`
+    for index, reply in enumerate(replies):
+        if reply.status not in (OutboundStatus.PENDING, OutboundStatus.SENDING):
+            continue
+        following = replies[index + 1] if index + 1 < len(replies) else None
+        if following is not None and following.status != OutboundStatus.PENDING:
+            following = None
+        async with runtime.sessionmaker.begin() as db:
+            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
+        sent = None
+        if reply.id != marked:  # not marked `sending` by this attempt
+            if reply.status == OutboundStatus.SENDING:  # by an earlier one: it may be out
+                sent = await _taken_before(reply, scene, outbound, lease=lease, runtime=runtime)
+            else:
+                async with runtime.autocommit_sessionmaker.begin() as db:
+                    await mark_sending(reply.id, db=db)
+        if sent is None:
+            sent = await _send(reply, scene, outbound, runtime=runtime)
+        await mark_part_sent(reply, sent, following=following, runtime=runtime)
+        marked = following.id if following is not None else None
+
+
+async def _send(
+    reply: OutboundMessage, scene: Scene, outbound: OutboundChannel, *, runtime: Runtime
+) -> SentMessage:
+    """Send one part; a refusal worth retrying puts it back to `pending` (it did not go
+    out), one that may have gone out leaves it `sending` for the retry to look up."""
+    try:
+        return await send_with_retries(
+            outbound,
+            sender=scene.channel.address,
+            recipient=reply.recipient,
+            text=reply.text,
+            outbound_id=reply.id,
+        )
+    except TransientSendError as error:
+        if not error.may_have_been_sent:
+            async with runtime.autocommit_sessionmaker.begin() as db:
+                await mark_refused(reply.id, db=db)
+        raise TransientTurnError(f"send failed: {error}", retry_after=error.retry_after) from error
+    except PermanentSendError as error:
+        async with runtime.sessionmaker.begin() as db:
+            await mark_send_failed(reply.id, error=str(error), db=db)
+        raise UndeliverableError(f"send failed: {error}") from error
+
+
+async def _taken_before(
+    reply: OutboundMessage,
+    scene: Scene,
+    outbound: OutboundChannel,
+    *,
+    lease: uuid.UUID,
+    runtime: Runtime,
+) -> SentMessage | None:
+    """What the provider took of `reply` in an earlier attempt that died before recording
+    it, or None when it took nothing. A delivery status that named the part says so (the
+    receiver records the provider's id from Meta's, which carry our outbound id back),
+    waited for up to the channel's `status_wait_seconds`; else the provider's own list
+    (Twilio's) of messages with its text since it was recorded, less those other parts
+    already have. A provider that cannot be asked now retries the turn later."""
+    provider_message_id = reply.provider_message_id or await _named_by_a_status(
+        reply, outbound, lease=lease, runtime=runtime
+    )
+    if provider_message_id is not None:
+        logger.info("reply part %d had been sent; not sending it again", reply.part + 1)
+        return SentMessage(provider_message_id=provider_message_id, status=OutboundStatus.SENT)
+    try:
+        found = await outbound.find_sent(
+            sender=scene.channel.address,
+            recipient=reply.recipient,
+            text=reply.text,
+            since=as_utc(reply.created_at) - CLOCK_SKEW,
+        )
+    except TransientSendError as error:
+        raise TransientTurnError(
+            f"could not ask whether reply part {reply.part + 1} was sent: {error}",
+            retry_after=error.retry_after,
+        ) from error
+    except PermanentSendError as error:
+        logger.warning(
+            "%s refused to say whether reply part %d was sent; sending it: %s",
+            outbound.provider,
+            reply.part + 1,
+            mask_numbers(str(error)),
+        )
+        return None
+    async with runtime.sessionmaker() as db:
+        known = await known_provider_ids([each.provider_message_id for each in found], db=db)
+    taken = next((each for each in found if each.provider_message_id not in known), None)
+    if taken is not None:
+        logger.info("reply part %d had been sent; not sending it again", reply.part + 1)
+    else:
+        logger.info("reply part %d may have been sent, but was not: sending it", reply.part + 1)
+    return taken
+
+
+async def _named_by_a_status(
+    reply: OutboundMessage, outbound: OutboundChannel, *, lease: uuid.UUID, runtime: Runtime
+) -> str | None:
+    """The provider's id a delivery status naming `reply` brought, polled for up to the
+    channel's `status_wait_seconds` (none where its statuses cannot name our parts),
+    keeping the conversation's lease meanwhile."""
+    wait = outbound.status_wait_seconds
+    if wait <= 0:
+        return None
+    logger.info(
+        "reply part %d may have been sent: waiting up to %gs for %s's status",
+        reply.part + 1,
+        wait,
+        outbound.provider,
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        async with runtime.sessionmaker.begin() as db:
+            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
+            found = await recorded_provider_id(reply.id, db=db)
+        left = deadline - loop.time()
+        if found is not None or left <= 0:
+            return found
+        await asyncio.sleep(min(STATUS_POLL_SECONDS, left))
+
+
+async def mark_part_sent(
+    reply: OutboundMessage,
+    sent: SentMessage,
+    *,
+    following: OutboundMessage | None,
+    runtime: Runtime,
+) -> None:
+    """Store that the provider took `reply`, and that `following` is being sent, in one
+    statement retried on a fresh connection: a pooled connection that died (terminated
+    backend, database restart) fails its next statement once, and a mark lost here would
+    make the retry look the part up at the provider. Its log line ties our outbound id to
+    the provider's message id."""
+    with log_context(outbound_id=reply.id, provider_message_id=sent.provider_message_id):
+        logger.info("reply part %d sent (%s)", reply.part + 1, sent.status)
+    for attempt in range(1, MARK_SENT_ATTEMPTS + 1):
+        try:
+            async with runtime.autocommit_sessionmaker.begin() as db:
+                await mark_sent(
+                    reply.id,
+                    provider_message_id=sent.provider_message_id,
+                    status=sent.status,
+                    following=following.id if following is not None else None,
+                    db=db,
+                )
+            return
+        except (OperationalError, InterfaceError):
+            if attempt == MARK_SENT_ATTEMPTS:
+                raise
+            await asyncio.sleep(MARK_SENT_BACKOFF_SECONDS * attempt)
+
+
+async def hold_lease(
+    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
+) -> None:
+    """Make sure the conversation is still ours before acting on it: nothing to do while
+    the lease is fresh, else extend it, or stop if it was taken over."""
+    if runtime.leases.fresh(lease):
+        return
+    renewed = await renew_lease(
+        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+    )
+    if not renewed:
+        raise LeaseLostError(f"session {session_id} is leased to another worker")
+    runtime.leases.held(lease)

@@ -1,0 +1,268 @@
+"""One turn: run the agent on the conversation's `DatabaseSession` for the turn's
+messages, record the reply once, send it, close the turn.
+
+History is never assembled here; the runner loads and saves it through the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import httpx
+import openai
+from agents import (
+    InputGuardrailTripwireTriggered,
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    OutputGuardrailTripwireTriggered,
+    RunConfig,
+    Runner,
+    UserError,
+)
+from agents.items import TResponseInputItem
+from agents.memory import SessionInputCallback
+
+from db.core.logging_setup import mask_numbers
+from db.lossless_json import plain_text
+from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
+from db.outbox import reached_user_before
+from db.sessions import item_sequences, last_item
+from db.transcript import content_text
+from db.turn_session import TurnSession
+from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
+from worker.channels.base import retry_after_seconds
+from worker.conversation.delivery import typing_shown
+from worker.conversation.replies import record_reply_parts, send_pending
+from worker.conversation.scene import Scene, load_scene
+from worker.errors import PermanentTurnError, TransientTurnError
+from worker.process.runtime import Runtime
+from worker.process.turn_metrics import observed_run, observed_turn
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FALLBACK_REPLY = (
+    "Sorry, something went wrong on our side and I can't answer that right now. "
+    "Please try again a little later."
+)
+DEFAULT_UNSUPPORTED_REPLY = (
+    "Sorry, I can't read that kind of message yet. Could you send it as text?"
+)
+
+_PERMANENT_RUN_ERRORS = (
+    MaxTurnsExceeded,
+    ModelBehaviorError,
+    InputGuardrailTripwireTriggered,
+    OutputGuardrailTripwireTriggered,
+    UserError,
+)
+
+
+@observed_turn
+async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """Answer the turn and send the reply; the caller closes the turn in the transaction
+    that moves the conversation on."""
+    settings = runtime.settings
+    turn, messages, channel, builder = scene.turn, scene.messages, scene.channel, scene.builder
+    if turn.attempts > settings.turn_max_attempts:
+        raise PermanentTurnError(
+            f"gave up after {settings.turn_max_attempts} attempts: {turn.error}"
+        )
+    logger.info(
+        "turn %s of session %s: answering %s (%d message(s), attempt %d)",
+        turn.id,
+        turn.session_id,
+        mask_numbers(messages[-1].sender),
+        len(messages),
+        turn.attempts,
+    )
+    replies = scene.replies
+    resumed = bool(replies)
+    if not resumed:
+        async with typing_shown(
+            runtime.channel(channel),
+            sender=channel.address,
+            message_id=messages[-1].provider_message_id,
+            refresh_seconds=settings.typing_refresh_seconds,
+        ):
+            reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
+        replies = await record_reply_parts(turn, scene, reply, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=resumed)
+    logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
+
+
+async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+    """Tell the user once that this turn cannot be answered: the builder's fallback text,
+    stored in the session like any answer. Skipped when this try recorded a reply, or an
+    earlier try (before an operator's retry) got one to the user."""
+    scene = await load_scene(turn, runtime=runtime)
+    if scene.replies:
+        return
+    if scene.turn.retries:
+        async with runtime.sessionmaker() as db:
+            if await reached_user_before(turn.id, retry=scene.turn.retries, db=db):
+                return
+    text = scene.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
+    input_saved = scene.turn.input_saved_at is not None
+    user_input = [] if input_saved else _user_items(scene.messages)
+    session = _session_for(
+        turn, lease=lease, runtime=runtime, saves_input=not input_saved, history_window=0
+    )
+    await session.add_items([*user_input, {"role": "assistant", "content": text}])
+    replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
+    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=False)
+
+
+async def _generate_reply(
+    turn: Turn,
+    messages: list[InboundMessage],
+    builder: Builder,
+    *,
+    lease: uuid.UUID,
+    runtime: Runtime,
+) -> str:
+    """Run the agent for this turn. A retried turn whose input is already stored
+    continues with `input=[]`; one whose run already finished reuses that answer (this
+    try's: an earlier try's, such as the fallback before an operator's retry, is not
+    one). Messages the agent cannot use get the builder's canned reply, stored like any
+    turn."""
+    run_input: list[TResponseInputItem] = []
+    window = runtime.settings.history_window
+    window = window if builder.history_window is None else builder.history_window
+    view: SessionInputCallback = history_from_a_user_message
+    if turn.input_saved_at is None:
+        run_input = _user_items(messages)
+    else:
+        async with runtime.sessionmaker() as db:
+            newest = await last_item(turn.session_id, db=db)
+            if (
+                newest is not None
+                and newest.sequence > (turn.input_sequence or 0)
+                and newest.sequence >= (turn.retry_from_sequence or 0)
+                and _is_assistant_message(newest.item_data)
+            ):
+                return content_text(newest.item_data.get("content"))
+            if turn.retries and turn.input_sequence is not None:
+                sequences = await item_sequences(turn.session_id, db=db)
+                view = _as_it_stood(turn, len(messages), sequences, window)
+                window = 0  # the whole history is read; the view keeps the window
+    session = _session_for(
+        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), history_window=window
+    )
+    if all(message.kind == UNSUPPORTED_KIND for message in messages):
+        canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
+        await session.add_items([*run_input, {"role": "assistant", "content": canned}])
+        return canned
+    agent = build_agent(builder, runtime.model(builder.model))
+    context = TurnContext(
+        builder.id,
+        turn.session_id,
+        user_name=messages[-1].profile_name,
+        sessions=runtime.sessionmaker,
+    )
+    timeout = runtime.settings.run_timeout_seconds
+    try:
+        async with asyncio.timeout(timeout):
+            result = await observed_run(
+                Runner.run(
+                    agent,
+                    run_input,
+                    session=session,
+                    context=context,
+                    max_turns=MAX_TURNS,
+                    run_config=RunConfig(session_input_callback=view),
+                ),
+                builder_id=builder.id,
+            )
+    except TimeoutError as error:
+        raise TransientTurnError(f"the agent run took longer than {timeout:g}s") from error
+    except _PERMANENT_RUN_ERRORS as error:
+        raise PermanentTurnError(f"{type(error).__name__}: {error}") from error
+    except openai.APIStatusError as error:
+        if error.status_code in (408, 409, 429) or error.status_code >= 500:
+            raise TransientTurnError(
+                f"model API {error.status_code}", retry_after=_retry_after(error.response)
+            ) from error
+        raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
+    except openai.APIConnectionError as error:
+        raise TransientTurnError(f"model API unreachable: {error}") from error
+    # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
+    return plain_text(str(result.final_output))
+
+
+def _session_for(
+    turn: Turn, *, lease: uuid.UUID, runtime: Runtime, saves_input: bool, history_window: int
+) -> TurnSession:
+    """`history_window`: the items the runner reads (0: all); the builder's own window
+    overrides `HISTORY_WINDOW` when it has one."""
+    return TurnSession(
+        turn.session_id,
+        engine=runtime.engine,
+        turn_id=turn.id,
+        lease_token=lease,
+        saves_input=saves_input,
+        history_window=history_window,
+        statements=runtime.statements,
+    )
+
+
+def history_from_a_user_message(
+    history: list[TResponseInputItem], new_input: list[TResponseInputItem]
+) -> list[TResponseInputItem]:
+    """What the model reads: the history window, started at a user message, then the new
+    input. A window (`HISTORY_WINDOW`) can begin inside an earlier turn, with a tool
+    result whose call fell outside it, which the model API refuses."""
+    start = next((n for n, item in enumerate(history) if item.get("role") == "user"), 0)
+    return [*history[start:], *new_input]
+
+
+def _as_it_stood(
+    turn: Turn, inputs: int, sequences: list[int], window: int
+) -> SessionInputCallback:
+    """What the model of an operator's retry reads: the conversation as it stood when the
+    turn's `inputs` messages arrived, ending with them, then what this retry has done (a
+    killed attempt's tool calls); not what an earlier try (the fallback) or a later turn
+    added. `sequences` are the whole history's, item by item; `window` as for any turn."""
+    input_end = (turn.input_sequence or 0) + inputs
+    retry_from = turn.retry_from_sequence or 0
+
+    def view(
+        history: list[TResponseInputItem], new_input: list[TResponseInputItem]
+    ) -> list[TResponseInputItem]:
+        kept = [
+            item
+            for item, sequence in zip(history, sequences, strict=True)
+            if sequence < input_end or sequence >= retry_from
+        ]
+        return history_from_a_user_message(kept[-window:] if window else kept, new_input)
+
+    return view
+
+
+def _user_items(messages: list[InboundMessage]) -> list[TResponseInputItem]:
+    """The turn's input: one user item per WhatsApp message, in arrival order."""
+    return [{"role": "user", "content": _user_text(message)} for message in messages]
+
+
+def _user_text(message: InboundMessage) -> str:
+    """The agent input for one WhatsApp message: its text and what was attached."""
+    lines = [message.text] if message.text else []
+    for media in message.media:
+        what = media.get("content_type") or media.get("kind") or "file"
+        name = f": {media['filename']}" if media.get("filename") else ""
+        lines.append(f"[{what} attached{name}]")
+    return "\n".join(lines) or "[empty message]"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """OpenAI's hint, from `retry-after-ms` or `retry-after` (seconds)."""
+    milliseconds = retry_after_seconds(response.headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    return retry_after_seconds(response.headers.get("retry-after"))
+
+
+def _is_assistant_message(item: dict[str, Any]) -> bool:
+    return item.get("type", "message") == "message" and item.get("role") == "assistant"

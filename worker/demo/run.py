@@ -1,0 +1,274 @@
+"""`make demo`: real conversations through the real receiver and worker, on embedded
+defaults (SQLite file, file-system broker, offline model, console channel) unless the
+environment configures real ones.
+
+A Twilio leg, then a Meta leg: each message is signed exactly as the provider signs it
+and posted over HTTP; the demo waits for the worker's reply and finally prints each
+conversation's transcript read back from `session_items`, then the dashboard URL of the
+first conversation and a builder token to sign in with (kept serving with `serve=True`
+until Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+import uuid
+
+import click
+import httpx
+from kombu.utils.url import maybe_sanitize_url
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from db import migrate
+from db.core.settings import Settings, get_settings
+from db.engine import create_engine, create_sessionmaker
+from db.models import InboundMessage, InboundStatus, OutboundMessage
+from db.sessions import session_items_of
+from db.transcript import one_line, transcript_line
+from worker.demo.bakery import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
+from worker.demo.metrics_line import MetricsEndpoints
+from worker.demo.processes import free_port, serve_until_interrupted, start, wait_until_serving
+from worker.demo.signed_requests import SignedRequest, meta_message, meta_text, twilio_message
+
+DEMO_SECRET = "demo-secret-not-for-production"
+REPLY_TIMEOUT_SECONDS = 60.0
+
+
+def run_demo(
+    *,
+    serve: bool = False,
+    builder_id: uuid.UUID | None = None,
+    question: str = DEFAULT_QUESTION,
+    port: int | None = None,
+) -> int:
+    """Converse with `builder_id` (or the Demo Bakery) through a receiver and a worker
+    started here; `question` is asked on the first leg, for its documents to answer."""
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _describe(settings)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the terminal shows the demo
+    migrate.upgrade()
+    try:
+        target = asyncio.run(demo_target(settings, builder_id))
+    except DemoFailure as error:
+        click.echo(f"demo failed: {error}", err=True)
+        return 1
+    demo = Demo(settings, target, port=port or free_port())
+    logs = settings.data_dir.resolve()
+    processes = [
+        start(
+            "receiver", ["serve", "--port", str(demo.port)], demo.env, logs / "demo-receiver.log"
+        ),
+        start("worker", ["worker", "--concurrency=4"], demo.env, logs / "demo-worker.log"),
+    ]
+    try:
+        wait_until_serving(demo.base_url)
+        click.echo(f"talking to builder {target.name!r} ({target.builder_id})")
+        sessions = []
+        if target.twilio_address is not None:
+            sessions.append(demo.twilio_leg(target.twilio_address, question))
+        if target.meta_phone_number_id is not None:
+            asked = question if not sessions else None
+            sessions.append(demo.meta_leg(target.meta_phone_number_id, asked))
+        click.echo("\nEach last reply recalls the first message: history came from session_items.")
+        demo.show_where_to_look(sessions[0])
+        if serve:
+            click.echo("Serving the dashboard and the metrics until Ctrl-C.")
+            serve_until_interrupted(processes)
+        else:
+            click.echo("(`make demo SERVE=1` keeps the dashboard and the metrics up to look at.)")
+    except DemoFailure as failure:
+        click.echo(f"\ndemo failed: {failure}\nlogs: {logs}/demo-*.log", err=True)
+        return 1
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    return 0
+
+
+class Demo:
+    """One demo run: the secrets its receiver checks, where it serves, what it prints."""
+
+    def __init__(self, settings: Settings, target: DemoTarget, *, port: int) -> None:
+        self.settings = settings
+        self.target = target
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.twilio_token = _secret_or_demo(settings.twilio_auth_token)
+        self.meta_secret = _secret_or_demo(settings.meta_app_secret)
+        worker_metrics_port = settings.worker_metrics_port or free_port()
+        metrics_token = settings.metrics_token
+        self.metrics = MetricsEndpoints(
+            receiver_url=f"{self.base_url}/metrics",
+            worker_url=f"http://127.0.0.1:{worker_metrics_port}/metrics",
+            token=metrics_token.get_secret_value() if metrics_token else secrets.token_urlsafe(24),
+        )
+        self.env = {
+            **os.environ,
+            "TWILIO_AUTH_TOKEN": self.twilio_token,
+            "META_APP_SECRET": self.meta_secret,
+            "META_VERIFY_TOKEN": _secret_or_demo(settings.meta_verify_token),
+            "PUBLIC_BASE_URL": self.base_url,
+            "METRICS_TOKEN": self.metrics.token,
+            "WORKER_METRICS_PORT": str(worker_metrics_port),
+        }
+
+    def twilio_leg(self, address: str, question: str) -> uuid.UUID:
+        """Ada writes to `address` over Twilio; returns her session's id."""
+        click.echo("\n── Twilio leg ──")
+        user = f"whatsapp:+1500555{secrets.randbelow(10_000):04d}"
+        texts = ["Hi! My name is Ada.", "What time is it?", question, "Do you remember my name?"]
+        replies = [
+            self._converse(
+                twilio_message(
+                    text,
+                    user=user,
+                    to=address,
+                    base_url=self.base_url,
+                    auth_token=self.target.twilio_auth_token or self.twilio_token,
+                )
+            )
+            for text in texts
+        ]
+        return self._close_leg(user, replies[-1], "Ada")
+
+    def meta_leg(self, phone_number_id: str, question: str | None) -> uuid.UUID:
+        """Grace writes to `phone_number_id` over Meta; returns her session's id."""
+        click.echo("\n── Meta (WhatsApp Cloud API) leg ──")
+        _check_meta_handshake(self.base_url, self.env["META_VERIFY_TOKEN"])
+        wa_id = f"1500666{secrets.randbelow(10_000):04d}"
+        messages = [
+            meta_text("Hello, I'm Grace."),
+            {
+                "type": "location",
+                "location": {"latitude": 52.3731, "longitude": 4.8922, "name": "Dam"},
+            },
+            *([meta_text(question)] if question else []),
+            meta_text("What's my name?"),
+        ]
+        replies = [
+            self._converse(
+                meta_message(
+                    message,
+                    wa_id=wa_id,
+                    phone_number_id=phone_number_id,
+                    app_secret=self.target.meta_app_secret or self.meta_secret,
+                )
+            )
+            for message in messages
+        ]
+        return self._close_leg(wa_id, replies[-1], "Grace")
+
+    def show_where_to_look(self, session_id: uuid.UUID) -> None:
+        """The dashboard and metrics URLs, with the tokens to read them."""
+        token = asyncio.run(demo_token(self.settings, self.target.builder_id))
+        metrics = self.metrics
+        click.echo("\n── Dashboard ──")
+        click.echo(f"conversation: {self.base_url}/sessions/{session_id}")
+        click.echo(f"try it:       {self.base_url}/builders/{self.target.builder_id}/chat")
+        click.echo(f"token:        {token}")
+        click.echo("\n── Metrics (Prometheus) ──")
+        click.echo(f"receiver:     {metrics.receiver_url}")
+        click.echo(f"worker:       {metrics.worker_url}")
+        click.echo(f'curl -H "Authorization: Bearer {metrics.token}" {metrics.receiver_url}')
+
+    def _converse(self, request: SignedRequest) -> str:
+        return _converse(request, self.base_url, self.settings)
+
+    def _close_leg(self, user: str, last_reply: str, name: str) -> uuid.UUID:
+        """Print the leg's transcript and the metrics so far; its last reply must recall
+        the name the user gave in the first message."""
+        session_id = asyncio.run(_print_transcript(self.settings, user))
+        if name.lower() not in last_reply.lower():
+            raise DemoFailure(f"the last reply does not recall the name {name}: {last_reply!r}")
+        click.echo(f"\nmetrics: {self.metrics.summary(str(self.target.builder_id))}")
+        return session_id
+
+
+def _secret_or_demo(secret: SecretStr | None) -> str:
+    """The configured secret, or a fixed one for the embedded demo."""
+    return secret.get_secret_value() if secret else DEMO_SECRET
+
+
+def _describe(settings: Settings) -> None:
+    model = "OpenAI" if settings.openai_api_key else "offline (no OPENAI_API_KEY)"
+    twilio = "Twilio" if settings.twilio_can_send else "console (no Twilio credentials)"
+    meta = "Meta" if settings.meta_access_token else "console (no META_ACCESS_TOKEN)"
+    click.echo(f"database: {maybe_sanitize_url(settings.resolved_database_url)}")
+    click.echo(f"broker:   {maybe_sanitize_url(settings.resolved_broker_url)}")
+    click.echo(f"model:    {model}")
+    click.echo(f"replies:  {twilio} / {meta}")
+
+
+def _check_meta_handshake(base_url: str, verify_token: str) -> None:
+    """Meta's subscription check: the receiver must echo the challenge."""
+    params = {"hub.mode": "subscribe", "hub.verify_token": verify_token, "hub.challenge": "42"}
+    response = httpx.get(f"{base_url}/webhooks/meta", params=params, timeout=15)
+    click.echo(
+        f"GET /webhooks/meta (subscription handshake) → {response.status_code} {response.text}"
+    )
+    if response.status_code != 200 or response.text != "42":
+        raise DemoFailure(f"the Meta handshake failed: {response.status_code} {response.text}")
+
+
+def _converse(request: SignedRequest, base_url: str, settings: Settings) -> str:
+    """Post one signed webhook and wait for the worker's reply to it."""
+    response = request.post(base_url)
+    click.echo(
+        f"\nuser  > {request.shown_as}   (POST {request.path}, signed → {response.status_code})"
+    )
+    if response.status_code != 200:
+        raise DemoFailure(f"the receiver answered {response.status_code}: {response.text}")
+    reply = asyncio.run(_wait_for_reply(settings, request.message_id))
+    click.echo(f"agent < {reply}")
+    return reply
+
+
+async def _wait_for_reply(settings: Settings, message_id: str) -> str:
+    engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
+    deadline = time.monotonic() + REPLY_TIMEOUT_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            async with create_sessionmaker(engine)() as db:
+                inbound = await db.scalar(
+                    select(InboundMessage).where(InboundMessage.provider_message_id == message_id)
+                )
+                if inbound is not None and inbound.status == InboundStatus.FAILED:
+                    raise DemoFailure(f"the turn failed: {inbound.error}")
+                if inbound is not None and inbound.status == InboundStatus.PROCESSED:
+                    parts = await db.scalars(
+                        select(OutboundMessage.text)
+                        .where(OutboundMessage.turn_id == inbound.turn_id)
+                        .order_by(OutboundMessage.part)
+                    )
+                    return "\n".join(parts)
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+    raise DemoFailure(f"no reply within {REPLY_TIMEOUT_SECONDS:g}s")
+
+
+async def _print_transcript(settings: Settings, sender: str) -> uuid.UUID:
+    engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
+    try:
+        async with create_sessionmaker(engine)() as db:
+            inbound = await db.scalar(
+                select(InboundMessage).where(InboundMessage.sender == sender).limit(1)
+            )
+            assert inbound is not None and inbound.session_id is not None
+            items = await session_items_of(inbound.session_id, db=db)
+    finally:
+        await engine.dispose()
+    click.echo(f"\nTranscript of session {inbound.session_id}, read back from session_items:")
+    for item in items:
+        line = transcript_line(item.item_data)
+        text = one_line(line.text) if line.role == "tool" else line.text
+        click.echo(f"  #{item.sequence:<3} {line.role:<9} {text}")
+    return inbound.session_id

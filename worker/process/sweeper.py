@@ -1,0 +1,46 @@
+"""The sweeper: every worker process periodically re-enqueues inbox messages that no
+task will answer (published while the broker was down, or lost with a dead worker).
+
+Single-flight across workers without a coordinator: a sweep claims rows with
+`FOR UPDATE SKIP LOCKED` and stamps them, so each stranded message is re-enqueued once
+per period however many workers sweep. Re-enqueueing is safe because turns are
+idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from db.inbox import claim_stranded
+from worker.process.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500
+
+Publish = Callable[[Sequence[int]], Awaitable[object]]
+
+
+async def sweep_once(runtime: Runtime, publish: Publish) -> int:
+    """Re-enqueue what is stranded now; returns how many messages were re-enqueued."""
+    older_than = datetime.now(UTC) - timedelta(seconds=runtime.settings.sweep_stale_seconds)
+    async with runtime.sessionmaker.begin() as db:
+        stranded = await claim_stranded(older_than=older_than, limit=SWEEP_BATCH, db=db)
+    if stranded:
+        await publish(stranded)
+        logger.info("sweeper re-enqueued %d stranded message(s)", len(stranded))
+    return len(stranded)
+
+
+async def sweep_forever(runtime: Runtime, publish: Publish) -> None:
+    """Sweep now and every `SWEEP_INTERVAL_SECONDS`; a failed sweep (database or broker
+    down) is logged and tried again next period."""
+    while True:
+        try:
+            await sweep_once(runtime, publish)
+        except Exception as error:  # the next period retries; the worker must keep sweeping
+            logger.warning("sweep failed: %s: %s", type(error).__name__, error)
+        await asyncio.sleep(runtime.settings.sweep_interval_seconds)
