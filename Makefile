@@ -37,6 +37,7 @@ test: $(INSTALLED)
 	$(call debian_package,pgbouncer,every test of a receiver or worker)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 ## bench: throughput and latency against baselines measured in the same run (BENCH_QUICK=1: short)
@@ -48,10 +49,11 @@ bench: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .wabot .pytest_cache .ruff_cache
+	rm -rf $(VENV) .wabot .pytest_cache .ruff_cache .mypy_cache

@@ -151,11 +151,13 @@ class DatabaseSession:
             if unlimited:
                 # The whole history as one JSON document: one row to fetch, one parse.
                 [(document,)] = await self._run(_PG_ALL, {"session_id": self._id})
-                return lossless_json.loads(document)
+                items: list[TResponseInputItem] = lossless_json.loads(document)
+                return items
             rows = await self._run(_PG_LATEST, {"session_id": self._id, "limit": limit})
             # One JSON parse of the window beats one per row.
             window = "[" + ",".join(document for (document,) in reversed(rows)) + "]"
-            return lossless_json.loads(window)
+            latest: list[TResponseInputItem] = lossless_json.loads(window)
+            return latest
         async with self._engine.connect() as conn:
             query = select(SessionItem.item_data).where(SessionItem.session_id == self._id)
             if unlimited:
@@ -203,7 +205,8 @@ class DatabaseSession:
             if popped is None:
                 return None
             await self._set_next_sequence(conn, popped.sequence)
-            return popped.item_data
+            item: TResponseInputItem = popped.item_data
+            return item
 
     async def clear_session(self) -> None:
         """Forget the whole history; the `sessions` row itself stays."""

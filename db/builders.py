@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import CursorResult, Delete, Row, Update, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Builder, Channel
@@ -75,8 +75,7 @@ async def update_builder(
 
 async def delete_builder(builder_id: uuid.UUID, *, db: AsyncSession) -> bool:
     """Delete the builder with its channels, sessions, tokens and documents (cascade)."""
-    deleted = await db.execute(delete(Builder).where(Builder.id == builder_id))
-    return bool(deleted.rowcount)
+    return await _changed_any(delete(Builder).where(Builder.id == builder_id), db=db)
 
 
 async def add_channel(
@@ -106,10 +105,9 @@ async def channels_of(builder_id: uuid.UUID | None, *, db: AsyncSession) -> list
 
 async def remove_channel(provider: str, address: str, *, db: AsyncSession) -> bool:
     """Stop routing `address`; its conversations stay, their new messages are unroutable."""
-    deleted = await db.execute(
-        delete(Channel).where(Channel.provider == provider, Channel.address == address)
+    return await _changed_any(
+        delete(Channel).where(Channel.provider == provider, Channel.address == address), db=db
     )
-    return bool(deleted.rowcount)
 
 
 async def find_channel(provider: str, address: str, *, db: AsyncSession) -> Channel | None:
@@ -124,12 +122,12 @@ async def set_channel_credentials(
 ) -> bool:
     """Give the channel other own credentials (encrypted), or None for the global ones;
     False when no channel has that address."""
-    updated = await db.execute(
+    return await _changed_any(
         update(Channel)
         .where(Channel.provider == provider, Channel.address == address)
-        .values(credentials=credentials)
+        .values(credentials=credentials),
+        db=db,
     )
-    return bool(updated.rowcount)
 
 
 async def channels_with_credentials(*, db: AsyncSession) -> list[Channel]:
@@ -144,9 +142,16 @@ async def channels_with_credentials(*, db: AsyncSession) -> list[Channel]:
     )
 
 
-async def channel_routes(*, db: AsyncSession) -> list[Row[tuple[uuid.UUID, str, str, str | None]]]:
+async def channel_routes(*, db: AsyncSession) -> list[Row[uuid.UUID, str, str, str | None]]:
     """(id, provider, address, stored credentials) of every channel, in one query: what
     the receiver verifies webhooks with."""
     return list(
         await db.execute(select(Channel.id, Channel.provider, Channel.address, Channel.credentials))
     )
+
+
+async def _changed_any(statement: Delete | Update, *, db: AsyncSession) -> bool:
+    """Whether an UPDATE or DELETE touched a row. The session returns a CursorResult for
+    both, though its `execute` is typed `Result` (SQLAlchemy's advice: cast)."""
+    result = cast(CursorResult[Any], await db.execute(statement))
+    return bool(result.rowcount)

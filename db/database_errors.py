@@ -14,7 +14,9 @@ import re
 import sqlite3
 
 import psycopg
+from sqlalchemy import Index
 from sqlalchemy.exc import StatementError
+from sqlalchemy.schema import ColumnCollectionConstraint
 
 from db.models import Base
 
@@ -33,7 +35,11 @@ def _schema_names() -> dict[str, list[str]]:
         names[table.name] = []
         for column in table.columns:
             names.setdefault(column.name, [column.name])
-        for constraint in [*table.constraints, *table.indexes]:
+        keyed: list[ColumnCollectionConstraint | Index] = [
+            *(each for each in table.constraints if isinstance(each, ColumnCollectionConstraint)),
+            *table.indexes,
+        ]
+        for constraint in keyed:
             if constraint.name:
                 names[str(constraint.name)] = [column.name for column in constraint.columns]
     return names

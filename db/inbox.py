@@ -57,7 +57,12 @@ class Recorded:
     @property
     def to_enqueue(self) -> bool:
         """A new message some builder will answer."""
-        return self.inbound_id is not None and self.routed
+        return self.enqueue_id is not None
+
+    @property
+    def enqueue_id(self) -> int | None:
+        """The inbox id to enqueue when this is a new message some builder will answer."""
+        return self.inbound_id if self.routed else None
 
 
 async def record_inbound(
@@ -149,16 +154,15 @@ def storable_message(message: ReceivedMessage) -> ReceivedMessage:
     """`message` as the inbox stores one holding what JSONB or a text column cannot: its
     JSON fields in `lossless_json`'s lossless form, its text fields in their plain form.
     The webhooks call it only for a request whose body says it may need it (rarely)."""
-    return ReceivedMessage(
-        **{
-            name: lossless_json.storable(value)
-            if name in _JSON_FIELDS
-            else lossless_json.plain_text(value)
-            if isinstance(value, str)
-            else value
-            for name, value in vars(message).items()
-        }
-    )
+    stored: dict[str, Any] = {
+        name: lossless_json.storable(value)
+        if name in _JSON_FIELDS
+        else lossless_json.plain_text(value)
+        if isinstance(value, str)
+        else value
+        for name, value in vars(message).items()
+    }
+    return ReceivedMessage(**stored)
 
 
 def _inserted(rows: Iterable[Sequence[Any]]) -> dict[tuple[str, str], Recorded]:

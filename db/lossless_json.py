@@ -48,8 +48,8 @@ def dumps(value: Any) -> str:
 def loads(data: str | bytes) -> Any:
     """The value `dumps` stored; one check of the text when nothing was encoded."""
     value = json.loads(data)
-    marker = _QUOTED_MARKER_BYTES if isinstance(data, bytes) else _QUOTED_MARKER
-    return decoded(value) if marker in data else value  # type: ignore[operator]
+    encoded = _QUOTED_MARKER_BYTES in data if isinstance(data, bytes) else _QUOTED_MARKER in data
+    return decoded(value) if encoded else value
 
 
 def parse(data: bytes) -> tuple[Any, bool]:

@@ -21,7 +21,7 @@ from db.models import Channel, OutboundMessage, OutboundStatus
 from db.upsert import insert_or_ignore
 
 # Delivery states only move forward: a late `sent` callback never overwrites `read`.
-STATUS_RANK = {
+STATUS_RANK: dict[str, int] = {
     OutboundStatus.PENDING: 0,
     OutboundStatus.SENDING: 0,
     OutboundStatus.QUEUED: 1,
@@ -196,7 +196,7 @@ async def record_provider_ids(
         Channel.provider == provider, Channel.address == bindparam("address")
     )
     statement = (
-        table.update()
+        update(OutboundMessage)
         .where(
             table.c.id == bindparam("outbound_id"),
             table.c.channel_id == channel.scalar_subquery(),

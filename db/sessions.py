@@ -43,7 +43,7 @@ async def get_or_create_session(
         index_elements=[columns.builder_id, columns.platform, columns.external_id],
         set_={name: func.coalesce(upsert.excluded[name], columns[name]) for name in contact},
     )
-    session_id = await db.scalar(upsert.returning(AgentSessionRow.id))
+    session_id: uuid.UUID | None = await db.scalar(upsert.returning(AgentSessionRow.id))
     assert session_id is not None
     return session_id
 

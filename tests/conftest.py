@@ -307,14 +307,14 @@ def private_queue(
 def wabot(pooled_database_url: str, db_sessions: async_sessionmaker[AsyncSession]) -> Wabot:
     """Run `wabot ARGS…` as a user runs it (a real process, through PgBouncer) against
     the emptied test database; `input` is typed at its prompts, `env` adds variables (a
-    broker, a key)."""
+    broker, a key). A deprecated call fails it, as it fails the tests in this process."""
     database = {"DATABASE_URL": pooled_database_url, "DATABASE_POOLER": "transaction"}
 
     def run(
         *args: str, input: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "worker.cli", *args],
+            [sys.executable, "-W", "error::DeprecationWarning", "-m", "worker.cli", *args],
             env={"PATH": os.environ["PATH"], **database, **(env or {})},
             capture_output=True,
             text=True,

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 logger = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_SECONDS = 3.0
+PROBE_TIMEOUT_SECONDS = 3
 
 
 async def healthz(_request: Request) -> Response:

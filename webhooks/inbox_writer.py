@@ -150,10 +150,10 @@ class InboxWriter:
             await enqueue_inbound(
                 self._celery,
                 [
-                    outcome.inbound_id
+                    outcome.enqueue_id
                     for waiting in batch
                     for outcome in waiting.recorded
-                    if outcome.to_enqueue
+                    if outcome.enqueue_id is not None
                 ],
             )
         except Exception as error:

@@ -46,6 +46,8 @@ class ReadDeadlineProtocol(HttpToolsProtocol):
         self.header_bytes: int | None = None
         """Bytes of the request whose headers are being read; None between requests."""
 
+    # uvicorn's own signature (asyncio.Transport where asyncio's protocol says BaseTransport),
+    # which uvicorn ignores the same way.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_deadline()

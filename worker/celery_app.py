@@ -134,7 +134,7 @@ def _publish_inbound(celery: Celery, inbound_ids: Sequence[int]) -> None:
                 message = celery.amqp.as_task_v2(
                     task_id,
                     PROCESS_INBOUND_TASK,
-                    args=[inbound_id],
+                    args=(inbound_id,),
                     argsrepr=f"[{inbound_id}]",
                     kwargsrepr="{}",
                     ignore_result=True,

@@ -21,7 +21,7 @@ from worker.process.runtime import close_runtime, current_runtime
 from worker.process.sweeper import sweep_forever
 
 
-async def _process(inbound_id: int, task_id: str) -> None:
+async def _process(inbound_id: int, task_id: str | None) -> None:
     """Bound here, in the coroutine's own asyncio task, the ids stay with this task's
     lines while other conversations run on the same loop."""
     with log_context(task_id=task_id):

@@ -201,7 +201,9 @@ def _contacts_text(contacts: Any) -> str:
             continue
         name = contact.get("name")
         formatted = name.get("formatted_name") if isinstance(name, dict) else None
-        phones = contact.get("phones") if isinstance(contact.get("phones"), list) else []
+        phones = contact.get("phones")
+        if not isinstance(phones, list):
+            phones = []
         numbers = [p.get("phone") for p in phones if isinstance(p, dict) and p.get("phone")]
         shared.append(", ".join(str(part) for part in [formatted, *numbers] if part))
     return f"[shared contact: {'; '.join(shared) or 'unnamed'}]"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from agents import Model, ModelSettings, ModelTracing, Tool
@@ -68,7 +68,7 @@ def offline_output(
 def _answer_from_tool(items: list[TResponseInputItem], output: TResponseInputItem) -> str:
     """The answer to a tool's result: the time as told, or the best passage the document
     search found (with its source), or that the documents do not say."""
-    call = next(
+    call: Mapping[str, Any] = next(
         (
             item
             for item in items

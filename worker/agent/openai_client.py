@@ -37,6 +37,8 @@ class PlainResponses(AsyncResponses):
     """`responses.create` posting its parameters as they are (see the module docstring);
     streaming, retries, timeouts and errors are openai-python's own."""
 
+    # One signature for openai's three overloads, since the parameters pass through as they
+    # are: mypy cannot match it to each overload.
     async def create(self, **params: Any) -> Response | AsyncStream[ResponseStreamEvent]:  # type: ignore[override]
         options = {name: params[name] for name in REQUEST_OPTIONS if name in params}
         stream = params.get("stream") is True

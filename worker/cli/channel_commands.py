@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import click
 from sqlalchemy.exc import IntegrityError
@@ -151,7 +152,7 @@ def channel_list(builder_id: uuid.UUID | None, as_json: bool) -> None:
 
     channels = in_transaction(listing)
     cipher = get_settings().credentials_cipher
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": str(each.id),
             "builder_id": str(each.builder_id),

@@ -3,6 +3,7 @@ their checks, and what `channel list` says about them (never a secret)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -108,10 +109,9 @@ def _secret(value: str | None, label: str) -> str | None:
     (getpass would read the terminal instead)."""
     if value != "-":
         return value
-    stdin = click.get_text_stream("stdin")
-    if stdin.isatty():
+    if sys.stdin.isatty():
         return str(click.prompt(label, hide_input=True))
-    return stdin.readline().rstrip("\r\n")
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def credentials_of(

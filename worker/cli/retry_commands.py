@@ -127,12 +127,12 @@ async def _check_asked_for(
         if not any(each.id == turn_id for each in found):
             why = _NOT_RETRYABLE.get(turn.status, "it has no message a channel still routes")
             raise click.ClickException(f"turn {turn_id} cannot be retried: {why}")
-    for turn in found:
-        if turn.paused:
-            raise click.ClickException(f"conversation {turn.session_id} {PAUSED}")
+    for failed in found:
+        if failed.paused:
+            raise click.ClickException(f"conversation {failed.session_id} {PAUSED}")
 
 
-_NOT_RETRYABLE = {
+_NOT_RETRYABLE: dict[str, str] = {
     TurnStatus.RUNNING: "it is running",
     TurnStatus.REPLIED: "it replied",
     TurnStatus.RETRIED: "it was retried already",

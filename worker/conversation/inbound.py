@@ -297,4 +297,4 @@ async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime)
 
 def _backoff(attempt: int, base: float) -> float:
     """Exponential backoff, capped, with jitter so retries of many turns spread out."""
-    return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, base * 2 ** max(0, attempt - 1))
+    return random.uniform(0.5, 1.0) * min(MAX_BACKOFF_SECONDS, base * 2.0 ** max(0, attempt - 1))

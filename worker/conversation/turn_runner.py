@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-import httpx
 import openai
 from agents import (
     InputGuardrailTripwireTriggered,
@@ -183,7 +183,7 @@ async def _generate_reply(
     except openai.APIStatusError as error:
         if error.status_code in (408, 409, 429) or error.status_code >= 500:
             raise TransientTurnError(
-                f"model API {error.status_code}", retry_after=_retry_after(error.response)
+                f"model API {error.status_code}", retry_after=_retry_after(error.response.headers)
             ) from error
         raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
     except openai.APIConnectionError as error:
@@ -256,12 +256,12 @@ def _user_text(message: InboundMessage) -> str:
     return "\n".join(lines) or "[empty message]"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """OpenAI's hint, from `retry-after-ms` or `retry-after` (seconds)."""
-    milliseconds = retry_after_seconds(response.headers.get("retry-after-ms"))
+    milliseconds = retry_after_seconds(headers.get("retry-after-ms"))
     if milliseconds is not None:
         return milliseconds / 1000
-    return retry_after_seconds(response.headers.get("retry-after"))
+    return retry_after_seconds(headers.get("retry-after"))
 
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:

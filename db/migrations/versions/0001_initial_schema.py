@@ -5,7 +5,9 @@ Revises:
 Create Date: 2026-11-25
 """
 
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,14 +22,14 @@ JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 INBOX_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _uuid_pk() -> sa.Column:
+def _uuid_pk() -> sa.Column[uuid.UUID]:
     """Postgres generates ids itself; SQLite rows get theirs from the application."""
     is_postgres = op.get_bind().dialect.name == "postgresql"
     default = sa.text("gen_random_uuid()") if is_postgres else None
     return sa.Column("id", sa.Uuid(), primary_key=True, server_default=default)
 
 
-def _timestamp(name: str, *, default_now: bool = False) -> sa.Column:
+def _timestamp(name: str, *, default_now: bool = False) -> sa.Column[datetime]:
     if default_now:
         return sa.Column(
             name, sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
