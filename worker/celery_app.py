@@ -42,8 +42,14 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     comes back), checked often enough that recovery is not held up by the sweep.
     """
     if settings.celery_broker_url is None:
-        folder = str(settings.broker_folder)
-        return {"data_folder_in": folder, "data_folder_out": folder, "polling_interval": 0.1}
+        folder = settings.broker_folder
+        return {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            # kombu's default is `control/` in the working directory (its routing tables)
+            "control_folder": str(folder / "control"),
+            "polling_interval": 0.1,
+        }
     # Reaching the broker to publish: a couple of quick tries, not kombu's default
     # minutes; an unpublished message waits in the inbox for the sweeper.
     reaching = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}

@@ -94,6 +94,7 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
     assert "user      [location: 52.3731, 4.8922, Dam]" in meta_transcript
     assert "assistant Your name is Grace." in meta_transcript
     assert (tmp_path / ".wabot" / "wabot.db").exists()
+    assert {path.name for path in tmp_path.iterdir()} == {".wabot"}  # nothing left beside it
 
     # The dashboard, on the demo's SQLite, shows the conversation the demo just had.
     assert page.status_code == 200
