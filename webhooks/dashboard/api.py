@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from db.core.logging_setup import mask_numbers
 from db.dashboard_queries import MAX_PAGE, SESSION_SORTS, SessionSummary, items_page, sessions_page
-from webhooks.dashboard.conversation import item_json
+from webhooks.dashboard.entries import item_json
 from webhooks.dashboard.lookups import (
     SEQUENCE_MAX,
     int_param,

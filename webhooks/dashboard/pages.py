@@ -26,7 +26,7 @@ from webhooks.dashboard.auth import (
     sign_in,
     sign_out,
 )
-from webhooks.dashboard.conversation import Entry, build_entries
+from webhooks.dashboard.entries import Entry, build_entries
 from webhooks.dashboard.lookups import (
     SEQUENCE_MAX,
     int_param,

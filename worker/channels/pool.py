@@ -21,8 +21,8 @@ from db.core.settings import Settings
 from db.models import Channel
 from worker.channels.base import OutboundChannel
 from worker.channels.console import ConsoleChannel
-from worker.channels.meta import MetaChannel
-from worker.channels.twilio import TwilioChannel
+from worker.channels.meta_channel import MetaChannel
+from worker.channels.twilio_channel import TwilioChannel
 from worker.errors import TransientTurnError
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import pytest
 from tests.fakes.meta import ACCESS_TOKEN, API_VERSION, Failure, FakeGraphAPI
 from tests.fakes.server import free_port
 from worker.channels.base import PermanentSendError, TransientSendError
-from worker.channels.meta import MetaChannel
+from worker.channels.meta_channel import MetaChannel
 from worker.conversation.delivery import send_with_retries
 
 PHONE_NUMBER_ID = "106540352242922"

@@ -11,7 +11,7 @@ from twilio.rest import Client
 from tests.fakes.server import free_port
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from worker.channels.base import PermanentSendError, TransientSendError
-from worker.channels.twilio import TwilioChannel, TwilioHttpClient
+from worker.channels.twilio_channel import TwilioChannel, TwilioHttpClient
 
 
 @pytest.fixture
