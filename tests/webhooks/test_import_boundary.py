@@ -58,4 +58,4 @@ def test_the_dashboard_and_the_combined_app_still_carry_the_agent(tmp_path: Path
     served: the boundary above is the webhook app's, not a module that failed to load."""
     for module in ("webhooks.dashboard.server", "webhooks.combined_app"):
         modules = loaded_by(module, tmp_path)
-        assert {"agents", "openai", "worker.conversation.web_chat"} <= set(modules)
+        assert {"agents", "openai"} <= set(modules)
