@@ -38,6 +38,7 @@ test: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest
 
 ## bench: throughput and latency against baselines measured in the same run (BENCH_QUICK=1: short)
@@ -50,10 +51,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .wabot .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .wabot .pytest_cache .ruff_cache .mypy_cache .import_linter_cache

@@ -216,21 +216,22 @@ async def db_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture(scope="session")
 def receiver(settings: Settings) -> Iterator[str]:
-    """Our real ASGI app served by uvicorn on loopback; yields its base URL. It enqueues
-    to a queue no worker reads, so receiver tests own the rows they create."""
-    from webhooks.app import create_app
+    """Our real ASGI apps (webhooks and dashboard, as `wabot serve` combines them) served
+    by uvicorn on loopback; yields its base URL. It enqueues to a queue no worker reads,
+    so receiver tests own the rows they create."""
+    from webhooks.combined_app import create_combined_app
 
     idle = settings.model_copy(update={"celery_queue": f"wabot-idle-{uuid.uuid4().hex[:8]}"})
-    with serve(create_app(idle)) as url:
+    with serve(create_combined_app(idle)) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def live_receiver(settings: Settings, celery_worker: Path) -> Iterator[str]:
     """Our real ASGI app feeding the session's real Celery worker."""
-    from webhooks.app import create_app
+    from webhooks.combined_app import create_combined_app
 
-    with serve(create_app(settings)) as url:
+    with serve(create_combined_app(settings)) as url:
         yield url
 
 
@@ -271,10 +272,10 @@ def make_receiver(service_env: dict[str, str]) -> Iterator[Callable[..., str]]:
     stack = ExitStack()
 
     def start(**overrides: str) -> str:
-        from webhooks.app import create_app
+        from webhooks.combined_app import create_combined_app
 
         env = {**service_env, "CELERY_QUEUE": f"wabot-test-{uuid.uuid4().hex[:8]}", **overrides}
-        return stack.enter_context(serve(create_app(Settings(_env_file=None, **env))))
+        return stack.enter_context(serve(create_combined_app(Settings(_env_file=None, **env))))
 
     with stack:
         yield start

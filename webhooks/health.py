@@ -1,20 +1,44 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators, and the answer
+every request gets while the database is down; the webhook app and the dashboard serve
+both."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from celery import Celery
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+if TYPE_CHECKING:  # a type only: the provider webhooks import this module, not Celery
+    from celery import Celery
+
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 3
+
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    ConnectionError,
+)
+"""What a request meets while the database is down (the app answers 503)."""
+
+
+async def database_unavailable(_request: Request, error: Exception) -> Response:
+    """Providers retry on 5xx: answering 503 loses nothing while the database is down."""
+    logger.error("database unavailable: %s", type(error).__name__)
+    return PlainTextResponse("database unavailable, retry later", status_code=503)
+
+
+DATABASE_DOWN = dict.fromkeys(DATABASE_ERRORS, database_unavailable)
 
 
 async def healthz(_request: Request) -> Response:

@@ -1,6 +1,6 @@
-"""The receiver's metrics: provider webhooks by outcome, the inbox's depth and age read
-at scrape time, and the dashboard's refused tokens. `GET /metrics` serves them (and this
-process's others) to the holder of `METRICS_TOKEN`; without one it is off (404)."""
+"""The webhook app's metrics: provider webhooks by outcome, and the inbox's depth and age
+read at scrape time. `GET /metrics` serves them (and this process's others) to the holder
+of `METRICS_TOKEN`; without one it is off (404)."""
 
 from __future__ import annotations
 
@@ -10,27 +10,18 @@ import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from prometheus_client import Counter, Gauge
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from db.backlog import inbox_waiting
-from db.core.metrics_auth import metrics_authorized
+from webhooks.health import DATABASE_ERRORS
+from webhooks.metrics_endpoint import authorize_scrape, exposition
 
 logger = logging.getLogger(__name__)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
-    OperationalError,
-    InterfaceError,
-    PoolTimeoutError,
-    ConnectionError,
-)
-"""What a request meets while the database is down (the app answers 503)."""
 
 WEBHOOKS = Counter(
     "wabot_webhooks",
@@ -41,13 +32,6 @@ INBOX_WAITING = Gauge("wabot_inbox_waiting_messages", "Inbound messages pending 
 INBOX_OLDEST_AGE = Gauge(
     "wabot_inbox_oldest_waiting_age_seconds",
     "Age of the oldest inbound message pending or being answered; 0 when none waits.",
-)
-
-AUTH_REFUSALS = Counter(
-    "wabot_dashboard_auth_refusals",
-    "Dashboard and API requests refused for their token, by reason: `wrong_token` "
-    "(nobody's: 401) or `throttled` (429: too many wrong tokens from the address).",
-    ["reason"],
 )
 
 REFUSALS = {400: "bad_request", 403: "bad_signature", 413: "too_large", 422: "unstorable"}
@@ -85,15 +69,9 @@ def mark_duplicate(request: Request) -> None:
 
 async def metrics(request: Request) -> Response:
     """Prometheus exposition for this receiver process, inbox gauges fresh."""
-    token = request.app.state.settings.metrics_token
-    if token is None:
-        raise HTTPException(404, "metrics are off; set METRICS_TOKEN to serve them")
-    if not metrics_authorized(request.headers.get("authorization"), token):
-        raise HTTPException(
-            401, "send Authorization: Bearer <METRICS_TOKEN>", {"WWW-Authenticate": "Bearer"}
-        )
+    authorize_scrape(request)
     await _read_inbox(request)
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return exposition()
 
 
 async def _read_inbox(request: Request) -> None:

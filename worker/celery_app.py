@@ -1,7 +1,8 @@
 """The Celery application: broker, reliability settings and the task names others send.
 
 The webhook receiver imports this module to enqueue by name; it never imports the tasks
-(and so never the agent).
+(and so never the agent): this module imports only `db`, as pyproject.toml's import
+contracts check.
 """
 
 from __future__ import annotations

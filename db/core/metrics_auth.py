@@ -1,4 +1,5 @@
-"""Who may read metrics: the holder of `METRICS_TOKEN`, on the receiver and on each worker."""
+"""Who may read metrics: the holder of `METRICS_TOKEN`, on the receiver, the dashboard
+and each worker."""
 
 from __future__ import annotations
 

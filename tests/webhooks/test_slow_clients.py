@@ -1,6 +1,7 @@
 """Clients too slow to send their request are cut off, however the receiver is started
-(`wabot serve`, the Procfile's `web`, the Docker image's uvicorn), while everyone else is
-still served; headers have a size cap."""
+(`wabot serve`, the Procfile's `web`, the Docker image's uvicorn) and where the dashboard
+runs apart (the Procfile's `dashboard`), while everyone else is still served; headers
+have a size cap."""
 
 from __future__ import annotations
 
@@ -27,11 +28,14 @@ BYTE_EVERY_SECONDS = 2.0
 CLOSED_WITHIN_SECONDS = 30.0
 
 
-def _procfile_web() -> str:
+def procfile_command(process: str) -> str:
+    """The Procfile's command for `process` (`web`, `dashboard`, …)."""
     [line] = [
-        line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+        line
+        for line in (ROOT / "Procfile").read_text().splitlines()
+        if line.startswith(f"{process}:")
     ]
-    return line.removeprefix("web:").strip()
+    return line.removeprefix(f"{process}:").strip()
 
 
 def _docker_image() -> tuple[dict[str, str], list[str]]:
@@ -81,21 +85,32 @@ def started(command: list[str], env: dict[str, str], port: int, log: Path) -> It
 def receivers(
     service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
-    """The receiver started the three documented ways, with the default settings."""
+    """The receiver started the three documented ways, and the dashboard as the Procfile
+    runs it apart, with the default settings."""
     logs = tmp_path_factory.mktemp("slow-clients")
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     env = {**service_env, "PATH": path, "HOME": os.environ.get("HOME", "/tmp")}
     image_env, image_command = _docker_image()
-    ports = {name: free_port() for name in ("wabot serve", "Procfile", "Dockerfile")}
+    ports = {
+        name: free_port()
+        for name in ("wabot serve", "Procfile", "Dockerfile", "Procfile dashboard")
+    }
     commands = {
         "wabot serve": (
             [sys.executable, "-m", "worker.cli", "serve", "--port", str(ports["wabot serve"])],
             env,
         ),
-        "Procfile": (["sh", "-c", _procfile_web()], {**env, "PORT": str(ports["Procfile"])}),
+        "Procfile": (
+            ["sh", "-c", procfile_command("web")],
+            {**env, "PORT": str(ports["Procfile"])},
+        ),
         "Dockerfile": (
             [str(ports["Dockerfile"]) if part == "8000" else part for part in image_command],
             {**env, **image_env},
+        ),
+        "Procfile dashboard": (
+            ["sh", "-c", procfile_command("dashboard")],
+            {**env, "PORT": str(ports["Procfile dashboard"])},
         ),
     }
     with ExitStack() as stack:

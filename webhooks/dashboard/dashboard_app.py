@@ -1,9 +1,11 @@
-"""The dashboard and its APIs as one Starlette app, mounted under the receiver's routes.
+"""The dashboard and its APIs as one Starlette app, and what it runs on.
 
 Its own middleware (security headers, the signed session cookie, the body cap, then
-`Guard`) wraps only these routes, so provider webhooks pay nothing for them. The
-receiver's lifespan puts the shared `runtime`, `settings` and `celery` on this app's
-state.
+`Guard`) wraps only these routes, so provider webhooks pay nothing for them, even where
+one process serves both (`webhooks.combined_app`). `dashboard_resources` puts on its
+state what the web chat and the operators' replies run on, as a worker's turns do: the
+runtime (engine, OpenAI client, outbound channels) and a Celery app to hand messages
+back to the workers.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,7 +22,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ExceptionHandler
 
 from db.core.settings import Settings
 from webhooks.dashboard import actions, api, chat, pages
@@ -29,6 +30,9 @@ from webhooks.dashboard.body_cap import BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
 from webhooks.dashboard.security_headers import SecurityHeaders
 from webhooks.dashboard.throttle import WrongTokens
+from webhooks.health import DATABASE_DOWN
+from worker.celery_app import create_celery
+from worker.process.runtime import create_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +61,8 @@ ROUTES = [
 ]
 
 
-def create_dashboard(
-    settings: Settings, *, exception_handlers: Mapping[Any, ExceptionHandler]
-) -> Starlette:
-    """The dashboard app; `exception_handlers` adds the receiver's (database down → 503)."""
+def create_dashboard(settings: Settings) -> Starlette:
+    """The dashboard app, without its resources (`dashboard_resources` brings them)."""
     secret = settings.session_secret.get_secret_value() if settings.session_secret else None
     if secret is None:
         logger.info("SESSION_SECRET is not set: sign-ins last until this process restarts")
@@ -80,8 +82,9 @@ def create_dashboard(
             Middleware(BodyCap, deny=error_response),
             Middleware(Guard, deny=error_response),
         ],
-        exception_handlers={**exception_handlers, HTTPException: http_error},
+        exception_handlers={**DATABASE_DOWN, HTTPException: http_error},
     )
+    dashboard.state.settings = settings
     dashboard.state.chat_turns = set()
     dashboard.state.admin_key = admin_key(settings, secret)
     dashboard.state.wrong_tokens = WrongTokens(
@@ -90,8 +93,17 @@ def create_dashboard(
     return dashboard
 
 
-async def finish_chat_turns(dashboard: Starlette, *, grace_seconds: float) -> None:
-    """At shutdown, let web chat turns still running finish (their history stays whole)."""
-    running: set[asyncio.Task[None]] = dashboard.state.chat_turns
-    if running:
-        await asyncio.wait(running, timeout=grace_seconds)
+@asynccontextmanager
+async def dashboard_resources(dashboard: Starlette, settings: Settings) -> AsyncIterator[None]:
+    """The dashboard's runtime and Celery app, for as long as it serves; at the end, web
+    chat turns still running may finish (their history stays whole)."""
+    runtime = create_runtime(settings)
+    dashboard.state.runtime = runtime
+    dashboard.state.celery = create_celery(settings)
+    try:
+        yield
+    finally:
+        running: set[asyncio.Task[None]] = dashboard.state.chat_turns
+        if running:
+            await asyncio.wait(running, timeout=settings.run_timeout_seconds)
+        await runtime.aclose()

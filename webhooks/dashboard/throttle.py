@@ -3,7 +3,7 @@ wrong tokens within a minute (to `POST /login` or as `Authorization: Bearer`), i
 429 with `Retry-After` for any token, right or wrong, until its oldest failure is a
 minute old. Browsers already signed in (by cookie) are never throttled.
 
-The count lives in this process's memory (`limits`' moving window): each receiver
+The count lives in this process's memory (`limits`' moving window): each dashboard
 process counts on its own, and a restart forgets.
 """
 
@@ -15,10 +15,16 @@ import time
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from prometheus_client import Counter
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-from webhooks.receiver_metrics import AUTH_REFUSALS
+AUTH_REFUSALS = Counter(
+    "wabot_dashboard_auth_refusals",
+    "Dashboard and API requests refused for their token, by reason: `wrong_token` "
+    "(nobody's: 401) or `throttled` (429: too many wrong tokens from the address).",
+    ["reason"],
+)
 
 
 class WrongTokens:

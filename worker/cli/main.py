@@ -104,18 +104,30 @@ def token_list(builder_id: uuid.UUID, as_json: bool) -> None:
     emit(as_json, tokens, "\n".join(f"{t['id']}  {t['name']}  {t['state']}" for t in tokens))
 
 
+SERVED_APPS = {
+    "both": "webhooks.combined_app:app",
+    "webhooks": "webhooks.app:app",
+    "dashboard": "webhooks.dashboard.server:app",
+}
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the webhook receiver (uvicorn webhooks.app:app). No access log: the receiver
-    logs each message itself, with numbers masked. Requests must arrive whole within
-    REQUEST_READ_TIMEOUT_SECONDS."""
+@click.option(
+    "--only",
+    type=click.Choice(["webhooks", "dashboard"]),
+    help="Serve only the provider webhooks (Procfile `web`) or only the dashboard.",
+)
+def serve(host: str, port: int, only: str | None) -> None:
+    """Run the webhook receiver and the dashboard on one port (uvicorn
+    webhooks.combined_app:app). No access log: the receiver logs each message itself,
+    with numbers masked. Requests must arrive whole within REQUEST_READ_TIMEOUT_SECONDS."""
     import uvicorn
 
     # log_config=None: uvicorn's records go through the handler configured above.
     uvicorn.run(
-        "webhooks.app:app",
+        SERVED_APPS[only or "both"],
         host=host,
         port=port,
         http="webhooks.read_deadline:ReadDeadlineProtocol",
