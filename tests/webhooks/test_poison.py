@@ -134,7 +134,9 @@ def meta_webhook(
         },
         message_id=message["id"],
         payload={"message": message, "contact": contact},
-        text=text,
+        # What a JSON reader makes of the text sent: two lone surrogates side by side,
+        # high then low, are escaped as a pair, which JSON reads as one character.
+        text=None if text is None else json.loads(json.dumps(text)),
         profile_name=name if isinstance(name, str) else None,
         fields=fields,
     )
