@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -27,7 +28,7 @@ from db.sessions import (
     renew_lease,
 )
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
-from worker.conversation.scene import NO_CHANNEL, Scene, scene_of
+from worker.conversation.loaded_turn import NO_CHANNEL, LoadedTurn, load_turn
 from worker.conversation.turn_runner import run_turn, send_fallback
 from worker.errors import PermanentTurnError, TransientTurnError, UndeliverableError
 from worker.process.runtime import Runtime
@@ -83,7 +84,7 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
         lease = await acquire_lease(
             session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
         )
-        first: Step = None
+        first: Step = Done()
         if lease is not None:
             first = await _next_step(session_id, lease=lease, claiming=True, runtime=runtime, db=db)
     if lease is None and inbound.status == InboundStatus.PROCESSING:
@@ -128,9 +129,21 @@ def conversation_key(inbound: InboundMessage) -> str:
     return inbound.sender.removeprefix("whatsapp:")
 
 
-Step = Scene | float | None
-"""What a conversation does next: answer a turn, wait that many seconds (for the user to
-finish a burst, or for the sender's rate), or nothing (its lease released)."""
+@dataclass(frozen=True)
+class Wait:
+    """Look again in `seconds`: the user may still be typing (a burst is answered as one
+    turn), or the sender is over its rate of turns."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Done:
+    """Nothing is pending: the conversation's lease was given back."""
+
+
+Step = LoadedTurn | Wait | Done
+"""What a conversation does next: answer this turn, wait, or nothing more."""
 
 
 async def answer_conversation(
@@ -150,11 +163,11 @@ async def _answer_turns(
     released = False
     step = first
     try:
-        while step is not None:
+        while not isinstance(step, Done):
             finished: Turn | None = None
             failed_because = None
-            if isinstance(step, float):
-                await asyncio.sleep(step)
+            if isinstance(step, Wait):
+                await asyncio.sleep(step.seconds)
             else:
                 finished = step.turn
                 with log_context(
@@ -207,7 +220,7 @@ async def _next_step(
     `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and is within the
     builder's `turns_per_minute`, else `SENDER_TURNS_PER_MINUTE` (past it, messages wait
     and coalesce), the turn an operator retried or a new turn for the pending messages;
-    else how long to wait for either; else None, with the lease released. A claiming
+    else how long to wait for either; else `Done`, with the lease given back. A claiming
     task over the rate retries later instead of holding the lease while it waits."""
     settings = runtime.settings
     turn = await resume_turn(session_id, db=db) if claiming else None
@@ -218,12 +231,12 @@ async def _next_step(
             pending = await pending_arrivals(session_id, db=db)
             if not pending.messages:
                 await release_lease(session_id, lease, db=db)
-                return None
+                return Done()
             now = datetime.now(UTC)
             newest = max(received_at for _id, received_at in pending.messages)
             settle = settings.coalesce_window_seconds - (now - newest).total_seconds()
             if settle > 0:
-                return settle
+                return Wait(settle)
             per_minute = pending.turns_per_minute
             if per_minute is None:
                 per_minute = settings.sender_turns_per_minute
@@ -231,16 +244,16 @@ async def _next_step(
             if wait > 0 and claiming:
                 raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
             if wait > 0:
-                return wait
+                return Wait(wait)
             if pending.retried:  # an operator retried a turn: it answers its messages
                 turn = await resume_turn(session_id, db=db)
             new = turn is None
             if turn is None:
                 message_ids = [message_id for message_id, _ in pending.messages]
                 turn = await start_turn(session_id, message_ids, db=db)
-        scene = await scene_of(turn, db=db, new=new)
-        if scene is not None:
-            return scene
+        loaded = await load_turn(turn, db=db, new=new)
+        if loaded is not None:
+            return loaded
         logger.warning("turn %s: %s; marked failed", turn.id, NO_CHANNEL)
         await finish_turn(turn.id, failed_because=NO_CHANNEL, db=db)
         turn = None
@@ -258,12 +271,14 @@ async def _rate_limit_wait(
     return (started[-per_minute] + RATE_WINDOW - now).total_seconds()
 
 
-async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> str | None:
+async def _run_turn_guarded(
+    loaded: LoadedTurn, *, lease: uuid.UUID, runtime: Runtime
+) -> str | None:
     """Run one turn; returns why it failed for good (after the fallback reply), None when
     it replied. Anything else is recorded on it and retried later."""
-    turn = scene.turn
+    turn = loaded.turn
     try:
-        await run_turn(scene, lease=lease, runtime=runtime)
+        await run_turn(loaded, lease=lease, runtime=runtime)
         return None
     except LeaseLostError:
         raise

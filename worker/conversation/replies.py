@@ -41,7 +41,7 @@ from worker.channels.base import (
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.conversation.delivery import send_with_retries
-from worker.conversation.scene import Scene
+from worker.conversation.loaded_turn import LoadedTurn
 from worker.errors import TransientTurnError, UndeliverableError
 from worker.process.runtime import Runtime
 
@@ -55,10 +55,10 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 async def record_reply_parts(
-    turn: Turn, scene: Scene, text: str, *, lease: uuid.UUID, runtime: Runtime
+    turn: Turn, loaded: LoadedTurn, text: str, *, lease: uuid.UUID, runtime: Runtime
 ) -> list[OutboundMessage]:
     """Record `text` in WhatsApp formatting, split into the channel's message size."""
-    outbound = runtime.channel(scene.channel)
+    outbound = runtime.channel(loaded.channel)
     parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
     async with runtime.autocommit_sessionmaker.begin() as db:
         await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
@@ -66,8 +66,8 @@ async def record_reply_parts(
             session_id=turn.session_id,
             turn_id=turn.id,
             retry=turn.retries,
-            channel_id=scene.channel.id,
-            recipient=scene.messages[-1].sender,
+            channel_id=loaded.channel.id,
+            recipient=loaded.messages[-1].sender,
             parts=parts,
             db=db,
         )
@@ -75,7 +75,7 @@ async def record_reply_parts(
 
 async def send_pending(
     replies: list[OutboundMessage],
-    scene: Scene,
+    loaded: LoadedTurn,
     *,
     lease: uuid.UUID,
     runtime: Runtime,
@@ -84,7 +84,7 @@ async def send_pending(
     """Send every part not sent yet, in order; a refused part fails the turn for good.
     `resumed`: the parts were recorded by an earlier attempt, so one still `sending` may
     have gone out (else this attempt just recorded them, the first as `sending`)."""
-    outbound = runtime.channel(scene.channel)
+    outbound = runtime.channel(loaded.channel)
     marked = None if resumed else replies[0].id  # the part this attempt marked `sending`
     for index, reply in enumerate(replies):
         if reply.status not in (OutboundStatus.PENDING, OutboundStatus.SENDING):
@@ -97,25 +97,25 @@ async def send_pending(
         sent = None
         if reply.id != marked:  # not marked `sending` by this attempt
             if reply.status == OutboundStatus.SENDING:  # by an earlier one: it may be out
-                sent = await _taken_before(reply, scene, outbound, lease=lease, runtime=runtime)
+                sent = await _taken_before(reply, loaded, outbound, lease=lease, runtime=runtime)
             else:
                 async with runtime.autocommit_sessionmaker.begin() as db:
                     await mark_sending(reply.id, db=db)
         if sent is None:
-            sent = await _send(reply, scene, outbound, runtime=runtime)
+            sent = await _send(reply, loaded, outbound, runtime=runtime)
         await mark_part_sent(reply, sent, following=following, runtime=runtime)
         marked = following.id if following is not None else None
 
 
 async def _send(
-    reply: OutboundMessage, scene: Scene, outbound: OutboundChannel, *, runtime: Runtime
+    reply: OutboundMessage, loaded: LoadedTurn, outbound: OutboundChannel, *, runtime: Runtime
 ) -> SentMessage:
     """Send one part; a refusal worth retrying puts it back to `pending` (it did not go
     out), one that may have gone out leaves it `sending` for the retry to look up."""
     try:
         return await send_with_retries(
             outbound,
-            sender=scene.channel.address,
+            sender=loaded.channel.address,
             recipient=reply.recipient,
             text=reply.text,
             outbound_id=reply.id,
@@ -133,7 +133,7 @@ async def _send(
 
 async def _taken_before(
     reply: OutboundMessage,
-    scene: Scene,
+    loaded: LoadedTurn,
     outbound: OutboundChannel,
     *,
     lease: uuid.UUID,
@@ -153,7 +153,7 @@ async def _taken_before(
         return SentMessage(provider_message_id=provider_message_id, status=OutboundStatus.SENT)
     try:
         found = await outbound.find_sent(
-            sender=scene.channel.address,
+            sender=loaded.channel.address,
             recipient=reply.recipient,
             text=reply.text,
             since=as_utc(reply.created_at) - CLOCK_SKEW,

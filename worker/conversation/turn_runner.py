@@ -35,8 +35,8 @@ from db.turn_session import TurnSession
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
 from worker.conversation.delivery import typing_shown
+from worker.conversation.loaded_turn import LoadedTurn, reload_turn
 from worker.conversation.replies import record_reply_parts, send_pending
-from worker.conversation.scene import Scene, load_scene
 from worker.errors import PermanentTurnError, TransientTurnError
 from worker.process.runtime import Runtime
 from worker.process.turn_metrics import observed_run, observed_turn
@@ -61,11 +61,11 @@ _PERMANENT_RUN_ERRORS = (
 
 
 @observed_turn
-async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
+async def run_turn(loaded: LoadedTurn, *, lease: uuid.UUID, runtime: Runtime) -> None:
     """Answer the turn and send the reply; the caller closes the turn in the transaction
     that moves the conversation on."""
     settings = runtime.settings
-    turn, messages, channel, builder = scene.turn, scene.messages, scene.channel, scene.builder
+    turn, messages, channel, builder = loaded.turn, loaded.messages, loaded.channel, loaded.builder
     if turn.attempts > settings.turn_max_attempts:
         raise PermanentTurnError(
             f"gave up after {settings.turn_max_attempts} attempts: {turn.error}"
@@ -78,7 +78,7 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
         len(messages),
         turn.attempts,
     )
-    replies = scene.replies
+    replies = loaded.replies
     resumed = bool(replies)
     if not resumed:
         async with typing_shown(
@@ -88,8 +88,8 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
             refresh_seconds=settings.typing_refresh_seconds,
         ):
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
-        replies = await record_reply_parts(turn, scene, reply, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=resumed)
+        replies = await record_reply_parts(turn, loaded, reply, lease=lease, runtime=runtime)
+    await send_pending(replies, loaded, lease=lease, runtime=runtime, resumed=resumed)
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
 
 
@@ -97,22 +97,22 @@ async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> No
     """Tell the user once that this turn cannot be answered: the builder's fallback text,
     stored in the session like any answer. Skipped when this try recorded a reply, or an
     earlier try (before an operator's retry) got one to the user."""
-    scene = await load_scene(turn, runtime=runtime)
-    if scene.replies:
+    loaded = await reload_turn(turn, runtime=runtime)
+    if loaded.replies:
         return
-    if scene.turn.retries:
+    if loaded.turn.retries:
         async with runtime.sessionmaker() as db:
-            if await reached_user_before(turn.id, retry=scene.turn.retries, db=db):
+            if await reached_user_before(turn.id, retry=loaded.turn.retries, db=db):
                 return
-    text = scene.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
-    input_saved = scene.turn.input_saved_at is not None
-    user_input = [] if input_saved else _user_items(scene.messages)
+    text = loaded.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
+    input_saved = loaded.turn.input_saved_at is not None
+    user_input = [] if input_saved else _user_items(loaded.messages)
     session = _session_for(
         turn, lease=lease, runtime=runtime, saves_input=not input_saved, history_window=0
     )
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
-    replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=False)
+    replies = await record_reply_parts(turn, loaded, text, lease=lease, runtime=runtime)
+    await send_pending(replies, loaded, lease=lease, runtime=runtime, resumed=False)
 
 
 async def _generate_reply(

@@ -35,7 +35,7 @@ from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from worker.conversation.delivery import SEND_ATTEMPTS
 from worker.conversation.inbound import RetryLater, answer_conversation, process_inbound
-from worker.conversation.scene import load_scene
+from worker.conversation.loaded_turn import reload_turn
 from worker.conversation.turn_runner import DEFAULT_FALLBACK_REPLY
 from worker.process.runtime import Runtime
 
@@ -151,8 +151,8 @@ async def test_a_busy_conversations_message_is_left_to_its_holder(
     await process_inbound(second, runtime=runtime)  # busy: returns, nothing sent
     assert fake_twilio.messages == []
 
-    scene = await load_scene(turn, runtime=runtime)
-    await answer_conversation(session_id, scene, lease=lease, runtime=runtime)
+    loaded = await reload_turn(turn, runtime=runtime)
+    await answer_conversation(session_id, loaded, lease=lease, runtime=runtime)
     assert [m["Body"] for m in fake_twilio.messages] == [
         "You said: Hello",
         "You said: Are you there?",
