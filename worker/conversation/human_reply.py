@@ -14,14 +14,14 @@ from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
 from db.models import OutboundMessage
 from db.outbox import mark_send_failed, record_reply, replies_of
-from db.sessions import acquire_lease, last_item, release_lease
+from db.sessions import last_item
 from db.takeover import fail_operator_turn, record_operator_turn, reply_route
 from worker.channels.base import SendError
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.conversation.delivery import send_with_retries
+from worker.conversation.lease import take_lease
 from worker.conversation.replies import mark_part_sent
-from worker.conversation.web_chat import ConversationBusy
 from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -31,24 +31,21 @@ async def reply_as_human(
     session_id: uuid.UUID, text: str, *, runtime: Runtime
 ) -> list[OutboundMessage]:
     """Store and send `text`; returns the parts sent (none for a web conversation, which
-    has no channel: the reply is only stored). A refused send is kept as `failed`."""
+    has no channel: the reply is only stored). A refused send is kept as `failed`;
+    `ConversationBusy` while a turn holds the conversation."""
     with log_context(session_id=session_id):
         return await _reply(session_id, text, runtime=runtime)
 
 
 async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[OutboundMessage]:
     async with runtime.sessionmaker.begin() as db:
-        lease = await acquire_lease(
-            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-        )
+        lease = await take_lease(session_id, runtime=runtime, db=db)
         route = await reply_route(session_id, db=db)
-    if lease is None:
-        raise ConversationBusy("the bot is answering this conversation right now")
-    try:
+    async with lease:
         # Before anything is stored: a number whose credentials do not decrypt refuses
         # the reply whole (UnreadableChannelCredentials), rather than half-record it.
         outbound = runtime.channel(route[0]) if route is not None else None
-        session = DatabaseSession(session_id, engine=runtime.engine, fencing_token=lease)
+        session = DatabaseSession(session_id, engine=runtime.engine, fencing_token=lease.token)
         await session.add_items([{"role": "assistant", "content": text}])
         async with runtime.sessionmaker.begin() as db:
             newest = await last_item(session_id, db=db)
@@ -87,6 +84,3 @@ async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[
             await mark_part_sent(reply, sent, following=following, runtime=runtime)
         async with runtime.sessionmaker() as db:
             return await replies_of(turn.id, retry=turn.retries, db=db)
-    finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(session_id, lease, db=db)

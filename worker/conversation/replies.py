@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from datetime import timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
 from db.core.log_context import log_context
@@ -31,7 +29,6 @@ from db.outbox import (
     record_reply,
     recorded_provider_id,
 )
-from db.sessions import LeaseLostError, renew_lease
 from worker.channels.base import (
     OutboundChannel,
     PermanentSendError,
@@ -41,6 +38,7 @@ from worker.channels.base import (
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.conversation.delivery import send_with_retries
+from worker.conversation.lease import ConversationLease
 from worker.conversation.loaded_turn import LoadedTurn
 from worker.errors import TransientTurnError, UndeliverableError
 from worker.process.runtime import Runtime
@@ -55,13 +53,13 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 async def record_reply_parts(
-    turn: Turn, loaded: LoadedTurn, text: str, *, lease: uuid.UUID, runtime: Runtime
+    turn: Turn, loaded: LoadedTurn, text: str, *, lease: ConversationLease, runtime: Runtime
 ) -> list[OutboundMessage]:
     """Record `text` in WhatsApp formatting, split into the channel's message size."""
     outbound = runtime.channel(loaded.channel)
     parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
     async with runtime.autocommit_sessionmaker.begin() as db:
-        await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
+        await lease.keep(db=db)
         return await record_reply(
             session_id=turn.session_id,
             turn_id=turn.id,
@@ -77,7 +75,7 @@ async def send_pending(
     replies: list[OutboundMessage],
     loaded: LoadedTurn,
     *,
-    lease: uuid.UUID,
+    lease: ConversationLease,
     runtime: Runtime,
     resumed: bool,
 ) -> None:
@@ -93,7 +91,7 @@ async def send_pending(
         if following is not None and following.status != OutboundStatus.PENDING:
             following = None
         async with runtime.sessionmaker.begin() as db:
-            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
+            await lease.keep(db=db)
         sent = None
         if reply.id != marked:  # not marked `sending` by this attempt
             if reply.status == OutboundStatus.SENDING:  # by an earlier one: it may be out
@@ -136,7 +134,7 @@ async def _taken_before(
     loaded: LoadedTurn,
     outbound: OutboundChannel,
     *,
-    lease: uuid.UUID,
+    lease: ConversationLease,
     runtime: Runtime,
 ) -> SentMessage | None:
     """What the provider took of `reply` in an earlier attempt that died before recording
@@ -182,7 +180,7 @@ async def _taken_before(
 
 
 async def _named_by_a_status(
-    reply: OutboundMessage, outbound: OutboundChannel, *, lease: uuid.UUID, runtime: Runtime
+    reply: OutboundMessage, outbound: OutboundChannel, *, lease: ConversationLease, runtime: Runtime
 ) -> str | None:
     """The provider's id a delivery status naming `reply` brought, polled for up to the
     channel's `status_wait_seconds` (none where its statuses cannot name our parts),
@@ -200,7 +198,7 @@ async def _named_by_a_status(
     deadline = loop.time() + wait
     while True:
         async with runtime.sessionmaker.begin() as db:
-            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
+            await lease.keep(db=db)
             found = await recorded_provider_id(reply.id, db=db)
         left = deadline - loop.time()
         if found is not None or left <= 0:
@@ -237,18 +235,3 @@ async def mark_part_sent(
             if attempt == MARK_SENT_ATTEMPTS:
                 raise
             await asyncio.sleep(MARK_SENT_BACKOFF_SECONDS * attempt)
-
-
-async def hold_lease(
-    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
-) -> None:
-    """Make sure the conversation is still ours before acting on it: nothing to do while
-    the lease is fresh, else extend it, or stop if it was taken over."""
-    if runtime.leases.fresh(lease):
-        return
-    renewed = await renew_lease(
-        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-    )
-    if not renewed:
-        raise LeaseLostError(f"session {session_id} is leased to another worker")
-    runtime.leases.held(lease)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +34,7 @@ from db.turn_session import TurnSession
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
 from worker.conversation.delivery import typing_shown
+from worker.conversation.lease import ConversationLease
 from worker.conversation.loaded_turn import LoadedTurn, reload_turn
 from worker.conversation.replies import record_reply_parts, send_pending
 from worker.errors import PermanentTurnError, TransientTurnError
@@ -61,7 +61,7 @@ _PERMANENT_RUN_ERRORS = (
 
 
 @observed_turn
-async def run_turn(loaded: LoadedTurn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Runtime) -> None:
     """Answer the turn and send the reply; the caller closes the turn in the transaction
     that moves the conversation on."""
     settings = runtime.settings
@@ -93,7 +93,7 @@ async def run_turn(loaded: LoadedTurn, *, lease: uuid.UUID, runtime: Runtime) ->
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
 
 
-async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtime) -> None:
     """Tell the user once that this turn cannot be answered: the builder's fallback text,
     stored in the session like any answer. Skipped when this try recorded a reply, or an
     earlier try (before an operator's retry) got one to the user."""
@@ -120,7 +120,7 @@ async def _generate_reply(
     messages: list[InboundMessage],
     builder: Builder,
     *,
-    lease: uuid.UUID,
+    lease: ConversationLease,
     runtime: Runtime,
 ) -> str:
     """Run the agent for this turn. A retried turn whose input is already stored
@@ -193,7 +193,12 @@ async def _generate_reply(
 
 
 def _session_for(
-    turn: Turn, *, lease: uuid.UUID, runtime: Runtime, saves_input: bool, history_window: int
+    turn: Turn,
+    *,
+    lease: ConversationLease,
+    runtime: Runtime,
+    saves_input: bool,
+    history_window: int,
 ) -> TurnSession:
     """`history_window`: the items the runner reads (0: all); the builder's own window
     overrides `HISTORY_WINDOW` when it has one."""
@@ -201,7 +206,7 @@ def _session_for(
         turn.session_id,
         engine=runtime.engine,
         turn_id=turn.id,
-        lease_token=lease,
+        lease_token=lease.token,
         saves_input=saves_input,
         history_window=history_window,
         statements=runtime.statements,

@@ -26,8 +26,9 @@ from db.agent_session import DatabaseSession
 from db.builders import get_builder
 from db.core.log_context import log_context
 from db.models import AgentSessionRow, Builder
-from db.sessions import acquire_lease, get_or_create_session, release_lease
+from db.sessions import get_or_create_session
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
+from worker.conversation.lease import ConversationLease, take_lease
 from worker.conversation.turn_runner import history_from_a_user_message
 from worker.process.runtime import Runtime
 from worker.process.turn_metrics import observed_chat_run, observed_chat_turn
@@ -35,10 +36,6 @@ from worker.process.turn_metrics import observed_chat_run, observed_chat_turn
 logger = logging.getLogger(__name__)
 
 WEB_PLATFORM = "web"
-
-
-class ConversationBusy(Exception):
-    """Another turn holds the conversation (a request in flight, or an operator)."""
 
 
 class ConversationPaused(Exception):
@@ -59,24 +56,22 @@ class ChatTurn:
 
     builder_id: uuid.UUID
     session_id: uuid.UUID
-    lease: uuid.UUID
+    lease: ConversationLease
 
 
 async def take_conversation(
     builder_id: uuid.UUID, conversation_id: str, *, runtime: Runtime
 ) -> ChatTurn:
-    """The conversation's session, created on first use, leased for one turn."""
+    """The conversation's session, created on first use, leased for one turn;
+    `ConversationPaused` or `ConversationBusy` when it cannot be answered now."""
     async with runtime.sessionmaker.begin() as db:
         session_id = await get_or_create_session(builder_id, WEB_PLATFORM, conversation_id, db=db)
         session = await db.get(AgentSessionRow, session_id)
         assert session is not None
         if session.paused_at is not None:
             raise ConversationPaused(f"conversation {conversation_id!r} is paused")
-        lease = await acquire_lease(
-            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-        )
-    if lease is None:
-        raise ConversationBusy(f"conversation {conversation_id!r} is answering another message")
+        busy = f"conversation {conversation_id!r} is answering another message"
+        lease = await take_lease(session_id, runtime=runtime, db=db, busy=busy)
     return ChatTurn(builder_id=builder_id, session_id=session_id, lease=lease)
 
 
@@ -89,19 +84,17 @@ async def chat_turn(
     last = ChatEvent("error", {"message": "the run was interrupted"})
     with log_context(session_id=turn.session_id):
         try:
-            with observed_chat_turn():
-                last = await _run(turn, message, runtime=runtime, emit=emit)
-        except Exception as error:  # the listener is told what went wrong, whatever it was
-            logger.warning(
-                "web chat on session %s failed: %s", turn.session_id, type(error).__name__
-            )
-            last = ChatEvent("error", {"message": _explain(error)})
+            async with turn.lease:
+                try:
+                    with observed_chat_turn():
+                        last = await _run(turn, message, runtime=runtime, emit=emit)
+                except Exception as error:  # the listener is told what went wrong, whatever
+                    logger.warning(
+                        "web chat on session %s failed: %s", turn.session_id, type(error).__name__
+                    )
+                    last = ChatEvent("error", {"message": _explain(error)})
         finally:
-            try:
-                async with runtime.sessionmaker.begin() as db:
-                    await release_lease(turn.session_id, turn.lease, db=db)
-            finally:
-                emit(last)
+            emit(last)
 
 
 async def _run(
@@ -117,7 +110,7 @@ async def _run(
         turn.session_id,
         engine=runtime.engine,
         session_settings=SessionSettings(limit=_history_window(builder, runtime) or None),
-        fencing_token=turn.lease,
+        fencing_token=turn.lease.token,
         statements=runtime.statements,
     )
     result = Runner.run_streamed(
