@@ -6,21 +6,9 @@ History is never assembled here; the runner loads and saves it through the sessi
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Any
 
-import openai
-from agents import (
-    InputGuardrailTripwireTriggered,
-    MaxTurnsExceeded,
-    ModelBehaviorError,
-    OutputGuardrailTripwireTriggered,
-    RunConfig,
-    Runner,
-    UserError,
-)
 from agents.items import TResponseInputItem
 from agents.memory import SessionInputCallback
 
@@ -31,15 +19,14 @@ from db.outbox import reached_user_before
 from db.sessions import item_sequences, last_item
 from db.transcript import content_text
 from db.turn_session import TurnSession
-from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
-from worker.channels.base import retry_after_seconds
+from worker.conversation.agent_run import history_from_a_user_message, history_window, run_agent
 from worker.conversation.delivery import typing_shown
 from worker.conversation.lease import ConversationLease
 from worker.conversation.loaded_turn import LoadedTurn, reload_turn
 from worker.conversation.replies import record_reply_parts, send_pending
-from worker.errors import PermanentTurnError, TransientTurnError
+from worker.errors import PermanentTurnError
 from worker.process.runtime import Runtime
-from worker.process.turn_metrics import observed_run, observed_turn
+from worker.process.turn_metrics import WHATSAPP, observed_turn
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +36,6 @@ DEFAULT_FALLBACK_REPLY = (
 )
 DEFAULT_UNSUPPORTED_REPLY = (
     "Sorry, I can't read that kind of message yet. Could you send it as text?"
-)
-
-_PERMANENT_RUN_ERRORS = (
-    MaxTurnsExceeded,
-    ModelBehaviorError,
-    InputGuardrailTripwireTriggered,
-    OutputGuardrailTripwireTriggered,
-    UserError,
 )
 
 
@@ -129,8 +108,7 @@ async def _generate_reply(
     one). Messages the agent cannot use get the builder's canned reply, stored like any
     turn."""
     run_input: list[TResponseInputItem] = []
-    window = runtime.settings.history_window
-    window = window if builder.history_window is None else builder.history_window
+    window = history_window(builder, runtime.settings)
     view: SessionInputCallback = history_from_a_user_message
     if turn.input_saved_at is None:
         run_input = _user_items(messages)
@@ -155,41 +133,17 @@ async def _generate_reply(
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
         return canned
-    agent = build_agent(builder, runtime.model(builder.model))
-    context = TurnContext(
-        builder.id,
-        turn.session_id,
+    answer = await run_agent(
+        builder,
+        session,
+        run_input,
+        runtime=runtime,
+        platform=WHATSAPP,
         user_name=messages[-1].profile_name,
-        sessions=runtime.sessionmaker,
+        view=view,
     )
-    timeout = runtime.settings.run_timeout_seconds
-    try:
-        async with asyncio.timeout(timeout):
-            result = await observed_run(
-                Runner.run(
-                    agent,
-                    run_input,
-                    session=session,
-                    context=context,
-                    max_turns=MAX_TURNS,
-                    run_config=RunConfig(session_input_callback=view),
-                ),
-                builder_id=builder.id,
-            )
-    except TimeoutError as error:
-        raise TransientTurnError(f"the agent run took longer than {timeout:g}s") from error
-    except _PERMANENT_RUN_ERRORS as error:
-        raise PermanentTurnError(f"{type(error).__name__}: {error}") from error
-    except openai.APIStatusError as error:
-        if error.status_code in (408, 409, 429) or error.status_code >= 500:
-            raise TransientTurnError(
-                f"model API {error.status_code}", retry_after=_retry_after(error.response.headers)
-            ) from error
-        raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
-    except openai.APIConnectionError as error:
-        raise TransientTurnError(f"model API unreachable: {error}") from error
     # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
-    return plain_text(str(result.final_output))
+    return plain_text(answer)
 
 
 def _session_for(
@@ -211,16 +165,6 @@ def _session_for(
         history_window=history_window,
         statements=runtime.statements,
     )
-
-
-def history_from_a_user_message(
-    history: list[TResponseInputItem], new_input: list[TResponseInputItem]
-) -> list[TResponseInputItem]:
-    """What the model reads: the history window, started at a user message, then the new
-    input. A window (`HISTORY_WINDOW`) can begin inside an earlier turn, with a tool
-    result whose call fell outside it, which the model API refuses."""
-    start = next((n for n, item in enumerate(history) if item.get("role") == "user"), 0)
-    return [*history[start:], *new_input]
 
 
 def _as_it_stood(
@@ -259,14 +203,6 @@ def _user_text(message: InboundMessage) -> str:
         name = f": {media['filename']}" if media.get("filename") else ""
         lines.append(f"[{what} attached{name}]")
     return "\n".join(lines) or "[empty message]"
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """OpenAI's hint, from `retry-after-ms` or `retry-after` (seconds)."""
-    milliseconds = retry_after_seconds(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000
-    return retry_after_seconds(headers.get("retry-after"))
 
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:
