@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -19,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from db.core.clock import as_utc
 from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
-from db.models import OutboundMessage, OutboundStatus, Turn
+from db.models import Channel, OutboundMessage, OutboundStatus, Turn
 from db.outbox import (
     known_provider_ids,
     mark_refused,
@@ -39,7 +40,6 @@ from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.conversation.delivery import send_with_retries
 from worker.conversation.lease import ConversationLease
-from worker.conversation.loaded_turn import LoadedTurn
 from worker.errors import TransientTurnError, UndeliverableError
 from worker.process.runtime import Runtime
 
@@ -52,38 +52,62 @@ CLOCK_SKEW = timedelta(minutes=5)
 """How far the provider's clock may be behind ours when it dates a message we sent."""
 
 
-async def record_reply_parts(
-    turn: Turn, loaded: LoadedTurn, text: str, *, lease: ConversationLease, runtime: Runtime
+async def send_reply(
+    turn: Turn,
+    text: str,
+    *,
+    channel: Channel,
+    recipient: str,
+    lease: ConversationLease,
+    runtime: Runtime,
 ) -> list[OutboundMessage]:
-    """Record `text` in WhatsApp formatting, split into the channel's message size."""
-    outbound = runtime.channel(loaded.channel)
+    """Record `text` as the turn's reply (in WhatsApp formatting, split to the channel's
+    message size; once per try of the turn), then send it part by part from `channel`.
+    Returns the parts; a part refused for good fails the turn (`UndeliverableError`),
+    one that may go out later retries it (`TransientTurnError`)."""
+    outbound = runtime.channel(channel)
     parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
     async with runtime.autocommit_sessionmaker.begin() as db:
         await lease.keep(db=db)
-        return await record_reply(
+        replies = await record_reply(
             session_id=turn.session_id,
             turn_id=turn.id,
             retry=turn.retries,
-            channel_id=loaded.channel.id,
-            recipient=loaded.messages[-1].sender,
+            channel_id=channel.id,
+            recipient=recipient,
             parts=parts,
             db=db,
         )
+    await _send_parts(
+        replies, channel, outbound, marked=replies[0].id, lease=lease, runtime=runtime
+    )
+    return replies
 
 
-async def send_pending(
+async def send_unsent(
     replies: list[OutboundMessage],
-    loaded: LoadedTurn,
     *,
+    channel: Channel,
     lease: ConversationLease,
     runtime: Runtime,
-    resumed: bool,
 ) -> None:
-    """Send every part not sent yet, in order; a refused part fails the turn for good.
-    `resumed`: the parts were recorded by an earlier attempt, so one still `sending` may
-    have gone out (else this attempt just recorded them, the first as `sending`)."""
-    outbound = runtime.channel(loaded.channel)
-    marked = None if resumed else replies[0].id  # the part this attempt marked `sending`
+    """Send the parts of a reply an earlier attempt recorded and did not get out; one it
+    left `sending` may have reached the user, and is looked up at the provider first."""
+    outbound = runtime.channel(channel)
+    await _send_parts(replies, channel, outbound, marked=None, lease=lease, runtime=runtime)
+
+
+async def _send_parts(
+    replies: list[OutboundMessage],
+    channel: Channel,
+    outbound: OutboundChannel,
+    *,
+    marked: uuid.UUID | None,
+    lease: ConversationLease,
+    runtime: Runtime,
+) -> None:
+    """Send every part not sent yet, in order. `marked`: the part this attempt marked
+    `sending` as it recorded the reply; a part some earlier attempt marked so may be out."""
     for index, reply in enumerate(replies):
         if reply.status not in (OutboundStatus.PENDING, OutboundStatus.SENDING):
             continue
@@ -95,25 +119,25 @@ async def send_pending(
         sent = None
         if reply.id != marked:  # not marked `sending` by this attempt
             if reply.status == OutboundStatus.SENDING:  # by an earlier one: it may be out
-                sent = await _taken_before(reply, loaded, outbound, lease=lease, runtime=runtime)
+                sent = await _taken_before(reply, channel, outbound, lease=lease, runtime=runtime)
             else:
                 async with runtime.autocommit_sessionmaker.begin() as db:
                     await mark_sending(reply.id, db=db)
         if sent is None:
-            sent = await _send(reply, loaded, outbound, runtime=runtime)
-        await mark_part_sent(reply, sent, following=following, runtime=runtime)
+            sent = await _send(reply, channel, outbound, runtime=runtime)
+        await _mark_part_sent(reply, sent, following=following, runtime=runtime)
         marked = following.id if following is not None else None
 
 
 async def _send(
-    reply: OutboundMessage, loaded: LoadedTurn, outbound: OutboundChannel, *, runtime: Runtime
+    reply: OutboundMessage, channel: Channel, outbound: OutboundChannel, *, runtime: Runtime
 ) -> SentMessage:
     """Send one part; a refusal worth retrying puts it back to `pending` (it did not go
     out), one that may have gone out leaves it `sending` for the retry to look up."""
     try:
         return await send_with_retries(
             outbound,
-            sender=loaded.channel.address,
+            sender=channel.address,
             recipient=reply.recipient,
             text=reply.text,
             outbound_id=reply.id,
@@ -131,7 +155,7 @@ async def _send(
 
 async def _taken_before(
     reply: OutboundMessage,
-    loaded: LoadedTurn,
+    channel: Channel,
     outbound: OutboundChannel,
     *,
     lease: ConversationLease,
@@ -151,7 +175,7 @@ async def _taken_before(
         return SentMessage(provider_message_id=provider_message_id, status=OutboundStatus.SENT)
     try:
         found = await outbound.find_sent(
-            sender=loaded.channel.address,
+            sender=channel.address,
             recipient=reply.recipient,
             text=reply.text,
             since=as_utc(reply.created_at) - CLOCK_SKEW,
@@ -206,7 +230,7 @@ async def _named_by_a_status(
         await asyncio.sleep(min(STATUS_POLL_SECONDS, left))
 
 
-async def mark_part_sent(
+async def _mark_part_sent(
     reply: OutboundMessage,
     sent: SentMessage,
     *,

@@ -23,7 +23,7 @@ from worker.conversation.agent_run import history_from_a_user_message, history_w
 from worker.conversation.delivery import typing_shown
 from worker.conversation.lease import ConversationLease
 from worker.conversation.loaded_turn import LoadedTurn, reload_turn
-from worker.conversation.replies import record_reply_parts, send_pending
+from worker.conversation.replies import send_reply, send_unsent
 from worker.errors import PermanentTurnError
 from worker.process.runtime import Runtime
 from worker.process.turn_metrics import WHATSAPP, observed_turn
@@ -58,8 +58,9 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
         turn.attempts,
     )
     replies = loaded.replies
-    resumed = bool(replies)
-    if not resumed:
+    if replies:  # recorded by an earlier attempt
+        await send_unsent(replies, channel=channel, lease=lease, runtime=runtime)
+    else:
         async with typing_shown(
             runtime.channel(channel),
             sender=channel.address,
@@ -67,8 +68,14 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
             refresh_seconds=settings.typing_refresh_seconds,
         ):
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
-        replies = await record_reply_parts(turn, loaded, reply, lease=lease, runtime=runtime)
-    await send_pending(replies, loaded, lease=lease, runtime=runtime, resumed=resumed)
+        replies = await send_reply(
+            turn,
+            reply,
+            channel=channel,
+            recipient=messages[-1].sender,
+            lease=lease,
+            runtime=runtime,
+        )
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
 
 
@@ -90,8 +97,14 @@ async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtim
         turn, lease=lease, runtime=runtime, saves_input=not input_saved, history_window=0
     )
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
-    replies = await record_reply_parts(turn, loaded, text, lease=lease, runtime=runtime)
-    await send_pending(replies, loaded, lease=lease, runtime=runtime, resumed=False)
+    await send_reply(
+        turn,
+        text,
+        channel=loaded.channel,
+        recipient=loaded.messages[-1].sender,
+        lease=lease,
+        runtime=runtime,
+    )
 
 
 async def _generate_reply(
