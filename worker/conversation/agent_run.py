@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypedDict
 
 import openai
 from agents import (
@@ -44,6 +45,15 @@ _PERMANENT_RUN_ERRORS = (
 )
 
 
+class _RunOptions(TypedDict):
+    """What a run takes beside the agent and its input, plain or streamed."""
+
+    session: DatabaseSession
+    context: TurnContext
+    max_turns: int
+    run_config: RunConfig
+
+
 async def run_agent(
     builder: Builder,
     session: DatabaseSession,
@@ -63,36 +73,25 @@ async def run_agent(
     model API may answer later) or `PermanentTurnError` (it refused, or the SDK gave up).
     """
     agent = build_agent(builder, runtime.model(builder.model))
-    context = TurnContext(
-        builder.id,
-        uuid.UUID(session.session_id),
-        user_name=user_name,
-        sessions=runtime.sessionmaker,
+    options = _RunOptions(
+        session=session,
+        context=TurnContext(
+            builder.id,
+            uuid.UUID(session.session_id),
+            user_name=user_name,
+            sessions=runtime.sessionmaker,
+        ),
+        max_turns=MAX_TURNS,
+        run_config=RunConfig(session_input_callback=view or history_from_a_user_message),
     )
-    config = RunConfig(session_input_callback=view or history_from_a_user_message)
     timeout = runtime.settings.run_timeout_seconds
     run: Awaitable[RunResultBase]
     try:
         async with asyncio.timeout(timeout):
             if on_event is None:
-                run = Runner.run(
-                    agent,
-                    run_input,
-                    session=session,
-                    context=context,
-                    max_turns=MAX_TURNS,
-                    run_config=config,
-                )
+                run = Runner.run(agent, run_input, **options)
             else:
-                streaming = Runner.run_streamed(
-                    agent,
-                    run_input,
-                    session=session,
-                    context=context,
-                    max_turns=MAX_TURNS,
-                    run_config=config,
-                )
-                run = _streamed(streaming, on_event)
+                run = _streamed(Runner.run_streamed(agent, run_input, **options), on_event)
             result = await observed_run(run, builder_id=builder.id, platform=platform)
     except TimeoutError as error:
         raise TransientTurnError(f"the agent run took longer than {timeout:g}s") from error

@@ -22,9 +22,11 @@ from worker.process.runtime import Runtime
 THREE_PARTS = "\n\n".join(letter * 1500 for letter in "abc")
 
 
-async def answered_conversation(
+@pytest.fixture
+async def session_id(
     db_sessions: async_sessionmaker[AsyncSession], channel: Channel, runtime: Runtime
 ) -> uuid.UUID:
+    """A WhatsApp conversation the bot has answered once."""
     await process_inbound(await arrive(db_sessions, channel, "Hi"), runtime=runtime)
     async with db_sessions() as db:
         session_id = await db.scalar(select(AgentSessionRow.id))
@@ -40,12 +42,11 @@ async def operator_turn(db_sessions: async_sessionmaker[AsyncSession]) -> Turn:
 
 
 async def test_a_reply_refused_midway_keeps_what_went_out_and_fails_the_rest(
+    session_id: uuid.UUID,
     db_sessions: async_sessionmaker[AsyncSession],
-    channel: Channel,
     runtime: Runtime,
     fake_twilio: FakeTwilio,
 ) -> None:
-    session_id = await answered_conversation(db_sessions, channel, runtime)
     fake_twilio.chaos = lambda: (400, 21211) if len(fake_twilio.messages) == 2 else None
 
     parts = await reply_as_human(session_id, THREE_PARTS, runtime=runtime)
@@ -59,12 +60,11 @@ async def test_a_reply_refused_midway_keeps_what_went_out_and_fails_the_rest(
 
 
 async def test_a_reply_the_provider_keeps_refusing_for_now_is_failed_not_left_pending(
+    session_id: uuid.UUID,
     db_sessions: async_sessionmaker[AsyncSession],
-    channel: Channel,
     runtime: Runtime,
     fake_twilio: FakeTwilio,
 ) -> None:
-    session_id = await answered_conversation(db_sessions, channel, runtime)
     fake_twilio.failures.extend([(503, 20500)] * SEND_ATTEMPTS)
 
     [part] = await reply_as_human(session_id, "Sam here.", runtime=runtime)
@@ -75,12 +75,11 @@ async def test_a_reply_the_provider_keeps_refusing_for_now_is_failed_not_left_pe
 
 
 async def test_a_reply_waits_for_no_turn_it_would_land_inside(
+    session_id: uuid.UUID,
     db_sessions: async_sessionmaker[AsyncSession],
-    channel: Channel,
     runtime: Runtime,
     fake_twilio: FakeTwilio,
 ) -> None:
-    session_id = await answered_conversation(db_sessions, channel, runtime)
     before = await all_items(db_sessions)
     async with conversation_lease(session_id, runtime=runtime):  # a turn in flight
         with pytest.raises(ConversationBusy):
