@@ -94,7 +94,7 @@ async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtim
     input_saved = loaded.turn.input_saved_at is not None
     user_input = [] if input_saved else _user_items(loaded.messages)
     session = _session_for(
-        turn, lease=lease, runtime=runtime, saves_input=not input_saved, history_window=0
+        turn, lease=lease, runtime=runtime, saves_input=not input_saved, window=0
     )
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
     await send_reply(
@@ -140,7 +140,7 @@ async def _generate_reply(
                 view = _as_it_stood(turn, len(messages), sequences, window)
                 window = 0  # the whole history is read; the view keeps the window
     session = _session_for(
-        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), history_window=window
+        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), window=window
     )
     if all(message.kind == UNSUPPORTED_KIND for message in messages):
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
@@ -165,17 +165,16 @@ def _session_for(
     lease: ConversationLease,
     runtime: Runtime,
     saves_input: bool,
-    history_window: int,
+    window: int,
 ) -> TurnSession:
-    """`history_window`: the items the runner reads (0: all); the builder's own window
-    overrides `HISTORY_WINDOW` when it has one."""
+    """`window`: how many of the latest items the runner reads (0: all)."""
     return TurnSession(
         turn.session_id,
         engine=runtime.engine,
         turn_id=turn.id,
         lease_token=lease.token,
         saves_input=saves_input,
-        history_window=history_window,
+        history_window=window,
         statements=runtime.statements,
     )
 
