@@ -19,9 +19,10 @@ read back identical; the common item costs a few substring checks of its JSON te
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
@@ -60,19 +61,38 @@ _PG_INSERT = (
 )
 
 
-def append_statement(*also: str) -> str:
+@functools.cache
+def _append_statement(*also: str) -> str:
     """The one-statement Postgres append; `also` are more data-modifying CTEs run in the
-    same statement, which may read `locked.first_sequence` (none when it was refused)."""
+    same statement. Built once per set of CTEs, so the text psycopg prepares is the same."""
     return "WITH " + ", ".join([_PG_LOCKED, *also]) + _PG_INSERT
 
 
-_PG_APPEND = append_statement()
+_PG_APPEND = _append_statement()
 _PORTABLE_INSERT = insert(SessionItem).values(item_data=bindparam("stored_item", type_=Text()))
 """The portable append, given each item as the JSON text `lossless_json` made of it."""
 
 
 class SessionNotFoundError(LookupError):
     """The `sessions` row behind a `DatabaseSession` does not exist (or was deleted)."""
+
+
+class BatchMark(Protocol):
+    """Something recorded together with a batch of items, so that either both are stored
+    or neither (a turn's "input saved" marker, `db.turns.InputSaved`)."""
+
+    @property
+    def postgres_cte(self) -> str:
+        """A data-modifying CTE run in the append's one statement; it may read
+        `locked.first_sequence` (no row when the append was refused) and the psycopg
+        parameters `parameters` gives."""
+        ...
+
+    def parameters(self) -> dict[str, Any]: ...
+
+    async def record(self, conn: AsyncConnection, first_sequence: int) -> None:
+        """The portable path: record the mark on `conn`, in the append's transaction."""
+        ...
 
 
 class DatabaseSession:
@@ -169,20 +189,30 @@ class DatabaseSession:
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append `items` as one batch with the next contiguous sequence numbers."""
+        await self.add_items_marked(items, mark=None)
+
+    async def add_items_marked(
+        self, items: list[TResponseInputItem], *, mark: BatchMark | None
+    ) -> None:
+        """`add_items`, recording `mark` with the batch: on Postgres in the same one
+        statement, elsewhere in the same transaction. Nothing is stored for no items."""
         if not items:
             return
         stored = stored_items(items)
         if self._postgres:
-            await self._append_alone(_PG_APPEND, self._append_params(stored))
+            params = self._append_params(stored)
+            statement = _PG_APPEND
+            if mark is not None:
+                statement = _append_statement(mark.postgres_cte)
+                params.update(mark.parameters())
+            if not await self._run(statement, params):
+                async with self._engine.connect() as conn:
+                    await self._explain_refusal(conn)
             return
         async with self._engine.begin() as conn:
-            await self._append(conn, stored)
-
-    async def _append_alone(self, statement: str, params: dict[str, Any]) -> None:
-        """Run a one-statement append (`append_statement`); say why if it was refused."""
-        if not await self._run(statement, params):
-            async with self._engine.connect() as conn:
-                await self._explain_refusal(conn)
+            first_sequence = await self._append(conn, stored)
+            if mark is not None:
+                await mark.record(conn, first_sequence)
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Delete and return the newest item, or None when the history is empty."""
@@ -216,7 +246,7 @@ class DatabaseSession:
 
     async def _append(self, conn: AsyncConnection, stored: list[str]) -> int:
         """Store the batch (`_stored` items) on `conn`: the portable path, where Postgres
-        uses `append_statement`; returns the first sequence number it was given."""
+        uses `_append_statement`; returns the first sequence number it was given."""
         first_sequence = await self._reserve(conn, len(stored))
         await conn.execute(
             _PORTABLE_INSERT,

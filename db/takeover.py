@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from sqlalchemy import case, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import AgentSessionRow, Channel, InboundMessage, InboundStatus, Turn, TurnStatus
+from db.models import (
+    AgentSessionRow,
+    Channel,
+    InboundMessage,
+    InboundStatus,
+    OutboundMessage,
+    OutboundStatus,
+    Turn,
+    TurnStatus,
+)
 
 
 async def set_paused(session_id: uuid.UUID, paused: bool, *, db: AsyncSession) -> None:
@@ -146,7 +155,24 @@ async def record_operator_turn(
     return turn
 
 
+_NOT_SENT = (OutboundStatus.PENDING, OutboundStatus.SENDING, OutboundStatus.FAILED)
+
+
 async def fail_operator_turn(turn_id: uuid.UUID, reason: str, *, db: AsyncSession) -> None:
+    """A human's reply that did not get out: the turn fails with `reason`, and so does its
+    first part not sent (the one that failed; the later ones were never tried)."""
+    unsent = (
+        select(OutboundMessage.id)
+        .where(OutboundMessage.turn_id == turn_id, OutboundMessage.status.in_(_NOT_SENT))
+        .order_by(OutboundMessage.part)
+        .limit(1)
+        .scalar_subquery()
+    )
+    await db.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == unsent)
+        .values(status=OutboundStatus.FAILED, error=reason, updated_at=datetime.now(UTC))
+    )
     await db.execute(
         update(Turn).where(Turn.id == turn_id).values(status=TurnStatus.FAILED, error=reason)
     )

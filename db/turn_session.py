@@ -9,11 +9,9 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.agent_session import DatabaseSession, append_statement, stored_items
+from db.agent_session import DatabaseSession
 from db.statements import StatementConnections
-from db.turns import MARK_INPUT_SAVED, mark_input_saved
-
-_PG_APPEND_INPUT = append_statement(MARK_INPUT_SAVED)
+from db.turns import InputSaved
 
 
 class TurnSession(DatabaseSession):
@@ -36,23 +34,14 @@ class TurnSession(DatabaseSession):
             fencing_token=lease_token,
             statements=statements,
         )
-        self._turn_id = turn_id
-        self._input_unsaved = saves_input
+        self._unsaved_input = InputSaved(turn_id) if saves_input else None
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """The runner's first batch is the user input: it is marked saved atomically with
         the items, so a retry of this turn continues with `input=[]` instead of storing
         the message twice. On Postgres both are one statement, like later batches."""
-        if not (self._input_unsaved and items):
+        if self._unsaved_input is None or not items:
             await super().add_items(items)
             return
-        stored = stored_items(items)
-        if self._postgres:
-            params = {**self._append_params(stored), "turn_id": self._turn_id}
-            await self._append_alone(_PG_APPEND_INPUT, params)
-            self._input_unsaved = False
-            return
-        async with self._engine.begin() as conn:
-            first_sequence = await self._append(conn, stored)
-            await mark_input_saved(self._turn_id, first_sequence, db=conn)
-        self._input_unsaved = False
+        await self.add_items_marked(items, mark=self._unsaved_input)
+        self._unsaved_input = None

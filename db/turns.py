@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -73,20 +75,26 @@ async def messages_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMe
     return list(result)
 
 
-MARK_INPUT_SAVED = (
-    "input_saved AS (UPDATE turns SET input_saved_at = now(),"
-    " input_sequence = locked.first_sequence FROM locked WHERE turns.id = %(turn_id)s)"
-)
-"""`mark_input_saved` as a CTE of the Postgres append (`db.agent_session.append_statement`)."""
+@dataclass(frozen=True)
+class InputSaved:
+    """A `db.agent_session.BatchMark`: the batch holds turn `turn_id`'s user input, so the
+    turn notes when it was saved and the sequence its first item took."""
 
-
-async def mark_input_saved(turn_id: uuid.UUID, first_sequence: int, *, db: AsyncConnection) -> None:
-    """Called inside the transaction that stores the turn's user input."""
-    await db.execute(
-        update(Turn)
-        .where(Turn.id == turn_id)
-        .values(input_saved_at=datetime.now(UTC), input_sequence=first_sequence)
+    turn_id: uuid.UUID
+    postgres_cte: ClassVar[str] = (
+        "input_saved AS (UPDATE turns SET input_saved_at = now(),"
+        " input_sequence = locked.first_sequence FROM locked WHERE turns.id = %(turn_id)s)"
     )
+
+    def parameters(self) -> dict[str, Any]:
+        return {"turn_id": self.turn_id}
+
+    async def record(self, conn: AsyncConnection, first_sequence: int) -> None:
+        await conn.execute(
+            update(Turn)
+            .where(Turn.id == self.turn_id)
+            .values(input_saved_at=datetime.now(UTC), input_sequence=first_sequence)
+        )
 
 
 async def record_turn_error(turn_id: uuid.UUID, error: str, *, db: AsyncSession) -> None:

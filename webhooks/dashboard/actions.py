@@ -13,17 +13,16 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from db.agent_session import DatabaseSession
 from db.inbox import pending_arrivals
 from db.models import Turn
-from db.sessions import acquire_lease, release_lease
-from db.takeover import forget_turn_positions, retry_turn, set_paused
+from db.takeover import retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
 from webhooks.dashboard.lookups import path_uuid, visible_session
 from worker.celery_app import enqueue_inbound
 from worker.channels.pool import UnreadableChannelCredentials
 from worker.conversation.human_reply import reply_as_human
-from worker.conversation.web_chat import ConversationBusy
+from worker.conversation.lease import ConversationBusy
+from worker.conversation.memory import clear_memory
 
 MAX_REPLY_CHARS = 4096
 
@@ -81,22 +80,12 @@ async def clear(request: Request) -> Response:
     form = await checked_form(request)
     if form.get("confirm") != "yes":
         raise HTTPException(400, "tick the confirmation box to clear the conversation's memory")
-    runtime = request.app.state.runtime
-    async with runtime.sessionmaker.begin() as db:
-        lease = await acquire_lease(
-            session.id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-        )
-    if lease is None:
-        raise HTTPException(409, "the bot is answering this conversation; try again in a moment")
     try:
-        await DatabaseSession(
-            session.id, engine=runtime.engine, fencing_token=lease
-        ).clear_session()
-        async with runtime.sessionmaker.begin() as db:
-            await forget_turn_positions(session.id, db=db)
-    finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(session.id, lease, db=db)
+        await clear_memory(session.id, runtime=request.app.state.runtime)
+    except ConversationBusy as busy:
+        raise HTTPException(
+            409, "the bot is answering this conversation; try again in a moment"
+        ) from busy
     return _back(session.id, "Memory cleared: the agent starts this conversation afresh.")
 
 

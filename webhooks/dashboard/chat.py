@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from db.lossless_json import plain_text
 from webhooks.dashboard.auth import check_csrf_header
 from webhooks.dashboard.lookups import visible_builder
+from worker.conversation.lease import ConversationBusy
 from worker.conversation.web_chat import (
     ChatEvent,
-    ConversationBusy,
     ConversationPaused,
     chat_turn,
     take_conversation,

@@ -13,15 +13,12 @@ from db.agent_session import DatabaseSession
 from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
 from db.models import OutboundMessage
-from db.outbox import mark_send_failed, record_reply, replies_of
-from db.sessions import acquire_lease, last_item, release_lease
+from db.outbox import replies_of
+from db.sessions import last_item
 from db.takeover import fail_operator_turn, record_operator_turn, reply_route
-from worker.channels.base import SendError
-from worker.channels.formatting import markdown_to_whatsapp
-from worker.channels.splitting import split_text
-from worker.conversation.delivery import send_with_retries
-from worker.conversation.replies import mark_part_sent
-from worker.conversation.web_chat import ConversationBusy
+from worker.conversation.lease import take_lease
+from worker.conversation.replies import send_reply
+from worker.errors import PermanentTurnError, TransientTurnError
 from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -31,62 +28,39 @@ async def reply_as_human(
     session_id: uuid.UUID, text: str, *, runtime: Runtime
 ) -> list[OutboundMessage]:
     """Store and send `text`; returns the parts sent (none for a web conversation, which
-    has no channel: the reply is only stored). A refused send is kept as `failed`."""
+    has no channel: the reply is only stored). A refused send is kept as `failed`;
+    `ConversationBusy` while a turn holds the conversation."""
     with log_context(session_id=session_id):
         return await _reply(session_id, text, runtime=runtime)
 
 
 async def _reply(session_id: uuid.UUID, text: str, *, runtime: Runtime) -> list[OutboundMessage]:
     async with runtime.sessionmaker.begin() as db:
-        lease = await acquire_lease(
-            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-        )
+        lease = await take_lease(session_id, runtime=runtime, db=db)
         route = await reply_route(session_id, db=db)
-    if lease is None:
-        raise ConversationBusy("the bot is answering this conversation right now")
-    try:
-        # Before anything is stored: a number whose credentials do not decrypt refuses
-        # the reply whole (UnreadableChannelCredentials), rather than half-record it.
-        outbound = runtime.channel(route[0]) if route is not None else None
-        session = DatabaseSession(session_id, engine=runtime.engine, fencing_token=lease)
+    async with lease:
+        if route is not None:
+            # Before anything is stored: a number whose credentials do not decrypt
+            # refuses the reply whole (UnreadableChannelCredentials), not half-recorded.
+            runtime.channel(route[0])
+        session = DatabaseSession(session_id, engine=runtime.engine, fencing_token=lease.token)
         await session.add_items([{"role": "assistant", "content": text}])
         async with runtime.sessionmaker.begin() as db:
             newest = await last_item(session_id, db=db)
             assert newest is not None
             turn = await record_operator_turn(session_id, newest.sequence, db=db)
-            if route is None or outbound is None:
-                return []
-            channel, recipient = route
-            parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
-            replies = await record_reply(
-                session_id=session_id,
-                turn_id=turn.id,
-                retry=turn.retries,
-                channel_id=channel.id,
-                recipient=recipient,
-                parts=parts,
-                db=db,
+        if route is None:
+            return []
+        channel, recipient = route
+        try:
+            await send_reply(
+                turn, text, channel=channel, recipient=recipient, lease=lease, runtime=runtime
             )
-        for index, reply in enumerate(replies):
-            try:
-                sent = await send_with_retries(
-                    outbound,
-                    sender=channel.address,
-                    recipient=recipient,
-                    text=reply.text,
-                    outbound_id=reply.id,
-                )
-            except SendError as error:
-                reason = f"send failed: {error}"
-                logger.warning("human reply on session %s: %s", session_id, mask_numbers(reason))
-                async with runtime.sessionmaker.begin() as db:
-                    await mark_send_failed(reply.id, error=reason, db=db)
-                    await fail_operator_turn(turn.id, reason, db=db)
-                break
-            following = replies[index + 1] if index + 1 < len(replies) else None
-            await mark_part_sent(reply, sent, following=following, runtime=runtime)
+        except (TransientTurnError, PermanentTurnError) as error:
+            # Nothing retries a human's reply: the operator sees it failed, and may resend.
+            reason = str(error)
+            logger.warning("human reply on session %s: %s", session_id, mask_numbers(reason))
+            async with runtime.sessionmaker.begin() as db:
+                await fail_operator_turn(turn.id, reason, db=db)
         async with runtime.sessionmaker() as db:
             return await replies_of(turn.id, retry=turn.retries, db=db)
-    finally:
-        async with runtime.sessionmaker.begin() as db:
-            await release_lease(session_id, lease, db=db)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -19,15 +20,10 @@ from db.core.log_context import bind, log_context
 from db.core.logging_setup import mask_numbers
 from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
 from db.models import Channel, InboundMessage, InboundStatus, Turn
-from db.sessions import (
-    LeaseLostError,
-    acquire_lease,
-    get_or_create_session,
-    release_lease,
-    renew_lease,
-)
+from db.sessions import LeaseLostError, get_or_create_session
 from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
-from worker.conversation.scene import NO_CHANNEL, Scene, scene_of
+from worker.conversation.lease import ConversationLease, lease_if_free
+from worker.conversation.loaded_turn import NO_CHANNEL, LoadedTurn, load_turn
 from worker.conversation.turn_runner import run_turn, send_fallback
 from worker.errors import PermanentTurnError, TransientTurnError, UndeliverableError
 from worker.process.runtime import Runtime
@@ -80,22 +76,20 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
         if session_id is None:
             return
         bind(session_id=session_id)
-        lease = await acquire_lease(
-            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-        )
-        first: Step = None
+        lease = await lease_if_free(session_id, runtime=runtime, db=db)
+        first: Step = Done()
         if lease is not None:
-            first = await _next_step(session_id, lease=lease, claiming=True, runtime=runtime, db=db)
+            first = await _next_step(lease, claiming=True, runtime=runtime, db=db)
     if lease is None and inbound.status == InboundStatus.PROCESSING:
         # Redelivered from a worker that took it into a turn and may have died: poll
         # until that worker finishes the turn or its lease runs out.
         raise RetryLater(f"session {session_id} is busy", countdown=BUSY_RETRY_SECONDS)
     if lease is None:
         # A latecomer: the worker holding the conversation takes it next (see
-        # `_lock_conversation`), so this task ends here instead of polling.
+        # `_answer_turns`), so this task ends here instead of polling.
         logger.debug("inbound %s: session %s is busy; its holder takes it", inbound_id, session_id)
         return
-    await answer_conversation(session_id, first, lease=lease, runtime=runtime)
+    await answer_conversation(first, lease=lease, runtime=runtime)
 
 
 async def _resolve_session(
@@ -128,88 +122,72 @@ def conversation_key(inbound: InboundMessage) -> str:
     return inbound.sender.removeprefix("whatsapp:")
 
 
-Step = Scene | float | None
-"""What a conversation does next: answer a turn, wait that many seconds (for the user to
-finish a burst, or for the sender's rate), or nothing (its lease released)."""
+@dataclass(frozen=True)
+class Wait:
+    """Look again in `seconds`: the user may still be typing (a burst is answered as one
+    turn), or the sender is over its rate of turns."""
+
+    seconds: float
 
 
-async def answer_conversation(
-    session_id: uuid.UUID, first: Step, *, lease: uuid.UUID, runtime: Runtime
-) -> None:
+@dataclass(frozen=True)
+class Done:
+    """Nothing is pending: the conversation's lease was given back."""
+
+
+Step = LoadedTurn | Wait | Done
+"""What a conversation does next: answer this turn, wait, or nothing more."""
+
+
+async def answer_conversation(first: Step, *, lease: ConversationLease, runtime: Runtime) -> None:
     """Under our lease, answer the conversation's turns in order until none is pending.
     Each turn is closed in the transaction that starts the next one, or that finds
-    nothing left and releases the lease."""
-    with log_context(session_id=session_id):
-        await _answer_turns(session_id, first, lease=lease, runtime=runtime)
+    nothing left and gives the lease back."""
+    with log_context(session_id=lease.session_id):
+        try:
+            async with lease:
+                await _answer_turns(first, lease=lease, runtime=runtime)
+        except LeaseLostError:
+            logger.warning("session %s: lease lost; its new holder carries on", lease.session_id)
 
 
-async def _answer_turns(
-    session_id: uuid.UUID, first: Step, *, lease: uuid.UUID, runtime: Runtime
-) -> None:
-    runtime.leases.held(lease)
-    released = False
+async def _answer_turns(first: Step, *, lease: ConversationLease, runtime: Runtime) -> None:
+    """Each transaction renews our lease as its first statement, so its row lock comes
+    before we look for pending messages. A task that finds the conversation busy leaves
+    its message to us, and its message was stored before it looked: either it looked
+    before this lock, and our reads after it see the message, or it waits for our commit
+    and, if we gave the lease back, answers the message itself."""
     step = first
-    try:
-        while step is not None:
-            finished: Turn | None = None
-            failed_because = None
-            if isinstance(step, float):
-                await asyncio.sleep(step)
-            else:
-                finished = step.turn
-                with log_context(
-                    turn_id=finished.id, inbound_ids=[message.id for message in step.messages]
-                ):
-                    failed_because = await _run_turn_guarded(step, lease=lease, runtime=runtime)
-            async with runtime.sessionmaker.begin() as db:
-                await _lock_conversation(session_id, lease, runtime=runtime, db=db)
-                if finished is not None:
-                    await finish_turn(finished.id, failed_because=failed_because, db=db)
-                step = await _next_step(
-                    session_id, lease=lease, claiming=False, runtime=runtime, db=db
-                )
-        released = True
-    except LeaseLostError:
-        logger.warning("session %s: lease lost; its new holder carries on", session_id)
-    finally:
-        runtime.leases.forget(lease)
-        if not released:
-            async with runtime.sessionmaker.begin() as db:
-                await release_lease(session_id, lease, db=db)
-
-
-async def _lock_conversation(
-    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
-) -> None:
-    """Renew our lease as the transaction's first statement, so its row lock comes before
-    we look for pending messages. A task that finds the conversation busy leaves its
-    message to us, and its message was stored before it looked: either it looked before
-    this lock, and our reads after it see the message, or it waits for our commit and,
-    if we released the lease, answers the message itself."""
-    renewed = await renew_lease(
-        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-    )
-    if not renewed:
-        raise LeaseLostError(f"session {session_id} is leased to another worker")
-    runtime.leases.held(lease)
+    while not isinstance(step, Done):
+        finished: Turn | None = None
+        failed_because = None
+        if isinstance(step, Wait):
+            await asyncio.sleep(step.seconds)
+        else:
+            finished = step.turn
+            with log_context(
+                turn_id=finished.id, inbound_ids=[message.id for message in step.messages]
+            ):
+                failed_because = await _run_turn_guarded(step, lease=lease, runtime=runtime)
+        async with runtime.sessionmaker.begin() as db:
+            await lease.renew(db=db)
+            if finished is not None:
+                await finish_turn(finished.id, failed_because=failed_because, db=db)
+            step = await _next_step(lease, claiming=False, runtime=runtime, db=db)
 
 
 async def _next_step(
-    session_id: uuid.UUID,
-    *,
-    lease: uuid.UUID,
-    claiming: bool,
-    runtime: Runtime,
-    db: AsyncSession,
+    lease: ConversationLease, *, claiming: bool, runtime: Runtime, db: AsyncSession
 ) -> Step:
     """In the caller's transaction: when `claiming` (the task that took the lease), the
     unfinished turn if there is one; else, once the user has paused for
     `COALESCE_WINDOW_SECONDS` (a burst is answered as one turn) and is within the
     builder's `turns_per_minute`, else `SENDER_TURNS_PER_MINUTE` (past it, messages wait
     and coalesce), the turn an operator retried or a new turn for the pending messages;
-    else how long to wait for either; else None, with the lease released. A claiming
+    else how long to wait for either; else `Done`, with the lease given back. A claiming
     task over the rate retries later instead of holding the lease while it waits."""
     settings = runtime.settings
+    session_id = lease.session_id
     turn = await resume_turn(session_id, db=db) if claiming else None
     new = False
     while True:
@@ -217,13 +195,13 @@ async def _next_step(
             await attach_latecomers(session_id, db=db)
             pending = await pending_arrivals(session_id, db=db)
             if not pending.messages:
-                await release_lease(session_id, lease, db=db)
-                return None
+                await lease.give_back(db=db)
+                return Done()
             now = datetime.now(UTC)
             newest = max(received_at for _id, received_at in pending.messages)
             settle = settings.coalesce_window_seconds - (now - newest).total_seconds()
             if settle > 0:
-                return settle
+                return Wait(settle)
             per_minute = pending.turns_per_minute
             if per_minute is None:
                 per_minute = settings.sender_turns_per_minute
@@ -231,16 +209,16 @@ async def _next_step(
             if wait > 0 and claiming:
                 raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
             if wait > 0:
-                return wait
+                return Wait(wait)
             if pending.retried:  # an operator retried a turn: it answers its messages
                 turn = await resume_turn(session_id, db=db)
             new = turn is None
             if turn is None:
                 message_ids = [message_id for message_id, _ in pending.messages]
                 turn = await start_turn(session_id, message_ids, db=db)
-        scene = await scene_of(turn, db=db, new=new)
-        if scene is not None:
-            return scene
+        loaded = await load_turn(turn, db=db, new=new)
+        if loaded is not None:
+            return loaded
         logger.warning("turn %s: %s; marked failed", turn.id, NO_CHANNEL)
         await finish_turn(turn.id, failed_because=NO_CHANNEL, db=db)
         turn = None
@@ -258,12 +236,14 @@ async def _rate_limit_wait(
     return (started[-per_minute] + RATE_WINDOW - now).total_seconds()
 
 
-async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> str | None:
+async def _run_turn_guarded(
+    loaded: LoadedTurn, *, lease: ConversationLease, runtime: Runtime
+) -> str | None:
     """Run one turn; returns why it failed for good (after the fallback reply), None when
     it replied. Anything else is recorded on it and retried later."""
-    turn = scene.turn
+    turn = loaded.turn
     try:
-        await run_turn(scene, lease=lease, runtime=runtime)
+        await run_turn(loaded, lease=lease, runtime=runtime)
         return None
     except LeaseLostError:
         raise
@@ -284,7 +264,7 @@ async def _run_turn_guarded(scene: Scene, *, lease: uuid.UUID, runtime: Runtime)
         raise RetryLater(str(error), countdown=countdown) from error
 
 
-async def _send_fallback_once(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+async def _send_fallback_once(turn: Turn, *, lease: ConversationLease, runtime: Runtime) -> None:
     """The builder's fallback text, where sending is still possible; its own failure is
     logged, not retried, since the turn is over either way."""
     try:

@@ -16,12 +16,11 @@ import uuid
 from datetime import timedelta
 
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
 from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
-from db.models import OutboundMessage, OutboundStatus, Turn
+from db.models import Channel, OutboundMessage, OutboundStatus, Turn
 from db.outbox import (
     known_provider_ids,
     mark_refused,
@@ -31,7 +30,6 @@ from db.outbox import (
     record_reply,
     recorded_provider_id,
 )
-from db.sessions import LeaseLostError, renew_lease
 from worker.channels.base import (
     OutboundChannel,
     PermanentSendError,
@@ -41,7 +39,7 @@ from worker.channels.base import (
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.conversation.delivery import send_with_retries
-from worker.conversation.scene import Scene
+from worker.conversation.lease import ConversationLease
 from worker.errors import TransientTurnError, UndeliverableError
 from worker.process.runtime import Runtime
 
@@ -54,38 +52,62 @@ CLOCK_SKEW = timedelta(minutes=5)
 """How far the provider's clock may be behind ours when it dates a message we sent."""
 
 
-async def record_reply_parts(
-    turn: Turn, scene: Scene, text: str, *, lease: uuid.UUID, runtime: Runtime
+async def send_reply(
+    turn: Turn,
+    text: str,
+    *,
+    channel: Channel,
+    recipient: str,
+    lease: ConversationLease,
+    runtime: Runtime,
 ) -> list[OutboundMessage]:
-    """Record `text` in WhatsApp formatting, split into the channel's message size."""
-    outbound = runtime.channel(scene.channel)
+    """Record `text` as the turn's reply (in WhatsApp formatting, split to the channel's
+    message size; once per try of the turn), then send it part by part from `channel`.
+    Returns the parts; a part refused for good fails the turn (`UndeliverableError`),
+    one that may go out later retries it (`TransientTurnError`)."""
+    outbound = runtime.channel(channel)
     parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
     async with runtime.autocommit_sessionmaker.begin() as db:
-        await hold_lease(turn.session_id, lease, runtime=runtime, db=db)
-        return await record_reply(
+        await lease.keep(db=db)
+        replies = await record_reply(
             session_id=turn.session_id,
             turn_id=turn.id,
             retry=turn.retries,
-            channel_id=scene.channel.id,
-            recipient=scene.messages[-1].sender,
+            channel_id=channel.id,
+            recipient=recipient,
             parts=parts,
             db=db,
         )
+    await _send_parts(
+        replies, channel, outbound, marked=replies[0].id, lease=lease, runtime=runtime
+    )
+    return replies
 
 
-async def send_pending(
+async def send_unsent(
     replies: list[OutboundMessage],
-    scene: Scene,
     *,
-    lease: uuid.UUID,
+    channel: Channel,
+    lease: ConversationLease,
     runtime: Runtime,
-    resumed: bool,
 ) -> None:
-    """Send every part not sent yet, in order; a refused part fails the turn for good.
-    `resumed`: the parts were recorded by an earlier attempt, so one still `sending` may
-    have gone out (else this attempt just recorded them, the first as `sending`)."""
-    outbound = runtime.channel(scene.channel)
-    marked = None if resumed else replies[0].id  # the part this attempt marked `sending`
+    """Send the parts of a reply an earlier attempt recorded and did not get out; one it
+    left `sending` may have reached the user, and is looked up at the provider first."""
+    outbound = runtime.channel(channel)
+    await _send_parts(replies, channel, outbound, marked=None, lease=lease, runtime=runtime)
+
+
+async def _send_parts(
+    replies: list[OutboundMessage],
+    channel: Channel,
+    outbound: OutboundChannel,
+    *,
+    marked: uuid.UUID | None,
+    lease: ConversationLease,
+    runtime: Runtime,
+) -> None:
+    """Send every part not sent yet, in order. `marked`: the part this attempt marked
+    `sending` as it recorded the reply; a part some earlier attempt marked so may be out."""
     for index, reply in enumerate(replies):
         if reply.status not in (OutboundStatus.PENDING, OutboundStatus.SENDING):
             continue
@@ -93,29 +115,29 @@ async def send_pending(
         if following is not None and following.status != OutboundStatus.PENDING:
             following = None
         async with runtime.sessionmaker.begin() as db:
-            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
+            await lease.keep(db=db)
         sent = None
         if reply.id != marked:  # not marked `sending` by this attempt
             if reply.status == OutboundStatus.SENDING:  # by an earlier one: it may be out
-                sent = await _taken_before(reply, scene, outbound, lease=lease, runtime=runtime)
+                sent = await _taken_before(reply, channel, outbound, lease=lease, runtime=runtime)
             else:
                 async with runtime.autocommit_sessionmaker.begin() as db:
                     await mark_sending(reply.id, db=db)
         if sent is None:
-            sent = await _send(reply, scene, outbound, runtime=runtime)
-        await mark_part_sent(reply, sent, following=following, runtime=runtime)
+            sent = await _send(reply, channel, outbound, runtime=runtime)
+        await _mark_part_sent(reply, sent, following=following, runtime=runtime)
         marked = following.id if following is not None else None
 
 
 async def _send(
-    reply: OutboundMessage, scene: Scene, outbound: OutboundChannel, *, runtime: Runtime
+    reply: OutboundMessage, channel: Channel, outbound: OutboundChannel, *, runtime: Runtime
 ) -> SentMessage:
     """Send one part; a refusal worth retrying puts it back to `pending` (it did not go
     out), one that may have gone out leaves it `sending` for the retry to look up."""
     try:
         return await send_with_retries(
             outbound,
-            sender=scene.channel.address,
+            sender=channel.address,
             recipient=reply.recipient,
             text=reply.text,
             outbound_id=reply.id,
@@ -133,10 +155,10 @@ async def _send(
 
 async def _taken_before(
     reply: OutboundMessage,
-    scene: Scene,
+    channel: Channel,
     outbound: OutboundChannel,
     *,
-    lease: uuid.UUID,
+    lease: ConversationLease,
     runtime: Runtime,
 ) -> SentMessage | None:
     """What the provider took of `reply` in an earlier attempt that died before recording
@@ -153,7 +175,7 @@ async def _taken_before(
         return SentMessage(provider_message_id=provider_message_id, status=OutboundStatus.SENT)
     try:
         found = await outbound.find_sent(
-            sender=scene.channel.address,
+            sender=channel.address,
             recipient=reply.recipient,
             text=reply.text,
             since=as_utc(reply.created_at) - CLOCK_SKEW,
@@ -182,7 +204,7 @@ async def _taken_before(
 
 
 async def _named_by_a_status(
-    reply: OutboundMessage, outbound: OutboundChannel, *, lease: uuid.UUID, runtime: Runtime
+    reply: OutboundMessage, outbound: OutboundChannel, *, lease: ConversationLease, runtime: Runtime
 ) -> str | None:
     """The provider's id a delivery status naming `reply` brought, polled for up to the
     channel's `status_wait_seconds` (none where its statuses cannot name our parts),
@@ -200,7 +222,7 @@ async def _named_by_a_status(
     deadline = loop.time() + wait
     while True:
         async with runtime.sessionmaker.begin() as db:
-            await hold_lease(reply.session_id, lease, runtime=runtime, db=db)
+            await lease.keep(db=db)
             found = await recorded_provider_id(reply.id, db=db)
         left = deadline - loop.time()
         if found is not None or left <= 0:
@@ -208,7 +230,7 @@ async def _named_by_a_status(
         await asyncio.sleep(min(STATUS_POLL_SECONDS, left))
 
 
-async def mark_part_sent(
+async def _mark_part_sent(
     reply: OutboundMessage,
     sent: SentMessage,
     *,
@@ -237,18 +259,3 @@ async def mark_part_sent(
             if attempt == MARK_SENT_ATTEMPTS:
                 raise
             await asyncio.sleep(MARK_SENT_BACKOFF_SECONDS * attempt)
-
-
-async def hold_lease(
-    session_id: uuid.UUID, lease: uuid.UUID, *, runtime: Runtime, db: AsyncSession
-) -> None:
-    """Make sure the conversation is still ours before acting on it: nothing to do while
-    the lease is fresh, else extend it, or stop if it was taken over."""
-    if runtime.leases.fresh(lease):
-        return
-    renewed = await renew_lease(
-        session_id, lease, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-    )
-    if not renewed:
-        raise LeaseLostError(f"session {session_id} is leased to another worker")
-    runtime.leases.held(lease)

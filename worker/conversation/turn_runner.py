@@ -6,22 +6,9 @@ History is never assembled here; the runner loads and saves it through the sessi
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
-from collections.abc import Mapping
 from typing import Any
 
-import openai
-from agents import (
-    InputGuardrailTripwireTriggered,
-    MaxTurnsExceeded,
-    ModelBehaviorError,
-    OutputGuardrailTripwireTriggered,
-    RunConfig,
-    Runner,
-    UserError,
-)
 from agents.items import TResponseInputItem
 from agents.memory import SessionInputCallback
 
@@ -32,14 +19,14 @@ from db.outbox import reached_user_before
 from db.sessions import item_sequences, last_item
 from db.transcript import content_text
 from db.turn_session import TurnSession
-from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
-from worker.channels.base import retry_after_seconds
+from worker.conversation.agent_run import history_from_a_user_message, history_window, run_agent
 from worker.conversation.delivery import typing_shown
-from worker.conversation.replies import record_reply_parts, send_pending
-from worker.conversation.scene import Scene, load_scene
-from worker.errors import PermanentTurnError, TransientTurnError
+from worker.conversation.lease import ConversationLease
+from worker.conversation.loaded_turn import LoadedTurn, reload_turn
+from worker.conversation.replies import send_reply, send_unsent
+from worker.errors import PermanentTurnError
 from worker.process.runtime import Runtime
-from worker.process.turn_metrics import observed_run, observed_turn
+from worker.process.turn_metrics import WHATSAPP, observed_turn
 
 logger = logging.getLogger(__name__)
 
@@ -51,21 +38,13 @@ DEFAULT_UNSUPPORTED_REPLY = (
     "Sorry, I can't read that kind of message yet. Could you send it as text?"
 )
 
-_PERMANENT_RUN_ERRORS = (
-    MaxTurnsExceeded,
-    ModelBehaviorError,
-    InputGuardrailTripwireTriggered,
-    OutputGuardrailTripwireTriggered,
-    UserError,
-)
-
 
 @observed_turn
-async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
+async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Runtime) -> None:
     """Answer the turn and send the reply; the caller closes the turn in the transaction
     that moves the conversation on."""
     settings = runtime.settings
-    turn, messages, channel, builder = scene.turn, scene.messages, scene.channel, scene.builder
+    turn, messages, channel, builder = loaded.turn, loaded.messages, loaded.channel, loaded.builder
     if turn.attempts > settings.turn_max_attempts:
         raise PermanentTurnError(
             f"gave up after {settings.turn_max_attempts} attempts: {turn.error}"
@@ -78,9 +57,10 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
         len(messages),
         turn.attempts,
     )
-    replies = scene.replies
-    resumed = bool(replies)
-    if not resumed:
+    replies = loaded.replies
+    if replies:  # recorded by an earlier attempt
+        await send_unsent(replies, channel=channel, lease=lease, runtime=runtime)
+    else:
         async with typing_shown(
             runtime.channel(channel),
             sender=channel.address,
@@ -88,31 +68,43 @@ async def run_turn(scene: Scene, *, lease: uuid.UUID, runtime: Runtime) -> None:
             refresh_seconds=settings.typing_refresh_seconds,
         ):
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
-        replies = await record_reply_parts(turn, scene, reply, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=resumed)
+        replies = await send_reply(
+            turn,
+            reply,
+            channel=channel,
+            recipient=messages[-1].sender,
+            lease=lease,
+            runtime=runtime,
+        )
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
 
 
-async def send_fallback(turn: Turn, *, lease: uuid.UUID, runtime: Runtime) -> None:
+async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtime) -> None:
     """Tell the user once that this turn cannot be answered: the builder's fallback text,
     stored in the session like any answer. Skipped when this try recorded a reply, or an
     earlier try (before an operator's retry) got one to the user."""
-    scene = await load_scene(turn, runtime=runtime)
-    if scene.replies:
+    loaded = await reload_turn(turn, runtime=runtime)
+    if loaded.replies:
         return
-    if scene.turn.retries:
+    if loaded.turn.retries:
         async with runtime.sessionmaker() as db:
-            if await reached_user_before(turn.id, retry=scene.turn.retries, db=db):
+            if await reached_user_before(turn.id, retry=loaded.turn.retries, db=db):
                 return
-    text = scene.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
-    input_saved = scene.turn.input_saved_at is not None
-    user_input = [] if input_saved else _user_items(scene.messages)
+    text = loaded.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
+    input_saved = loaded.turn.input_saved_at is not None
+    user_input = [] if input_saved else _user_items(loaded.messages)
     session = _session_for(
-        turn, lease=lease, runtime=runtime, saves_input=not input_saved, history_window=0
+        turn, lease=lease, runtime=runtime, saves_input=not input_saved, window=0
     )
     await session.add_items([*user_input, {"role": "assistant", "content": text}])
-    replies = await record_reply_parts(turn, scene, text, lease=lease, runtime=runtime)
-    await send_pending(replies, scene, lease=lease, runtime=runtime, resumed=False)
+    await send_reply(
+        turn,
+        text,
+        channel=loaded.channel,
+        recipient=loaded.messages[-1].sender,
+        lease=lease,
+        runtime=runtime,
+    )
 
 
 async def _generate_reply(
@@ -120,7 +112,7 @@ async def _generate_reply(
     messages: list[InboundMessage],
     builder: Builder,
     *,
-    lease: uuid.UUID,
+    lease: ConversationLease,
     runtime: Runtime,
 ) -> str:
     """Run the agent for this turn. A retried turn whose input is already stored
@@ -129,8 +121,7 @@ async def _generate_reply(
     one). Messages the agent cannot use get the builder's canned reply, stored like any
     turn."""
     run_input: list[TResponseInputItem] = []
-    window = runtime.settings.history_window
-    window = window if builder.history_window is None else builder.history_window
+    window = history_window(builder, runtime.settings)
     view: SessionInputCallback = history_from_a_user_message
     if turn.input_saved_at is None:
         run_input = _user_items(messages)
@@ -149,73 +140,43 @@ async def _generate_reply(
                 view = _as_it_stood(turn, len(messages), sequences, window)
                 window = 0  # the whole history is read; the view keeps the window
     session = _session_for(
-        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), history_window=window
+        turn, lease=lease, runtime=runtime, saves_input=bool(run_input), window=window
     )
     if all(message.kind == UNSUPPORTED_KIND for message in messages):
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
         return canned
-    agent = build_agent(builder, runtime.model(builder.model))
-    context = TurnContext(
-        builder.id,
-        turn.session_id,
+    answer = await run_agent(
+        builder,
+        session,
+        run_input,
+        runtime=runtime,
+        platform=WHATSAPP,
         user_name=messages[-1].profile_name,
-        sessions=runtime.sessionmaker,
+        view=view,
     )
-    timeout = runtime.settings.run_timeout_seconds
-    try:
-        async with asyncio.timeout(timeout):
-            result = await observed_run(
-                Runner.run(
-                    agent,
-                    run_input,
-                    session=session,
-                    context=context,
-                    max_turns=MAX_TURNS,
-                    run_config=RunConfig(session_input_callback=view),
-                ),
-                builder_id=builder.id,
-            )
-    except TimeoutError as error:
-        raise TransientTurnError(f"the agent run took longer than {timeout:g}s") from error
-    except _PERMANENT_RUN_ERRORS as error:
-        raise PermanentTurnError(f"{type(error).__name__}: {error}") from error
-    except openai.APIStatusError as error:
-        if error.status_code in (408, 409, 429) or error.status_code >= 500:
-            raise TransientTurnError(
-                f"model API {error.status_code}", retry_after=_retry_after(error.response.headers)
-            ) from error
-        raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
-    except openai.APIConnectionError as error:
-        raise TransientTurnError(f"model API unreachable: {error}") from error
     # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
-    return plain_text(str(result.final_output))
+    return plain_text(answer)
 
 
 def _session_for(
-    turn: Turn, *, lease: uuid.UUID, runtime: Runtime, saves_input: bool, history_window: int
+    turn: Turn,
+    *,
+    lease: ConversationLease,
+    runtime: Runtime,
+    saves_input: bool,
+    window: int,
 ) -> TurnSession:
-    """`history_window`: the items the runner reads (0: all); the builder's own window
-    overrides `HISTORY_WINDOW` when it has one."""
+    """`window`: how many of the latest items the runner reads (0: all)."""
     return TurnSession(
         turn.session_id,
         engine=runtime.engine,
         turn_id=turn.id,
-        lease_token=lease,
+        lease_token=lease.token,
         saves_input=saves_input,
-        history_window=history_window,
+        history_window=window,
         statements=runtime.statements,
     )
-
-
-def history_from_a_user_message(
-    history: list[TResponseInputItem], new_input: list[TResponseInputItem]
-) -> list[TResponseInputItem]:
-    """What the model reads: the history window, started at a user message, then the new
-    input. A window (`HISTORY_WINDOW`) can begin inside an earlier turn, with a tool
-    result whose call fell outside it, which the model API refuses."""
-    start = next((n for n, item in enumerate(history) if item.get("role") == "user"), 0)
-    return [*history[start:], *new_input]
 
 
 def _as_it_stood(
@@ -254,14 +215,6 @@ def _user_text(message: InboundMessage) -> str:
         name = f": {media['filename']}" if media.get("filename") else ""
         lines.append(f"[{what} attached{name}]")
     return "\n".join(lines) or "[empty message]"
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """OpenAI's hint, from `retry-after-ms` or `retry-after` (seconds)."""
-    milliseconds = retry_after_seconds(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000
-    return retry_after_seconds(headers.get("retry-after"))
 
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:

@@ -10,7 +10,6 @@ metrics (`platform="web"`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -18,27 +17,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from agents import AgentsException, RunConfig, Runner, RunResultStreaming
+from agents import AgentsException
 from agents.memory import SessionSettings
+from agents.stream_events import StreamEvent
 from openai.types.responses import ResponseTextDeltaEvent
 
 from db.agent_session import DatabaseSession
 from db.builders import get_builder
 from db.core.log_context import log_context
-from db.models import AgentSessionRow, Builder
-from db.sessions import acquire_lease, get_or_create_session, release_lease
-from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
-from worker.conversation.turn_runner import history_from_a_user_message
+from db.models import AgentSessionRow
+from db.sessions import get_or_create_session
+from worker.conversation.agent_run import history_window, run_agent
+from worker.conversation.lease import ConversationLease, take_lease
+from worker.errors import PermanentTurnError, TransientTurnError
 from worker.process.runtime import Runtime
-from worker.process.turn_metrics import observed_chat_run, observed_chat_turn
+from worker.process.turn_metrics import observed_chat_turn
 
 logger = logging.getLogger(__name__)
 
 WEB_PLATFORM = "web"
-
-
-class ConversationBusy(Exception):
-    """Another turn holds the conversation (a request in flight, or an operator)."""
 
 
 class ConversationPaused(Exception):
@@ -59,24 +56,22 @@ class ChatTurn:
 
     builder_id: uuid.UUID
     session_id: uuid.UUID
-    lease: uuid.UUID
+    lease: ConversationLease
 
 
 async def take_conversation(
     builder_id: uuid.UUID, conversation_id: str, *, runtime: Runtime
 ) -> ChatTurn:
-    """The conversation's session, created on first use, leased for one turn."""
+    """The conversation's session, created on first use, leased for one turn;
+    `ConversationPaused` or `ConversationBusy` when it cannot be answered now."""
     async with runtime.sessionmaker.begin() as db:
         session_id = await get_or_create_session(builder_id, WEB_PLATFORM, conversation_id, db=db)
         session = await db.get(AgentSessionRow, session_id)
         assert session is not None
         if session.paused_at is not None:
             raise ConversationPaused(f"conversation {conversation_id!r} is paused")
-        lease = await acquire_lease(
-            session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
-        )
-    if lease is None:
-        raise ConversationBusy(f"conversation {conversation_id!r} is answering another message")
+        busy = f"conversation {conversation_id!r} is answering another message"
+        lease = await take_lease(session_id, runtime=runtime, db=db, busy=busy)
     return ChatTurn(builder_id=builder_id, session_id=session_id, lease=lease)
 
 
@@ -89,19 +84,18 @@ async def chat_turn(
     last = ChatEvent("error", {"message": "the run was interrupted"})
     with log_context(session_id=turn.session_id):
         try:
-            with observed_chat_turn():
-                last = await _run(turn, message, runtime=runtime, emit=emit)
-        except Exception as error:  # the listener is told what went wrong, whatever it was
-            logger.warning(
-                "web chat on session %s failed: %s", turn.session_id, type(error).__name__
-            )
-            last = ChatEvent("error", {"message": _explain(error)})
+            async with turn.lease:
+                try:
+                    with observed_chat_turn():
+                        last = await _run(turn, message, runtime=runtime, emit=emit)
+                except Exception as error:  # the listener is told what went wrong, whatever
+                    failure = _what_failed(error)
+                    logger.warning(
+                        "web chat on session %s failed: %s", turn.session_id, type(failure).__name__
+                    )
+                    last = ChatEvent("error", {"message": _explain(failure)})
         finally:
-            try:
-                async with runtime.sessionmaker.begin() as db:
-                    await release_lease(turn.session_id, turn.lease, db=db)
-            finally:
-                emit(last)
+            emit(last)
 
 
 async def _run(
@@ -116,42 +110,20 @@ async def _run(
     session = DatabaseSession(
         turn.session_id,
         engine=runtime.engine,
-        session_settings=SessionSettings(limit=_history_window(builder, runtime) or None),
-        fencing_token=turn.lease,
+        session_settings=SessionSettings(limit=history_window(builder, runtime.settings) or None),
+        fencing_token=turn.lease.token,
         statements=runtime.statements,
     )
-    result = Runner.run_streamed(
-        build_agent(builder, runtime.model(builder.model)),
-        message,
-        session=session,
-        context=TurnContext(builder.id, turn.session_id, sessions=runtime.sessionmaker),
-        max_turns=MAX_TURNS,
-        run_config=RunConfig(session_input_callback=history_from_a_user_message),
+
+    def translated(event: StreamEvent) -> None:
+        chat_event = _translate(event)
+        if chat_event is not None:
+            emit(chat_event)
+
+    reply = await run_agent(
+        builder, session, message, runtime=runtime, platform=WEB_PLATFORM, on_event=translated
     )
-
-    async def streamed() -> RunResultStreaming:
-        try:
-            async with asyncio.timeout(runtime.settings.run_timeout_seconds):
-                async for event in result.stream_events():
-                    translated = _translate(event)
-                    if translated is not None:
-                        emit(translated)
-        except TimeoutError:
-            result.cancel()
-            raise
-        return result
-
-    await observed_chat_run(streamed(), builder_id=builder.id)
-    return ChatEvent(
-        "done", {"session_id": str(turn.session_id), "reply": str(result.final_output)}
-    )
-
-
-def _history_window(builder: Builder, runtime: Runtime) -> int:
-    """The builder's own window, else `HISTORY_WINDOW` (0: the whole history)."""
-    if builder.history_window is not None:
-        return builder.history_window
-    return runtime.settings.history_window
+    return ChatEvent("done", {"session_id": str(turn.session_id), "reply": reply})
 
 
 def _translate(event: Any) -> ChatEvent | None:
@@ -175,7 +147,14 @@ def _translate(event: Any) -> ChatEvent | None:
     return None
 
 
-def _explain(error: Exception) -> str:
+def _what_failed(error: Exception) -> BaseException:
+    """The run's own failure under the turn error `run_agent` made of it, else `error`."""
+    if isinstance(error, TransientTurnError | PermanentTurnError) and error.__cause__:
+        return error.__cause__
+    return error
+
+
+def _explain(error: BaseException) -> str:
     """What the builder sees: enough to act on, nothing internal."""
     if isinstance(error, TimeoutError):
         return "the agent run took longer than RUN_TIMEOUT_SECONDS"

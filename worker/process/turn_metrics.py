@@ -103,17 +103,9 @@ def _observed(platform: str, failure: Callable[[Exception], str | None]) -> Iter
     TURNS.labels(platform, "replied").inc()
 
 
-async def observed_run(run: Awaitable[R], *, builder_id: uuid.UUID) -> R:
-    """A WhatsApp turn's agent run: its result, its time observed, its tokens counted."""
-    return await _observed_run(run, builder_id, WHATSAPP)
-
-
-async def observed_chat_run(run: Awaitable[R], *, builder_id: uuid.UUID) -> R:
-    """A web chat's agent run (awaited once streamed to the end), the same way."""
-    return await _observed_run(run, builder_id, WEB)
-
-
-async def _observed_run(run: Awaitable[R], builder_id: uuid.UUID, platform: str) -> R:
+async def observed_run(run: Awaitable[R], *, builder_id: uuid.UUID, platform: str) -> R:
+    """An agent run (a streamed one awaited to its end): its result, its time observed,
+    its tokens counted under `platform` (`WHATSAPP` or `WEB`)."""
     started = time.perf_counter()
     try:
         result = await run

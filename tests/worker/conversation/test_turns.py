@@ -35,7 +35,8 @@ from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
 from worker.conversation.delivery import SEND_ATTEMPTS
 from worker.conversation.inbound import RetryLater, answer_conversation, process_inbound
-from worker.conversation.scene import load_scene
+from worker.conversation.lease import take_lease
+from worker.conversation.loaded_turn import reload_turn
 from worker.conversation.turn_runner import DEFAULT_FALLBACK_REPLY
 from worker.process.runtime import Runtime
 
@@ -140,8 +141,7 @@ async def test_a_busy_conversations_message_is_left_to_its_holder(
     async with db_sessions.begin() as db:  # a worker took the conversation for `first`
         external_id = USER_NUMBER.removeprefix("whatsapp:")
         session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
-        lease = await acquire_lease(session_id, ttl_seconds=60, db=db)
-        assert lease is not None
+        lease = await take_lease(session_id, runtime=runtime, db=db)
         turn = await start_turn(session_id, [first], db=db)
         inbound_row = await get_inbound(first, db=db)
         assert inbound_row is not None
@@ -151,8 +151,8 @@ async def test_a_busy_conversations_message_is_left_to_its_holder(
     await process_inbound(second, runtime=runtime)  # busy: returns, nothing sent
     assert fake_twilio.messages == []
 
-    scene = await load_scene(turn, runtime=runtime)
-    await answer_conversation(session_id, scene, lease=lease, runtime=runtime)
+    loaded = await reload_turn(turn, runtime=runtime)
+    await answer_conversation(loaded, lease=lease, runtime=runtime)
     assert [m["Body"] for m in fake_twilio.messages] == [
         "You said: Hello",
         "You said: Are you there?",

@@ -1,4 +1,5 @@
-"""What a turn works with, loaded in the transaction that starts or resumes it."""
+"""What a turn needs from the database, loaded in the transaction that starts or resumes
+it: its messages, the reply recorded so far, the channel they came in on, the builder."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ NO_CHANNEL = "the conversation's channel or builder was removed"
 
 
 @dataclass(frozen=True)
-class Scene:
-    """What a turn works with: its messages, the reply so far, where it came in, whose bot."""
+class LoadedTurn:
+    """A turn with what it needs from the database: its messages, the reply this try
+    recorded so far, the channel they came in on, the builder whose bot answers."""
 
     turn: Turn
     messages: list[InboundMessage]
@@ -26,7 +28,7 @@ class Scene:
     builder: Builder
 
 
-async def scene_of(turn: Turn, *, db: AsyncSession, new: bool = False) -> Scene | None:
+async def load_turn(turn: Turn, *, db: AsyncSession, new: bool = False) -> LoadedTurn | None:
     """The turn's messages with their channel and builder in one query; the reply parts
     this try recorded too, unless the turn is `new` and so has none yet. None when the
     channel or the builder was removed: nobody can be answered."""
@@ -43,7 +45,7 @@ async def scene_of(turn: Turn, *, db: AsyncSession, new: bool = False) -> Scene 
     if channel is None or builder is None:
         return None
     replies = [] if new else await replies_of(turn.id, retry=turn.retries, db=db)
-    return Scene(
+    return LoadedTurn(
         turn=turn,
         messages=[row[0] for row in rows],
         replies=replies,
@@ -52,12 +54,12 @@ async def scene_of(turn: Turn, *, db: AsyncSession, new: bool = False) -> Scene 
     )
 
 
-async def load_scene(turn: Turn, *, runtime: Runtime) -> Scene:
+async def reload_turn(turn: Turn, *, runtime: Runtime) -> LoadedTurn:
     """The turn as stored now (a failed run may have saved its input meanwhile) and the rest."""
     async with runtime.sessionmaker() as db:
         fresh = await db.get(Turn, turn.id, populate_existing=True)
         assert fresh is not None
-        scene = await scene_of(fresh, db=db)
-    if scene is None:
+        loaded = await load_turn(fresh, db=db)
+    if loaded is None:
         raise UndeliverableError(NO_CHANNEL)
-    return scene
+    return loaded

@@ -1,0 +1,69 @@
+"""The conversation's lease, as every holder takes it (the worker, the web chat, an
+operator's reply or clear): one holder at a time, given back however its block ends."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import AgentSessionRow, Channel
+from db.sessions import get_or_create_session
+from worker.conversation.lease import ConversationBusy, conversation_lease, take_lease
+from worker.process.runtime import Runtime
+
+
+async def new_conversation(
+    db_sessions: async_sessionmaker[AsyncSession], channel: Channel
+) -> uuid.UUID:
+    async with db_sessions.begin() as db:
+        return await get_or_create_session(channel.builder_id, "whatsapp", "+15550001", db=db)
+
+
+async def lease_token(
+    db_sessions: async_sessionmaker[AsyncSession], session_id: uuid.UUID
+) -> uuid.UUID | None:
+    async with db_sessions() as db:
+        session = await db.get(AgentSessionRow, session_id)
+    assert session is not None
+    return session.lease_token
+
+
+async def test_a_held_conversation_is_busy_for_everyone_else(
+    db_sessions: async_sessionmaker[AsyncSession], channel: Channel, runtime: Runtime
+) -> None:
+    session_id = await new_conversation(db_sessions, channel)
+    async with conversation_lease(session_id, runtime=runtime) as lease:
+        assert await lease_token(db_sessions, session_id) == lease.token
+        with pytest.raises(ConversationBusy, match="the bot is answering this conversation"):
+            async with conversation_lease(session_id, runtime=runtime):
+                pass
+    assert await lease_token(db_sessions, session_id) is None
+
+
+async def test_the_lease_is_given_back_when_the_block_raises(
+    db_sessions: async_sessionmaker[AsyncSession], channel: Channel, runtime: Runtime
+) -> None:
+    session_id = await new_conversation(db_sessions, channel)
+    with pytest.raises(RuntimeError, match="the body failed"):
+        async with conversation_lease(session_id, runtime=runtime):
+            raise RuntimeError("the body failed")
+    assert await lease_token(db_sessions, session_id) is None
+    async with conversation_lease(session_id, runtime=runtime):
+        pass
+
+
+async def test_a_give_back_whose_transaction_rolled_back_is_done_again(
+    db_sessions: async_sessionmaker[AsyncSession], channel: Channel, runtime: Runtime
+) -> None:
+    session_id = await new_conversation(db_sessions, channel)
+    async with runtime.sessionmaker.begin() as db:
+        lease = await take_lease(session_id, runtime=runtime, db=db)
+    with pytest.raises(RuntimeError, match="the commit never came"):
+        async with lease:
+            async with runtime.sessionmaker.begin() as db:
+                await lease.give_back(db=db)
+                raise RuntimeError("the commit never came")
+    assert await lease_token(db_sessions, session_id) is None
+    assert not runtime.leases.fresh(lease.token)

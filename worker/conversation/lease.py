@@ -1,0 +1,117 @@
+"""A conversation's lease: one holder at a time (the worker answering its turns, a web
+chat turn, an operator replying or clearing its memory), so nothing lands in the middle
+of a turn. Every write to the conversation's history is fenced by the lease's token.
+
+Take it inside the transaction that needs it (`take_lease`, or `lease_if_free` where a
+busy conversation is no error), then hold it for a block: `async with lease:` gives it
+back when the block ends. `conversation_lease` does both for a caller with nothing else
+to read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.sessions import LeaseLostError, acquire_lease, release_lease, renew_lease
+from worker.process.runtime import Runtime
+
+BUSY = "the bot is answering this conversation right now"
+
+
+class ConversationBusy(Exception):
+    """Another holder has the conversation's lease (a turn in flight, or an operator)."""
+
+
+@dataclass
+class ConversationLease:
+    """Conversation `session_id`, ours while its lease carries `token`.
+
+    As an async context manager it is held from the block's start and given back at its
+    end, unless `give_back` already did in a transaction that committed (the block then
+    ends normally)."""
+
+    session_id: uuid.UUID
+    token: uuid.UUID
+    runtime: Runtime = field(repr=False)
+    _given_back: bool = field(default=False, init=False)
+
+    async def renew(self, *, db: AsyncSession) -> None:
+        """Extend the lease now, in the caller's transaction (as its first statement, its
+        row lock orders the transaction after anyone who looked at the conversation);
+        `LeaseLostError` when it expired and another holder took the conversation."""
+        renewed = await renew_lease(
+            self.session_id,
+            self.token,
+            ttl_seconds=self.runtime.settings.conversation_lease_seconds,
+            db=db,
+        )
+        if not renewed:
+            raise LeaseLostError(f"session {self.session_id} is leased to another worker")
+        self.runtime.leases.held(self.token)
+
+    async def keep(self, *, db: AsyncSession) -> None:
+        """Make sure the conversation is still ours before acting on it: nothing to do
+        while the lease is fresh, else `renew` it."""
+        if not self.runtime.leases.fresh(self.token):
+            await self.renew(db=db)
+
+    async def give_back(self, *, db: AsyncSession) -> None:
+        """Release the lease in the caller's transaction (the worker's: the one that
+        finds nothing pending, so a message stored meanwhile finds it free)."""
+        await release_lease(self.session_id, self.token, db=db)
+        self._given_back = True
+
+    async def __aenter__(self) -> ConversationLease:
+        self.runtime.leases.held(self.token)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.runtime.leases.forget(self.token)
+        if error is None and self._given_back:
+            return
+        async with self.runtime.sessionmaker.begin() as db:
+            await release_lease(self.session_id, self.token, db=db)
+
+
+async def lease_if_free(
+    session_id: uuid.UUID, *, runtime: Runtime, db: AsyncSession
+) -> ConversationLease | None:
+    """Take the conversation in the caller's transaction if nobody holds a live lease on
+    it; None when somebody does."""
+    token = await acquire_lease(
+        session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
+    )
+    return None if token is None else ConversationLease(session_id, token, runtime)
+
+
+async def take_lease(
+    session_id: uuid.UUID, *, runtime: Runtime, db: AsyncSession, busy: str = BUSY
+) -> ConversationLease:
+    """`lease_if_free`, or `ConversationBusy(busy)`."""
+    lease = await lease_if_free(session_id, runtime=runtime, db=db)
+    if lease is None:
+        raise ConversationBusy(busy)
+    return lease
+
+
+@asynccontextmanager
+async def conversation_lease(
+    session_id: uuid.UUID, *, runtime: Runtime
+) -> AsyncIterator[ConversationLease]:
+    """The conversation, taken in a transaction of its own and held for the block;
+    `ConversationBusy` while somebody else holds it."""
+    async with runtime.sessionmaker.begin() as db:
+        lease = await take_lease(session_id, runtime=runtime, db=db)
+    async with lease:
+        yield lease
