@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -17,6 +16,7 @@ from twilio.request_validator import RequestValidator
 from db.agent_session import DatabaseSession
 from db.builders import add_channel, create_builder, find_channel
 from db.core.credentials import ChannelCredentials, CredentialsCipher, new_key
+from db.core.meta_signature import meta_signature as signature_of
 from db.inbox import ReceivedMessage, record_inbound
 from db.models import Channel
 from db.sessions import get_or_create_session
@@ -104,20 +104,16 @@ async def arrive(
     profile_name: str = "Ada",
 ) -> int:
     """Record an inbound message the way the receiver does."""
-    meta = channel.provider == "meta"
-    received = ReceivedMessage(
-        provider=channel.provider,
-        provider_message_id=f"{'wamid.' if meta else 'SM'}{uuid.uuid4().hex}",
-        recipient=channel.address,
-        sender=META_USER_WA_ID if meta else USER_NUMBER,
-        sender_wa_id=META_USER_WA_ID if meta else USER_NUMBER.removeprefix("whatsapp:+"),
-        sender_user_id=user_id,
-        profile_name=profile_name,
-        kind=kind,
-        text=text,
-        media=media or [],
-        payload={},
-    )
+    received = received_twilio_text(text, to=channel.address, profile_name=profile_name)
+    if channel.provider == "meta":
+        received = replace(
+            received,
+            provider="meta",
+            provider_message_id=f"wamid.{uuid.uuid4().hex}",
+            sender=META_USER_WA_ID,
+            sender_wa_id=META_USER_WA_ID,
+        )
+    received = replace(received, sender_user_id=user_id, kind=kind, media=media or [])
     async with sessions.begin() as db:
         [recorded] = await record_inbound([received], db=db)
     assert recorded.inbound_id is not None and recorded.routed
@@ -217,7 +213,7 @@ def meta_notification(
 
 
 def meta_signature(body: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signature_of(body, secret)
 
 
 async def post_meta(

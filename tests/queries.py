@@ -20,8 +20,15 @@ async def all_items(sessions: async_sessionmaker[AsyncSession]) -> list[dict[str
 
 
 async def inbound_messages(sessions: async_sessionmaker[AsyncSession]) -> list[InboundMessage]:
+    """The inbox, in arrival order."""
     async with sessions() as db:
         return list(await db.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+
+
+async def inbound_texts(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    """The texts recorded in the inbox, in arrival order."""
+    async with sessions() as db:
+        return list(await db.scalars(select(InboundMessage.text).order_by(InboundMessage.id)))
 
 
 async def outbound_messages(sessions: async_sessionmaker[AsyncSession]) -> list[OutboundMessage]:

@@ -9,8 +9,6 @@ with 200.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import json
 import time
@@ -24,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from db.core.meta_signature import meta_signature
 from tests.fakes.server import HeldAnswers
 
 ACCESS_TOKEN = "test-meta-access-token"
@@ -128,8 +127,10 @@ class FakeGraphAPI:
         async with httpx.AsyncClient(timeout=10) as client:
             for state in ("sent", "delivered"):
                 body = json.dumps(_status_notification(sent, state)).encode()
-                signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": meta_signature(body, secret),
+                }
                 for attempt in range(STATUS_ATTEMPTS):
                     try:
                         answer = await client.post(

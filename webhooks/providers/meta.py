@@ -11,7 +11,6 @@ anything but a 200 for days, so only a forged or unreadable request is refused.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -24,6 +23,7 @@ from starlette.responses import PlainTextResponse, Response
 from db import lossless_json
 from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
+from db.core.meta_signature import signed_by
 from db.core.settings import Settings
 from db.inbox import storable_message
 from db.outbox import NamedPart, apply_delivery_status, record_provider_ids
@@ -182,8 +182,7 @@ def _signer(secrets: WebhookSecrets, settings: Settings, body: bytes, header: st
     candidates = [global_secret.get_secret_value()] if global_secret is not None else []
     candidates += [secret for secret in secrets.meta_app_secrets if secret not in candidates]
     for secret in candidates:
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-        if hmac.compare_digest(header.encode(), expected.encode()):
+        if signed_by(body, header, secret):
             return secret
     return None
 

@@ -3,8 +3,6 @@ each provider's own algorithm."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -13,6 +11,8 @@ from urllib.parse import urlencode
 
 import httpx
 from twilio.request_validator import RequestValidator
+
+from db.core.meta_signature import meta_signature
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,15 @@ def meta_message(
             ],
         }
     ).encode()
-    signature = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
     kind = message["type"]
     return SignedRequest(
         path="/webhooks/meta",
         message_id=message["id"],
         content=body,
-        headers={"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"},
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": meta_signature(body, app_secret),
+        },
         shown_as=message["text"]["body"] if kind == "text" else f"({kind}) {message[kind]}",
     )
 

@@ -33,6 +33,7 @@ from tests.factories import (
 )
 from tests.fakes.meta import APP_SECRET, OTHER_APP_SECRET
 from tests.fakes.twilio import AUTH_TOKEN, OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN
+from tests.queries import inbound_texts
 from tests.webhooks.providers.test_twilio_status import sent_reply
 
 OWN_TWILIO = TwilioCredentials(OTHER_ACCOUNT_SID, OTHER_AUTH_TOKEN)
@@ -44,12 +45,6 @@ OTHER_PHONE_NUMBER_ID = "106540352242999"
 @pytest.fixture
 def receiver(make_receiver: Callable[..., str]) -> str:
     return make_receiver()
-
-
-async def inbox(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
-    """The texts recorded, in arrival order."""
-    async with sessions() as db:
-        return list(await db.scalars(select(InboundMessage.text).order_by(InboundMessage.id)))
 
 
 async def reply_status(sessions: async_sessionmaker[AsyncSession]) -> str | None:
@@ -74,7 +69,7 @@ async def test_a_twilio_number_with_its_own_account_is_verified_with_its_token_o
         )
     assert [r.status_code for r in (own, global_, other, stolen)] == [200, 403, 200, 403]
     assert "invalid X-Twilio-Signature" in global_.text
-    assert await inbox(db_sessions) == ["own", "other"]
+    assert await inbound_texts(db_sessions) == ["own", "other"]
 
 
 async def test_a_status_callback_is_verified_with_the_token_of_the_number_it_came_from(
@@ -230,7 +225,7 @@ async def test_a_number_whose_new_token_was_just_stored_is_verified_with_it(
             await set_channel_credentials("twilio", BOT_NUMBER, stored, db=db)
         after = await post_signed(client, url, twilio_form("after"), token=OTHER_AUTH_TOKEN)
     assert after.status_code == 200
-    assert await inbox(db_sessions) == ["before", "after"]
+    assert await inbound_texts(db_sessions) == ["before", "after"]
 
 
 async def test_credentials_the_key_cannot_open_verify_nothing_and_are_logged_once(
@@ -253,7 +248,7 @@ async def test_credentials_the_key_cannot_open_verify_nothing_and_are_logged_onc
             ]
     assert [r.status_code for r in responses] == [403, 403]
     assert all("cannot be decrypted (CREDENTIALS_KEY)" in r.text for r in responses)
-    assert await inbox(db_sessions) == []
+    assert await inbound_texts(db_sessions) == []
     [logged] = [r.getMessage() for r in caplog.records if str(channel.id) in r.getMessage()]
     assert "CREDENTIALS_KEY" in logged and OTHER_AUTH_TOKEN not in logged
 
@@ -280,7 +275,7 @@ async def test_a_meta_number_with_its_own_app_is_verified_with_its_secret_only(
         for r in refused
     )
     assert [r.status_code for r in accepted] == [200, 200]
-    assert await inbox(db_sessions) == ["own"]
+    assert await inbound_texts(db_sessions) == ["own"]
     assert await reply_status(db_sessions) == "read"
 
 
@@ -303,7 +298,7 @@ async def test_a_notification_mixing_numbers_of_different_apps_is_refused(
         )
     assert response.status_code == 403
     assert "is not verified by the app secret that signed this notification" in response.text
-    assert await inbox(db_sessions) == []
+    assert await inbound_texts(db_sessions) == []
 
 
 async def test_a_number_with_only_its_own_access_token_is_verified_with_the_global_secret(
@@ -322,4 +317,4 @@ async def test_a_number_with_only_its_own_access_token_is_verified_with_the_glob
         global_unknown = await post_meta(client, url, unknown)
         own_unknown = await post_meta(client, url, unknown, secret=OTHER_APP_SECRET)
     assert [r.status_code for r in (own_number, global_unknown, own_unknown)] == [200, 200, 403]
-    assert await inbox(db_sessions) == ["hi", "unknown"]
+    assert await inbound_texts(db_sessions) == ["hi", "unknown"]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InboundMessage, OutboundMessage, Turn
+from db.models import OutboundMessage, Turn
 from db.outbox import record_reply
 from db.sessions import get_or_create_session
 from tests.factories import (
@@ -28,12 +28,8 @@ from tests.factories import (
     post_meta,
 )
 from tests.fakes.meta import VERIFY_TOKEN
+from tests.queries import inbound_messages
 from tests.webhooks.providers.test_twilio_status import sent_reply
-
-
-async def inbox(sessions: async_sessionmaker[AsyncSession]) -> list[InboundMessage]:
-    async with sessions() as db:
-        return list(await db.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
 
 async def test_the_subscription_handshake_echoes_the_challenge(receiver: str) -> None:
@@ -109,7 +105,7 @@ async def test_documented_notifications_become_inbox_rows(
     async with httpx.AsyncClient() as client:
         response = await post_meta(client, f"{receiver}/webhooks/meta", body)
     assert response.status_code == 200
-    [row] = await inbox(db_sessions)
+    [row] = await inbound_messages(db_sessions)
     message = json.loads(body)["entry"][0]["changes"][0]["value"]["messages"][0]
     assert (row.provider, row.provider_message_id, row.recipient, row.status) == (
         "meta",
@@ -244,7 +240,7 @@ async def test_a_redelivered_notification_is_a_no_op(
     async with httpx.AsyncClient() as client:
         for _ in range(3):
             assert (await post_meta(client, f"{receiver}/webhooks/meta", body)).status_code == 200
-    assert len(await inbox(db_sessions)) == 1
+    assert len(await inbound_messages(db_sessions)) == 1
 
 
 async def test_a_full_batch_of_three_megabytes_is_accepted(
@@ -257,7 +253,7 @@ async def test_a_full_batch_of_three_megabytes_is_accepted(
     async with httpx.AsyncClient(timeout=60) as client:
         response = await post_meta(client, f"{receiver}/webhooks/meta", body)
     assert response.status_code == 200
-    rows = await inbox(db_sessions)
+    rows = await inbound_messages(db_sessions)
     assert [row.text.split()[0] for row in rows] == [str(n) for n in range(1000)]
 
 

@@ -11,10 +11,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import redis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import InboundMessage
 from tests.factories import (
     BOT_NUMBER,
     builder_with_channel,
@@ -24,14 +22,10 @@ from tests.factories import (
     twilio_form,
 )
 from tests.fakes.server import free_port
+from tests.queries import inbound_messages
 from tests.services import REDIS_URL
 
 pytestmark = pytest.mark.usefixtures("db_sessions")
-
-
-async def inbox(sessions: async_sessionmaker[AsyncSession]) -> list[InboundMessage]:
-    async with sessions() as db:
-        return list(await db.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
 
 def queued_tasks(queue: str) -> int:
@@ -56,7 +50,7 @@ async def test_captured_text_message_is_recorded_enqueued_and_answered_with_empt
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     assert response.text.endswith("<Response/>")
-    [message] = await inbox(db_sessions)
+    [message] = await inbound_messages(db_sessions)
     assert (message.provider, message.provider_message_id) == ("twilio", form["MessageSid"])
     assert (message.sender, message.recipient, message.text) == (form["From"], form["To"], "test")
     assert message.status == "pending" and message.payload == form
@@ -72,7 +66,7 @@ async def test_captured_media_message_keeps_the_media(
     async with httpx.AsyncClient() as client:
         response = await post_signed(client, f"{base_url}/webhooks/twilio", form)
     assert response.status_code == 200
-    [message] = await inbox(db_sessions)
+    [message] = await inbound_messages(db_sessions)
     assert message.text == ""
     assert message.media == [{"url": form["MediaUrl0"], "content_type": "image/jpeg"}]
 
@@ -89,7 +83,7 @@ async def test_a_redelivered_message_sid_is_recorded_and_enqueued_once(
             for _ in range(3)
         ]
     assert statuses == [200, 200, 200]
-    assert len(await inbox(db_sessions)) == 1
+    assert len(await inbound_messages(db_sessions)) == 1
     assert queued_tasks(queue) == 1
 
 
@@ -100,7 +94,7 @@ async def test_a_number_no_builder_owns_is_acknowledged_and_kept_as_unroutable(
     async with httpx.AsyncClient() as client:
         response = await post_signed(client, f"{base_url}/webhooks/twilio", twilio_form("hi"))
     assert response.status_code == 200
-    [message] = await inbox(db_sessions)
+    [message] = await inbound_messages(db_sessions)
     assert message.status == "unroutable" and message.channel_id is None
     assert queued_tasks(queue) == 0
 
@@ -131,7 +125,7 @@ async def test_bad_signatures_are_refused_with_403_and_record_nothing(
         response = await client.post(url, content=urlencode(form), headers=headers)
     assert response.status_code == 403
     assert reason in response.text
-    assert await inbox(db_sessions) == []
+    assert await inbound_messages(db_sessions) == []
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_url_is_verified(
@@ -156,7 +150,7 @@ async def test_behind_a_trusted_proxy_the_forwarded_url_is_verified(
         )
     assert refused.status_code == 403
     assert accepted.status_code == 200
-    assert len(await inbox(db_sessions)) == 1
+    assert len(await inbound_messages(db_sessions)) == 1
 
 
 async def test_public_base_url_is_what_the_signature_covers(
@@ -198,7 +192,7 @@ async def test_malformed_forms_get_400_with_the_reason(
         response = await post_signed(client, f"{receiver}/webhooks/twilio", form)
     assert response.status_code == 400
     assert reason in response.text
-    assert await inbox(db_sessions) == []
+    assert await inbound_messages(db_sessions) == []
 
 
 async def test_a_body_that_is_not_a_form_gets_400(receiver: str) -> None:
@@ -238,7 +232,7 @@ async def test_a_broker_outage_still_answers_200_with_the_message_kept(
     async with httpx.AsyncClient(timeout=30) as client:
         response = await post_signed(client, f"{base_url}/webhooks/twilio", twilio_form("hi"))
     assert response.status_code == 200
-    [message] = await inbox(db_sessions)
+    [message] = await inbound_messages(db_sessions)
     assert message.status == "pending"
 
 
@@ -266,7 +260,7 @@ async def test_concurrent_webhooks_are_each_recorded_and_enqueued_once_in_arriva
             ).status_code == 200
             in_order.append(form["MessageSid"])
     assert [response.status_code for response in responses] == [200] * 180
-    rows = await inbox(db_sessions)
+    rows = await inbound_messages(db_sessions)
     sids = [row.provider_message_id for row in rows]
     assert sorted(sids) == sorted([form["MessageSid"] for form in forms] + in_order)
     assert [sid for sid in sids if sid in in_order] == in_order
