@@ -1,0 +1,3 @@
+"""Persistence: models, migrations, DatabaseSession over session_items, and the queries
+every process shares.
+"""

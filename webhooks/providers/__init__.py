@@ -1,0 +1,1 @@
+"""The provider webhooks: Twilio and Meta signatures, parsing, and delivery statuses."""

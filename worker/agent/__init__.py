@@ -1,0 +1,3 @@
+"""The builder's agent: its instructions and tools, knowledge search, the offline model and
+the OpenAI client.
+"""

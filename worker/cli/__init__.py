@@ -1,0 +1,3 @@
+"""The wabot command line: builders, channels, credentials, documents, the inbox, retries
+and serving.
+"""
