@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from agents import CallModelData, ModelInputData
 from agents.items import TResponseInputItem
+from agents.run_config import CallModelData, ModelInputData
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.media import MediaContentStore, MediaInfo, media_info, referenced_media_id
