@@ -1,5 +1,5 @@
-"""The schema: builders and their channels, agent sessions and their items, the inbox,
-conversation turns and outbound replies.
+"""The schema: builders and their channels, agent sessions and their items, the inbox
+and the media its messages carried, conversation turns and outbound replies.
 
 Tables are created by the Alembic migrations in `db/migrations`; these classes mirror
 them for queries. Types are chosen to work on Postgres (production) and SQLite (the
@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -377,3 +378,39 @@ class OutboundMessage(Base):
     created_at: Mapped[datetime] = _created_at()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Media(Base):
+    """A file a user sent (a voice note, a photo, a document), fetched from the provider
+    once and kept for the worker, the dashboard and every host.
+
+    It belongs to the inbox message that carried it (`position`: which of its
+    attachments) and to that message's conversation: deleting either deletes it, and the
+    sweeper deletes it after `MEDIA_RETENTION_DAYS`. `content` holds the bytes (the
+    database content store; another store keeps them elsewhere and leaves it empty).
+    `transcript` is what a voice note says, `extracted_text` what a document reads.
+    """
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("inbound_message_id", "position"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    inbound_message_id: Mapped[int] = mapped_column(
+        InboxId, ForeignKey("inbound_messages.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    transcript: Mapped[str | None] = mapped_column(Text)
+    extracted_text: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False, index=True
+    )

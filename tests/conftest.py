@@ -175,6 +175,8 @@ def service_env(
         "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_API_BASE_URL": fake_twilio_server[1],
+        # The fake's CDN: the same server under another host name, as Twilio's is another.
+        "TWILIO_MEDIA_HOSTS": fake_twilio_server[1].replace("http://127.0.0.1", "localhost"),
         "META_APP_SECRET": meta.APP_SECRET,
         "META_VERIFY_TOKEN": meta.VERIFY_TOKEN,
         "META_ACCESS_TOKEN": meta.ACCESS_TOKEN,

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from db.core.credentials import CredentialsCipher, fernet_keys
 from db.engine import Pooler
 
+MEGABYTE = 1024 * 1024
+
 
 class Settings(BaseSettings):
     """Every knob of wabot; unset values fall back to the embedded demo setup."""
@@ -58,6 +60,21 @@ class Settings(BaseSettings):
     meta_api_version: str = Field("v24.0", alias="META_API_VERSION", pattern=r"^v\d+\.\d+$")
     meta_timeout_seconds: float = Field(10.0, alias="META_TIMEOUT_SECONDS", gt=0)
     meta_status_wait_seconds: float = Field(10.0, alias="META_STATUS_WAIT_SECONDS", ge=0)
+
+    media_retention_days: int = Field(30, alias="MEDIA_RETENTION_DAYS", ge=0)
+    media_timeout_seconds: float = Field(30.0, alias="MEDIA_TIMEOUT_SECONDS", gt=0)
+    media_max_audio_bytes: int = Field(16 * MEGABYTE, alias="MEDIA_MAX_AUDIO_BYTES", gt=0)
+    media_max_video_bytes: int = Field(16 * MEGABYTE, alias="MEDIA_MAX_VIDEO_BYTES", gt=0)
+    media_max_image_bytes: int = Field(5 * MEGABYTE, alias="MEDIA_MAX_IMAGE_BYTES", gt=0)
+    media_max_document_bytes: int = Field(25 * MEGABYTE, alias="MEDIA_MAX_DOCUMENT_BYTES", gt=0)
+    media_document_characters: int = Field(20_000, alias="MEDIA_DOCUMENT_CHARACTERS", gt=0)
+    twilio_media_hosts: str = Field(
+        "api.twilio.com,media.twiliocdn.com,*.twiliocdn.com,mms.twiliocdn.com",
+        alias="TWILIO_MEDIA_HOSTS",
+    )
+    meta_media_hosts: str = Field("lookaside.fbsbx.com", alias="META_MEDIA_HOSTS")
+    transcribe_model: str = Field("gpt-4o-mini-transcribe", alias="TRANSCRIBE_MODEL")
+    transcribe_base_url: str | None = Field(None, alias="TRANSCRIBE_BASE_URL")
 
     credentials_key: SecretStr | None = Field(None, alias="CREDENTIALS_KEY")
 
@@ -118,7 +135,11 @@ class Settings(BaseSettings):
         return log_format.lower() if isinstance(log_format, str) else log_format
 
     @field_validator(
-        "public_base_url", "openai_base_url", "twilio_api_base_url", "meta_api_base_url"
+        "public_base_url",
+        "openai_base_url",
+        "twilio_api_base_url",
+        "meta_api_base_url",
+        "transcribe_base_url",
     )
     @classmethod
     def _no_trailing_slash(cls, url: str | None) -> str | None:

@@ -4,11 +4,17 @@ Like Meta, once told where (`status_webhooks_to`), it posts a signed `sent` and 
 `delivered` status notification for every message it took, carrying back the message's
 `biz_opaque_callback_data`, and retries a notification the receiver does not answer
 with 200.
+
+Media a user sent (`add_media`) are served as the Graph API serves them: `GET
+/{version}/{media-id}` with the token answers a short-lived `url`, whose download also
+needs the token; `expire_once` makes a media id's first download answer 404, as a URL
+past its five minutes does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
@@ -64,6 +70,14 @@ class FakeGraphAPI:
     """The receiver (base URL) Meta posts delivery statuses to; None posts none."""
     status_delay_seconds: float = 0.0
     """How long after taking a message its first status is posted."""
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    """A media id's bytes and content type."""
+    media_lookups: list[str] = field(default_factory=list)
+    """Media ids asked for by `GET /{version}/{media-id}`, in order."""
+    downloads: list[str] = field(default_factory=list)
+    """Media ids downloaded (or tried), in order."""
+    expire_once: set[str] = field(default_factory=set)
+    """Media ids whose next download answers 404 (an expired URL)."""
     _posting: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def reset(self) -> None:
@@ -76,15 +90,61 @@ class FakeGraphAPI:
         self.chaos = None
         self.status_webhooks_to = None
         self.status_delay_seconds = 0.0
+        self.media.clear()
+        self.media_lookups.clear()
+        self.downloads.clear()
+        self.expire_once.clear()
+
+    def add_media(self, content: bytes, content_type: str, media_id: str | None = None) -> str:
+        """A user's file held by Meta; returns its media id."""
+        media_id = media_id or f"{next(_ids):016d}"
+        self.media[media_id] = (content, content_type)
+        return media_id
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route(
                     f"/{API_VERSION}/{{phone_number_id}}/messages", self._messages, methods=["POST"]
-                )
+                ),
+                Route(f"/{API_VERSION}/{{media_id}}", self._media_url),
+                Route("/whatsapp_business/attachments/{media_id}", self._download),
             ]
         )
+
+    async def _media_url(self, request: Request) -> Response:
+        if not _token_ok(request):
+            return _error(401, 190, "Invalid OAuth access token")
+        media_id = request.path_params["media_id"]
+        self.media_lookups.append(media_id)
+        found = self.media.get(media_id)
+        if found is None:
+            return _error(400, 100, "Unsupported get request. Object does not exist")
+        content, content_type = found
+        download = f"{request.base_url}whatsapp_business/attachments/{media_id}"
+        return JSONResponse(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{download}?ext={int(time.time())}",
+                "mime_type": content_type,
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "file_size": len(content),
+                "id": media_id,
+            }
+        )
+
+    async def _download(self, request: Request) -> Response:
+        if not _token_ok(request):
+            return Response(status_code=401)
+        media_id = request.path_params["media_id"]
+        self.downloads.append(media_id)
+        if media_id in self.expire_once:
+            self.expire_once.discard(media_id)
+            return Response(status_code=404)
+        found = self.media.get(media_id)
+        if found is None:
+            return Response(status_code=404)
+        return Response(found[0], media_type=found[1])
 
     async def _messages(self, request: Request) -> Response:
         scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
@@ -171,6 +231,11 @@ def _status_notification(sent: dict[str, Any], state: str) -> dict[str, Any]:
         "object": "whatsapp_business_account",
         "entry": [{"id": "102290129340398", "changes": [{"value": value, "field": "messages"}]}],
     }
+
+
+def _token_ok(request: Request) -> bool:
+    scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
+    return scheme == "Bearer" and access_token in ACCESS_TOKENS
 
 
 def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:

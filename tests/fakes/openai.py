@@ -8,6 +8,9 @@ latest user message. Tests can replace `respond`, queue failures, or stall or fa
 given request (`faults`). With `"stream": true` it answers as the Responses API
 streams: server-sent events, the text in word-sized deltas (`delta_delay_seconds` apart),
 ending with `response.completed`.
+
+`/v1/audio/transcriptions` records each upload (model, file name, type and bytes) and
+answers `transcript`, or the next of `transcription_failures` (HTTP statuses).
 """
 
 from __future__ import annotations
@@ -86,6 +89,10 @@ class FakeOpenAI:
     """Asked on every request: a failure to answer, seconds to stall first, or None."""
     delta_delay_seconds: float = 0.0
     """Streamed answers: the pause between two text deltas."""
+    transcript: str = "I'd like to book a table for four"
+    transcriptions: list[dict[str, Any]] = field(default_factory=list)
+    """Uploads to `/audio/transcriptions`: `model`, `filename`, `content_type`, `file`."""
+    transcription_failures: list[int] = field(default_factory=list)
 
     def reset(self) -> None:
         self.respond = tool_using_model
@@ -95,9 +102,38 @@ class FakeOpenAI:
         self.faults.clear()
         self.chaos = None
         self.delta_delay_seconds = 0.0
+        self.transcript = "I'd like to book a table for four"
+        self.transcriptions.clear()
+        self.transcription_failures.clear()
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/responses", self._responses, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/responses", self._responses, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
+            ]
+        )
+
+    async def _transcriptions(self, request: Request) -> Response:
+        """Like OpenAI: a multipart upload of `file` and `model`; JSON `{"text": …}`."""
+        if request.headers.get("authorization") != "Bearer sk-test":
+            return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        async with request.form() as form:
+            upload = form["file"]
+            if isinstance(upload, str):
+                return JSONResponse({"error": {"message": "file is not a file"}}, status_code=400)
+            self.transcriptions.append(
+                {
+                    "model": form.get("model"),
+                    "filename": upload.filename,
+                    "content_type": upload.content_type,
+                    "file": await upload.read(),
+                }
+            )
+        if self.transcription_failures:
+            status = self.transcription_failures.pop(0)
+            return JSONResponse({"error": {"message": "fake failure"}}, status_code=status)
+        return JSONResponse({"text": self.transcript})
 
     async def _responses(self, request: Request) -> Response:
         if request.headers.get("authorization") != "Bearer sk-test":

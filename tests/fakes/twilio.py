@@ -4,6 +4,10 @@ Besides sending, it lists the messages an account sent the way Twilio's Messages
 resource does: filtered by `To`, `From` and `DateSent` (whole GMT days only, `DateSent>`
 and `DateSent<` inclusive), newest first, in pages of `PageSize` (50 unless asked, at
 most 1,000) linked by `next_page_uri`.
+
+Media a user sent (`add_media`) are served as Twilio serves them: the `MediaUrl` asks for
+the account's Basic auth and redirects to a CDN on another host (here the same server
+as `localhost`), which serves the bytes to anyone holding its link.
 """
 
 from __future__ import annotations
@@ -50,6 +54,12 @@ class FakeTwilio:
     """(HTTP status, Twilio error code) answered to the next Messages list reads."""
     chaos: Callable[[], tuple[int, int] | None] | None = None
     """Asked on every send: a (status, code) failure to answer, or None."""
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    """A media sid's bytes and content type."""
+    media_requests: list[dict[str, str]] = field(default_factory=list)
+    """Media URL requests: `media_sid` and the `account_sid` of their Basic auth."""
+    media_failures: list[int] = field(default_factory=list)
+    """HTTP statuses answered to the next media URL requests."""
 
     def reset(self) -> None:
         self.messages.clear()
@@ -60,6 +70,18 @@ class FakeTwilio:
         self.hold_after_accept_seconds = 0.0
         self.held = HeldAnswers()
         self.chaos = None
+        self.media.clear()
+        self.media_requests.clear()
+        self.media_failures.clear()
+
+    def add_media(self, base_url: str, content: bytes, content_type: str) -> str:
+        """A user's file held by Twilio; returns its `MediaUrl` (on `base_url`)."""
+        media_sid = f"ME{next(_sids):032d}"
+        self.media[media_sid] = (content, content_type)
+        message_sid = f"MM{next(_sids):032d}"
+        return (
+            f"{base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{message_sid}/Media/{media_sid}"
+        )
 
     def app(self) -> Starlette:
         return Starlette(
@@ -75,8 +97,39 @@ class FakeTwilio:
                     methods=["GET"],
                 ),
                 Route("/v2/Indicators/Typing.json", self._typing, methods=["POST"]),
+                Route(
+                    "/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Media/{media_sid}",
+                    self._media,
+                ),
+                Route("/cdn/{media_sid}", self._cdn),
             ]
         )
+
+    async def _media(self, request: Request) -> Response:
+        """Twilio's media URL: Basic auth of the account, then a 307 to the CDN's host."""
+        account_sid = request.path_params["account_sid"]
+        media_sid = request.path_params["media_sid"]
+        authorization = request.headers.get("authorization", "")
+        scheme, _, credentials = authorization.partition(" ")
+        used = base64.b64decode(credentials).decode().partition(":")[0] if credentials else ""
+        self.media_requests.append({"media_sid": media_sid, "account_sid": used})
+        if not _authenticated(request, account_sid):
+            return _error(401, 20003, "Authenticate")
+        if self.media_failures:
+            return _error(self.media_failures.pop(0), 20500, "fake failure")
+        if media_sid not in self.media:
+            return _error(404, 20404, "The requested resource was not found")
+        cdn = f"http://localhost:{request.url.port}/cdn/{media_sid}"
+        return Response(status_code=307, headers={"Location": cdn})
+
+    async def _cdn(self, request: Request) -> Response:
+        """The CDN: no auth (the link is the secret), never the API's credentials."""
+        if "authorization" in request.headers:
+            return Response("credentials sent to the CDN", status_code=400)
+        found = self.media.get(request.path_params["media_sid"])
+        if found is None:
+            return Response(status_code=404)
+        return Response(found[0], media_type=found[1])
 
     async def _typing(self, request: Request) -> Response:
         self.typing.append(dict(parse_qsl((await request.body()).decode())))

@@ -32,6 +32,7 @@ OFFLINE_MODEL_NAME = "offline"
 _STATED_NAME = re.compile(r"(?i:\bmy name is|\bcall me|\bi am|\bi'm)\s+([A-Z][A-Za-z'-]+)")
 _ASKS_NAME = re.compile(r"(?i)\b(what(?:'s| is) my name|who am i|remember my name)")
 _ASKS_TIME = re.compile(r"(?i)\b(what time|the time|what day|today's date|the date)\b")
+_VOICE_NOTE = re.compile(r"\[(?P<what>voice note [\d:]+|audio [^\]]*)\] ?(?P<said>.*)", re.S)
 # What `search_documents` returns first: "[source: NAME]" and the best passage.
 _PASSAGE = re.compile(r"\[source: (?P<source>[^\]]+)\]\n(?P<text>.+?)(?:\n\n\[source: |\Z)", re.S)
 
@@ -45,8 +46,12 @@ def offline_output(
     if items and items[-1].get("type") == "function_call_output":
         reply = _answer_from_tool(items, items[-1])
         return [assistant_message(reply, item_id=f"offline-{turn_marker}")]
-    user_texts = [content_text(item.get("content")) for item in items if item.get("role") == "user"]
+    user_items = [item for item in items if item.get("role") == "user"]
+    user_texts = [content_text(item.get("content")) for item in user_items]
     latest = user_texts[-1] if user_texts else ""
+    received = _media_received(user_items[-1].get("content"), latest) if user_items else None
+    if received:
+        return [assistant_message(received, item_id=f"offline-{turn_marker}")]
     call_id = f"offline-call-{turn_marker}"
     if _ASKS_TIME.search(latest) and "current_time" in tool_names:
         return [function_call("current_time", {"timezone": "UTC"}, call_id=call_id)]
@@ -63,6 +68,29 @@ def offline_output(
             f"You said: {latest!r}. ({len(user_texts)} of your messages are in this conversation.)"
         )
     return [assistant_message(reply, item_id=f"offline-{turn_marker}")]
+
+
+def _media_received(content: Any, text: str) -> str | None:
+    """What the offline model says it got when the latest message carried a photo or a
+    voice note: the kind, its size or length, and the caption."""
+    images = [
+        part
+        for part in (content if isinstance(content, list) else [])
+        if isinstance(part, dict) and str(part.get("image_url", "")).startswith("data:")
+    ]
+    if images:
+        header, _, data = str(images[0]["image_url"]).partition(";base64,")
+        size = len(data) * 3 // 4 - data.count("=")
+        caption = text.split("\n", 1)[1].removesuffix("[image]").strip() if "\n" in text else ""
+        said = f' with the caption "{caption}"' if caption else ""
+        return (
+            f"I received your photo ({header.removeprefix('data:')}, {size:,} bytes){said}. "
+            "I'm the offline demo model, so I can't see what is in it."
+        )
+    voice = _VOICE_NOTE.match(text)
+    if voice:
+        return f"I received your {voice.group('what')}: {voice.group('said') or '(no words)'}"
+    return None
 
 
 def _answer_from_tool(items: list[TResponseInputItem], output: TResponseInputItem) -> str:

@@ -74,6 +74,11 @@ class ChannelPool:
             return self.meta
         return self.console
 
+    def own_credentials(self, channel: Channel) -> ChannelCredentials | None:
+        """`channel`'s own credentials (None: the global ones apply), for what else is
+        asked of its provider in its name (fetching the media its users send)."""
+        return self._credentials(channel)
+
     async def aclose(self) -> None:
         for each in [self.twilio, self.meta, *self._own.values()]:
             if each is not None:

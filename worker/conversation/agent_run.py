@@ -33,6 +33,7 @@ from db.models import Builder
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.channels.base import retry_after_seconds
 from worker.errors import PermanentTurnError, TransientTurnError
+from worker.media.model_input import media_filter
 from worker.process.runtime import Runtime
 from worker.process.turn_metrics import observed_run
 
@@ -68,9 +69,11 @@ async def run_agent(
     """The agent's final answer to `run_input`, counted in the `platform`'s metrics.
 
     `view` is what the model reads of the history and the new input (else
-    `history_from_a_user_message`); with `on_event` the run streams, and each of its
-    events goes there as it comes. Raises `TransientTurnError` (the run timed out, the
-    model API may answer later) or `PermanentTurnError` (it refused, or the SDK gave up).
+    `history_from_a_user_message`); the photos it holds as references reach the model
+    as their bytes in the turn they came, as a line of text after (`media_filter`);
+    with `on_event` the run streams, and each of its events goes there as it comes.
+    Raises `TransientTurnError` (the run timed out, the model API may answer later) or
+    `PermanentTurnError` (it refused, or the SDK gave up).
     """
     agent = build_agent(builder, runtime.model(builder.model))
     options = _RunOptions(
@@ -82,7 +85,10 @@ async def run_agent(
             sessions=runtime.sessionmaker,
         ),
         max_turns=MAX_TURNS,
-        run_config=RunConfig(session_input_callback=view or history_from_a_user_message),
+        run_config=RunConfig(
+            session_input_callback=view or history_from_a_user_message,
+            call_model_input_filter=media_filter(runtime.sessionmaker, runtime.media_store),
+        ),
     )
     timeout = runtime.settings.run_timeout_seconds
     run: Awaitable[RunResultBase]

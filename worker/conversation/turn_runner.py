@@ -14,7 +14,7 @@ from agents.memory import SessionInputCallback
 
 from db.core.logging_setup import mask_numbers
 from db.lossless_json import plain_text
-from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
+from db.models import UNSUPPORTED_KIND, Builder, Channel, InboundMessage, Turn
 from db.outbox import reached_user_before
 from db.sessions import item_sequences, last_item
 from db.transcript import content_text
@@ -25,6 +25,7 @@ from worker.conversation.lease import ConversationLease
 from worker.conversation.loaded_turn import LoadedTurn, reload_turn
 from worker.conversation.replies import send_reply, send_unsent
 from worker.errors import PermanentTurnError
+from worker.media.inbound_media import user_items
 from worker.process.runtime import Runtime
 from worker.process.turn_metrics import WHATSAPP, observed_turn
 
@@ -67,7 +68,9 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
             message_id=messages[-1].provider_message_id,
             refresh_seconds=settings.typing_refresh_seconds,
         ):
-            reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
+            reply = await _generate_reply(
+                turn, messages, builder, channel, lease=lease, runtime=runtime
+            )
         replies = await send_reply(
             turn,
             reply,
@@ -92,7 +95,11 @@ async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtim
                 return
     text = loaded.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
     input_saved = loaded.turn.input_saved_at is not None
-    user_input = [] if input_saved else _user_items(loaded.messages)
+    user_input = []
+    if not input_saved:
+        user_input = await user_items(
+            loaded.messages, channel=loaded.channel, runtime=runtime, fetch=False
+        )
     session = _session_for(
         turn, lease=lease, runtime=runtime, saves_input=not input_saved, window=0
     )
@@ -111,20 +118,21 @@ async def _generate_reply(
     turn: Turn,
     messages: list[InboundMessage],
     builder: Builder,
+    channel: Channel,
     *,
     lease: ConversationLease,
     runtime: Runtime,
 ) -> str:
-    """Run the agent for this turn. A retried turn whose input is already stored
-    continues with `input=[]`; one whose run already finished reuses that answer (this
-    try's: an earlier try's, such as the fallback before an operator's retry, is not
-    one). Messages the agent cannot use get the builder's canned reply, stored like any
-    turn."""
+    """Run the agent for this turn, its messages' media fetched and read first. A
+    retried turn whose input is already stored continues with `input=[]`; one whose run
+    already finished reuses that answer (this try's: an earlier try's, such as the
+    fallback before an operator's retry, is not one). Messages the agent cannot use get
+    the builder's canned reply, stored like any turn."""
     run_input: list[TResponseInputItem] = []
     window = history_window(builder, runtime.settings)
     view: SessionInputCallback = history_from_a_user_message
     if turn.input_saved_at is None:
-        run_input = _user_items(messages)
+        run_input = await user_items(messages, channel=channel, runtime=runtime)
     else:
         async with runtime.sessionmaker() as db:
             newest = await last_item(turn.session_id, db=db)
@@ -200,21 +208,6 @@ def _as_it_stood(
         return history_from_a_user_message(kept[-window:] if window else kept, new_input)
 
     return view
-
-
-def _user_items(messages: list[InboundMessage]) -> list[TResponseInputItem]:
-    """The turn's input: one user item per WhatsApp message, in arrival order."""
-    return [{"role": "user", "content": _user_text(message)} for message in messages]
-
-
-def _user_text(message: InboundMessage) -> str:
-    """The agent input for one WhatsApp message: its text and what was attached."""
-    lines = [message.text] if message.text else []
-    for media in message.media:
-        what = media.get("content_type") or media.get("kind") or "file"
-        name = f": {media['filename']}" if media.get("filename") else ""
-        lines.append(f"[{what} attached{name}]")
-    return "\n".join(lines) or "[empty message]"
 
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:

@@ -1,5 +1,6 @@
 """Per-process resources of a worker, created once on its event loop and shared by
-every conversation it carries: the engine, the OpenAI client, the outbound channels."""
+every conversation it carries: the engine, the OpenAI client, the outbound channels,
+the media downloads and the transcriber."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
+from db.media import DatabaseContentStore, MediaContentStore
 from db.models import Channel
 from db.statements import StatementConnections
 from worker.agent.offline_model import OfflineModel
@@ -20,6 +22,8 @@ from worker.agent.openai_client import WorkerOpenAI
 from worker.channels.base import OutboundChannel
 from worker.channels.pool import ChannelPool
 from worker.conversation.held_leases import FreshLeases
+from worker.media.fetching import MediaFetcher
+from worker.media.transcription import OfflineTranscriber, OpenAITranscriber, Transcriber
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,11 @@ class Runtime:
     openai_client: AsyncOpenAI | None
     channels: ChannelPool
     leases: FreshLeases
+    media_fetcher: MediaFetcher
+    media_store: MediaContentStore
+    transcriber: Transcriber
+    transcribe_client: AsyncOpenAI | None = None
+    """Its own client when TRANSCRIBE_BASE_URL names another server than the model's."""
     _models: dict[str, Model] = field(default_factory=dict)
 
     def model(self, name: str) -> Model:
@@ -55,8 +64,11 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.channels.aclose()
+        await self.media_fetcher.aclose()
         if self.openai_client is not None:
             await self.openai_client.close()
+        if self.transcribe_client is not None:
+            await self.transcribe_client.close()
         if self.statements is not None:
             await self.statements.aclose()
         await self.engine.dispose()
@@ -80,6 +92,19 @@ def create_runtime(settings: Settings) -> Runtime:
         )
     else:
         logger.info("OPENAI_API_KEY is not set: answering with the offline model")
+    transcribe_client = None
+    transcriber: Transcriber = OfflineTranscriber()
+    if openai_client is not None and settings.openai_api_key is not None:
+        if settings.transcribe_base_url not in (None, settings.openai_base_url):
+            transcribe_client = AsyncOpenAI(
+                api_key=settings.openai_api_key.get_secret_value(),
+                base_url=settings.transcribe_base_url,
+                timeout=settings.openai_timeout_seconds,
+                max_retries=settings.openai_max_retries,
+            )
+        transcriber = OpenAITranscriber(
+            transcribe_client or openai_client, model=settings.transcribe_model
+        )
     statements = None
     if engine.dialect.name == "postgresql":
         statements = StatementConnections(
@@ -100,6 +125,10 @@ def create_runtime(settings: Settings) -> Runtime:
         openai_client=openai_client,
         channels=ChannelPool(settings),
         leases=FreshLeases(settings.conversation_lease_seconds),
+        media_fetcher=MediaFetcher(settings),
+        media_store=DatabaseContentStore(),
+        transcriber=transcriber,
+        transcribe_client=transcribe_client,
     )
 
 

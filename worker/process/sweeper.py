@@ -4,7 +4,7 @@ task will answer (published while the broker was down, or lost with a dead worke
 Single-flight across workers without a coordinator: a sweep claims rows with
 `FOR UPDATE SKIP LOCKED` and stamps them, so each stranded message is re-enqueued once
 per period however many workers sweep. Re-enqueueing is safe because turns are
-idempotent.
+idempotent. Each sweep also deletes media kept longer than `MEDIA_RETENTION_DAYS`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from db.inbox import claim_stranded
+from db.media import delete_media_before
 from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,27 @@ async def sweep_once(runtime: Runtime, publish: Publish) -> int:
     return len(stranded)
 
 
+async def forget_old_media(runtime: Runtime) -> int:
+    """Delete media kept longer than `MEDIA_RETENTION_DAYS` (0: kept until their
+    conversation is deleted), a batch per sweep; returns how many went."""
+    days = runtime.settings.media_retention_days
+    if not days:
+        return 0
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    async with runtime.sessionmaker.begin() as db:
+        deleted = await delete_media_before(cutoff, limit=SWEEP_BATCH, db=db)
+    if deleted:
+        logger.info("sweeper deleted %d media file(s) past their retention", deleted)
+    return deleted
+
+
 async def sweep_forever(runtime: Runtime, publish: Publish) -> None:
     """Sweep now and every `SWEEP_INTERVAL_SECONDS`; a failed sweep (database or broker
     down) is logged and tried again next period."""
     while True:
         try:
             await sweep_once(runtime, publish)
+            await forget_old_media(runtime)
         except Exception as error:  # the next period retries; the worker must keep sweeping
             logger.warning("sweep failed: %s: %s", type(error).__name__, error)
         await asyncio.sleep(runtime.settings.sweep_interval_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import AsyncIterator
 
@@ -15,8 +16,9 @@ from db.document_store import replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Builder
 from db.sessions import get_or_create_session
+from tests.factories import FIXTURES
 from worker.agent.builder_agent import TurnContext, build_agent
-from worker.agent.offline_model import OfflineModel
+from worker.agent.offline_model import OfflineModel, offline_output
 
 
 @pytest.fixture
@@ -98,4 +100,28 @@ async def test_it_answers_questions_from_the_builders_documents(
 
     assert await ask(other, stranger, "When do you open on Sunday?", sqlite_engine) == (
         "I don't know: nothing in our documents answers that."
+    )
+
+
+def test_the_offline_model_says_what_media_it_received() -> None:
+    photo = (FIXTURES / "media" / "photo.jpg").read_bytes()
+    data_url = f"data:image/jpeg;base64,{base64.b64encode(photo).decode()}"
+    shown = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "[photo, image/jpeg, 2 KB]\nIs this in stock?"},
+                {"type": "input_image", "image_url": data_url, "detail": "auto"},
+            ],
+        }
+    ]
+    heard = [{"role": "user", "content": "[voice note 0:02] (offline transcriber: audio/ogg)"}]
+    [about_photo] = offline_output(shown, set())  # type: ignore[arg-type]
+    [about_voice] = offline_output(heard, set())  # type: ignore[arg-type]
+    assert about_photo.content[0].text == (  # type: ignore[union-attr]
+        f"I received your photo (image/jpeg, {len(photo):,} bytes) with the caption "
+        "\"Is this in stock?\". I'm the offline demo model, so I can't see what is in it."
+    )
+    assert about_voice.content[0].text == (  # type: ignore[union-attr]
+        "I received your voice note 0:02: (offline transcriber: audio/ogg)"
     )

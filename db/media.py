@@ -1,0 +1,197 @@
+"""The media users sent: what each file is (the `media` table) and where its bytes live
+(a `MediaContentStore`; the database's own by default).
+
+A file is fetched from the provider once, by the worker, and kept here for every later
+turn, the dashboard and every host of a fleet; the session's history refers to it by id
+(`wabot-media:<id>`), never holds its bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.core.clock import as_utc
+from db.models import Media
+
+MEDIA_REFERENCE = "wabot-media:"
+"""How a session item points at a stored file: `wabot-media:<media id>`."""
+
+
+@dataclass(frozen=True)
+class NewMedia:
+    """A file just fetched, before it is stored."""
+
+    session_id: uuid.UUID
+    inbound_message_id: int
+    position: int
+    kind: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    filename: str | None = None
+    duration_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a stored file is, without its bytes."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    inbound_message_id: int
+    position: int
+    kind: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    filename: str | None
+    duration_seconds: float | None
+    transcript: str | None
+    extracted_text: str | None
+    created_at: datetime
+
+    @property
+    def reference(self) -> str:
+        """What a session item holds in place of the bytes."""
+        return media_reference(self.id)
+
+
+class MediaContentStore(Protocol):
+    """Where media bytes live. The database store keeps them in `media.content`; an
+    S3-compatible store would keep them under the media id and ignore `db`."""
+
+    async def put(
+        self, media_id: uuid.UUID, content: bytes | bytearray, *, db: AsyncSession
+    ) -> None:
+        """Keep `content` for `media_id` (its row exists in `db`'s transaction)."""
+
+    async def get(self, media_id: uuid.UUID, *, db: AsyncSession) -> bytes | None:
+        """The bytes of `media_id`; None once deleted."""
+
+
+class DatabaseContentStore:
+    """Media bytes in the `media` row itself (bytea on Postgres, a BLOB on SQLite)."""
+
+    async def put(
+        self, media_id: uuid.UUID, content: bytes | bytearray, *, db: AsyncSession
+    ) -> None:
+        await db.execute(update(Media).where(Media.id == media_id).values(content=content))
+
+    async def get(self, media_id: uuid.UUID, *, db: AsyncSession) -> bytes | None:
+        content = await db.scalar(select(Media.content).where(Media.id == media_id))
+        return None if content is None else bytes(content)
+
+
+def media_reference(media_id: uuid.UUID) -> str:
+    return f"{MEDIA_REFERENCE}{media_id}"
+
+
+def referenced_media_id(url: object) -> uuid.UUID | None:
+    """The media id a `wabot-media:` reference names; None for anything else."""
+    if not isinstance(url, str) or not url.startswith(MEDIA_REFERENCE):
+        return None
+    try:
+        return uuid.UUID(url.removeprefix(MEDIA_REFERENCE))
+    except ValueError:
+        return None
+
+
+async def add_media(
+    new: NewMedia,
+    content: bytes | bytearray,
+    *,
+    store: MediaContentStore,
+    db: AsyncSession,
+) -> MediaInfo:
+    """Record a fetched file and keep its bytes, in `db`'s transaction."""
+    row = Media(
+        session_id=new.session_id,
+        inbound_message_id=new.inbound_message_id,
+        position=new.position,
+        kind=new.kind,
+        content_type=new.content_type,
+        size_bytes=new.size_bytes,
+        sha256=new.sha256,
+        filename=new.filename,
+        duration_seconds=new.duration_seconds,
+    )
+    db.add(row)
+    await db.flush()
+    await store.put(row.id, content, db=db)
+    await db.refresh(row, ["created_at"])
+    return _info(row)
+
+
+async def media_of_messages(
+    inbound_ids: Sequence[int], *, db: AsyncSession
+) -> dict[tuple[int, int], MediaInfo]:
+    """The files already stored for these inbox messages, by (message id, position)."""
+    if not inbound_ids:
+        return {}
+    rows = await db.scalars(select(Media).where(Media.inbound_message_id.in_(inbound_ids)))
+    return {(row.inbound_message_id, row.position): _info(row) for row in rows}
+
+
+async def media_info(media_id: uuid.UUID, *, db: AsyncSession) -> MediaInfo | None:
+    row = await db.get(Media, media_id)
+    return None if row is None else _info(row)
+
+
+async def media_of_session(session_id: uuid.UUID, *, db: AsyncSession) -> list[MediaInfo]:
+    """A conversation's files, oldest first (what a dashboard lists beside its items)."""
+    rows = await db.scalars(
+        select(Media).where(Media.session_id == session_id).order_by(Media.created_at, Media.id)
+    )
+    return [_info(row) for row in rows]
+
+
+async def set_media_text(
+    media_id: uuid.UUID,
+    *,
+    transcript: str | None = None,
+    extracted_text: str | None = None,
+    db: AsyncSession,
+) -> None:
+    """Keep what a voice note said or a document reads, so a retried turn reuses it."""
+    values = {
+        name: value
+        for name, value in (("transcript", transcript), ("extracted_text", extracted_text))
+        if value is not None
+    }
+    if values:
+        await db.execute(update(Media).where(Media.id == media_id).values(**values))
+
+
+async def delete_media_before(cutoff: datetime, *, limit: int, db: AsyncSession) -> int:
+    """Delete up to `limit` files stored before `cutoff` (the retention sweep); returns how
+    many went."""
+    oldest = select(Media.id).where(Media.created_at < cutoff).order_by(Media.created_at)
+    ids = list(await db.scalars(oldest.limit(limit)))
+    if ids:
+        await db.execute(delete(Media).where(Media.id.in_(ids)))
+    return len(ids)
+
+
+def _info(row: Media) -> MediaInfo:
+    return MediaInfo(
+        id=row.id,
+        session_id=row.session_id,
+        inbound_message_id=row.inbound_message_id,
+        position=row.position,
+        kind=row.kind,
+        content_type=row.content_type,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        filename=row.filename,
+        duration_seconds=row.duration_seconds,
+        transcript=row.transcript,
+        extracted_text=row.extracted_text,
+        created_at=as_utc(row.created_at),
+    )
