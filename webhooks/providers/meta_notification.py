@@ -22,6 +22,7 @@ DELIVERY_STATUSES = {
     "sent": OutboundStatus.SENT,
     "delivered": OutboundStatus.DELIVERED,
     "read": OutboundStatus.READ,
+    "played": OutboundStatus.PLAYED,
     "failed": OutboundStatus.FAILED,
 }
 
