@@ -143,9 +143,7 @@ class Builder(Base):
         String(64), default="english", server_default="english"
     )
     turns_per_minute: Mapped[int | None] = mapped_column(Integer)
-    reactions_as_input: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default="false"
-    )
+    reactions_as_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class Document(Base):
