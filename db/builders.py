@@ -21,6 +21,7 @@ BUILDER_SETTINGS = (
     "history_window",
     "search_language",
     "turns_per_minute",
+    "reactions_as_input",
 )
 """What an operator may set on a builder."""
 

@@ -75,6 +75,11 @@ UNANSWERED_STATUSES = text("status IN ('pending', 'processing', 'failed')")
 UNSUPPORTED_KIND = "unsupported"
 """`inbound_messages.kind` of a message the agent cannot use (it gets the canned reply)."""
 
+REACTION_KIND = "reaction"
+RECORDED_ONLY_KINDS = frozenset({REACTION_KIND, "revoke", "edit", "system", "call_permission"})
+"""Kinds that are kept in the conversation but not answered: a turn of only these runs
+no agent and sends nothing (a builder's `reactions_as_input` makes reactions answered)."""
+
 
 class TurnStatus(StrEnum):
     RUNNING = "running"
@@ -96,6 +101,8 @@ class OutboundStatus(StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
+    PLAYED = "played"
+    """A voice note the user listened to: Meta's step after `read`."""
     FAILED = "failed"
     UNDELIVERED = "undelivered"
 
@@ -117,6 +124,7 @@ class Builder(Base):
 
     `history_window` (session items sent to the model) overrides `HISTORY_WINDOW` and
     `turns_per_minute` (per sender) overrides `SENDER_TURNS_PER_MINUTE` when set;
+    `reactions_as_input` makes a user's emoji reaction a message the agent answers;
     `search_language` is the Postgres text search configuration of its documents.
     """
 
@@ -136,6 +144,7 @@ class Builder(Base):
         String(64), default="english", server_default="english"
     )
     turns_per_minute: Mapped[int | None] = mapped_column(Integer)
+    reactions_as_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class Document(Base):

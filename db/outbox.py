@@ -28,8 +28,9 @@ STATUS_RANK: dict[str, int] = {
     OutboundStatus.SENT: 2,
     OutboundStatus.DELIVERED: 3,
     OutboundStatus.READ: 4,
-    OutboundStatus.UNDELIVERED: 5,
-    OutboundStatus.FAILED: 5,
+    OutboundStatus.PLAYED: 5,
+    OutboundStatus.UNDELIVERED: 6,
+    OutboundStatus.FAILED: 6,
 }
 
 
@@ -86,6 +87,7 @@ async def reached_user_before(turn_id: uuid.UUID, *, retry: int, db: AsyncSessio
         OutboundStatus.SENT,
         OutboundStatus.DELIVERED,
         OutboundStatus.READ,
+        OutboundStatus.PLAYED,
     ]
     earlier = exists().where(
         OutboundMessage.turn_id == turn_id,

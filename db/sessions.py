@@ -48,6 +48,29 @@ async def get_or_create_session(
     return session_id
 
 
+async def follow_number_change(session_id: uuid.UUID, new_wa_id: str, *, db: AsyncSession) -> None:
+    """The user changed their WhatsApp number to `new_wa_id`: the session keeps it, and
+    one known by the old number is known by the new one from now on (unless the new
+    number already has a conversation of its own), so the next message from the new
+    number continues this conversation. Safe to repeat."""
+    found = await db.get(AgentSessionRow, session_id, with_for_update=True)
+    if found is None:
+        return
+    new_key = f"+{new_wa_id}"
+    by_old_number = found.wa_id is not None and found.external_id == f"+{found.wa_id.lstrip('+')}"
+    if by_old_number and found.external_id != new_key:
+        taken = await db.scalar(
+            select(AgentSessionRow.id).where(
+                AgentSessionRow.builder_id == found.builder_id,
+                AgentSessionRow.platform == found.platform,
+                AgentSessionRow.external_id == new_key,
+            )
+        )
+        if taken is None:
+            found.external_id = new_key
+    found.wa_id = new_wa_id
+
+
 async def acquire_lease(
     session_id: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
 ) -> uuid.UUID | None:

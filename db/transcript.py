@@ -6,6 +6,7 @@ may hold): it is shown on pages and terminals and stored in text columns."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,40 @@ def transcript_line(item: dict[str, Any]) -> TranscriptLine:
         rendered = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
         return TranscriptLine("tool", plain_text(f"→ {rendered}"))
     return TranscriptLine(plain_text(str(item_type)), "")
+
+
+_REACTION = re.compile(r"^reacted (?P<emoji>.+) to an earlier message$")
+_LABELS = {
+    "form submitted:": "Form:",
+    "order from catalog": "Order from catalog",
+    "order:": "Order:",
+}
+_EVENTS = (
+    "removed a reaction",
+    "deleted a message",
+    "edited a message",
+    "allowed the business to call",
+    "declined calls",
+    "answered the request to call",
+    "changed their WhatsApp number",
+    "their WhatsApp identity changed",
+    "WhatsApp system message",
+)
+
+
+def readable_placeholder(what: str) -> str | None:
+    """How a person reads the bracketed line the webhooks write for a reaction, a
+    deletion, an edit, an order or a form (`reacted 👍 to an earlier message` →
+    `👍 reaction`); None for one not of these."""
+    reaction = _REACTION.match(what)
+    if reaction:
+        return f"{reaction['emoji']} reaction"
+    for start, label in _LABELS.items():
+        if what.startswith(start):
+            return plain_text(label + what.removeprefix(start))
+    if what.startswith(_EVENTS):
+        return plain_text(what[:1].upper() + what[1:])
+    return None
 
 
 def one_line(text: str, limit: int = 160) -> str:

@@ -19,7 +19,7 @@ from db import lossless_json
 from db.core.clock import as_utc
 from db.lossless_json import plain_text
 from db.models import OutboundMessage, SessionItem, Turn, TurnStatus
-from db.transcript import content_text, transcript_line
+from db.transcript import content_text, readable_placeholder, transcript_line
 
 _PLACEHOLDER = re.compile(r"^\[(?P<what>[^\[\]]+)\]$")
 
@@ -69,7 +69,7 @@ def _readable(what: str) -> str:
     if what.endswith(" attached") or " attached: " in what:
         kind, _, name = what.partition(" attached")
         return f"Attachment: {kind}{name}"
-    return f"[{what}]"
+    return readable_placeholder(what) or f"[{what}]"
 
 
 def _owner(turns: list[Turn], sequence: int) -> Turn | None:

@@ -8,20 +8,30 @@ messages rather than errors, so new WhatsApp features cannot crash the receiver.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from db.addresses import channel_address
 from db.inbox import MAX_ID_CHARACTERS, ReceivedMessage
-from db.models import UNSUPPORTED_KIND, OutboundStatus
+from db.models import REACTION_KIND, UNSUPPORTED_KIND, OutboundStatus
+from webhooks.providers.message_text import form_text, inline, location_text, order_text
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+LOCATION_FIELDS = ("latitude", "longitude", "name", "address")
+DELETED_TEXT = "[deleted a message]"
+RECORDED_AS_UNSUPPORTED = {
+    "edit": "[edited a message]",
+    "revoke": DELETED_TEXT,
+    REACTION_KIND: "[reacted to an earlier message]",
+}
+"""What WhatsApp sometimes sends as `unsupported` with the real type inside: recorded as
+that kind (not answered), not given the canned reply."""
 DELIVERY_STATUSES = {
     "sent": OutboundStatus.SENT,
     "delivered": OutboundStatus.DELIVERED,
     "read": OutboundStatus.READ,
+    "played": OutboundStatus.PLAYED,
     "failed": OutboundStatus.FAILED,
 }
 
@@ -155,20 +165,37 @@ def _content(message: dict[str, Any], path: str) -> tuple[str, str, list[dict[st
             item["filename"] = body["filename"]
         caption = body.get("caption")
         return kind, caption if isinstance(caption, str) else "", [item]
+    if kind == "interactive" and body.get("type") == "call_permission_reply":
+        return "call_permission", _call_permission_text(body.get("call_permission_reply")), []
     if kind == "interactive":
         return kind, _interactive_text(body), []
     if kind == "button":
         return kind, str(body.get("text") or body.get("payload") or ""), []
     if kind == "location":
-        return kind, _location_text(body), []
+        return kind, location_text(*(body.get(key) for key in LOCATION_FIELDS)), []
     if kind == "contacts":
         return kind, _contacts_text(message.get("contacts")), []
-    if kind == "reaction":
+    if kind == "order":
+        return kind, order_text(body), []
+    if kind == REACTION_KIND:
         emoji = body.get("emoji")
         if isinstance(emoji, str) and emoji:
             return kind, f"[reacted {emoji} to an earlier message]", []
         return kind, "[removed a reaction]", []
-    return UNSUPPORTED_KIND, f"[unsupported message: {kind if isinstance(kind, str) else '?'}]", []
+    if kind == "revoke":
+        return kind, DELETED_TEXT, []
+    if kind == "edit":
+        return kind, _edit_text(body.get("message"), f"{path}.edit.message"), []
+    if kind == "system":
+        return kind, _system_text(body), []
+    if kind == UNSUPPORTED_KIND and body.get("type") in RECORDED_AS_UNSUPPORTED:
+        return body["type"], RECORDED_AS_UNSUPPORTED[body["type"]], []
+    named = (kind == UNSUPPORTED_KIND and body.get("type")) or kind
+    return (
+        UNSUPPORTED_KIND,
+        f"[unsupported message: {named if isinstance(named, str) else '?'}]",
+        [],
+    )
 
 
 def _interactive_text(body: dict[str, Any]) -> str:
@@ -177,21 +204,37 @@ def _interactive_text(body: dict[str, Any]) -> str:
     if not isinstance(reply, dict):
         return "[interactive reply]"
     if reply_type == "nfm_reply":
-        response = reply.get("response_json")
-        return (
-            f"[form submitted: {response if isinstance(response, str) else json.dumps(response)}]"
-        )
+        return form_text(reply.get("response_json"))
     title = reply.get("title")
     description = reply.get("description")
     text = str(title) if title else str(reply.get("id", ""))
     return f"{text} ({description})" if isinstance(description, str) and description else text
 
 
-def _location_text(body: dict[str, Any]) -> str:
-    parts = [
-        str(body.get(key)) for key in ("latitude", "longitude", "name", "address") if body.get(key)
-    ]
-    return f"[location: {', '.join(parts)}]"
+def _call_permission_text(reply: Any) -> str:
+    response = reply.get("response") if isinstance(reply, dict) else None
+    if response == "accept":
+        return "[allowed the business to call them]"
+    if response == "reject":
+        return "[declined calls from the business]"
+    return "[answered the request to call them]"
+
+
+def _edit_text(edited: Any, path: str) -> str:
+    """What the edited message says now (an edited photo's new caption, say)."""
+    if not isinstance(edited, dict) or edited.get("type") == "edit":
+        return "[edited a message]"
+    _kind, text, _media = _content(edited, path)
+    new_text = inline(text)
+    return f"[edited a message: {new_text}]" if new_text else "[edited a message]"
+
+
+def _system_text(body: dict[str, Any]) -> str:
+    if body.get("type") == "user_changed_number" and isinstance(body.get("wa_id"), str):
+        return f"[changed their WhatsApp number to +{body['wa_id'].lstrip('+')}]"
+    if body.get("type") == "customer_identity_changed":
+        return "[their WhatsApp identity changed (a new phone or a reinstall)]"
+    return "[WhatsApp system message]"
 
 
 def _contacts_text(contacts: Any) -> str:

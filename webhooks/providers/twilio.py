@@ -28,6 +28,7 @@ from db.lossless_json import MARKER, plain_text
 from db.models import UNSUPPORTED_KIND, OutboundStatus
 from db.outbox import apply_delivery_status
 from webhooks.providers.channel_secrets import WebhookSecrets
+from webhooks.providers.message_text import location_text
 from webhooks.providers.public_url import public_url
 from webhooks.providers.request_body import read_limited_body
 from webhooks.receiver_metrics import mark_duplicate
@@ -49,6 +50,8 @@ KNOWN_KINDS = {
     "contacts",
     "reaction",
 }
+LOCATION_FIELDS = ("Latitude", "Longitude", "Label", "Address")
+"""In the order Meta's are read (`location_text`): the two providers' locations read alike."""
 ADDRESS_FIELDS = ("To", "From")
 """Our number and the user's: normalised, never kept as sent (`channel_address`)."""
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -206,7 +209,7 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
         if not url:
             raise HTTPException(400, f"NumMedia is {media_count} but MediaUrl{index} is missing")
         media.append({"url": url, "content_type": form.get(f"MediaContentType{index}", "")})
-    kind = _kind(form.get("MessageType", ""), form.get("Body", ""), media)
+    kind = _kind(form, media)
     message = ReceivedMessage(
         provider="twilio",
         provider_message_id=form["MessageSid"],
@@ -226,10 +229,14 @@ def parse_inbound(form: Mapping[str, str]) -> ReceivedMessage:
     return message
 
 
-def _kind(message_type: str, body: str, media: list[dict[str, str]]) -> str:
-    """Twilio's MessageType when we know it; otherwise what the message carries."""
+def _kind(form: Mapping[str, str], media: list[dict[str, str]]) -> str:
+    """Twilio's MessageType when we know it; otherwise what the message carries (older
+    captures send a shared location as `Latitude`/`Longitude` with no MessageType)."""
+    message_type, body = form.get("MessageType", ""), form.get("Body", "")
     if message_type in KNOWN_KINDS:
         return message_type
+    if not message_type and form.get("Latitude") and form.get("Longitude"):
+        return "location"
     if media:
         main_type = media[0]["content_type"].split("/")[0]
         return main_type if main_type in ("image", "video", "audio") else "document"
@@ -239,8 +246,7 @@ def _kind(message_type: str, body: str, media: list[dict[str, str]]) -> str:
 def _agent_text(form: Mapping[str, str], kind: str) -> str:
     """What the agent reads: the body, a tapped button's text, or a shared location."""
     if kind == "location" and form.get("Latitude") and form.get("Longitude"):
-        place = [form.get(key, "") for key in ("Latitude", "Longitude", "Label", "Address")]
-        return f"[location: {', '.join(part for part in place if part)}]"
+        return location_text(*(form.get(key) for key in LOCATION_FIELDS))
     if kind == UNSUPPORTED_KIND:
         return f"[unsupported message: {form.get('MessageType')}]"
     return form.get("Body") or form.get("ButtonText") or ""

@@ -65,6 +65,12 @@ def _settings_options(creating: bool) -> Any:
             help="Turns per sender per minute, 0 for no limit [default: SENDER_TURNS_PER_MINUTE].",
         ),
         click.option(
+            "--reactions-as-input/--no-reactions-as-input",
+            default=None,
+            help="Answer users' emoji reactions; otherwise they are recorded, not answered"
+            " [default: not answered].",
+        ),
+        click.option(
             "--language",
             default=None,
             help="Text search language of its documents (Postgres: english, dutch, simple, …)"
@@ -126,6 +132,7 @@ def _builder_data(
         "max_tokens": builder.max_tokens,
         "history_window": builder.history_window,
         "turns_per_minute": builder.turns_per_minute,
+        "reactions_as_input": builder.reactions_as_input,
         "language": builder.search_language,
         "unsupported_reply": builder.unsupported_reply,
         "fallback_reply": builder.fallback_reply,

@@ -14,9 +14,17 @@ from agents.memory import SessionInputCallback
 
 from db.core.logging_setup import mask_numbers
 from db.lossless_json import plain_text
-from db.models import UNSUPPORTED_KIND, Builder, Channel, InboundMessage, Turn
+from db.models import (
+    REACTION_KIND,
+    RECORDED_ONLY_KINDS,
+    UNSUPPORTED_KIND,
+    Builder,
+    Channel,
+    InboundMessage,
+    Turn,
+)
 from db.outbox import reached_user_before
-from db.sessions import item_sequences, last_item
+from db.sessions import follow_number_change, item_sequences, last_item
 from db.transcript import content_text
 from db.turn_session import TurnSession
 from worker.conversation.agent_run import history_from_a_user_message, history_window, run_agent
@@ -27,7 +35,7 @@ from worker.conversation.replies import send_reply, send_unsent
 from worker.errors import PermanentTurnError
 from worker.media.inbound_media import user_items
 from worker.process.runtime import Runtime
-from worker.process.turn_metrics import WHATSAPP, observed_turn
+from worker.process.turn_metrics import RECORDED, REPLIED, WHATSAPP, observed_turn
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +49,23 @@ DEFAULT_UNSUPPORTED_REPLY = (
 
 
 @observed_turn
-async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Runtime) -> None:
-    """Answer the turn and send the reply; the caller closes the turn in the transaction
-    that moves the conversation on."""
+async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Runtime) -> str:
+    """Answer the turn and send the reply (`REPLIED`), or only record a turn with
+    nothing to answer (`RECORDED`); the caller closes the turn in the transaction that
+    moves the conversation on."""
     settings = runtime.settings
     turn, messages, channel, builder = loaded.turn, loaded.messages, loaded.channel, loaded.builder
     if turn.attempts > settings.turn_max_attempts:
         raise PermanentTurnError(
             f"gave up after {settings.turn_max_attempts} attempts: {turn.error}"
         )
+    await _follow_number_changes(turn, messages, runtime=runtime)
+    if not any(answered(message, builder) for message in messages):
+        if turn.input_saved_at is None:
+            session = _session_for(turn, lease=lease, runtime=runtime, saves_input=True, window=0)
+            await session.add_items(await user_items(messages, channel=channel, runtime=runtime))
+        logger.info("turn %s: nothing to answer in %d message(s)", turn.id, len(messages))
+        return RECORDED
     logger.info(
         "turn %s of session %s: answering %s (%d message(s), attempt %d)",
         turn.id,
@@ -80,6 +96,40 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
             runtime=runtime,
         )
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
+    return REPLIED
+
+
+def answered(message: InboundMessage, builder: Builder) -> bool:
+    """Whether the agent answers this message: not reactions (unless the builder made
+    them input), deletes, edits, call-permission replies or system messages, which are
+    only recorded in the conversation (the model reads them as context next time)."""
+    if message.kind == REACTION_KIND:
+        return builder.reactions_as_input
+    return message.kind not in RECORDED_ONLY_KINDS
+
+
+async def _follow_number_changes(
+    turn: Turn, messages: list[InboundMessage], *, runtime: Runtime
+) -> None:
+    """A user who changed their number keeps this conversation, reached at the new one."""
+    numbers = [number for message in messages if (number := _new_number(message))]
+    if not numbers:
+        return
+    async with runtime.sessionmaker.begin() as db:
+        for number in numbers:
+            await follow_number_change(turn.session_id, number, db=db)
+
+
+def _new_number(message: InboundMessage) -> str | None:
+    """The number a Meta `user_changed_number` system message moves the user to."""
+    if message.kind != "system" or not isinstance(message.payload, dict):
+        return None
+    body = message.payload.get("message")
+    system = body.get("system") if isinstance(body, dict) else None
+    if not isinstance(system, dict) or system.get("type") != "user_changed_number":
+        return None
+    number = system.get("wa_id")
+    return number.lstrip("+") if isinstance(number, str) and number.strip("+") else None
 
 
 async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtime) -> None:

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from agents.result import RunResultBase
@@ -23,6 +24,11 @@ from worker.errors import PermanentTurnError
 P = ParamSpec("P")
 R = TypeVar("R", bound=RunResultBase)
 
+REPLIED = "replied"
+RECORDED = "recorded"
+"""Values of the `outcome` label for a turn that ended well: it was answered, or it had
+nothing to answer (reactions, edits, deletes, system messages) and was only recorded."""
+
 WHATSAPP = "whatsapp"
 WEB = "web"
 """Values of the `platform` label, as `sessions.platform` names them: a WhatsApp turn
@@ -33,8 +39,9 @@ BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 60.0, 120.0)
 
 TURNS = Counter(
     "wabot_turns",
-    "Turn attempts by platform and outcome: replied, failed (for good; on WhatsApp the"
-    " fallback was sent) or retried (WhatsApp only).",
+    "Turn attempts by platform and outcome: replied, recorded (nothing to answer;"
+    " WhatsApp only), failed (for good; on WhatsApp the fallback was sent) or retried"
+    " (WhatsApp only).",
     ["platform", "outcome"],
 )
 TURN_SECONDS = Histogram(
@@ -60,19 +67,28 @@ TOKENS = Counter(
 
 
 def observed_turn(
-    run: Callable[P, Coroutine[Any, Any, None]],
-) -> Callable[P, Coroutine[Any, Any, None]]:
-    """`run` (one WhatsApp turn attempt), timed and counted by how it ended."""
+    run: Callable[P, Coroutine[Any, Any, str]],
+) -> Callable[P, Coroutine[Any, Any, str]]:
+    """`run` (one WhatsApp turn attempt, returning its outcome), timed and counted by
+    how it ended."""
 
     @functools.wraps(run)
-    async def observing(*args: P.args, **kwargs: P.kwargs) -> None:
-        with _observed(WHATSAPP, _whatsapp_failure):
-            await run(*args, **kwargs)
+    async def observing(*args: P.args, **kwargs: P.kwargs) -> str:
+        with _observed(WHATSAPP, _whatsapp_failure) as ended:
+            ended.outcome = await run(*args, **kwargs)
+        return ended.outcome
 
     return observing
 
 
-def observed_chat_turn() -> AbstractContextManager[None]:
+@dataclass
+class TurnEnd:
+    """How a turn that raised nothing ended (`REPLIED` unless it says otherwise)."""
+
+    outcome: str = REPLIED
+
+
+def observed_chat_turn() -> AbstractContextManager[TurnEnd]:
     """The block (one web chat turn), timed and counted: replied, or failed whatever went
     wrong, since nothing retries a web chat turn (the builder sends again)."""
     return _observed(WEB, lambda _error: "failed")
@@ -87,12 +103,13 @@ def _whatsapp_failure(error: Exception) -> str | None:
 
 
 @contextmanager
-def _observed(platform: str, failure: Callable[[Exception], str | None]) -> Iterator[None]:
-    """Time the block as a `platform` turn; count it replied, or as `failure` names
-    what it raised (None: not counted)."""
+def _observed(platform: str, failure: Callable[[Exception], str | None]) -> Iterator[TurnEnd]:
+    """Time the block as a `platform` turn; count it as the block's `TurnEnd` says, or
+    as `failure` names what it raised (None: not counted)."""
     started = time.perf_counter()
+    ended = TurnEnd()
     try:
-        yield
+        yield ended
     except Exception as error:
         outcome = failure(error)
         if outcome is not None:
@@ -100,7 +117,7 @@ def _observed(platform: str, failure: Callable[[Exception], str | None]) -> Iter
         raise
     finally:
         TURN_SECONDS.labels(platform).observe(time.perf_counter() - started)
-    TURNS.labels(platform, "replied").inc()
+    TURNS.labels(platform, ended.outcome).inc()
 
 
 async def observed_run(run: Awaitable[R], *, builder_id: uuid.UUID, platform: str) -> R:

@@ -74,3 +74,29 @@ async def test_the_conversation_shows_bubbles_chips_placeholders_and_failures(
     assert f"/turns/{world.failed_turn}/retry" in page
     assert sequences(newer.text) == [4, 5] and newer.headers["x-more"] == "0"
     assert sequences(older.text) == [0, 1] and older.headers["x-more"] == "0"
+
+
+async def test_reactions_deletes_edits_orders_and_forms_read_plainly(
+    receiver: str, world: World, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    items = [
+        {"role": "user", "content": "[reacted 👍 to an earlier message]"},
+        {"role": "user", "content": "[deleted a message]"},
+        {"role": "user", "content": "[edited a message: at 8 please]"},
+        {"role": "user", "content": "[changed their WhatsApp number to +31612345679]"},
+        {"role": "user", "content": "[order from catalog 7: 2 × product ABC at 10 EUR]\nnote: hi"},
+        {"role": "user", "content": "[form submitted: name: Ana, date: 2026-12-24]"},
+    ]
+    session = await stored_session(db_sessions, world.builder, items, external_id="+4420")
+    async with httpx.AsyncClient(headers=world.headers("builder")) as client:
+        page = (await client.get(f"{receiver}/sessions/{session}")).text
+    shown = re.findall(r'<div class="placeholder">([^<]*)</div>', page)
+    assert shown == [
+        "👍 reaction",
+        "Deleted a message",
+        "Edited a message: at 8 please",
+        "Changed their WhatsApp number to +31612345679",
+        "Order from catalog 7: 2 × product ABC at 10 EUR",
+        "Form: name: Ana, date: 2026-12-24",
+    ]
+    assert '<div class="text">note: hi</div>' in page

@@ -98,11 +98,98 @@ def test_documented_statuses(fixture: str, status: str, error: str | None) -> No
                 "type": "interactive",
                 "interactive": {
                     "type": "nfm_reply",
-                    "nfm_reply": {"name": "flow", "response_json": '{"size": "L"}'},
+                    "nfm_reply": {
+                        "name": "flow",
+                        "response_json": '{"flow_token": "T", "name": "Ana", "date": "2026-12-24",'
+                        ' "address": {"city": "Lisbon"}, "extras": ["wifi", "parking"],'
+                        ' "newsletter": false}',
+                    },
                 },
             },
             "interactive",
-            '[form submitted: {"size": "L"}]',
+            "[form submitted: name: Ana, date: 2026-12-24, address.city: Lisbon,"
+            " extras: wifi / parking, newsletter: no]",
+        ),
+        (
+            {
+                "type": "order",
+                "order": {
+                    "catalog_id": "123",
+                    "text": "Ring twice [please]",
+                    "product_items": [
+                        {
+                            "product_retailer_id": "ABC",
+                            "quantity": 2,
+                            "item_price": "10.00",
+                            "currency": "EUR",
+                        },
+                        {
+                            "product_retailer_id": "DEF",
+                            "quantity": 1,
+                            "item_price": 4.5,
+                            "currency": "EUR",
+                        },
+                    ],
+                },
+            },
+            "order",
+            "[order from catalog 123: 2 × product ABC at 10.00 EUR; 1 × product DEF at 4.5 EUR;"
+            " total 24.50 EUR]\nnote: Ring twice [please]",
+        ),
+        (
+            {"type": "order", "order": {"product_items": "none"}},
+            "order",
+            "[order: no items]",
+        ),
+        (
+            {
+                "type": "interactive",
+                "interactive": {
+                    "type": "call_permission_reply",
+                    "call_permission_reply": {"response": "reject"},
+                },
+            },
+            "call_permission",
+            "[declined calls from the business]",
+        ),
+        (
+            {"type": "revoke", "revoke": {"original_message_id": "wamid.o"}},
+            "revoke",
+            "[deleted a message]",
+        ),
+        (
+            {
+                "type": "edit",
+                "edit": {
+                    "original_message_id": "wamid.o",
+                    "message": {"type": "text", "text": {"body": "at 8 [not 7]\nthanks"}},
+                },
+            },
+            "edit",
+            "[edited a message: at 8 (not 7) thanks]",
+        ),
+        (
+            {"type": "edit", "edit": {"message": {"type": "edit", "edit": {}}}},
+            "edit",
+            "[edited a message]",
+        ),
+        (
+            {"type": "unsupported", "unsupported": {"type": "edit"}},
+            "edit",
+            "[edited a message]",
+        ),
+        (
+            {"type": "unsupported", "unsupported": {"type": "poll"}},
+            "unsupported",
+            "[unsupported message: poll]",
+        ),
+        (
+            {
+                "type": "system",
+                "system": {"type": "user_changed_number", "wa_id": "31612345679", "body": "…"},
+            },
+            "system",
+            "[changed their WhatsApp number to +31612345679]",
         ),
         (
             {"type": "button", "button": {"text": "Yes, book it", "payload": "BOOK"}},

@@ -24,6 +24,7 @@ from tests.factories import (
 from tests.fakes.server import free_port
 from tests.queries import inbound_messages
 from tests.services import REDIS_URL
+from webhooks.providers.twilio import parse_inbound
 
 pytestmark = pytest.mark.usefixtures("db_sessions")
 
@@ -265,3 +266,21 @@ async def test_concurrent_webhooks_are_each_recorded_and_enqueued_once_in_arriva
     assert sorted(sids) == sorted([form["MessageSid"] for form in forms] + in_order)
     assert [sid for sid in sids if sid in in_order] == in_order
     assert queued_tasks(queue) == len(rows)
+
+
+def test_a_location_reads_the_same_with_or_without_message_type() -> None:
+    """Older captures send a shared place as Latitude/Longitude alone, no MessageType."""
+    place = {
+        "MessageSid": "SM1",
+        "From": "whatsapp:+31612345678",
+        "To": "whatsapp:+14155238886",
+        "Body": "",
+        "Latitude": "52.3039",
+        "Longitude": "4.7500",
+        "Label": "Microsoft",
+        "Address": "Evert van de Beekstraat 354",
+    }
+    typed = parse_inbound({**place, "MessageType": "location"})
+    untyped = parse_inbound(place)
+    expected = "[location: 52.3039, 4.7500, Microsoft, Evert van de Beekstraat 354]"
+    assert (typed.kind, typed.text) == (untyped.kind, untyped.text) == ("location", expected)

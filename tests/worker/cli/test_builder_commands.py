@@ -52,7 +52,9 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         "We bellen je.",
         [],
     )
-    assert shown["turns_per_minute"] == 0
+    assert (shown["turns_per_minute"], shown["reactions_as_input"]) == (0, False)
+    answering = wabot("builder", "update", builder_id, "--reactions-as-input", "--json")
+    assert json.loads(answering.stdout)["reactions_as_input"] is True
 
     updated = wabot(
         "builder",
@@ -66,6 +68,7 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         "history-window",
         "--reset",
         "turns-per-minute",
+        "--no-reactions-as-input",
     )
     assert (updated.returncode, updated.stdout.strip()) == (0, f"updated {builder_id}")
     async with db_sessions() as db:
@@ -77,7 +80,7 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         None,
         300,
     )
-    assert stored.turns_per_minute is None
+    assert (stored.turns_per_minute, stored.reactions_as_input) == (None, False)
     text = wabot("builder", "show", builder_id).stdout
     assert "temperature: the model's" in text and "history_window: HISTORY_WINDOW (50)" in text
     assert "turns_per_minute: SENDER_TURNS_PER_MINUTE (20)" in text
