@@ -14,11 +14,13 @@ from agents.memory import SessionInputCallback
 
 from db.core.logging_setup import mask_numbers
 from db.lossless_json import plain_text
-from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, Turn
-from db.outbox import reached_user_before
-from db.sessions import item_sequences, last_item
+from db.models import UNSUPPORTED_KIND, Builder, InboundMessage, SessionItem, Turn
+from db.offered_options import chosen, picked_number
+from db.outbox import last_offered_options, reached_user_before
+from db.sessions import item_sequences, latest_items
 from db.transcript import content_text
 from db.turn_session import TurnSession
+from worker.agent.choices import Reply
 from worker.conversation.agent_run import history_from_a_user_message, history_window, run_agent
 from worker.conversation.delivery import typing_shown
 from worker.conversation.lease import ConversationLease
@@ -70,7 +72,8 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
             reply = await _generate_reply(turn, messages, builder, lease=lease, runtime=runtime)
         replies = await send_reply(
             turn,
-            reply,
+            reply.text,
+            options=reply.options,
             channel=channel,
             recipient=messages[-1].sender,
             lease=lease,
@@ -92,7 +95,7 @@ async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtim
                 return
     text = loaded.builder.fallback_reply or DEFAULT_FALLBACK_REPLY
     input_saved = loaded.turn.input_saved_at is not None
-    user_input = [] if input_saved else _user_items(loaded.messages)
+    user_input = [] if input_saved else await _user_items(turn, loaded.messages, runtime=runtime)
     session = _session_for(
         turn, lease=lease, runtime=runtime, saves_input=not input_saved, window=0
     )
@@ -114,7 +117,7 @@ async def _generate_reply(
     *,
     lease: ConversationLease,
     runtime: Runtime,
-) -> str:
+) -> Reply:
     """Run the agent for this turn. A retried turn whose input is already stored
     continues with `input=[]`; one whose run already finished reuses that answer (this
     try's: an earlier try's, such as the fallback before an operator's retry, is not
@@ -123,29 +126,30 @@ async def _generate_reply(
     run_input: list[TResponseInputItem] = []
     window = history_window(builder, runtime.settings)
     view: SessionInputCallback = history_from_a_user_message
+    finished: list[dict[str, Any]] = []
+    answered = None
     if turn.input_saved_at is None:
-        run_input = _user_items(messages)
+        run_input = await _user_items(turn, messages, runtime=runtime)
     else:
         async with runtime.sessionmaker() as db:
-            newest = await last_item(turn.session_id, db=db)
-            if (
-                newest is not None
-                and newest.sequence > (turn.input_sequence or 0)
-                and newest.sequence >= (turn.retry_from_sequence or 0)
-                and _is_assistant_message(newest.item_data)
-            ):
-                return content_text(newest.item_data.get("content"))
-            if turn.retries and turn.input_sequence is not None:
+            latest = await latest_items(turn.session_id, 2, db=db)
+            finished = [item.item_data for item in latest if _stored_by_this_try(turn, item)]
+            answered = _answer_in(finished)
+            if answered is None and turn.retries and turn.input_sequence is not None:
                 sequences = await item_sequences(turn.session_id, db=db)
                 view = _as_it_stood(turn, len(messages), sequences, window)
                 window = 0  # the whole history is read; the view keeps the window
     session = _session_for(
         turn, lease=lease, runtime=runtime, saves_input=bool(run_input), window=window
     )
+    if answered is not None:
+        if not _is_assistant_message(finished[0]):  # its run stored the offer, not its text
+            await session.add_items([{"role": "assistant", "content": answered.as_read}])
+        return answered
     if all(message.kind == UNSUPPORTED_KIND for message in messages):
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
-        return canned
+        return Reply(canned)
     answer = await run_agent(
         builder,
         session,
@@ -156,7 +160,28 @@ async def _generate_reply(
         view=view,
     )
     # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
-    return plain_text(answer)
+    return Reply(plain_text(answer.text), answer.options)
+
+
+def _stored_by_this_try(turn: Turn, item: SessionItem) -> bool:
+    """Whether this try's run stored `item`: after the turn's input and the retry's start."""
+    return item.sequence > (turn.input_sequence or 0) and item.sequence >= (
+        turn.retry_from_sequence or 0
+    )
+
+
+def _answer_in(newest_first: list[dict[str, Any]]) -> Reply | None:
+    """The answer a finished run stored, from its newest items: its assistant message,
+    with the options the `reply_with_options` output just before it offered; or that
+    output alone when the run died before its text was stored."""
+    if not newest_first:
+        return None
+    newest = newest_first[0]
+    if _is_assistant_message(newest):
+        before = newest_first[1] if len(newest_first) > 1 else {}
+        offered = Reply.from_offer(before.get("output"))
+        return offered or Reply(content_text(newest.get("content")))
+    return Reply.from_offer(newest.get("output"))
 
 
 def _session_for(
@@ -202,9 +227,22 @@ def _as_it_stood(
     return view
 
 
-def _user_items(messages: list[InboundMessage]) -> list[TResponseInputItem]:
-    """The turn's input: one user item per WhatsApp message, in arrival order."""
-    return [{"role": "user", "content": _user_text(message)} for message in messages]
+async def _user_items(
+    turn: Turn, messages: list[InboundMessage], *, runtime: Runtime
+) -> list[TResponseInputItem]:
+    """The turn's input: one user item per WhatsApp message, in arrival order. A message
+    that is only a number says which of the options the latest reply offered it picks
+    ("2 (chose: Tomorrow 10:00)"); those are read only when a message is one."""
+    offered = None
+    if any(picked_number(message.text) is not None for message in messages):
+        async with runtime.sessionmaker() as db:
+            offered = await last_offered_options(turn.session_id, db=db)
+    items: list[TResponseInputItem] = []
+    for message in messages:
+        text = _user_text(message)
+        choice = chosen(message.text, offered)
+        items.append({"role": "user", "content": f"{text} (chose: {choice})" if choice else text})
+    return items
 
 
 def _user_text(message: InboundMessage) -> str:
