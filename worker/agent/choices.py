@@ -84,10 +84,10 @@ def reply_with_options(
 def stop_at_options(
     _context: RunContextWrapper[TurnContext], results: list[FunctionToolResult]
 ) -> ToolsToFinalOutputResult:
-    """The run ends at a valid `reply_with_options` call, its offer the final output; a
-    call it refused goes back to the model with the reason, like any tool result."""
+    """The run ends at a valid `reply_with_options` call, its offer (`Reply.as_offer`)
+    the final output (the SDK makes a final output text); a call it refused goes back to
+    the model with the reason, like any tool result."""
     offers = [result.output for result in results if result.tool.name == TOOL_NAME]
-    reply = Reply.from_offer(offers[-1]) if offers else None
-    if reply is None:
+    if not offers or Reply.from_offer(offers[-1]) is None:
         return ToolsToFinalOutputResult(is_final_output=False)
-    return ToolsToFinalOutputResult(is_final_output=True, final_output=reply)
+    return ToolsToFinalOutputResult(is_final_output=True, final_output=offers[-1])

@@ -108,10 +108,12 @@ async def run_agent(
         raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
     except openai.APIConnectionError as error:
         raise TransientTurnError(f"model API unreachable: {error}") from error
-    if isinstance(result.final_output, Reply):
-        await session.add_items([{"role": "assistant", "content": result.final_output.as_read}])
-        return result.final_output
-    return Reply(str(result.final_output))
+    answer = str(result.final_output)
+    offered = Reply.from_offer(answer)
+    if offered is None:
+        return Reply(answer)
+    await session.add_items([{"role": "assistant", "content": offered.as_read}])
+    return offered
 
 
 async def _streamed(

@@ -241,7 +241,8 @@ async def _user_items(
     for message in messages:
         text = _user_text(message)
         choice = chosen(message.text, offered)
-        items.append({"role": "user", "content": f"{text} (chose: {choice})" if choice else text})
+        content = f"{text.strip()} (chose: {choice})" if choice else text
+        items.append({"role": "user", "content": content})
     return items
 
 
