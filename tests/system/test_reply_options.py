@@ -5,8 +5,11 @@ Twilio a numbered list, and the user's tap or "2" reaches the model as the optio
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.transcript import transcript_line
+from tests.conftest import start_worker
 from tests.factories import (
     BOT_NUMBER,
     META_PHONE_NUMBER_ID,
@@ -30,7 +34,7 @@ from tests.factories import (
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI, function_call, latest_user_text, message
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import all_answered, all_items, kind, outbound_messages
+from tests.queries import all_answered, all_items, kind, outbound_messages, turns
 from tests.waiting import at_least, eventually
 
 TIMES = ["Today 15:00", "Tomorrow 10:00", "Friday 09:30"]
@@ -164,6 +168,67 @@ async def test_twilio_numbers_the_options_and_a_bare_number_names_the_choice(
     offer, answer = await outbound_messages(db_sessions)
     assert offer.options == {"titles": TIMES, "list_button": "Choose"}
     assert answer.options is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("provider", ["twilio", "meta"])
+async def test_an_offer_the_provider_took_before_its_worker_died_is_not_sent_again(
+    db_sessions: async_sessionmaker[AsyncSession],
+    private_queue: Callable[..., tuple[dict[str, str], str]],
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    fake_graph: FakeGraphAPI,
+    tmp_path: Path,
+    provider: str,
+) -> None:
+    """Resumed, the turn finds the offer sent (Meta's status names it; Twilio's list has
+    its numbered text) and sends nothing twice."""
+    env, receiver = private_queue(
+        CELERY_VISIBILITY_TIMEOUT="5",
+        RUN_TIMEOUT_SECONDS="4",
+        CONVERSATION_LEASE_SECONDS="6",
+        META_STATUS_WAIT_SECONDS="2",
+    )
+    fake_openai.respond = offering(TIMES)
+    fake = fake_twilio if provider == "twilio" else fake_graph
+    fake.hold_after_accept_seconds = 60  # the provider takes the offer, then the worker dies
+    fake_graph.status_webhooks_to = receiver
+    doomed = start_worker(env, tmp_path / "doomed.log", concurrency=2)
+    async with httpx.AsyncClient() as client:
+        if provider == "twilio":
+            await builder_with_channel(db_sessions)
+            form = twilio_form("What times do you have?")
+            response = await post_signed(client, f"{receiver}/webhooks/twilio", form)
+        else:
+            await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
+            body = meta_notification([meta_text_message("What times do you have?")])
+            response = await post_meta(client, f"{receiver}/webhooks/meta", body)
+    assert response.status_code == 200
+
+    [taken] = await at_least(fake.messages, 1, within=30, what="offers the provider took")
+    os.killpg(doomed.pid, signal.SIGKILL)
+    doomed.wait(timeout=10)
+    fake.hold_after_accept_seconds = 0
+    await at_least(fake.held.unheard, 1, what="offers taken that their worker never heard of")
+    survivor = start_worker(env, tmp_path / "survivor.log", concurrency=2)
+    try:
+
+        async def replied() -> bool:
+            return [turn.status for turn in await turns(db_sessions)] == ["replied"]
+
+        await eventually(replied, within=45, what="the resumed turn to finish")
+    finally:
+        survivor.terminate()
+        survivor.wait(timeout=30)
+
+    assert fake.messages == [taken]
+    if provider == "twilio":
+        assert taken["Body"].endswith("\n\n1. Today 15:00\n2. Tomorrow 10:00\n3. Friday 09:30")
+    else:
+        assert taken["interactive"]["type"] == "button"
+    [reply] = await outbound_messages(db_sessions)
+    assert reply.provider_message_id == taken.get("sid", taken.get("id"))
+    assert reply.options == {"titles": TIMES, "list_button": "Choose"}
 
 
 def _button_tap(offer_id: str, *, button_id: str, title: str) -> dict[str, Any]:
