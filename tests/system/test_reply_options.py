@@ -5,8 +5,6 @@ Twilio a numbered list, and the user's tap or "2" reaches the model as the optio
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
@@ -18,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.transcript import transcript_line
 from tests.conftest import start_worker
+from tests.crash import killed_after_the_provider_took
 from tests.factories import (
     BOT_NUMBER,
     META_PHONE_NUMBER_ID,
@@ -34,7 +33,7 @@ from tests.factories import (
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI, function_call, latest_user_text, message
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import all_answered, all_items, kind, outbound_messages, turns
+from tests.queries import all_answered, all_items, kind, outbound_messages
 from tests.waiting import at_least, eventually
 
 TIMES = ["Today 15:00", "Tomorrow 10:00", "Friday 09:30"]
@@ -205,21 +204,9 @@ async def test_an_offer_the_provider_took_before_its_worker_died_is_not_sent_aga
             response = await post_meta(client, f"{receiver}/webhooks/meta", body)
     assert response.status_code == 200
 
-    [taken] = await at_least(fake.messages, 1, within=30, what="offers the provider took")
-    os.killpg(doomed.pid, signal.SIGKILL)
-    doomed.wait(timeout=10)
-    fake.hold_after_accept_seconds = 0
-    await at_least(fake.held.unheard, 1, what="offers taken that their worker never heard of")
-    survivor = start_worker(env, tmp_path / "survivor.log", concurrency=2)
-    try:
-
-        async def replied() -> bool:
-            return [turn.status for turn in await turns(db_sessions)] == ["replied"]
-
-        await eventually(replied, within=45, what="the resumed turn to finish")
-    finally:
-        survivor.terminate()
-        survivor.wait(timeout=30)
+    taken = await killed_after_the_provider_took(
+        doomed, fake, env=env, tmp_path=tmp_path, db_sessions=db_sessions
+    )
 
     assert fake.messages == [taken]
     if provider == "twilio":

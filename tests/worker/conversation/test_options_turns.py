@@ -9,18 +9,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.inbox import get_inbound
 from db.models import Channel
-from db.sessions import acquire_lease, get_or_create_session
-from db.turn_session import TurnSession
-from db.turns import start_turn
 from tests.factories import META_USER_WA_ID, arrive
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI, function_call, latest_user_text, message
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind, outbound_messages
+from tests.worker.conversation.dead_worker import turn_of_a_dead_worker
 from worker.channels.meta_channel import INTERACTIVE_MAX_BODY
-from worker.conversation.inbound import conversation_key, process_inbound
+from worker.conversation.inbound import process_inbound
 from worker.process.runtime import Runtime
 
 OFFER = {"text": "Which size?", "options": ["Small", "Large"], "list_button": "Sizes"}
@@ -87,18 +84,8 @@ async def test_an_offer_stored_before_the_worker_died_is_sent_with_its_options(
     inbound_id = await arrive(db_sessions, meta_channel, "Sizes?")
     # What a worker leaves when it dies after the runner stored the tool's offer, before
     # the text the user reads was stored: the turn's items are there, its lease runs out.
-    async with db_sessions.begin() as db:
-        inbound_row = await get_inbound(inbound_id, db=db)
-        assert inbound_row is not None
-        session_id = await get_or_create_session(
-            meta_channel.builder_id, "whatsapp", conversation_key(inbound_row), db=db
-        )
-        inbound_row.session_id = session_id
-        lease = await acquire_lease(session_id, ttl_seconds=0, db=db)
-        turn = await start_turn(session_id, [inbound_id], db=db)
-    assert lease is not None
-    dead_workers_session = TurnSession(
-        session_id, engine=runtime.engine, turn_id=turn.id, lease_token=lease, saves_input=True
+    dead_workers_session = await turn_of_a_dead_worker(
+        db_sessions, meta_channel, inbound_id, engine=runtime.engine
     )
     call = function_call("reply_with_options", OFFER)
     offer = {"text": "Which size?", "titles": ["Small", "Large"], "list_button": "Sizes"}
