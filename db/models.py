@@ -364,7 +364,8 @@ class InboundMessage(Base):
 
 class OutboundMessage(Base):
     """One message sent (or to be sent) to a user; `(turn_id, retry, part)` is its
-    idempotency key (`retry`: which try of its turn recorded it, 0 the first)."""
+    idempotency key (`retry`: which try of its turn recorded it, 0 the first). `options`:
+    the choices a reply's last part offers (`db.offered_options.OfferedOptions.as_json`)."""
 
     __tablename__ = "outbound_messages"
     __table_args__ = (UniqueConstraint("turn_id", "retry", "part"),)
@@ -381,6 +382,7 @@ class OutboundMessage(Base):
     )
     recipient: Mapped[str] = mapped_column(outside_text(160))
     text: Mapped[str] = mapped_column(Text)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     provider_message_id: Mapped[str | None] = mapped_column(outside_text(128), unique=True)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, bindparam, case, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Channel, OutboundMessage, OutboundStatus
+from db.offered_options import OfferedOptions
 from db.upsert import insert_or_ignore
 
 # Delivery states only move forward: a late `sent` callback never overwrites `read`.
@@ -42,11 +43,13 @@ async def record_reply(
     channel_id: uuid.UUID | None,
     recipient: str,
     parts: list[str],
+    options: OfferedOptions | None = None,
     db: AsyncSession,
 ) -> list[OutboundMessage]:
     """Record the reply's parts once per try of a turn, the first as `sending` (one
-    statement); a resumed try gets the rows it recorded before, a retry of a failed turn
-    records its own."""
+    statement), the last with the `options` it offers; a resumed try gets the rows it
+    recorded before, a retry of a failed turn records its own."""
+    offered = options.as_json() if options is not None else None
     recorded = await db.scalars(
         insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage),
         [
@@ -59,6 +62,7 @@ async def record_reply(
                 "channel_id": channel_id,
                 "recipient": recipient,
                 "text": text,
+                "options": offered if index == len(parts) - 1 else None,
                 "status": OutboundStatus.SENDING if index == 0 else OutboundStatus.PENDING,
             }
             for index, text in enumerate(parts)
@@ -78,6 +82,18 @@ async def replies_of(turn_id: uuid.UUID, *, retry: int, db: AsyncSession) -> lis
         .order_by(OutboundMessage.part)
     )
     return list(result)
+
+
+async def last_offered_options(session_id: uuid.UUID, *, db: AsyncSession) -> OfferedOptions | None:
+    """The options the session's latest message to the user offered, if it offered any:
+    what a bare number the user answers next refers to."""
+    latest = await db.scalar(
+        select(OutboundMessage.options)
+        .where(OutboundMessage.session_id == session_id)
+        .order_by(OutboundMessage.created_at.desc(), OutboundMessage.part.desc())
+        .limit(1)
+    )
+    return OfferedOptions.from_json(latest)
 
 
 async def reached_user_before(turn_id: uuid.UUID, *, retry: int, db: AsyncSession) -> bool:

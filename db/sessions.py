@@ -132,6 +132,17 @@ async def last_item(session_id: uuid.UUID, *, db: AsyncSession) -> SessionItem |
     )
 
 
+async def latest_items(session_id: uuid.UUID, count: int, *, db: AsyncSession) -> list[SessionItem]:
+    """The session's `count` newest items, newest first."""
+    result = await db.scalars(
+        select(SessionItem)
+        .where(SessionItem.session_id == session_id)
+        .order_by(SessionItem.sequence.desc())
+        .limit(count)
+    )
+    return list(result)
+
+
 async def item_sequences(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
     """Every item's `sequence`, in the order `DatabaseSession.get_items` returns them."""
     return list(

@@ -76,17 +76,22 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
     assert "agent < Your name is Ada." in twilio_leg
     # The bakery's opening hours are its document: the agent searched them.
     assert "agent < From hours.md: On Sunday we open at 9 am and close at 1 pm.\n" in twilio_leg
+    # Asked for times, the agent offers three (numbered: the demo's console channel shows
+    # them as Twilio does), and Ada's "2" reaches it as the time she picked.
+    assert "agent < Which time suits you?\n\n1. Today 15:00\n2. Tomorrow 10:00\n" in twilio_leg
+    assert "agent < Tomorrow 10:00 it is. See you then!" in twilio_leg
     transcript = twilio_leg.split("read back from session_items:")[1]
+    assert "reply_with_options(" in transcript and "2 (chose: Tomorrow 10:00)" in transcript
     assert "current_time(" in transcript and "assistant Your name is Ada." in transcript
     assert "search_documents(" in transcript
-    # The metrics moved while it ran: four Twilio messages, then three Meta ones.
+    # The metrics moved while it ran: six Twilio messages, then three Meta ones.
     moved = re.findall(
         r"^metrics: webhooks accepted (\d+) · inbox waiting 0 · turns replied (\d+)"
         r" · replies sent (\d+) · model tokens (\d+) in / (\d+) out$",
         out,
         re.M,
     )
-    assert [row[:3] for row in moved] == [("4", "4", "4"), ("7", "7", "7")], out
+    assert [row[:3] for row in moved] == [("6", "6", "6"), ("9", "9", "9")], out
     assert 0 < int(moved[0][3]) < int(moved[1][3])
     assert "subscription handshake) → 200 42" in meta_leg
     assert "(POST /webhooks/meta, signed → 200)" in meta_leg
@@ -105,11 +110,11 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
 
     # What Prometheus scrapes, with the token the demo printed.
     assert receiver_metrics.status_code == 200
-    assert 'wabot_webhooks_total{outcome="accepted",provider="twilio",webhook="message"} 4.0' in (
+    assert 'wabot_webhooks_total{outcome="accepted",provider="twilio",webhook="message"} 6.0' in (
         receiver_metrics.text
     )
     assert worker_scrape.status_code == 200
-    assert 'wabot_turns_total{outcome="replied",platform="whatsapp"} 7.0' in worker_scrape.text
+    assert 'wabot_turns_total{outcome="replied",platform="whatsapp"} 9.0' in worker_scrape.text
 
 
 def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(

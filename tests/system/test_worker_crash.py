@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.brokers import RabbitMQServer
 from tests.conftest import start_worker
+from tests.crash import killed_after_the_provider_took
 from tests.factories import (
     META_PHONE_NUMBER_ID,
     builder_with_channel,
@@ -34,7 +35,7 @@ from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_items, kind, outbound_messages, turns
 from tests.services import RABBITMQ_URL, REDIS_URL
-from tests.waiting import at_least, eventually
+from tests.waiting import at_least
 
 pytestmark = pytest.mark.slow
 
@@ -115,21 +116,9 @@ async def test_a_worker_killed_after_the_provider_took_its_reply_does_not_send_i
             response = await post_meta(client, f"{receiver}/webhooks/meta", body)
     assert response.status_code == 200
 
-    [taken] = await at_least(fake.messages, 1, within=30, what="replies the provider took")
-    os.killpg(doomed.pid, signal.SIGKILL)
-    doomed.wait(timeout=10)
-    fake.hold_after_accept_seconds = 0
-    await at_least(fake.held.unheard, 1, what="replies taken that their worker never heard of")
-    survivor = start_worker(env, tmp_path / "survivor.log", concurrency=2)
-    try:
-
-        async def replied() -> bool:
-            return [turn.status for turn in await turns(db_sessions)] == ["replied"]
-
-        await eventually(replied, within=45, what="the resumed turn to finish")
-    finally:
-        survivor.terminate()
-        survivor.wait(timeout=30)
+    taken = await killed_after_the_provider_took(
+        doomed, fake, env=env, tmp_path=tmp_path, db_sessions=db_sessions
+    )
 
     assert fake.messages == [taken]
     [reply] = await outbound_messages(db_sessions)

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agents import Agent, Model, ModelSettings, RunContextWrapper, function_tool
 
 from db.models import Builder
+from worker.agent.choices import reply_with_options, stop_at_options
 from worker.agent.knowledge import KNOWLEDGE_STYLE, search_documents
 from worker.agent.run_context import TurnContext
 
@@ -50,7 +51,8 @@ def _instructions(builder: Builder) -> Instructions:
 
 
 def build_agent(builder: Builder, model: Model) -> Agent[TurnContext]:
-    """The builder's agent with its model settings (unset ones are the model's defaults)."""
+    """The builder's agent with its model settings (unset ones are the model's defaults);
+    a run ends at a `reply_with_options` call, which is the answer."""
     return Agent[TurnContext](
         name=builder.name,
         instructions=_instructions(builder),
@@ -58,5 +60,6 @@ def build_agent(builder: Builder, model: Model) -> Agent[TurnContext]:
         model_settings=ModelSettings(
             temperature=builder.temperature, max_tokens=builder.max_tokens
         ),
-        tools=[current_time, search_documents],
+        tools=[current_time, search_documents, reply_with_options],
+        tool_use_behavior=stop_at_options,
     )

@@ -33,6 +33,11 @@ _STATED_NAME = re.compile(r"(?i:\bmy name is|\bcall me|\bi am|\bi'm)\s+([A-Z][A-
 _ASKS_NAME = re.compile(r"(?i)\b(what(?:'s| is) my name|who am i|remember my name)")
 _ASKS_TIME = re.compile(r"(?i)\b(what time|the time|what day|today's date|the date)\b")
 _VOICE_NOTE = re.compile(r"\[(?P<what>voice note [\d:]+|audio [^\]]*)\] ?(?P<said>.*)", re.S)
+_ASKS_TIMES = re.compile(r"(?i)\b(what|which) (times|slots)\b|\bwhen can i\b")
+_CHOSE = re.compile(r"\(chose: (?P<option>.+)\)$")
+DEMO_TIMES = ["Today 15:00", "Tomorrow 10:00", "Friday 09:30"]
+"""What the offline model offers when asked for times: reply buttons on Meta, a
+numbered list on Twilio."""
 # What `search_documents` returns first: "[source: NAME]" and the best passage.
 _PASSAGE = re.compile(r"\[source: (?P<source>[^\]]+)\]\n(?P<text>.+?)(?:\n\n\[source: |\Z)", re.S)
 
@@ -41,7 +46,8 @@ def offline_output(
     items: list[TResponseInputItem], tool_names: set[str]
 ) -> list[TResponseOutputItem]:
     """The next model output for a conversation, decided by a few plain rules: the time
-    tool for the time, the document search for any other question, names from history."""
+    tool for the time, options to pick from when asked for times, the document search for
+    any other question, names from history."""
     turn_marker = len(items)
     if items and items[-1].get("type") == "function_call_output":
         reply = _answer_from_tool(items, items[-1])
@@ -55,8 +61,14 @@ def offline_output(
     call_id = f"offline-call-{turn_marker}"
     if _ASKS_TIME.search(latest) and "current_time" in tool_names:
         return [function_call("current_time", {"timezone": "UTC"}, call_id=call_id)]
+    if _ASKS_TIMES.search(latest) and "reply_with_options" in tool_names:
+        offer = {"text": "Which time suits you?", "options": DEMO_TIMES, "list_button": "Times"}
+        return [function_call("reply_with_options", offer, call_id=call_id)]
     stated = _STATED_NAME.search(latest)
-    if stated:
+    chose = _CHOSE.search(latest)
+    if chose:
+        reply = f"{chose.group('option')} it is. See you then!"
+    elif stated:
         reply = f"Nice to meet you, {stated.group(1)}! I'm the offline demo model."
     elif _ASKS_NAME.search(latest):
         earlier = [m.group(1) for text in user_texts[:-1] if (m := _STATED_NAME.search(text))]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from db.offered_options import OfferedOptions
+
 
 @dataclass(frozen=True)
 class SentMessage:
@@ -57,17 +59,35 @@ class OutboundChannel(Protocol):
     been sent: statuses that carry our outbound id back (Meta's) tell; 0 where none do."""
 
     async def send(
-        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        outbound_id: uuid.UUID | None = None,
+        options: OfferedOptions | None = None,
     ) -> SentMessage:
-        """Send one message of at most `max_message_length` characters; `outbound_id` is
-        our id of it, for a provider that hands it back in its delivery statuses."""
+        """Send one message of at most `max_message_length` characters (with `options`,
+        at most `options_text_length(options)`); `outbound_id` is our id of it, for a
+        provider that hands it back in its delivery statuses."""
+        ...
+
+    def options_text_length(self, options: OfferedOptions) -> int:
+        """How long the text of a message offering `options` may be."""
         ...
 
     async def find_sent(
-        self, *, sender: str, recipient: str, text: str, since: datetime
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        since: datetime,
+        options: OfferedOptions | None = None,
     ) -> list[SentMessage]:
-        """Messages with this text the provider took from `sender` to `recipient` since
-        `since`, oldest first; empty where the provider keeps no list to ask."""
+        """Messages with this text (and `options`) the provider took from `sender` to
+        `recipient` since `since`, oldest first; empty where the provider keeps no list
+        to ask."""
         ...
 
     async def show_typing(self, *, sender: str, message_id: str) -> None:

@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from db.core.logging_setup import mask_numbers
+from db.offered_options import OfferedOptions, numbered, numbered_length
 from worker.channels.base import SentMessage
 
 
@@ -18,14 +19,30 @@ class ConsoleChannel:
     status_wait_seconds = 0.0
 
     async def send(
-        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        outbound_id: uuid.UUID | None = None,
+        options: OfferedOptions | None = None,
     ) -> SentMessage:
-        sys.stdout.write(f"[console reply to {mask_numbers(recipient)}] {text}\n")
+        shown = numbered(text, options) if options is not None else text
+        sys.stdout.write(f"[console reply to {mask_numbers(recipient)}] {shown}\n")
         sys.stdout.flush()
         return SentMessage(provider_message_id=f"console-{uuid.uuid4().hex}", status="sent")
 
+    def options_text_length(self, options: OfferedOptions) -> int:
+        return self.max_message_length - numbered_length(options)
+
     async def find_sent(
-        self, *, sender: str, recipient: str, text: str, since: datetime
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        since: datetime,
+        options: OfferedOptions | None = None,
     ) -> list[SentMessage]:
         """Standard output keeps no record: a reply the worker died printing prints again."""
         return []

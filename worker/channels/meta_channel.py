@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from db.offered_options import OfferedOptions, numbered, numbered_length
 from worker.channels.base import (
     PermanentSendError,
     SentMessage,
@@ -21,6 +22,15 @@ logger = logging.getLogger(__name__)
 
 # WhatsApp rejects text bodies over 4,096 characters.
 META_MAX_BODY = 4096
+# Interactive messages: body text, reply buttons (up to 3, titles up to 20 characters),
+# list rows (up to 10, titles up to 24, descriptions up to 72), the list's button label.
+INTERACTIVE_MAX_BODY = 1024
+MAX_BUTTONS = 3
+BUTTON_TITLE_LENGTH = 20
+MAX_ROWS = 10
+ROW_TITLE_LENGTH = 24
+ROW_DESCRIPTION_LENGTH = 72
+LIST_BUTTON_LENGTH = 20
 # Rate limits and temporary outages: retrying later succeeds. 130429 throughput,
 # 131056 pair rate limit, 131048 spam rate limit, 4/80007 app and account limits,
 # 131000/131016 something went wrong / service unavailable, 1/2 API unknown/service.
@@ -53,17 +63,31 @@ class MetaChannel:
         self.status_wait_seconds = status_wait_seconds
 
     async def send(
-        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        outbound_id: uuid.UUID | None = None,
+        options: OfferedOptions | None = None,
     ) -> SentMessage:
-        """Send a text message from phone number id `sender` to a number or user id.
-        `outbound_id` goes in `biz_opaque_callback_data` (up to 512 characters), which
-        Meta hands back in the message's `sent`, `delivered` and `read` statuses."""
+        """Send a text message from phone number id `sender` to a number or user id;
+        with `options`, reply buttons or a list (`interactive_message`), or the options
+        numbered under the text where those cannot show them. `outbound_id` goes in
+        `biz_opaque_callback_data` (up to 512 characters), which Meta hands back in the
+        message's `sent`, `delivered` and `read` statuses."""
+        interactive = interactive_message(text, options) if options is not None else None
+        content: dict[str, Any]
+        if interactive is not None:
+            content = {"type": "interactive", "interactive": interactive}
+        else:
+            shown = numbered(text, options) if options is not None else text
+            content = {"type": "text", "text": {"preview_url": False, "body": shown}}
         body: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             **_addressed_to(recipient),
-            "type": "text",
-            "text": {"preview_url": False, "body": text},
+            **content,
         }
         if outbound_id is not None:
             body["biz_opaque_callback_data"] = str(outbound_id)
@@ -73,8 +97,19 @@ class MetaChannel:
             raise PermanentSendError(f"Meta accepted the message but returned no id: {reply}")
         return SentMessage(provider_message_id=str(messages[0].get("id")), status="sent")
 
+    def options_text_length(self, options: OfferedOptions) -> int:
+        if interactive_message("…", options) is not None:
+            return INTERACTIVE_MAX_BODY
+        return META_MAX_BODY - numbered_length(options)
+
     async def find_sent(
-        self, *, sender: str, recipient: str, text: str, since: datetime
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        since: datetime,
+        options: OfferedOptions | None = None,
     ) -> list[SentMessage]:
         """The Graph API lists no sent messages: the statuses that carry our outbound id
         back tell instead (`status_wait_seconds`)."""
@@ -112,6 +147,40 @@ class MetaChannel:
         if response.is_success:
             return payload if isinstance(payload, dict) else {}
         raise _classified(response, payload)
+
+
+def interactive_message(text: str, options: OfferedOptions) -> dict[str, Any] | None:
+    """The `interactive` object offering `options` under `text`: reply buttons when up to
+    three short titles fit, else a list, its long titles cut with the whole title as the
+    row's description; None when they do not fit one (more than ten, or titles that
+    would read the same once cut), and the options go as numbered text instead."""
+    titles = options.titles
+    body = {"text": text}
+    if len(titles) <= MAX_BUTTONS and all(len(t) <= BUTTON_TITLE_LENGTH for t in titles):
+        buttons = [
+            {"type": "reply", "reply": {"id": str(number), "title": title}}
+            for number, title in enumerate(titles, 1)
+        ]
+        return {"type": "button", "body": body, "action": {"buttons": buttons}}
+    rows = [_row(number, title) for number, title in enumerate(titles, 1)]
+    if len(rows) > MAX_ROWS or len({row["title"] for row in rows}) < len(rows):
+        return None
+    action = {
+        "button": _shortened(options.list_button, LIST_BUTTON_LENGTH),
+        "sections": [{"rows": rows}],
+    }
+    return {"type": "list", "body": body, "action": action}
+
+
+def _row(number: int, title: str) -> dict[str, str]:
+    row = {"id": str(number), "title": _shortened(title, ROW_TITLE_LENGTH)}
+    if row["title"] != title:
+        row["description"] = _shortened(title, ROW_DESCRIPTION_LENGTH)
+    return row
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _addressed_to(recipient: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from db.offered_options import OfferedOptions, numbered, numbered_length
 from worker.channels.base import PermanentSendError, SentMessage, TransientSendError
 
 # Twilio rejects WhatsApp bodies over 1,600 characters (error 21617).
@@ -77,20 +78,39 @@ class TwilioChannel:
         self._typing_indicator = typing_indicator
 
     async def send(
-        self, *, sender: str, recipient: str, text: str, outbound_id: uuid.UUID | None = None
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        outbound_id: uuid.UUID | None = None,
+        options: OfferedOptions | None = None,
     ) -> SentMessage:
-        options: dict[str, Any] = {"from_": sender, "to": recipient, "body": text}
+        """Send `text`; `options` follow it numbered (WhatsApp buttons need a template
+        through Twilio), and a user's "2" is read as the second."""
+        body = numbered(text, options) if options is not None else text
+        message_options: dict[str, Any] = {"from_": sender, "to": recipient, "body": body}
         if self._status_callback:
-            options["status_callback"] = self._status_callback
+            message_options["status_callback"] = self._status_callback
         async with _classified_errors():
-            message = await self._client.messages.create_async(**options)
+            message = await self._client.messages.create_async(**message_options)
         return SentMessage(provider_message_id=str(message.sid), status=str(message.status))
 
+    def options_text_length(self, options: OfferedOptions) -> int:
+        return TWILIO_MAX_BODY - numbered_length(options)
+
     async def find_sent(
-        self, *, sender: str, recipient: str, text: str, since: datetime
+        self,
+        *,
+        sender: str,
+        recipient: str,
+        text: str,
+        since: datetime,
+        options: OfferedOptions | None = None,
     ) -> list[SentMessage]:
         """From Twilio's Messages list. It filters `DateSent` by whole GMT days only, so
         the time and the text are checked here."""
+        text = numbered(text, options) if options is not None else text
         async with _classified_errors():
             listed = await self._client.messages.list_async(
                 to=recipient,

@@ -31,6 +31,7 @@ from db.agent_session import DatabaseSession
 from db.core.settings import Settings
 from db.models import Builder
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
+from worker.agent.choices import Reply
 from worker.channels.base import retry_after_seconds
 from worker.errors import PermanentTurnError, TransientTurnError
 from worker.media.model_input import media_filter
@@ -65,8 +66,10 @@ async def run_agent(
     user_name: str | None = None,
     view: SessionInputCallback | None = None,
     on_event: Callable[[StreamEvent], None] | None = None,
-) -> str:
-    """The agent's final answer to `run_input`, counted in the `platform`'s metrics.
+) -> Reply:
+    """The agent's final answer to `run_input`, counted in the `platform`'s metrics. An
+    answer with options (`reply_with_options`) is stored as the assistant message the
+    user reads (its text with the options numbered) once the run has stored the call.
 
     `view` is what the model reads of the history and the new input (else
     `history_from_a_user_message`); the photos it holds as references reach the model
@@ -111,7 +114,12 @@ async def run_agent(
         raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
     except openai.APIConnectionError as error:
         raise TransientTurnError(f"model API unreachable: {error}") from error
-    return str(result.final_output)
+    answer = str(result.final_output)
+    offered = Reply.from_offer(answer)
+    if offered is None:
+        return Reply(answer)
+    await session.add_items([{"role": "assistant", "content": offered.as_read}])
+    return offered
 
 
 async def _streamed(

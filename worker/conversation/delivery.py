@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from db.core.logging_setup import mask_numbers
+from db.offered_options import OfferedOptions
 from worker.channels.base import OutboundChannel, SendError, SentMessage, TransientSendError
 from worker.process.turn_metrics import counted_send
 
@@ -29,6 +30,7 @@ async def send_with_retries(
     recipient: str,
     text: str,
     outbound_id: uuid.UUID | None = None,
+    options: OfferedOptions | None = None,
 ) -> SentMessage:
     """Send, retrying transient failures a few times with jittered exponential backoff,
     never sooner than the provider's own retry hint; then the failure is the turn's. A
@@ -37,7 +39,11 @@ async def send_with_retries(
     for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
             return await channel.send(
-                sender=sender, recipient=recipient, text=text, outbound_id=outbound_id
+                sender=sender,
+                recipient=recipient,
+                text=text,
+                outbound_id=outbound_id,
+                options=options,
             )
         except TransientSendError as error:
             if attempt == SEND_ATTEMPTS or error.may_have_been_sent:

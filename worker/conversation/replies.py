@@ -21,6 +21,7 @@ from db.core.clock import as_utc
 from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
 from db.models import Channel, OutboundMessage, OutboundStatus, Turn
+from db.offered_options import OfferedOptions
 from db.outbox import (
     known_provider_ids,
     mark_refused,
@@ -60,13 +61,17 @@ async def send_reply(
     recipient: str,
     lease: ConversationLease,
     runtime: Runtime,
+    options: OfferedOptions | None = None,
 ) -> list[OutboundMessage]:
     """Record `text` as the turn's reply (in WhatsApp formatting, split to the channel's
-    message size; once per try of the turn), then send it part by part from `channel`.
-    Returns the parts; a part refused for good fails the turn (`UndeliverableError`),
-    one that may go out later retries it (`TransientTurnError`)."""
+    message size; once per try of the turn), then send it part by part from `channel`;
+    the last part offers the `options` and is short enough to carry them. Returns the
+    parts; a part refused for good fails the turn (`UndeliverableError`), one that may go
+    out later retries it (`TransientTurnError`)."""
     outbound = runtime.channel(channel)
     parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
+    if options is not None and parts:
+        parts[-1:] = split_text(parts[-1], outbound.options_text_length(options))
     async with runtime.autocommit_sessionmaker.begin() as db:
         await lease.keep(db=db)
         replies = await record_reply(
@@ -76,6 +81,7 @@ async def send_reply(
             channel_id=channel.id,
             recipient=recipient,
             parts=parts,
+            options=options,
             db=db,
         )
     await _send_parts(
@@ -141,6 +147,7 @@ async def _send(
             recipient=reply.recipient,
             text=reply.text,
             outbound_id=reply.id,
+            options=OfferedOptions.from_json(reply.options),
         )
     except TransientSendError as error:
         if not error.may_have_been_sent:
@@ -179,6 +186,7 @@ async def _taken_before(
             recipient=reply.recipient,
             text=reply.text,
             since=as_utc(reply.created_at) - CLOCK_SKEW,
+            options=OfferedOptions.from_json(reply.options),
         )
     except TransientSendError as error:
         raise TransientTurnError(

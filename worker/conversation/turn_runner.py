@@ -21,12 +21,15 @@ from db.models import (
     Builder,
     Channel,
     InboundMessage,
+    SessionItem,
     Turn,
 )
-from db.outbox import reached_user_before
-from db.sessions import follow_number_change, item_sequences, last_item
+from db.offered_options import chosen, picked_number
+from db.outbox import last_offered_options, reached_user_before
+from db.sessions import follow_number_change, item_sequences, latest_items
 from db.transcript import content_text
 from db.turn_session import TurnSession
+from worker.agent.choices import Reply
 from worker.conversation.agent_run import history_from_a_user_message, history_window, run_agent
 from worker.conversation.delivery import typing_shown
 from worker.conversation.lease import ConversationLease
@@ -63,7 +66,9 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
     if not any(answered(message, builder) for message in messages):
         if turn.input_saved_at is None:
             session = _session_for(turn, lease=lease, runtime=runtime, saves_input=True, window=0)
-            await session.add_items(await user_items(messages, channel=channel, runtime=runtime))
+            await session.add_items(
+                await _user_items(turn, messages, channel=channel, runtime=runtime)
+            )
         logger.info("turn %s: nothing to answer in %d message(s)", turn.id, len(messages))
         return RECORDED
     logger.info(
@@ -89,7 +94,8 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
             )
         replies = await send_reply(
             turn,
-            reply,
+            reply.text,
+            options=reply.options,
             channel=channel,
             recipient=messages[-1].sender,
             lease=lease,
@@ -147,8 +153,8 @@ async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtim
     input_saved = loaded.turn.input_saved_at is not None
     user_input = []
     if not input_saved:
-        user_input = await user_items(
-            loaded.messages, channel=loaded.channel, runtime=runtime, fetch=False
+        user_input = await _user_items(
+            turn, loaded.messages, channel=loaded.channel, runtime=runtime, fetch=False
         )
     session = _session_for(
         turn, lease=lease, runtime=runtime, saves_input=not input_saved, window=0
@@ -172,7 +178,7 @@ async def _generate_reply(
     *,
     lease: ConversationLease,
     runtime: Runtime,
-) -> str:
+) -> Reply:
     """Run the agent for this turn, its messages' media fetched and read first. A
     retried turn whose input is already stored continues with `input=[]`; one whose run
     already finished reuses that answer (this try's: an earlier try's, such as the
@@ -181,29 +187,30 @@ async def _generate_reply(
     run_input: list[TResponseInputItem] = []
     window = history_window(builder, runtime.settings)
     view: SessionInputCallback = history_from_a_user_message
+    finished: list[dict[str, Any]] = []
+    answered = None
     if turn.input_saved_at is None:
-        run_input = await user_items(messages, channel=channel, runtime=runtime)
+        run_input = await _user_items(turn, messages, channel=channel, runtime=runtime)
     else:
         async with runtime.sessionmaker() as db:
-            newest = await last_item(turn.session_id, db=db)
-            if (
-                newest is not None
-                and newest.sequence > (turn.input_sequence or 0)
-                and newest.sequence >= (turn.retry_from_sequence or 0)
-                and _is_assistant_message(newest.item_data)
-            ):
-                return content_text(newest.item_data.get("content"))
-            if turn.retries and turn.input_sequence is not None:
+            latest = await latest_items(turn.session_id, 2, db=db)
+            finished = [item.item_data for item in latest if _stored_by_this_try(turn, item)]
+            answered = _answer_in(finished)
+            if answered is None and turn.retries and turn.input_sequence is not None:
                 sequences = await item_sequences(turn.session_id, db=db)
                 view = _as_it_stood(turn, len(messages), sequences, window)
                 window = 0  # the whole history is read; the view keeps the window
     session = _session_for(
         turn, lease=lease, runtime=runtime, saves_input=bool(run_input), window=window
     )
+    if answered is not None:
+        if not _is_assistant_message(finished[0]):  # its run stored the offer, not its text
+            await session.add_items([{"role": "assistant", "content": answered.as_read}])
+        return answered
     if all(message.kind == UNSUPPORTED_KIND for message in messages):
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
-        return canned
+        return Reply(canned)
     answer = await run_agent(
         builder,
         session,
@@ -214,7 +221,28 @@ async def _generate_reply(
         view=view,
     )
     # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
-    return plain_text(answer)
+    return Reply(plain_text(answer.text), answer.options)
+
+
+def _stored_by_this_try(turn: Turn, item: SessionItem) -> bool:
+    """Whether this try's run stored `item`: after the turn's input and the retry's start."""
+    return item.sequence > (turn.input_sequence or 0) and item.sequence >= (
+        turn.retry_from_sequence or 0
+    )
+
+
+def _answer_in(newest_first: list[dict[str, Any]]) -> Reply | None:
+    """The answer a finished run stored, from its newest items: its assistant message,
+    with the options the `reply_with_options` output just before it offered; or that
+    output alone when the run died before its text was stored."""
+    if not newest_first:
+        return None
+    newest = newest_first[0]
+    if _is_assistant_message(newest):
+        before = newest_first[1] if len(newest_first) > 1 else {}
+        offered = Reply.from_offer(before.get("output"))
+        return offered or Reply(content_text(newest.get("content")))
+    return Reply.from_offer(newest.get("output"))
 
 
 def _session_for(
@@ -258,6 +286,30 @@ def _as_it_stood(
         return history_from_a_user_message(kept[-window:] if window else kept, new_input)
 
     return view
+
+
+async def _user_items(
+    turn: Turn,
+    messages: list[InboundMessage],
+    *,
+    channel: Channel,
+    runtime: Runtime,
+    fetch: bool = True,
+) -> list[TResponseInputItem]:
+    """The turn's input: one user item per WhatsApp message, in arrival order, media
+    read (`worker.media.inbound_media.user_items`). A message that is only a number says
+    which of the options the latest reply offered it picks ("2 (chose: Tomorrow 10:00)");
+    those are read only when a message is one."""
+    items = await user_items(messages, channel=channel, runtime=runtime, fetch=fetch)
+    if not any(picked_number(message.text) is not None for message in messages):
+        return items
+    async with runtime.sessionmaker() as db:
+        offered = await last_offered_options(turn.session_id, db=db)
+    for number, message in enumerate(messages):
+        choice = chosen(message.text, offered)
+        if choice and not message.media:
+            items[number] = {"role": "user", "content": f"{message.text.strip()} (chose: {choice})"}
+    return items
 
 
 def _is_assistant_message(item: dict[str, Any]) -> bool:

@@ -123,7 +123,7 @@ async def _run(
     reply = await run_agent(
         builder, session, message, runtime=runtime, platform=WEB_PLATFORM, on_event=translated
     )
-    return ChatEvent("done", {"session_id": str(turn.session_id), "reply": reply})
+    return ChatEvent("done", {"session_id": str(turn.session_id), "reply": reply.as_read})
 
 
 def _translate(event: Any) -> ChatEvent | None:

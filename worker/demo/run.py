@@ -17,6 +17,7 @@ import os
 import secrets
 import time
 import uuid
+from typing import Any
 
 import click
 import httpx
@@ -28,6 +29,7 @@ from db import migrate
 from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
 from db.models import InboundMessage, InboundStatus, OutboundMessage
+from db.offered_options import OfferedOptions, numbered
 from db.sessions import session_items_of
 from db.transcript import one_line, transcript_line
 from worker.demo.bakery import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
@@ -124,7 +126,14 @@ class Demo:
         """Ada writes to `address` over Twilio; returns her session's id."""
         click.echo("\n── Twilio leg ──")
         user = f"whatsapp:+1500555{secrets.randbelow(10_000):04d}"
-        texts = ["Hi! My name is Ada.", "What time is it?", question, "Do you remember my name?"]
+        texts = [
+            "Hi! My name is Ada.",
+            "What time is it?",
+            question,
+            "What times do you have?",
+            "2",
+            "Do you remember my name?",
+        ]
         replies = [
             self._converse(
                 twilio_message(
@@ -243,16 +252,22 @@ async def _wait_for_reply(settings: Settings, message_id: str) -> str:
                 if inbound is not None and inbound.status == InboundStatus.FAILED:
                     raise DemoFailure(f"the turn failed: {inbound.error}")
                 if inbound is not None and inbound.status == InboundStatus.PROCESSED:
-                    parts = await db.scalars(
-                        select(OutboundMessage.text)
+                    parts = await db.execute(
+                        select(OutboundMessage.text, OutboundMessage.options)
                         .where(OutboundMessage.turn_id == inbound.turn_id)
                         .order_by(OutboundMessage.part)
                     )
-                    return "\n".join(parts)
+                    return "\n".join(_as_shown(text, options) for text, options in parts)
             await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
     raise DemoFailure(f"no reply within {REPLY_TIMEOUT_SECONDS:g}s")
+
+
+def _as_shown(text: str, options: Any) -> str:
+    """A reply part as the user reads it: the options it offers numbered under it."""
+    offered = OfferedOptions.from_json(options)
+    return numbered(text, offered) if offered is not None else text
 
 
 async def _print_transcript(settings: Settings, sender: str) -> uuid.UUID:

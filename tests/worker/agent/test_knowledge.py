@@ -66,4 +66,8 @@ async def test_the_bot_answers_from_its_own_documents_only(
     assert "Open Sunday from 8 until 12." in items[2]["output"]
     first = fake_openai.requests[0]
     assert KNOWLEDGE_STYLE in first["instructions"]
-    assert {tool["name"] for tool in first["tools"]} == {"current_time", "search_documents"}
+    assert {tool["name"] for tool in first["tools"]} == {
+        "current_time",
+        "search_documents",
+        "reply_with_options",
+    }

@@ -15,10 +15,12 @@ from db.builders import create_builder
 from db.document_store import replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Builder
+from db.offered_options import OfferedOptions
 from db.sessions import get_or_create_session
 from tests.factories import FIXTURES
 from worker.agent.builder_agent import TurnContext, build_agent
-from worker.agent.offline_model import OfflineModel, offline_output
+from worker.agent.choices import Reply
+from worker.agent.offline_model import DEMO_TIMES, OfflineModel, offline_output
 
 
 @pytest.fixture
@@ -125,3 +127,15 @@ def test_the_offline_model_says_what_media_it_received() -> None:
     assert about_voice.content[0].text == (  # type: ignore[union-attr]
         "I received your voice note 0:02: (offline transcriber: audio/ogg)"
     )
+
+
+async def test_asked_for_times_it_offers_options_and_hears_the_pick(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    builder, session = await new_conversation(sqlite_engine)
+    offer = await ask(builder, session, "What times do you have?", sqlite_engine)
+    assert Reply.from_offer(offer) == Reply(
+        "Which time suits you?", OfferedOptions(tuple(DEMO_TIMES), "Times")
+    )
+    picked = await ask(builder, session, "2 (chose: Tomorrow 10:00)", sqlite_engine)
+    assert picked == "Tomorrow 10:00 it is. See you then!"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from db.offered_options import OfferedOptions
 from tests.fakes.meta import ACCESS_TOKEN, API_VERSION, Failure, FakeGraphAPI
 from tests.fakes.server import free_port
 from worker.channels.base import PermanentSendError, TransientSendError
@@ -138,3 +139,24 @@ async def test_a_rate_limit_then_success_delivers_once(
     fake_graph.failures.append(Failure(429, 130429))
     sent = await send_with_retries(meta, sender=PHONE_NUMBER_ID, recipient="1", text="Hi")
     assert [m["id"] for m in fake_graph.messages] == [sent.provider_message_id]
+
+
+async def test_options_that_fit_no_interactive_message_go_as_numbered_text(
+    meta: MetaChannel, fake_graph: FakeGraphAPI
+) -> None:
+    eleven = OfferedOptions(tuple(f"Slot {n}" for n in range(1, 12)))
+    alike = OfferedOptions(
+        ("Tomorrow morning at the bakery, 9:00", "Tomorrow morning at the bakery, 10:00")
+    )
+    for options in (eleven, alike):
+        await meta.send(
+            sender=PHONE_NUMBER_ID, recipient="16505551234", text="When?", options=options
+        )
+    bodies = [request["text"]["body"] for request in fake_graph.messages]
+    assert bodies[0].startswith("When?\n\n1. Slot 1\n2. Slot 2\n")
+    assert bodies[0].endswith("\n10. Slot 10\n11. Slot 11")
+    assert bodies[1] == (
+        "When?\n\n1. Tomorrow morning at the bakery, 9:00\n2. Tomorrow morning at the bakery, 10:00"
+    )
+    assert meta.options_text_length(eleven) == 4096 - len(bodies[0]) + len("When?")
+    assert meta.options_text_length(OfferedOptions(("Yes", "No"))) == 1024

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from twilio.rest import Client
 
+from db.offered_options import OfferedOptions
 from tests.fakes.server import free_port
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from worker.channels.base import PermanentSendError, TransientSendError
@@ -142,3 +143,20 @@ async def test_twilio_s_own_client_pages_through_the_fake_messages_list(
         await http.close()
     assert [message.body for message in listed] == ["4", "3", "2", "1", "0"]
     assert tomorrow == []
+
+
+async def test_options_are_numbered_under_the_text_and_found_so(
+    channel_to: TwilioChannel, fake_twilio: FakeTwilio
+) -> None:
+    bot, user = "whatsapp:+14155238886", "whatsapp:+31612345678"
+    options = OfferedOptions(("Today 15:00", "Tomorrow 10:00"))
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    sent = await channel_to.send(sender=bot, recipient=user, text="When?", options=options)
+
+    [request] = fake_twilio.messages
+    assert request["Body"] == "When?\n\n1. Today 15:00\n2. Tomorrow 10:00"
+    found = await channel_to.find_sent(
+        sender=bot, recipient=user, text="When?", since=since, options=options
+    )
+    assert [each.provider_message_id for each in found] == [sent.provider_message_id]
+    assert await channel_to.find_sent(sender=bot, recipient=user, text="When?", since=since) == []

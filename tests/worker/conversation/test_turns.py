@@ -33,6 +33,7 @@ from tests.fakes.openai import Failure, FakeOpenAI, function_call, message
 from tests.fakes.server import free_port
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, all_items, inbound_messages, kind, outbound_messages, turns
+from tests.worker.conversation.dead_worker import turn_of_a_dead_worker
 from worker.conversation.delivery import SEND_ATTEMPTS
 from worker.conversation.inbound import RetryLater, answer_conversation, process_inbound
 from worker.conversation.lease import take_lease
@@ -91,17 +92,8 @@ async def test_a_run_that_finished_before_its_worker_died_is_not_run_again(
     inbound_id = await arrive(db_sessions, channel, "Hello")
     # What a worker leaves when it dies after the runner saved the final answer but
     # before the reply was recorded: the turn's items are stored, its lease runs out.
-    async with db_sessions.begin() as db:
-        inbound_row = await get_inbound(inbound_id, db=db)
-        assert inbound_row is not None
-        external_id = USER_NUMBER.removeprefix("whatsapp:")
-        session_id = await get_or_create_session(channel.builder_id, "whatsapp", external_id, db=db)
-        inbound_row.session_id = session_id
-        lease = await acquire_lease(session_id, ttl_seconds=0, db=db)
-        turn = await start_turn(session_id, [inbound_id], db=db)
-    assert lease is not None
-    dead_workers_session = TurnSession(
-        session_id, engine=runtime.engine, turn_id=turn.id, lease_token=lease, saves_input=True
+    dead_workers_session = await turn_of_a_dead_worker(
+        db_sessions, channel, inbound_id, engine=runtime.engine
     )
     await dead_workers_session.add_items([{"role": "user", "content": "Hello"}])
     await dead_workers_session.add_items([message("Answer stored before the crash")])
