@@ -4,6 +4,7 @@ databases; `session_items` matches the seed plan."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -75,8 +76,10 @@ def test_session_items_is_the_seed_table() -> None:
 
 @pytest.mark.usefixtures("db_sessions")  # no rows: a downgrade may refuse to lose them
 def test_downgrade_and_upgrade_again(
-    sqlite_url: str, database_url: str, pooled_database_url: str
+    tmp_path: Path, database_url: str, pooled_database_url: str
 ) -> None:
+    sqlite_url = f"sqlite+aiosqlite:///{tmp_path / 'wabot.db'}"  # not the suite's: no rows
+    migrate.upgrade(sqlite_url)
     for url in (sqlite_url, database_url, pooled_database_url):
         migrate.downgrade(url, "base")
         migrate.upgrade(url)
