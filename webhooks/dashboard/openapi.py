@@ -121,7 +121,21 @@ OPENAPI: dict[str, Any] = {
                     "ETag (`If-None-Match` answers 304). One `Range: bytes=` range answers 206. "
                     "410 once its bytes are gone but its record is kept; 404 once both are."
                 ),
-                "parameters": [_path_id("media_id")],
+                "parameters": [
+                    _path_id("media_id"),
+                    {
+                        "name": "Range",
+                        "in": "header",
+                        "schema": {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"},
+                        "description": "One byte range; anything else answers the whole file.",
+                    },
+                    {
+                        "name": "If-None-Match",
+                        "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "The ETag of a copy held: 304 while it is current.",
+                    },
+                ],
                 "responses": {
                     "200": {
                         "description": "The file's bytes",
