@@ -1,5 +1,6 @@
 """The JSON API (described at `/api/openapi.json`): a builder's sessions with their
-`item_count`, and a session's items by keyset pages on `sequence`."""
+`item_count`, and a session's items by keyset pages on `sequence`, each with the files,
+order or location the dashboard shows for it (`attachments`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from db.core.logging_setup import mask_numbers
-from db.dashboard_queries import MAX_PAGE, SESSION_SORTS, SessionSummary, items_page, sessions_page
+from db.dashboard_queries import (
+    MAX_PAGE,
+    SESSION_SORTS,
+    SessionSummary,
+    items_page,
+    sessions_page,
+    turns_around,
+)
+from webhooks.dashboard.attachments import shown_items
 from webhooks.dashboard.entries import item_json
 from webhooks.dashboard.lookups import (
     SEQUENCE_MAX,
@@ -70,10 +79,16 @@ async def session_items(request: Request) -> Response:
     assert limit is not None
     async with request.app.state.runtime.sessionmaker() as db:
         items, more = await items_page(session.id, after=after, limit=limit, db=db)
+        turns = (
+            await turns_around(session.id, items[0].sequence, items[-1].sequence, db=db)
+            if items
+            else []
+        )
+        shown = await shown_items(items, turns, db=db)
     return JSONResponse(
         {
             "session": session_json(session),
-            "items": [item_json(item) for item in items],
+            "items": [item_json(item, shown.get(item.sequence)) for item in items],
             "has_more": more,
             "next_after": items[-1].sequence if items else after,
         }

@@ -20,6 +20,7 @@ from db.core.clock import as_utc
 from db.lossless_json import plain_text
 from db.models import OutboundMessage, SessionItem, Turn, TurnStatus
 from db.transcript import content_text, readable_placeholder, transcript_line
+from webhooks.dashboard.attachments import Location, Order, Shown, ShownMedia, shown_json
 
 _PLACEHOLDER = re.compile(r"^\[(?P<what>[^\[\]]+)\]$")
 
@@ -45,6 +46,9 @@ class Entry:
     retryable: bool = False
     end_sequence: int = -1
     """The last item shown in this entry (a tool chip also shows its result's item)."""
+    media: list[ShownMedia] = field(default_factory=list)
+    order: Order | None = None
+    location: Location | None = None
 
 
 def display_lines(text: str) -> list[tuple[str, str]]:
@@ -84,8 +88,11 @@ def build_entries(
     items: list[SessionItem],
     turns: list[Turn],
     replies: dict[uuid.UUID, list[OutboundMessage]],
+    shown: dict[int, Shown] | None = None,
 ) -> list[Entry]:
-    """The page's entries in sequence order; `turns` as from `db.dashboard_queries.turns_around`."""
+    """The page's entries in sequence order; `turns` as from `db.dashboard_queries.turns_around`,
+    `shown` as from `attachments.shown_items`."""
+    shown = shown or {}
     entries: list[Entry] = []
     calls: dict[str, Entry] = {}
     last_assistant: dict[uuid.UUID, Entry] = {}
@@ -97,6 +104,9 @@ def build_entries(
         if item_type == "message" and data.get("role") in ("user", "assistant"):
             entry.kind = str(data["role"])
             entry.lines = display_lines(content_text(data.get("content")))
+            extra = shown.get(item.sequence)
+            if extra is not None:
+                _show(entry, extra)
             if turn is not None and entry.kind == "assistant":
                 last_assistant[turn.id] = entry
                 entry.by_operator = turn.by_operator
@@ -127,6 +137,15 @@ def build_entries(
     return entries
 
 
+def _show(entry: Entry, extra: Shown) -> None:
+    """Files, an order or a location in place of the lines that described them."""
+    entry.media, entry.order, entry.location = extra.media, extra.order, extra.location
+    if extra.text is not None:
+        entry.lines = display_lines(extra.text) if extra.text else []
+    elif extra.media:
+        entry.lines = [line for line in entry.lines if line != ("placeholder", "[image]")]
+
+
 def _pretty(value: Any) -> str:
     """Tool arguments arrive as JSON text: shown indented when they parse (U+FFFD for a
     NUL or lone surrogate, which a page cannot show)."""
@@ -140,14 +159,16 @@ def _pretty(value: Any) -> str:
     return plain_text(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def item_json(item: SessionItem) -> dict[str, Any]:
+def item_json(item: SessionItem, shown: Shown | None = None) -> dict[str, Any]:
     """An item for the JSON API: as stored (a value JSON cannot hold in its lossless
-    form, see `db.lossless_json`), with the display text extracted."""
+    form, see `db.lossless_json`), with the display text extracted and what the
+    dashboard shows of it (`attachments.shown_json`)."""
     line = transcript_line(item.item_data)
     return {
         "sequence": item.sequence,
         "created_at": as_utc(item.created_at).isoformat(),
         "role": line.role,
         "text": line.text,
+        **shown_json(shown),
         "item": lossless_json.storable(item.item_data),
     }

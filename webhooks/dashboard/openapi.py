@@ -17,6 +17,7 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 _DENIED = {"401": _ERROR, "404": _ERROR, "429": _ERROR}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -104,6 +105,46 @@ OPENAPI: dict[str, Any] = {
                         },
                     },
                     "400": _ERROR,
+                    **_DENIED,
+                },
+            }
+        },
+        "/media/{media_id}": {
+            "get": {
+                "summary": "A file a user sent (a photo, voice note, document), as its bytes",
+                "description": (
+                    "For the admin, or the builder whose conversation holds it (another "
+                    "builder's id answers 404). Served with its content type, "
+                    "`Content-Disposition` inline for images, audio and video and as an "
+                    "attachment under its file name for documents, `nosniff`, a policy that "
+                    "runs nothing, and `Cache-Control: private, no-cache` with its SHA-256 as "
+                    "ETag (`If-None-Match` answers 304). One `Range: bytes=` range answers 206. "
+                    "410 once its bytes are gone but its record is kept; 404 once both are."
+                ),
+                "parameters": [
+                    _path_id("media_id"),
+                    {
+                        "name": "Range",
+                        "in": "header",
+                        "schema": {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"},
+                        "description": "One byte range; anything else answers the whole file.",
+                    },
+                    {
+                        "name": "If-None-Match",
+                        "in": "header",
+                        "schema": {"type": "string"},
+                        "description": "The ETag of a copy held: 304 while it is current.",
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file's bytes",
+                        "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    "206": {"description": "The byte range asked for"},
+                    "304": {"description": "The copy the client holds is current"},
+                    "410": {"description": "The file is no longer kept"},
+                    "416": {"description": "The range starts past the file's end"},
                     **_DENIED,
                 },
             }
@@ -212,7 +253,73 @@ OPENAPI: dict[str, Any] = {
                         "description": "`user`, `assistant`, `tool`, or the SDK item type",
                     },
                     "text": {"type": "string", "description": "The display text extracted"},
+                    "media": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/ItemMedia"},
+                        "description": "A user message's files, in the order sent",
+                    },
+                    "order": {
+                        "oneOf": [{"$ref": "#/components/schemas/ItemOrder"}, {"type": "null"}]
+                    },
+                    "location": {
+                        "oneOf": [{"$ref": "#/components/schemas/ItemLocation"}, {"type": "null"}]
+                    },
                     "item": {"type": "object", "description": "The SDK item as stored"},
+                },
+            },
+            "ItemMedia": {
+                "type": "object",
+                "required": ["media_id", "kind", "label", "url", "missing"],
+                "properties": {
+                    "media_id": {"type": ["string", "null"], "format": "uuid"},
+                    "kind": {
+                        "type": "string",
+                        "description": "`image`, `sticker`, `audio`, `video` or `document`",
+                    },
+                    "label": {"type": "string", "description": "e.g. `voice note`, `photo`"},
+                    "content_type": _TEXT_OR_NULL,
+                    "size_bytes": {"type": ["integer", "null"]},
+                    "filename": _TEXT_OR_NULL,
+                    "duration_seconds": {"type": ["number", "null"]},
+                    "transcript": _TEXT_OR_NULL,
+                    "url": {
+                        "type": ["string", "null"],
+                        "description": "`/media/{media_id}`, with this API's authentication",
+                    },
+                    "missing": {
+                        "type": ["string", "null"],
+                        "description": "Why there is no file: `no longer kept`, or what could "
+                        "not be read",
+                    },
+                },
+            },
+            "ItemOrder": {
+                "type": "object",
+                "required": ["items"],
+                "properties": {
+                    "catalog": _TEXT_OR_NULL,
+                    "items": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                name: {"type": "string"}
+                                for name in ("product", "quantity", "price", "currency")
+                            },
+                        },
+                    },
+                    "note": _TEXT_OR_NULL,
+                },
+            },
+            "ItemLocation": {
+                "type": "object",
+                "required": ["latitude", "longitude", "map_url"],
+                "properties": {
+                    "latitude": {"type": "number"},
+                    "longitude": {"type": "number"},
+                    "name": _TEXT_OR_NULL,
+                    "address": _TEXT_OR_NULL,
+                    "map_url": {"type": "string", "description": "An OpenStreetMap link"},
                 },
             },
             "ItemPage": {

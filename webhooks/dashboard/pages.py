@@ -18,6 +18,7 @@ from db.dashboard_queries import (
     turns_around,
     unplaced_failures,
 )
+from webhooks.dashboard.attachments import shown_items
 from webhooks.dashboard.auth import (
     checked_form,
     principal,
@@ -161,7 +162,8 @@ async def _entries(
             return [], more
         turns = await turns_around(session_id, items[0].sequence, items[-1].sequence, db=db)
         replies = await replies_of_turns([turn.id for turn in turns], db=db)
-    return build_entries(items, turns, replies), more
+        shown = await shown_items(items, turns, db=db)
+    return build_entries(items, turns, replies, shown), more
 
 
 async def try_it(request: Request) -> Response:

@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 from db.core.clock import as_utc
 from db.core.logging_setup import mask_numbers
 from webhooks.dashboard.auth import csrf_token
+from worker.media.transcription import clock, readable_size
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -26,6 +27,8 @@ def _when(moment: datetime | None) -> str:
 
 templates.env.filters["when"] = _when
 templates.env.filters["masked"] = mask_numbers
+templates.env.filters["size"] = readable_size
+templates.env.filters["clock"] = clock
 
 
 def page(

@@ -2,7 +2,9 @@
 that runs only our own scripts (no inline script or `on…=` handler, none in the templates)
 and lets no other site frame a page, `nosniff`, no Referer leaving the site, and
 `Cache-Control: no-store` on everything but static files (pages show conversations and
-carry CSRF tokens: nothing for a shared cache or the back button to keep)."""
+carry CSRF tokens: nothing for a shared cache or the back button to keep). A response
+that sets its own policy or caching keeps it: a user's file (`served_media`) runs
+nothing at all and is cached privately, revalidated each time."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self'",
+        "media-src 'self'",
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'none'",
@@ -48,9 +51,9 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in HEADERS.items():
-                    headers[name] = value
+                    headers.setdefault(name, value)
                 if not cacheable:
-                    headers["Cache-Control"] = "no-store"
+                    headers.setdefault("Cache-Control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -3,6 +3,7 @@ WhatsApp conversation of the first holding a tool call, a reply and a failed tur
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -12,15 +13,19 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.media import DatabaseContentStore, NewMedia, add_media
 from db.models import Channel, InboundMessage, InboundStatus, Turn, TurnStatus
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import (
+    FIXTURES,
     USER_NUMBER,
     builder_token,
     builder_with_channel,
     stored_session,
     tool_exchange,
 )
+
+PHOTO = (FIXTURES / "media" / "photo.jpg").read_bytes()
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class World:
     other_token: str
     session: uuid.UUID
     failed_turn: uuid.UUID
+    media: uuid.UUID
+    """A photo in the session (`PHOTO`), as the worker keeps one."""
 
     def headers(self, who: str) -> dict[str, str]:
         """Request headers for `none`, `admin`, `builder` (the owner) or `other`."""
@@ -61,21 +68,32 @@ async def world(db_sessions: async_sessionmaker[AsyncSession]) -> World:
         )
         db.add(turn)
         await db.flush()
-        db.add(
-            InboundMessage(
-                provider="twilio",
-                provider_message_id=f"SM{uuid.uuid4().hex}",
-                channel_id=channel.id,
-                recipient=channel.address,
-                sender=USER_NUMBER,
-                text="Book a table",
-                payload={},
-                status=InboundStatus.FAILED,
-                session_id=session,
-                turn_id=turn.id,
-                error=turn.error,
-            )
+        message = InboundMessage(
+            provider="twilio",
+            provider_message_id=f"SM{uuid.uuid4().hex}",
+            channel_id=channel.id,
+            recipient=channel.address,
+            sender=USER_NUMBER,
+            text="Book a table",
+            media=[{"url": "https://api.twilio.com/Media/ME1", "content_type": "image/jpeg"}],
+            payload={},
+            status=InboundStatus.FAILED,
+            session_id=session,
+            turn_id=turn.id,
+            error=turn.error,
         )
+        db.add(message)
+        await db.flush()
+        photo = NewMedia(
+            session_id=session,
+            inbound_message_id=message.id,
+            position=0,
+            kind="image",
+            content_type="image/jpeg",
+            size_bytes=len(PHOTO),
+            sha256=hashlib.sha256(PHOTO).hexdigest(),
+        )
+        media = await add_media(photo, PHOTO, store=DatabaseContentStore(), db=db)
     return World(
         builder=builder,
         other_builder=other,
@@ -83,6 +101,7 @@ async def world(db_sessions: async_sessionmaker[AsyncSession]) -> World:
         other_token=await builder_token(db_sessions, other),
         session=session,
         failed_turn=turn.id,
+        media=media.id,
     )
 
 

@@ -36,6 +36,7 @@ MATRIX: list[tuple[str, str, dict[str, str] | None, tuple[int, int, int, int]]] 
     ("POST", "/sessions/{session}/reply", {"text": "A human here."}, (401, 404, 303, 303)),
     ("POST", "/sessions/{session}/clear", {"confirm": "yes"}, (401, 404, 303, 303)),
     ("POST", "/sessions/{session}/turns/{turn}/retry", {}, (401, 404, 303, 409)),
+    ("GET", "/media/{media}", None, (401, 404, 200, 200)),
     ("GET", "/api/openapi.json", None, (401, 200, 200, 200)),
     ("GET", "/api/builders/{builder}/sessions", None, (401, 404, 200, 200)),
     ("GET", "/api/sessions/{session}/items", None, (401, 404, 200, 200)),
@@ -80,7 +81,7 @@ async def test_auth_matrix(
     expected: tuple[int, int, int, int],
 ) -> None:
     url = receiver + path.format(
-        builder=world.builder, session=world.session, turn=world.failed_turn
+        builder=world.builder, session=world.session, turn=world.failed_turn, media=world.media
     )
     got = []
     async with httpx.AsyncClient(timeout=30) as client:

@@ -161,7 +161,7 @@ async def test_the_openapi_description_documents_exactly_the_api(
     served = {
         (method, route.path)
         for route in ROUTES
-        if route.path.startswith("/api/") and getattr(route, "methods", None)
+        if route.path.startswith(("/api/", "/media/")) and getattr(route, "methods", None)
         for method in route.methods
         if method != "HEAD"
     }

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,12 +24,17 @@ from starlette.routing import Route
 from db.models import AgentSessionRow
 from tests.conftest import ROOT
 from tests.factories import (
+    FIXTURES,
+    META_USER_WA_ID,
     builder_token,
     builder_with_channel,
     fixture_form,
+    meta_notification,
+    post_meta,
     post_signed,
     twilio_form,
 )
+from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.fakes.twilio import FakeTwilio
@@ -210,3 +217,143 @@ async def test_another_site_cannot_frame_a_dashboard_page(browser: Browser, rece
         assert await frame.locator("#token").count() == 0
         await page.screenshot(path=ARTIFACTS / "framed-refused.png")
         await context.close()
+
+
+MEDIA = FIXTURES / "media"
+CORPUS = FIXTURES / "corpus" / "meta"
+
+
+def corpus_message(name: str, **changes: Any) -> dict[str, Any]:
+    """The message of one of pywa's captured notifications, with a fresh id (they all
+    share `wamid.xyzxyz`, which the inbox would keep once) and `changes` applied."""
+    body = json.loads((CORPUS / name).read_text())
+    [message] = body["entry"][0]["changes"][0]["value"]["messages"]
+    message.pop("context", None)  # not forwarded: sent by the user themselves
+    return {**message, "id": f"wamid.{uuid.uuid4().hex}", **changes}
+
+
+async def test_a_conversation_with_media_an_order_and_a_location(
+    browser: Browser,
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraphAPI,
+    tmp_path: Path,
+) -> None:
+    """A photo with a caption, a voice note, a PDF, a catalog order and a shared place,
+    sent as signed Meta webhooks (pywa's captured bodies) through the real worker: the
+    page shows the photo, a player with the transcript beside it, a named download, the
+    order as a table and the place with a map link; the API lists the same."""
+    photo, voice_note, pdf = (
+        (MEDIA / name).read_bytes() for name in ("photo.jpg", "voice_note.ogg", "order.pdf")
+    )
+    builder = await builder_with_channel(db_sessions, provider="meta", address="106540352242922")
+    token = await builder_token(db_sessions, builder)
+    image = corpus_message("pywa_message__image.json")
+    image["image"] = {
+        **image["image"],
+        "id": fake_graph.add_media(photo, "image/jpeg"),
+        "caption": "Do you have this cake?",
+    }
+    voice = corpus_message("pywa_message__voice.json")
+    voice["audio"] = {**voice["audio"], "id": fake_graph.add_media(voice_note, "audio/ogg")}
+    document = corpus_message("pywa_message__document.json")
+    document["document"] = {
+        **document["document"],
+        "id": fake_graph.add_media(pdf, "application/pdf"),
+        "filename": "order.pdf",
+        "caption": "My order",
+    }
+    order = corpus_message("pywa_message__order.json")
+    order["order"] = {**order["order"], "text": "Extra napkins please"}
+    place = corpus_message("pywa_message__chosen_location.json")
+    async with httpx.AsyncClient() as client:
+        for sent, message in enumerate([image, voice, document, order, place], start=1):
+            notification = meta_notification([{**message, "from": META_USER_WA_ID}])
+            answer = await post_meta(client, f"{live_receiver}/webhooks/meta", notification)
+            assert answer.status_code == 200
+            await at_least(fake_graph.messages, sent, what="the bot's replies")
+
+    page = await signed_in(browser, live_receiver, token)
+    await page.get_by_role("link", name=re.compile("Sheena")).click()
+    users = page.locator(".bubble.user")
+    await expect(users).to_have_count(5)
+
+    shown = users.nth(0).locator("img")
+    await expect(shown).to_be_visible()
+    await page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=await shown.element_handle()
+    )
+    assert await shown.evaluate("(img) => img.naturalWidth") == 96
+    await expect(users.nth(0)).to_contain_text("Do you have this cake?")
+
+    player = users.nth(1).locator("audio[controls]")
+    await expect(player).to_have_count(1)
+    answered = await page.evaluate(
+        """async (src) => {
+            const response = await fetch(src);
+            return [response.status, response.headers.get("content-type"),
+                    (await response.arrayBuffer()).byteLength];
+        }""",
+        await player.get_attribute("src"),
+    )
+    assert answered == [200, "audio/ogg", len(voice_note)]
+    await expect(users.nth(1).locator(".transcript")).to_have_text(
+        "I'd like to book a table for four"
+    )
+    await expect(users.nth(1).locator(".transcript")).to_be_visible()
+    await expect(users.nth(1).locator(".transcript-box .label")).to_have_text("voice note 0:02")
+
+    download = users.nth(2).get_by_role("link", name=re.compile("order.pdf"))
+    await expect(download).to_have_text(f"order.pdf {len(pdf)} bytes")
+    await expect(users.nth(2)).to_contain_text("My order")
+
+    table = users.nth(3).locator("table.order")
+    await expect(table.locator("caption")).to_have_text("Order from catalog 354160437058781")
+    await expect(table.locator("tbody tr")).to_have_count(3)
+    await expect(table.locator("tbody tr").nth(0).locator("td")).to_have_text(
+        ["HAMBURGER", "3", "30", "ILS"]
+    )
+    await expect(table.locator("tbody tr").nth(2).locator("td")).to_have_text(
+        ["SODA", "2", "10", "ILS"]
+    )
+    await expect(users.nth(3).locator(".order-note")).to_have_text("Note: Extra napkins please")
+
+    await expect(users.nth(4).locator(".coordinates")).to_have_text("37.4611978, -122.2164385")
+    await expect(users.nth(4)).to_contain_text("Facebook HQ")
+    map_link = users.nth(4).get_by_role("link", name="Open in OpenStreetMap")
+    href = await map_link.get_attribute("href")
+    assert href is not None
+    assert href.startswith("https://www.openstreetmap.org/?mlat=37.4611978&mlon=-122.2164385")
+    assert await map_link.get_attribute("target") == "_blank"
+    assert "noopener" in (await map_link.get_attribute("rel") or "").split()
+
+    screenshots = [tmp_path / "media-conversation.png", tmp_path / "media-voice-note.png"]
+    await page.screenshot(path=screenshots[0], full_page=True)
+    await users.nth(1).screenshot(path=screenshots[1])
+    print(f"screenshots: {', '.join(map(str, screenshots))}")  # noqa: T201
+    assert await blocked_by_csp(page) == []
+    await page.context.close()
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
+        session_id = page.url.rsplit("/", 1)[1]
+        listed = await client.get(f"{live_receiver}/api/sessions/{session_id}/items")
+    user_items = [item for item in listed.json()["items"] if item["role"] == "user"]
+    [heard] = user_items[1]["media"]
+    assert {key: heard[key] for key in ("kind", "label", "content_type", "transcript")} == {
+        "kind": "audio",
+        "label": "voice note",
+        "content_type": "audio/ogg",
+        "transcript": "I'd like to book a table for four",
+    }
+    assert heard["url"] == f"/media/{heard['media_id']}"
+    assert heard["size_bytes"] == len(voice_note)
+    [named] = user_items[2]["media"]
+    assert (named["filename"], named["size_bytes"]) == ("order.pdf", len(pdf))
+    assert user_items[3]["order"]["items"][0] == {
+        "product": "HAMBURGER",
+        "quantity": "3",
+        "price": "30",
+        "currency": "ILS",
+    }
+    assert user_items[4]["location"]["latitude"] == 37.4611978

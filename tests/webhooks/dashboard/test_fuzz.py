@@ -42,6 +42,7 @@ API_OPERATIONS = {
     "GET /api/builders/{builder_id}/sessions",
     "GET /api/sessions/{session_id}/items",
     "POST /api/chat/{builder_id}",
+    "GET /media/{media_id}",
 }
 """Every operation but the description itself, which schemathesis leaves out."""
 FORM_ROUTES = [
@@ -63,7 +64,11 @@ def test_the_json_api_never_answers_5xx(
     schema = schemathesis.openapi.from_url(f"{receiver}/api/openapi.json", headers=headers)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {operation.label for operation in operations} == API_OPERATIONS
-    ids = {"builder_id": str(world.builder), "session_id": str(world.session)}
+    ids = {
+        "builder_id": str(world.builder),
+        "session_id": str(world.session),
+        "media_id": str(world.media),
+    }
     for operation in operations:
         # The world's own ids: random ones only ever meet the 404 before any handler.
         known = {parameter.name: ids[parameter.name] for parameter in operation.path_parameters}
