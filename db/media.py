@@ -195,3 +195,18 @@ def _info(row: Media) -> MediaInfo:
         extracted_text=row.extracted_text,
         created_at=as_utc(row.created_at),
     )
+
+
+def clock(seconds: float) -> str:
+    """`0:12`, `3:05`, as WhatsApp shows a voice note's length."""
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def readable_size(size: int) -> str:
+    """`731 bytes`, `48 KB`, `1.2 MB`: a file's size as the agent and the dashboard say it."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"

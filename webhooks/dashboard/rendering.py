@@ -14,8 +14,8 @@ from starlette.templating import Jinja2Templates
 
 from db.core.clock import as_utc
 from db.core.logging_setup import mask_numbers
+from db.media import clock, readable_size
 from webhooks.dashboard.auth import csrf_token
-from worker.media.transcription import clock, readable_size
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

@@ -22,9 +22,15 @@ from agents.items import TResponseInputItem
 from agents.run_config import CallModelData, ModelInputData
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.media import MediaContentStore, MediaInfo, media_info, referenced_media_id
+from db.media import (
+    MediaContentStore,
+    MediaInfo,
+    clock,
+    media_info,
+    readable_size,
+    referenced_media_id,
+)
 from worker.media.sniffing import IMAGE_TYPES, declared_family
-from worker.media.transcription import clock, readable_size
 
 EARLIER_PHOTO = "[this image was shown to you when it arrived; it is not shown again]"
 GONE_PHOTO = "[this image is no longer kept]"

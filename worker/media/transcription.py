@@ -12,6 +12,7 @@ import mutagen
 import openai
 from openai import AsyncOpenAI
 
+from db.media import readable_size
 from worker.errors import TransientTurnError
 from worker.media.fetching import MediaUnreadable
 
@@ -75,17 +76,3 @@ def audio_duration(content: bytes | bytearray) -> float | None:
         return None
     length = getattr(getattr(audio, "info", None), "length", None)
     return float(length) if isinstance(length, int | float) and length > 0 else None
-
-
-def clock(seconds: float) -> str:
-    """`0:12`, `3:05`, as WhatsApp shows a voice note's length."""
-    whole = round(seconds)
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
-def readable_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size / (1024 * 1024):.1f} MB"
