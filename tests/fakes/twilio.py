@@ -139,8 +139,13 @@ class FakeTwilio:
         return Response(found[0], media_type=found[1])
 
     async def _fetch(self, url: str) -> None:
+        """Twilio takes the message either way; a link it cannot fetch fails it later."""
         async with httpx.AsyncClient(timeout=10) as client:
-            answer = await client.get(url)
+            try:
+                answer = await client.get(url)
+            except httpx.HTTPError:
+                self.fetched.append({"url": url, "status": 0, "content_type": None, "content": b""})
+                return
         self.fetched.append(
             {
                 "url": url,
