@@ -87,9 +87,30 @@ def voice_form(url: str) -> dict[str, str]:
     return {**twilio_form(""), "NumMedia": "1", "MediaUrl0": url, "MediaContentType0": "audio/ogg"}
 
 
-async def spoken_files(sessions: async_sessionmaker[AsyncSession]) -> list[Media]:
+async def media_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Media]:
     async with sessions() as db:
-        return list(await db.scalars(select(Media).where(Media.inbound_message_id.is_(None))))
+        return list(await db.scalars(select(Media).order_by(Media.created_at)))
+
+
+async def spoken_files(sessions: async_sessionmaker[AsyncSession]) -> list[Media]:
+    return [media for media in await media_rows(sessions) if media.inbound_message_id is None]
+
+
+async def meta_voice_note(
+    sessions: async_sessionmaker[AsyncSession], fake_graph: FakeGraphAPI
+) -> tuple[bytes, dict[str, Any]]:
+    """pywa's captured voice note (its body and `value`), its number a builder's with
+    voice replies, its file held by the fake Graph API."""
+    body = CORPUS_VOICE.read_bytes()
+    value = json.loads(body)["entry"][0]["changes"][0]["value"]
+    await builder_with_channel(
+        sessions,
+        provider="meta",
+        address=value["metadata"]["phone_number_id"],
+        voice_replies=True,
+    )
+    fake_graph.add_media(VOICE_NOTE, "audio/ogg", media_id=value["messages"][0]["audio"]["id"])
+    return body, value
 
 
 async def test_a_twilio_voice_note_is_answered_with_a_voice_note_at_a_signed_link(
@@ -132,7 +153,7 @@ async def test_a_twilio_voice_note_is_answered_with_a_voice_note_at_a_signed_lin
         tampered = f"{linking_receiver}{path}?expires={int(query['expires'][0]) + 60}"
         tampered += f"&signature={query['signature'][0]}"
         unsigned = f"{linking_receiver}{path}"
-        [heard] = [media for media in await _all_media(db_sessions) if media.inbound_message_id]
+        [heard] = [media for media in await media_rows(db_sessions) if media.inbound_message_id]
         theirs = signed_media_url(
             linking_receiver, heard.id, expires=int(time.time()) + 60, secret=LINK_SECRET
         )
@@ -144,11 +165,6 @@ async def test_a_twilio_voice_note_is_answered_with_a_voice_note_at_a_signed_lin
         assert (expired.status_code, expired.content) == (403, b"")
 
 
-async def _all_media(sessions: async_sessionmaker[AsyncSession]) -> list[Media]:
-    async with sessions() as db:
-        return list(await db.scalars(select(Media)))
-
-
 async def test_a_meta_voice_note_is_answered_with_an_uploaded_voice_note(
     db_sessions: async_sessionmaker[AsyncSession],
     live_receiver: str,
@@ -157,13 +173,8 @@ async def test_a_meta_voice_note_is_answered_with_an_uploaded_voice_note(
 ) -> None:
     """pywa's captured voice note: the reply is uploaded to the number's media, then sent
     by its media id as a voice note."""
-    body = CORPUS_VOICE.read_bytes()
-    value = json.loads(body)["entry"][0]["changes"][0]["value"]
+    body, value = await meta_voice_note(db_sessions, fake_graph)
     phone_number_id = value["metadata"]["phone_number_id"]
-    await builder_with_channel(
-        db_sessions, provider="meta", address=phone_number_id, voice_replies=True
-    )
-    fake_graph.add_media(VOICE_NOTE, "audio/ogg", media_id=value["messages"][0]["audio"]["id"])
     async with httpx.AsyncClient() as client:
         assert (await post_meta(client, f"{live_receiver}/webhooks/meta", body)).status_code == 200
     [sent] = await at_least(fake_graph.messages, 1, what="the voice reply at the fake Graph API")
@@ -238,15 +249,7 @@ async def test_speech_that_fails_for_good_is_answered_in_text(
     fake_openai: FakeOpenAI,
     fake_graph: FakeGraphAPI,
 ) -> None:
-    body = CORPUS_VOICE.read_bytes()
-    value = json.loads(body)["entry"][0]["changes"][0]["value"]
-    await builder_with_channel(
-        db_sessions,
-        provider="meta",
-        address=value["metadata"]["phone_number_id"],
-        voice_replies=True,
-    )
-    fake_graph.add_media(VOICE_NOTE, "audio/ogg", media_id=value["messages"][0]["audio"]["id"])
+    body, _ = await meta_voice_note(db_sessions, fake_graph)
     fake_openai.speech_failures.append(400)
     async with httpx.AsyncClient() as client:
         await post_meta(client, f"{live_receiver}/webhooks/meta", body)
@@ -276,15 +279,7 @@ async def test_a_voice_reply_meta_took_before_its_worker_died_is_not_spoken_or_s
         CONVERSATION_LEASE_SECONDS="6",
         META_STATUS_WAIT_SECONDS="2",
     )
-    body = CORPUS_VOICE.read_bytes()
-    value = json.loads(body)["entry"][0]["changes"][0]["value"]
-    await builder_with_channel(
-        db_sessions,
-        provider="meta",
-        address=value["metadata"]["phone_number_id"],
-        voice_replies=True,
-    )
-    fake_graph.add_media(VOICE_NOTE, "audio/ogg", media_id=value["messages"][0]["audio"]["id"])
+    body, _ = await meta_voice_note(db_sessions, fake_graph)
     fake_graph.hold_after_accept_seconds = 60  # Meta takes the voice note, then the worker dies
     fake_graph.status_webhooks_to = receiver
     doomed = start_worker(env, tmp_path / "doomed.log", concurrency=2)
