@@ -22,6 +22,7 @@ BUILDER_SETTINGS = (
     "search_language",
     "turns_per_minute",
     "reactions_as_input",
+    "voice_replies",
 )
 """What an operator may set on a builder."""
 

@@ -1,13 +1,15 @@
-"""The media users sent: what each file is (the `media` table) and where its bytes live
-(a `MediaContentStore`; the database's own by default).
+"""The media users sent, and the voice notes we send them: what each file is (the `media`
+table) and where its bytes live (a `MediaContentStore`; the database's own by default).
 
 A file is fetched from the provider once, by the worker, and kept here for every later
 turn, the dashboard and every host of a fleet; the session's history refers to it by id
-(`wabot-media:<id>`), never holds its bytes.
+(`wabot-media:<id>`), never holds its bytes. A spoken reply is kept here once made, with
+no inbox message, so a resumed send sends the same audio and the receiver can serve it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +47,8 @@ class MediaInfo:
 
     id: uuid.UUID
     session_id: uuid.UUID
-    inbound_message_id: int
+    inbound_message_id: int | None
+    """None for a file we sent (a spoken reply)."""
     position: int
     kind: str
     content_type: str
@@ -129,6 +132,46 @@ async def add_media(
     return _info(row)
 
 
+async def add_reply_audio(
+    session_id: uuid.UUID,
+    content: bytes,
+    *,
+    content_type: str,
+    duration_seconds: float | None,
+    store: MediaContentStore,
+    db: AsyncSession,
+) -> uuid.UUID:
+    """Keep a spoken reply made for `session_id`, in `db`'s transaction; returns its id."""
+    row = Media(
+        session_id=session_id,
+        inbound_message_id=None,
+        position=0,
+        kind="audio",
+        content_type=content_type,
+        size_bytes=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        duration_seconds=duration_seconds,
+    )
+    db.add(row)
+    await db.flush()
+    await store.put(row.id, content, db=db)
+    return row.id
+
+
+async def reply_audio(
+    media_id: uuid.UUID, *, store: MediaContentStore, db: AsyncSession
+) -> tuple[bytes, str] | None:
+    """A spoken reply's bytes and content type; None for an unknown id, a user's file
+    (never served this way) or one deleted."""
+    content_type = await db.scalar(
+        select(Media.content_type).where(Media.id == media_id, Media.inbound_message_id.is_(None))
+    )
+    if content_type is None:
+        return None
+    content = await store.get(media_id, db=db)
+    return None if content is None else (content, content_type)
+
+
 async def media_of_messages(
     inbound_ids: Sequence[int], *, db: AsyncSession
 ) -> dict[tuple[int, int], MediaInfo]:
@@ -136,7 +179,11 @@ async def media_of_messages(
     if not inbound_ids:
         return {}
     rows = await db.scalars(select(Media).where(Media.inbound_message_id.in_(inbound_ids)))
-    return {(row.inbound_message_id, row.position): _info(row) for row in rows}
+    return {
+        (row.inbound_message_id, row.position): _info(row)
+        for row in rows
+        if row.inbound_message_id is not None
+    }
 
 
 async def media_info(media_id: uuid.UUID, *, db: AsyncSession) -> MediaInfo | None:

@@ -125,6 +125,7 @@ class Builder(Base):
     `history_window` (session items sent to the model) overrides `HISTORY_WINDOW` and
     `turns_per_minute` (per sender) overrides `SENDER_TURNS_PER_MINUTE` when set;
     `reactions_as_input` makes a user's emoji reaction a message the agent answers;
+    `voice_replies` answers a turn with a voice note in it by a voice note;
     `search_language` is the Postgres text search configuration of its documents.
     """
 
@@ -145,6 +146,7 @@ class Builder(Base):
     )
     turns_per_minute: Mapped[int | None] = mapped_column(Integer)
     reactions_as_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    voice_replies: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class Document(Base):
@@ -383,6 +385,7 @@ class OutboundMessage(Base):
     recipient: Mapped[str] = mapped_column(outside_text(160))
     text: Mapped[str] = mapped_column(Text)
     options: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    media_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
     provider_message_id: Mapped[str | None] = mapped_column(outside_text(128), unique=True)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
@@ -393,11 +396,13 @@ class OutboundMessage(Base):
 
 class Media(Base):
     """A file a user sent (a voice note, a photo, a document), fetched from the provider
-    once and kept for the worker, the dashboard and every host.
+    once and kept for the worker, the dashboard and every host; or one we sent (a spoken
+    reply), made once and sent from here.
 
-    It belongs to the inbox message that carried it (`position`: which of its
-    attachments) and to that message's conversation: deleting either deletes it, and the
-    sweeper deletes it after `MEDIA_RETENTION_DAYS`. `content` holds the bytes (the
+    A user's file belongs to the inbox message that carried it (`position`: which of its
+    attachments); ours has none. Each belongs to its conversation: deleting the
+    conversation or the inbox message deletes it, and the sweeper deletes it after
+    `MEDIA_RETENTION_DAYS`. `content` holds the bytes (the
     database content store; another store keeps them elsewhere and leaves it empty).
     `transcript` is what a voice note says, `extracted_text` what a document reads.
     """
@@ -409,7 +414,7 @@ class Media(Base):
     session_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("sessions.id", ondelete="CASCADE"), index=True
     )
-    inbound_message_id: Mapped[int] = mapped_column(
+    inbound_message_id: Mapped[int | None] = mapped_column(
         InboxId, ForeignKey("inbound_messages.id", ondelete="CASCADE")
     )
     position: Mapped[int] = mapped_column(Integer)

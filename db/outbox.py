@@ -44,11 +44,13 @@ async def record_reply(
     recipient: str,
     parts: list[str],
     options: OfferedOptions | None = None,
+    voice: uuid.UUID | None = None,
     db: AsyncSession,
 ) -> list[OutboundMessage]:
     """Record the reply's parts once per try of a turn, the first as `sending` (one
-    statement), the last with the `options` it offers; a resumed try gets the rows it
-    recorded before, a retry of a failed turn records its own."""
+    statement), the last with the `options` it offers or the `voice` note (a stored
+    file) that says it; a resumed try gets the rows it recorded before, a retry of a
+    failed turn records its own."""
     offered = options.as_json() if options is not None else None
     recorded = await db.scalars(
         insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage),
@@ -63,6 +65,7 @@ async def record_reply(
                 "recipient": recipient,
                 "text": text,
                 "options": offered if index == len(parts) - 1 else None,
+                "media_id": voice if index == len(parts) - 1 else None,
                 "status": OutboundStatus.SENDING if index == 0 else OutboundStatus.PENDING,
             }
             for index, text in enumerate(parts)

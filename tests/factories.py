@@ -45,6 +45,7 @@ async def builder_with_channel(
     unsupported_reply: str | None = None,
     fallback_reply: str | None = None,
     credentials: ChannelCredentials | None = None,
+    voice_replies: bool = False,
 ) -> uuid.UUID:
     """`credentials`: the number's own, stored encrypted with `CREDENTIALS_KEY`."""
     stored = CredentialsCipher(CREDENTIALS_KEY).encrypt(credentials) if credentials else None
@@ -55,6 +56,7 @@ async def builder_with_channel(
             model="gpt-test",
             unsupported_reply=unsupported_reply,
             fallback_reply=fallback_reply,
+            voice_replies=voice_replies,
             db=db,
         )
         await add_channel(builder.id, provider=provider, address=address, credentials=stored, db=db)

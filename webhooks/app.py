@@ -1,5 +1,6 @@
 """The webhook app, what providers call (Procfile `web`): the provider webhooks (verify,
-record, enqueue, answer; no model calls, no sends), health and metrics. It carries no
+record, enqueue, answer; no model calls, no sends), the voice notes we send (served at
+signed links to Twilio), health and metrics. It carries no
 agent code: one engine, the inbox writer, the channels' secrets and the Celery app it
 enqueues through. The dashboard is an app of its own (`webhooks.dashboard.server`);
 `webhooks.combined_app` serves both from one process."""
@@ -16,12 +17,14 @@ from starlette.routing import Route
 from db.core.logging_setup import configure_logging
 from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
+from db.media_links import REPLY_MEDIA_PATH
 from db.statements import StatementConnections
 from webhooks import health
 from webhooks.inbox_writer import InboxWriter
 from webhooks.providers import meta, twilio
 from webhooks.providers.channel_secrets import ChannelSecrets
 from webhooks.receiver_metrics import counted, metrics
+from webhooks.reply_media import reply_media
 from worker.celery_app import create_celery
 
 
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 counted("meta", "notification", meta.notification),
                 methods=["POST"],
             ),
+            Route(f"{REPLY_MEDIA_PATH}{{media_id}}", reply_media, methods=["GET"]),
             Route("/healthz", health.healthz, methods=["GET"]),
             Route("/readyz", health.readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

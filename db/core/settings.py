@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     meta_media_hosts: str = Field("lookaside.fbsbx.com", alias="META_MEDIA_HOSTS")
     transcribe_model: str = Field("gpt-4o-mini-transcribe", alias="TRANSCRIBE_MODEL")
     transcribe_base_url: str | None = Field(None, alias="TRANSCRIBE_BASE_URL")
+    tts_model: str = Field("gpt-4o-mini-tts", alias="TTS_MODEL")
+    tts_voice: str = Field("alloy", alias="TTS_VOICE")
+    tts_base_url: str | None = Field(None, alias="TTS_BASE_URL")
+    media_link_secret: SecretStr | None = Field(None, alias="MEDIA_LINK_SECRET", min_length=16)
+    media_link_seconds: int = Field(600, alias="MEDIA_LINK_SECONDS", gt=0)
 
     credentials_key: SecretStr | None = Field(None, alias="CREDENTIALS_KEY")
 
@@ -140,6 +145,7 @@ class Settings(BaseSettings):
         "twilio_api_base_url",
         "meta_api_base_url",
         "transcribe_base_url",
+        "tts_base_url",
     )
     @classmethod
     def _no_trailing_slash(cls, url: str | None) -> str | None:

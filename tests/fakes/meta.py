@@ -8,7 +8,9 @@ with 200.
 Media a user sent (`add_media`) are served as the Graph API serves them: `GET
 /{version}/{media-id}` with the token answers a short-lived `url`, whose download also
 needs the token; `expire_once` makes a media id's first download answer 404, as a URL
-past its five minutes does.
+past its five minutes does. Media we send are uploaded as Meta takes them (`POST
+/{version}/{phone-number-id}/media`, multipart `file`, `type`, `messaging_product`),
+recorded in `uploads`, and answered with a media id.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class FakeGraphAPI:
     """Media ids downloaded (or tried), in order."""
     expire_once: set[str] = field(default_factory=set)
     """Media ids whose next download answers 404 (an expired URL)."""
+    uploads: list[dict[str, Any]] = field(default_factory=list)
+    """Media uploaded: the form's fields, the file's `filename`, `content_type` and
+    bytes (`file`), the `phone_number_id` and `access_token`, and the `id` answered."""
     _posting: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def reset(self) -> None:
@@ -94,6 +99,7 @@ class FakeGraphAPI:
         self.media_lookups.clear()
         self.downloads.clear()
         self.expire_once.clear()
+        self.uploads.clear()
 
     def add_media(self, content: bytes, content_type: str, media_id: str | None = None) -> str:
         """A user's file held by Meta; returns its media id."""
@@ -107,10 +113,38 @@ class FakeGraphAPI:
                 Route(
                     f"/{API_VERSION}/{{phone_number_id}}/messages", self._messages, methods=["POST"]
                 ),
+                Route(f"/{API_VERSION}/{{phone_number_id}}/media", self._upload, methods=["POST"]),
                 Route(f"/{API_VERSION}/{{media_id}}", self._media_url),
                 Route("/whatsapp_business/attachments/{media_id}", self._download),
             ]
         )
+
+    async def _upload(self, request: Request) -> Response:
+        """Like Meta: `messaging_product` must be whatsapp and `file` a file of `type`."""
+        if not _token_ok(request):
+            return _error(401, 190, "Invalid OAuth access token")
+        async with request.form() as form:
+            upload = form.get("file")
+            fields = {key: value for key, value in form.items() if isinstance(value, str)}
+            if isinstance(upload, str) or upload is None:
+                return _error(400, 100, "Param file must be a file")
+            if fields.get("messaging_product") != "whatsapp" or not fields.get("type"):
+                return _error(400, 100, "messaging_product and type are required")
+            content = await upload.read()
+            media_id = f"{next(_ids):016d}"
+            self.uploads.append(
+                {
+                    **fields,
+                    "filename": upload.filename,
+                    "content_type": upload.content_type,
+                    "file": content,
+                    "phone_number_id": request.path_params["phone_number_id"],
+                    "access_token": request.headers["authorization"].partition(" ")[2],
+                    "id": media_id,
+                }
+            )
+        self.media[media_id] = (content, fields["type"])
+        return JSONResponse({"id": media_id})
 
     async def _media_url(self, request: Request) -> Response:
         if not _token_ok(request):

@@ -11,6 +11,8 @@ ending with `response.completed`.
 
 `/v1/audio/transcriptions` records each upload (model, file name, type and bytes) and
 answers `transcript`, or the next of `transcription_failures` (HTTP statuses).
+`/v1/audio/speech` records each request's JSON body and answers `speech` (real OGG/Opus
+bytes, `tests/fixtures/media/spoken_reply.ogg`), or the next of `speech_failures`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,6 +34,9 @@ from starlette.routing import Route
 from db.transcript import content_text
 
 _ids = itertools.count(1)
+SPOKEN_REPLY = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "media" / "spoken_reply.ogg"
+).read_bytes()
 
 
 def message(text: str) -> dict[str, Any]:
@@ -93,6 +99,10 @@ class FakeOpenAI:
     transcriptions: list[dict[str, Any]] = field(default_factory=list)
     """Uploads to `/audio/transcriptions`: `model`, `filename`, `content_type`, `file`."""
     transcription_failures: list[int] = field(default_factory=list)
+    speech: bytes = SPOKEN_REPLY
+    speeches: list[dict[str, Any]] = field(default_factory=list)
+    """Bodies of `/audio/speech` requests: `model`, `voice`, `input`, `response_format`."""
+    speech_failures: list[int] = field(default_factory=list)
 
     def reset(self) -> None:
         self.respond = tool_using_model
@@ -105,14 +115,28 @@ class FakeOpenAI:
         self.transcript = "I'd like to book a table for four"
         self.transcriptions.clear()
         self.transcription_failures.clear()
+        self.speech = SPOKEN_REPLY
+        self.speeches.clear()
+        self.speech_failures.clear()
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/v1/responses", self._responses, methods=["POST"]),
                 Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
+                Route("/v1/audio/speech", self._speech, methods=["POST"]),
             ]
         )
+
+    async def _speech(self, request: Request) -> Response:
+        """Like OpenAI: a JSON body; the audio itself, in the format asked for."""
+        if request.headers.get("authorization") != "Bearer sk-test":
+            return JSONResponse({"error": {"message": "bad key"}}, status_code=401)
+        self.speeches.append(await request.json())
+        if self.speech_failures:
+            status = self.speech_failures.pop(0)
+            return JSONResponse({"error": {"message": "fake failure"}}, status_code=status)
+        return Response(self.speech, media_type="audio/ogg")
 
     async def _transcriptions(self, request: Request) -> Response:
         """Like OpenAI: a multipart upload of `file` and `model`; JSON `{"text": …}`."""

@@ -7,7 +7,9 @@ most 1,000) linked by `next_page_uri`.
 
 Media a user sent (`add_media`) are served as Twilio serves them: the `MediaUrl` asks for
 the account's Basic auth and redirects to a CDN on another host (here the same server
-as `localhost`), which serves the bytes to anyone holding its link.
+as `localhost`), which serves the bytes to anyone holding its link. A message sent with
+a `MediaUrl` has it fetched, as Twilio fetches it before sending, and what came back is
+recorded in `fetched`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -60,6 +63,9 @@ class FakeTwilio:
     """Media URL requests: `media_sid` and the `account_sid` of their Basic auth."""
     media_failures: list[int] = field(default_factory=list)
     """HTTP statuses answered to the next media URL requests."""
+    fetched: list[dict[str, Any]] = field(default_factory=list)
+    """The `MediaUrl`s of messages sent, fetched: `url`, `status`, `content_type`,
+    `content`."""
 
     def reset(self) -> None:
         self.messages.clear()
@@ -73,6 +79,7 @@ class FakeTwilio:
         self.media.clear()
         self.media_requests.clear()
         self.media_failures.clear()
+        self.fetched.clear()
 
     def add_media(self, base_url: str, content: bytes, content_type: str) -> str:
         """A user's file held by Twilio; returns its `MediaUrl` (on `base_url`)."""
@@ -131,6 +138,23 @@ class FakeTwilio:
             return Response(status_code=404)
         return Response(found[0], media_type=found[1])
 
+    async def _fetch(self, url: str) -> None:
+        """Twilio takes the message either way; a link it cannot fetch fails it later."""
+        async with httpx.AsyncClient(timeout=10) as client:
+            try:
+                answer = await client.get(url)
+            except httpx.HTTPError:
+                self.fetched.append({"url": url, "status": 0, "content_type": None, "content": b""})
+                return
+        self.fetched.append(
+            {
+                "url": url,
+                "status": answer.status_code,
+                "content_type": answer.headers.get("content-type"),
+                "content": answer.content,
+            }
+        )
+
     async def _typing(self, request: Request) -> Response:
         self.typing.append(dict(parse_qsl((await request.body()).decode())))
         return JSONResponse({"success": True})
@@ -148,6 +172,8 @@ class FakeTwilio:
         if failure is not None:
             return _error(failure[0], failure[1], "fake failure")
         form = dict(parse_qsl((await request.body()).decode()))
+        if "MediaUrl" in form:
+            await self._fetch(form["MediaUrl"])
         sid = f"SM{next(_sids):032d}"
         created = datetime.now(UTC).strftime(RFC_2822)
         sent = {**form, "sid": sid, "account_sid": account_sid, "date_created": created}
@@ -248,7 +274,8 @@ def _message_resource(message: dict[str, str]) -> dict[str, Any]:
         "status": "sent",
         "to": message.get("To"),
         "from": message.get("From"),
-        "body": message.get("Body"),
+        "body": message.get("Body", ""),
+        "num_media": "1" if "MediaUrl" in message else "0",
         "date_created": message["date_created"],
         "date_sent": message["date_created"],
         "date_updated": message["date_created"],

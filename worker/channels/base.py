@@ -16,6 +16,16 @@ class SentMessage:
     status: str
 
 
+@dataclass(frozen=True)
+class VoiceNote:
+    """A spoken reply to send in place of its text: the stored file (`media` table) and
+    its bytes, for a provider that takes an upload (Meta) or fetches a link to it (Twilio)."""
+
+    media_id: uuid.UUID
+    content: bytes
+    content_type: str
+
+
 class SendError(Exception):
     """The provider did not accept a message."""
 
@@ -57,6 +67,8 @@ class OutboundChannel(Protocol):
     status_wait_seconds: float
     """How long a resumed turn waits for a delivery status to name a part that may have
     been sent: statuses that carry our outbound id back (Meta's) tell; 0 where none do."""
+    sends_voice: bool
+    """Whether it can send a `VoiceNote` (Twilio only with a link it can fetch it from)."""
 
     async def send(
         self,
@@ -66,10 +78,12 @@ class OutboundChannel(Protocol):
         text: str,
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
+        voice: VoiceNote | None = None,
     ) -> SentMessage:
         """Send one message of at most `max_message_length` characters (with `options`,
-        at most `options_text_length(options)`); `outbound_id` is our id of it, for a
-        provider that hands it back in its delivery statuses."""
+        at most `options_text_length(options)`), or with `voice` the voice note that says
+        `text`; `outbound_id` is our id of it, for a provider that hands it back in its
+        delivery statuses."""
         ...
 
     def options_text_length(self, options: OfferedOptions) -> int:
@@ -84,10 +98,11 @@ class OutboundChannel(Protocol):
         text: str,
         since: datetime,
         options: OfferedOptions | None = None,
+        voice: bool = False,
     ) -> list[SentMessage]:
-        """Messages with this text (and `options`) the provider took from `sender` to
-        `recipient` since `since`, oldest first; empty where the provider keeps no list
-        to ask."""
+        """Messages with this text (and `options`; with `voice`, voice notes) the provider
+        took from `sender` to `recipient` since `since`, oldest first; empty where the
+        provider keeps no list to ask."""
         ...
 
     async def show_typing(self, *, sender: str, message_id: str) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from db.core.logging_setup import mask_numbers
 from db.offered_options import OfferedOptions, numbered, numbered_length
-from worker.channels.base import SentMessage
+from worker.channels.base import SentMessage, VoiceNote
 
 
 class ConsoleChannel:
@@ -17,6 +17,7 @@ class ConsoleChannel:
     provider = "console"
     max_message_length = 4096
     status_wait_seconds = 0.0
+    sends_voice = True
 
     async def send(
         self,
@@ -26,8 +27,11 @@ class ConsoleChannel:
         text: str,
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
+        voice: VoiceNote | None = None,
     ) -> SentMessage:
         shown = numbered(text, options) if options is not None else text
+        if voice is not None:
+            shown = f"(voice note, {len(voice.content)} bytes) {shown}"
         sys.stdout.write(f"[console reply to {mask_numbers(recipient)}] {shown}\n")
         sys.stdout.flush()
         return SentMessage(provider_message_id=f"console-{uuid.uuid4().hex}", status="sent")
@@ -43,6 +47,7 @@ class ConsoleChannel:
         text: str,
         since: datetime,
         options: OfferedOptions | None = None,
+        voice: bool = False,
     ) -> list[SentMessage]:
         """Standard output keeps no record: a reply the worker died printing prints again."""
         return []

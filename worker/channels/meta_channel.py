@@ -1,4 +1,5 @@
-"""Replies through Meta's WhatsApp Cloud API (Graph API `/{phone_number_id}/messages`)."""
+"""Replies through Meta's WhatsApp Cloud API (Graph API `/{phone_number_id}/messages`;
+voice notes uploaded to `/{phone_number_id}/media` first and sent by their media id)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from worker.channels.base import (
     PermanentSendError,
     SentMessage,
     TransientSendError,
+    VoiceNote,
     retry_after_seconds,
 )
 
@@ -43,6 +45,7 @@ BUSINESS_SCOPED_USER_ID = re.compile(r"^[A-Z]{2}\.")
 class MetaChannel:
     provider = "meta"
     max_message_length = META_MAX_BODY
+    sends_voice = True
 
     def __init__(
         self,
@@ -70,15 +73,20 @@ class MetaChannel:
         text: str,
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
+        voice: VoiceNote | None = None,
     ) -> SentMessage:
         """Send a text message from phone number id `sender` to a number or user id;
         with `options`, reply buttons or a list (`interactive_message`), or the options
-        numbered under the text where those cannot show them. `outbound_id` goes in
-        `biz_opaque_callback_data` (up to 512 characters), which Meta hands back in the
-        message's `sent`, `delivered` and `read` statuses."""
+        numbered under the text where those cannot show them; with `voice`, that voice
+        note (uploaded first: a media id is Meta's only way to take our bytes). `outbound_id`
+        goes in `biz_opaque_callback_data` (up to 512 characters), which Meta hands back
+        in the message's `sent`, `delivered` and `read` statuses."""
         interactive = interactive_message(text, options) if options is not None else None
         content: dict[str, Any]
-        if interactive is not None:
+        if voice is not None:
+            media_id = await self._upload(sender, voice)
+            content = {"type": "audio", "audio": {"id": media_id, "voice": True}}
+        elif interactive is not None:
             content = {"type": "interactive", "interactive": interactive}
         else:
             shown = numbered(text, options) if options is not None else text
@@ -110,6 +118,7 @@ class MetaChannel:
         text: str,
         since: datetime,
         options: OfferedOptions | None = None,
+        voice: bool = False,
     ) -> list[SentMessage]:
         """The Graph API lists no sent messages: the statuses that carry our outbound id
         back tell instead (`status_wait_seconds`)."""
@@ -132,6 +141,23 @@ class MetaChannel:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def _upload(self, phone_number_id: str, voice: VoiceNote) -> str:
+        """Meta's media id for `voice`, uploaded as a file of `phone_number_id`. An upload
+        that got no answer sent no message: it is retried like a refusal."""
+        form = {"messaging_product": "whatsapp", "type": voice.content_type}
+        upload = {"file": ("reply.ogg", voice.content, voice.content_type)}
+        try:
+            response = await self._client.post(f"/{phone_number_id}/media", data=form, files=upload)
+        except httpx.TransportError as error:
+            raise TransientSendError(f"Meta media upload failed: {error!r}") from error
+        payload = _json(response)
+        if not response.is_success:
+            raise _classified(response, payload)
+        media_id = payload.get("id") if isinstance(payload, dict) else None
+        if not isinstance(media_id, str) or not media_id:
+            raise PermanentSendError(f"Meta took the upload but returned no media id: {payload}")
+        return media_id
+
     async def _post(self, phone_number_id: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = await self._client.post(f"/{phone_number_id}/messages", json=body)
@@ -140,13 +166,17 @@ class MetaChannel:
         except httpx.TransportError as error:  # sent, and no answer came back
             reason = f"Meta did not answer: {error!r}"
             raise TransientSendError(reason, may_have_been_sent=True) from error
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {}
+        payload = _json(response)
         if response.is_success:
             return payload if isinstance(payload, dict) else {}
         raise _classified(response, payload)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {}
 
 
 def interactive_message(text: str, options: OfferedOptions) -> dict[str, Any] | None:

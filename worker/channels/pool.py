@@ -18,6 +18,7 @@ from db.core.credentials import (
     open_credentials,
 )
 from db.core.settings import Settings
+from db.media_links import MediaLinks
 from db.models import Channel
 from worker.channels.base import OutboundChannel
 from worker.channels.console import ConsoleChannel
@@ -110,6 +111,13 @@ class ChannelPool:
             if settings.public_base_url
             else None,
             typing_indicator=settings.twilio_typing_indicator,
+            media_links=MediaLinks(
+                settings.public_base_url,
+                settings.media_link_secret.get_secret_value(),
+                settings.media_link_seconds,
+            )
+            if settings.public_base_url and settings.media_link_secret
+            else None,
         )
 
     def _meta(self, access_token: str) -> MetaChannel:

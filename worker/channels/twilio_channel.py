@@ -1,7 +1,9 @@
-"""Replies through Twilio's WhatsApp API with twilio's own async `Client`."""
+"""Replies through Twilio's WhatsApp API with twilio's own async `Client`; voice notes as
+a `MediaUrl` Twilio fetches from the receiver (a signed link that expires)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,8 +17,9 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from db.media_links import MediaLinks
 from db.offered_options import OfferedOptions, numbered, numbered_length
-from worker.channels.base import PermanentSendError, SentMessage, TransientSendError
+from worker.channels.base import PermanentSendError, SentMessage, TransientSendError, VoiceNote
 
 # Twilio rejects WhatsApp bodies over 1,600 characters (error 21617).
 TWILIO_MAX_BODY = 1600
@@ -71,11 +74,14 @@ class TwilioChannel:
         api_base_url: str | None = None,
         status_callback: str | None = None,
         typing_indicator: bool = False,
+        media_links: MediaLinks | None = None,
     ) -> None:
         self._http = TwilioHttpClient(timeout=timeout, api_base_url=api_base_url)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         self._status_callback = status_callback
         self._typing_indicator = typing_indicator
+        self._media_links = media_links
+        self.sends_voice = media_links is not None
 
     async def send(
         self,
@@ -85,11 +91,18 @@ class TwilioChannel:
         text: str,
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
+        voice: VoiceNote | None = None,
     ) -> SentMessage:
         """Send `text`; `options` follow it numbered (WhatsApp buttons need a template
-        through Twilio), and a user's "2" is read as the second."""
-        body = numbered(text, options) if options is not None else text
-        message_options: dict[str, Any] = {"from_": sender, "to": recipient, "body": body}
+        through Twilio), and a user's "2" is read as the second. A `voice` note goes
+        alone, as a link Twilio fetches it from (WhatsApp audio carries no caption)."""
+        message_options: dict[str, Any] = {"from_": sender, "to": recipient}
+        if voice is not None:
+            if self._media_links is None:
+                raise PermanentSendError("no PUBLIC_BASE_URL and MEDIA_LINK_SECRET to link to")
+            message_options["media_url"] = [self._media_links.url(voice.media_id, now=time.time())]
+        else:
+            message_options["body"] = numbered(text, options) if options is not None else text
         if self._status_callback:
             message_options["status_callback"] = self._status_callback
         async with _classified_errors():
@@ -107,9 +120,11 @@ class TwilioChannel:
         text: str,
         since: datetime,
         options: OfferedOptions | None = None,
+        voice: bool = False,
     ) -> list[SentMessage]:
         """From Twilio's Messages list. It filters `DateSent` by whole GMT days only, so
-        the time and the text are checked here."""
+        the time and the text are checked here; a voice note is a message with media and
+        no text."""
         text = numbered(text, options) if options is not None else text
         async with _classified_errors():
             listed = await self._client.messages.list_async(
@@ -124,7 +139,7 @@ class TwilioChannel:
                 status=status if (status := str(message.status)) in SAME_STATUSES else "queued",
             )
             for message in reversed(listed)
-            if message.body == text
+            if (_is_voice_note(message) if voice else message.body == text)
             and isinstance(message.date_created, datetime)
             and message.date_created >= since
         ]
@@ -140,6 +155,10 @@ class TwilioChannel:
 
     async def aclose(self) -> None:
         await self._http.close()
+
+
+def _is_voice_note(message: Any) -> bool:
+    return not message.body and str(message.num_media or "0") != "0"
 
 
 @asynccontextmanager

@@ -71,6 +71,12 @@ def _settings_options(creating: bool) -> Any:
             " [default: not answered].",
         ),
         click.option(
+            "--voice-replies/--no-voice-replies",
+            default=None,
+            help="Answer a voice note with a voice note (the reply spoken by TTS_MODEL)"
+            " [default: text].",
+        ),
+        click.option(
             "--language",
             default=None,
             help="Text search language of its documents (Postgres: english, dutch, simple, …)"
@@ -133,6 +139,7 @@ def _builder_data(
         "history_window": builder.history_window,
         "turns_per_minute": builder.turns_per_minute,
         "reactions_as_input": builder.reactions_as_input,
+        "voice_replies": builder.voice_replies,
         "language": builder.search_language,
         "unsupported_reply": builder.unsupported_reply,
         "fallback_reply": builder.fallback_reply,

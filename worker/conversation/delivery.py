@@ -12,7 +12,13 @@ from contextlib import asynccontextmanager, suppress
 
 from db.core.logging_setup import mask_numbers
 from db.offered_options import OfferedOptions
-from worker.channels.base import OutboundChannel, SendError, SentMessage, TransientSendError
+from worker.channels.base import (
+    OutboundChannel,
+    SendError,
+    SentMessage,
+    TransientSendError,
+    VoiceNote,
+)
 from worker.process.turn_metrics import counted_send
 
 logger = logging.getLogger(__name__)
@@ -31,6 +37,7 @@ async def send_with_retries(
     text: str,
     outbound_id: uuid.UUID | None = None,
     options: OfferedOptions | None = None,
+    voice: VoiceNote | None = None,
 ) -> SentMessage:
     """Send, retrying transient failures a few times with jittered exponential backoff,
     never sooner than the provider's own retry hint; then the failure is the turn's. A
@@ -44,6 +51,7 @@ async def send_with_retries(
                 text=text,
                 outbound_id=outbound_id,
                 options=options,
+                voice=voice,
             )
         except TransientSendError as error:
             if attempt == SEND_ATTEMPTS or error.may_have_been_sent:

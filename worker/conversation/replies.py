@@ -6,6 +6,10 @@ recording the reply marks the first part; the one marking a part sent marks the 
 and marked sent as soon as the provider answers. A part a resumed turn finds still
 `sending` may have reached the user before its worker died: it is looked up at the
 provider first, and sent again only if the provider never took it.
+
+A reply may be spoken (`spoken`): synthesised once, kept as a file and recorded as a
+single part naming it, so a resumed turn sends that same audio; if it cannot be spoken
+it goes as text.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from db.core.clock import as_utc
 from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
+from db.media import add_reply_audio, reply_audio
 from db.models import Channel, OutboundMessage, OutboundStatus, Turn
 from db.offered_options import OfferedOptions
 from db.outbox import (
@@ -36,12 +41,15 @@ from worker.channels.base import (
     PermanentSendError,
     SentMessage,
     TransientSendError,
+    VoiceNote,
 )
 from worker.channels.formatting import markdown_to_whatsapp
 from worker.channels.splitting import split_text
 from worker.conversation.delivery import send_with_retries
 from worker.conversation.lease import ConversationLease
 from worker.errors import TransientTurnError, UndeliverableError
+from worker.media.speech import VOICE_CONTENT_TYPE, SpeechFailed, spoken_text
+from worker.media.transcription import audio_duration
 from worker.process.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -62,18 +70,38 @@ async def send_reply(
     lease: ConversationLease,
     runtime: Runtime,
     options: OfferedOptions | None = None,
+    spoken: bool = False,
 ) -> list[OutboundMessage]:
     """Record `text` as the turn's reply (in WhatsApp formatting, split to the channel's
     message size; once per try of the turn), then send it part by part from `channel`;
-    the last part offers the `options` and is short enough to carry them. Returns the
-    parts; a part refused for good fails the turn (`UndeliverableError`), one that may go
-    out later retries it (`TransientTurnError`)."""
+    the last part offers the `options` and is short enough to carry them. A `spoken`
+    reply (one offering no options, on a channel that sends voice notes) is one voice
+    note, or text when it cannot be spoken. Returns the parts; a part refused for good
+    fails the turn (`UndeliverableError`), one that may go out later retries it
+    (`TransientTurnError`)."""
     outbound = runtime.channel(channel)
-    parts = split_text(markdown_to_whatsapp(text), outbound.max_message_length)
+    formatted = markdown_to_whatsapp(text)
+    audio = None
+    if spoken and options is None and outbound.sends_voice:
+        audio = await _speech(turn, text, runtime=runtime)
+    parts = [formatted] if audio is not None else split_text(formatted, outbound.max_message_length)
     if options is not None and parts:
         parts[-1:] = split_text(parts[-1], outbound.options_text_length(options))
-    async with runtime.autocommit_sessionmaker.begin() as db:
+    # A spoken reply's file and its part are recorded together; a text reply is one
+    # statement, which commits on its own.
+    sessions = runtime.sessionmaker if audio is not None else runtime.autocommit_sessionmaker
+    async with sessions.begin() as db:
         await lease.keep(db=db)
+        voice = None
+        if audio is not None:
+            voice = await add_reply_audio(
+                turn.session_id,
+                audio,
+                content_type=VOICE_CONTENT_TYPE,
+                duration_seconds=audio_duration(audio),
+                store=runtime.media_store,
+                db=db,
+            )
         replies = await record_reply(
             session_id=turn.session_id,
             turn_id=turn.id,
@@ -82,12 +110,22 @@ async def send_reply(
             recipient=recipient,
             parts=parts,
             options=options,
+            voice=voice,
             db=db,
         )
     await _send_parts(
         replies, channel, outbound, marked=replies[0].id, lease=lease, runtime=runtime
     )
     return replies
+
+
+async def _speech(turn: Turn, text: str, *, runtime: Runtime) -> bytes | None:
+    """The reply spoken; None (it goes as text) when the synthesiser cannot say it."""
+    try:
+        return await runtime.synthesiser.synthesise(spoken_text(text))
+    except SpeechFailed as error:
+        logger.warning("turn %s: reply not spoken, sending text: %s", turn.id, error)
+        return None
 
 
 async def send_unsent(
@@ -140,6 +178,7 @@ async def _send(
 ) -> SentMessage:
     """Send one part; a refusal worth retrying puts it back to `pending` (it did not go
     out), one that may have gone out leaves it `sending` for the retry to look up."""
+    voice = await _voice_note(reply, runtime=runtime)
     try:
         return await send_with_retries(
             outbound,
@@ -148,6 +187,7 @@ async def _send(
             text=reply.text,
             outbound_id=reply.id,
             options=OfferedOptions.from_json(reply.options),
+            voice=voice,
         )
     except TransientSendError as error:
         if not error.may_have_been_sent:
@@ -158,6 +198,19 @@ async def _send(
         async with runtime.sessionmaker.begin() as db:
             await mark_send_failed(reply.id, error=str(error), db=db)
         raise UndeliverableError(f"send failed: {error}") from error
+
+
+async def _voice_note(reply: OutboundMessage, *, runtime: Runtime) -> VoiceNote | None:
+    """The voice note a spoken part sends, as stored when it was recorded; None for a
+    text part, or one whose file is gone (the retention sweep): its text goes instead."""
+    if reply.media_id is None:
+        return None
+    async with runtime.sessionmaker() as db:
+        found = await reply_audio(reply.media_id, store=runtime.media_store, db=db)
+    if found is None:
+        logger.warning("reply part %d: its voice note is gone; sending its text", reply.part + 1)
+        return None
+    return VoiceNote(media_id=reply.media_id, content=found[0], content_type=found[1])
 
 
 async def _taken_before(
@@ -187,6 +240,7 @@ async def _taken_before(
             text=reply.text,
             since=as_utc(reply.created_at) - CLOCK_SKEW,
             options=OfferedOptions.from_json(reply.options),
+            voice=reply.media_id is not None,
         )
     except TransientSendError as error:
         raise TransientTurnError(

@@ -14,6 +14,7 @@ from agents.memory import SessionInputCallback
 
 from db.core.logging_setup import mask_numbers
 from db.lossless_json import plain_text
+from db.media import media_of_messages
 from db.models import (
     REACTION_KIND,
     RECORDED_ONLY_KINDS,
@@ -96,6 +97,7 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
             turn,
             reply.text,
             options=reply.options,
+            spoken=builder.voice_replies and await _user_spoke(messages, runtime=runtime),
             channel=channel,
             recipient=messages[-1].sender,
             lease=lease,
@@ -112,6 +114,17 @@ def answered(message: InboundMessage, builder: Builder) -> bool:
     if message.kind == REACTION_KIND:
         return builder.reactions_as_input
     return message.kind not in RECORDED_ONLY_KINDS
+
+
+async def _user_spoke(messages: list[InboundMessage], *, runtime: Runtime) -> bool:
+    """Whether the turn's messages include a voice note (or other audio) that was heard:
+    what a builder's `voice_replies` answers in kind."""
+    with_media = [message.id for message in messages if message.media]
+    if not with_media:
+        return False
+    async with runtime.sessionmaker() as db:
+        kept = await media_of_messages(with_media, db=db)
+    return any(media.kind == "audio" and media.transcript for media in kept.values())
 
 
 async def _follow_number_changes(

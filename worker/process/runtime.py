@@ -1,6 +1,6 @@
 """Per-process resources of a worker, created once on its event loop and shared by
 every conversation it carries: the engine, the OpenAI client, the outbound channels,
-the media downloads and the transcriber."""
+the media downloads, the transcriber and the speech synthesiser."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from worker.channels.base import OutboundChannel
 from worker.channels.pool import ChannelPool
 from worker.conversation.held_leases import FreshLeases
 from worker.media.fetching import MediaFetcher
+from worker.media.speech import OfflineSynthesiser, OpenAISynthesiser, Synthesiser
 from worker.media.transcription import OfflineTranscriber, OpenAITranscriber, Transcriber
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,11 @@ class Runtime:
     media_fetcher: MediaFetcher
     media_store: MediaContentStore
     transcriber: Transcriber
+    synthesiser: Synthesiser
     transcribe_client: AsyncOpenAI | None = None
     """Its own client when TRANSCRIBE_BASE_URL names another server than the model's."""
+    speech_client: AsyncOpenAI | None = None
+    """Its own client when TTS_BASE_URL names another server than the model's."""
     _models: dict[str, Model] = field(default_factory=dict)
 
     def model(self, name: str) -> Model:
@@ -67,8 +71,9 @@ class Runtime:
         await self.media_fetcher.aclose()
         if self.openai_client is not None:
             await self.openai_client.close()
-        if self.transcribe_client is not None:
-            await self.transcribe_client.close()
+        for client in (self.transcribe_client, self.speech_client):
+            if client is not None:
+                await client.close()
         if self.statements is not None:
             await self.statements.aclose()
         await self.engine.dispose()
@@ -92,18 +97,16 @@ def create_runtime(settings: Settings) -> Runtime:
         )
     else:
         logger.info("OPENAI_API_KEY is not set: answering with the offline model")
-    transcribe_client = None
+    transcribe_client = _own_client(settings, settings.transcribe_base_url)
+    speech_client = _own_client(settings, settings.tts_base_url)
     transcriber: Transcriber = OfflineTranscriber()
-    if openai_client is not None and settings.openai_api_key is not None:
-        if settings.transcribe_base_url not in (None, settings.openai_base_url):
-            transcribe_client = AsyncOpenAI(
-                api_key=settings.openai_api_key.get_secret_value(),
-                base_url=settings.transcribe_base_url,
-                timeout=settings.openai_timeout_seconds,
-                max_retries=settings.openai_max_retries,
-            )
+    synthesiser: Synthesiser = OfflineSynthesiser()
+    if openai_client is not None:
         transcriber = OpenAITranscriber(
             transcribe_client or openai_client, model=settings.transcribe_model
+        )
+        synthesiser = OpenAISynthesiser(
+            speech_client or openai_client, model=settings.tts_model, voice=settings.tts_voice
         )
     statements = None
     if engine.dialect.name == "postgresql":
@@ -128,7 +131,22 @@ def create_runtime(settings: Settings) -> Runtime:
         media_fetcher=MediaFetcher(settings),
         media_store=DatabaseContentStore(),
         transcriber=transcriber,
+        synthesiser=synthesiser,
         transcribe_client=transcribe_client,
+        speech_client=speech_client,
+    )
+
+
+def _own_client(settings: Settings, base_url: str | None) -> AsyncOpenAI | None:
+    """A client of its own for a speech server at `base_url`; None when there is no API
+    key or `base_url` is the model's own server (its client serves)."""
+    if settings.openai_api_key is None or base_url in (None, settings.openai_base_url):
+        return None
+    return AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=base_url,
+        timeout=settings.openai_timeout_seconds,
+        max_retries=settings.openai_max_retries,
     )
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from twilio.rest import Client
 
+from db.media_links import MediaLinks, link_signature
 from db.offered_options import OfferedOptions
 from tests.fakes.server import free_port
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from worker.channels.base import PermanentSendError, TransientSendError
+from worker.channels.base import PermanentSendError, TransientSendError, VoiceNote
 from worker.channels.twilio_channel import TwilioChannel, TwilioHttpClient
 
 
@@ -160,3 +162,46 @@ async def test_options_are_numbered_under_the_text_and_found_so(
     )
     assert [each.provider_message_id for each in found] == [sent.provider_message_id]
     assert await channel_to.find_sent(sender=bot, recipient=user, text="When?", since=since) == []
+
+
+async def test_a_voice_note_goes_alone_as_a_signed_link_and_is_found_as_one(
+    fake_twilio_server: tuple[FakeTwilio, str], fake_twilio: FakeTwilio
+) -> None:
+    """Without links to sign the channel sends no voice notes; with them, the `MediaUrl`
+    is the receiver's signed link and the message carries no text."""
+    base_url = fake_twilio_server[1]
+    links = MediaLinks(base_url, "test-media-link-secret-0123456789", 60)
+    channel = TwilioChannel(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        timeout=0.5,
+        api_base_url=base_url,
+        media_links=links,
+    )
+    bot, user = "whatsapp:+14155238886", "whatsapp:+31612345678"
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    voice = VoiceNote(media_id=uuid.uuid4(), content=b"OggS", content_type="audio/ogg")
+    try:
+        assert channel.sends_voice
+        await channel.send(sender=bot, recipient=user, text="Earlier")
+        sent = await channel.send(sender=bot, recipient=user, text="Hello", voice=voice)
+        found = await channel.find_sent(
+            sender=bot, recipient=user, text="Hello", since=since, voice=True
+        )
+        as_text = await channel.find_sent(sender=bot, recipient=user, text="Hello", since=since)
+    finally:
+        await channel.aclose()
+
+    request = fake_twilio.messages[-1]
+    assert "Body" not in request
+    path, _, query = request["MediaUrl"].partition("?")
+    assert path == f"{base_url}/media/replies/{voice.media_id}"
+    expires = int(query.split("&")[0].removeprefix("expires="))
+    assert query == f"expires={expires}&signature=" + link_signature(
+        voice.media_id, expires, secret=links.secret
+    )
+    assert [each.provider_message_id for each in found] == [sent.provider_message_id]
+    assert as_text == []
+    unlinked = TwilioChannel(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, timeout=0.5)
+    assert not unlinked.sends_voice
+    await unlinked.aclose()

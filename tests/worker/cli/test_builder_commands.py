@@ -53,8 +53,12 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         [],
     )
     assert (shown["turns_per_minute"], shown["reactions_as_input"]) == (0, False)
-    answering = wabot("builder", "update", builder_id, "--reactions-as-input", "--json")
+    assert shown["voice_replies"] is False
+    answering = wabot(
+        "builder", "update", builder_id, "--reactions-as-input", "--voice-replies", "--json"
+    )
     assert json.loads(answering.stdout)["reactions_as_input"] is True
+    assert json.loads(answering.stdout)["voice_replies"] is True
 
     updated = wabot(
         "builder",
@@ -69,6 +73,7 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         "--reset",
         "turns-per-minute",
         "--no-reactions-as-input",
+        "--no-voice-replies",
     )
     assert (updated.returncode, updated.stdout.strip()) == (0, f"updated {builder_id}")
     async with db_sessions() as db:
@@ -81,6 +86,7 @@ async def test_a_builder_is_created_shown_updated_and_deleted(
         300,
     )
     assert (stored.turns_per_minute, stored.reactions_as_input) == (None, False)
+    assert stored.voice_replies is False
     text = wabot("builder", "show", builder_id).stdout
     assert "temperature: the model's" in text and "history_window: HISTORY_WINDOW (50)" in text
     assert "turns_per_minute: SENDER_TURNS_PER_MINUTE (20)" in text
