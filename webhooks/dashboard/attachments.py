@@ -122,7 +122,11 @@ async def shown_items(
             by_sequence[starts[message.turn_id] + number] = message
     files = await media_of_session(session_id, db=db)
     by_id = {info.id: info for info in files}
-    by_position = {(info.inbound_message_id, info.position): info for info in files}
+    by_position = {
+        (info.inbound_message_id, info.position): info
+        for info in files
+        if info.inbound_message_id is not None  # not our own spoken replies
+    }
     shown = {}
     for item in items:
         data = item.item_data
