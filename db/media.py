@@ -67,9 +67,7 @@ class MediaContentStore(Protocol):
     """Where media bytes live. The database store keeps them in `media.content`; an
     S3-compatible store would keep them under the media id and ignore `db`."""
 
-    async def put(
-        self, media_id: uuid.UUID, content: bytes | bytearray, *, db: AsyncSession
-    ) -> None:
+    async def put(self, media_id: uuid.UUID, content: bytes, *, db: AsyncSession) -> None:
         """Keep `content` for `media_id` (its row exists in `db`'s transaction)."""
 
     async def get(self, media_id: uuid.UUID, *, db: AsyncSession) -> bytes | None:
@@ -79,9 +77,7 @@ class MediaContentStore(Protocol):
 class DatabaseContentStore:
     """Media bytes in the `media` row itself (bytea on Postgres, a BLOB on SQLite)."""
 
-    async def put(
-        self, media_id: uuid.UUID, content: bytes | bytearray, *, db: AsyncSession
-    ) -> None:
+    async def put(self, media_id: uuid.UUID, content: bytes, *, db: AsyncSession) -> None:
         await db.execute(update(Media).where(Media.id == media_id).values(content=content))
 
     async def get(self, media_id: uuid.UUID, *, db: AsyncSession) -> bytes | None:
@@ -105,7 +101,7 @@ def referenced_media_id(url: object) -> uuid.UUID | None:
 
 async def add_media(
     new: NewMedia,
-    content: bytes | bytearray,
+    content: bytes,
     *,
     store: MediaContentStore,
     db: AsyncSession,
