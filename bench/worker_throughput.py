@@ -1,6 +1,8 @@
 """Rows 3 and 4: our worker against the naive design (`bench/naive_worker.py`) on
 one host, with a fake model that answers after 500 ms and after 0 ms, and whether our
-worker's memory holds still over thousands of messages.
+worker's memory holds still over thousands of messages; then the media rows: the same
+500 ms load with 20% voice notes (300 ms fake transcription) and 10% photos against the
+text-only one, and a worker process's memory while 16 MB voice notes stream through.
 
 Both designs run as real Celery processes on Redis and Postgres and talk to a fake
 OpenAI and a fake Twilio served from this process. Every conversation is a closed loop:
@@ -40,6 +42,14 @@ from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bench.media_load import (
+    PHOTO,
+    TRANSCRIPTION_DELAY_SECONDS,
+    VOICE_NOTE,
+    Attached,
+    large_voice_note,
+    mixed,
+)
 from bench.naive_worker import NAIVE_TASK
 from bench.report import Row
 from db.core.settings import Settings
@@ -70,11 +80,15 @@ FEW = 4
 """Conversations in flight when our workers' warm, nearly idle RSS is taken."""
 REPLY_TIMEOUT_SECONDS = 120.0
 JIFFY_MS = 1000 / os.sysconf("SC_CLK_TCK")
+LARGE_FILES_EARLY, LARGE_FILES_LATE = 2, 20
+"""The 16 MB voice notes after which the media worker's RSS is taken, then compared."""
 
 
 class Replies:
     """Replies as the fake Twilio receives them, handed to the conversation awaiting
-    each one (on the driver's loop) with the time it arrived."""
+    each one (on the driver's loop) with the time it arrived. The fake model says back
+    what it read (`You said: …`), the message's text on a line of its own when a file
+    came with it: a reply answers the message whose text is one of its lines."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -83,10 +97,10 @@ class Replies:
     def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self._loop = loop
 
-    def expect(self, user: str, body: str) -> asyncio.Future[float]:
+    def expect(self, user: str, text: str) -> asyncio.Future[float]:
         assert self._loop is not None
         arrived = self._loop.create_future()
-        self._awaited[user] = (body, arrived)
+        self._awaited[user] = (text, arrived)
         return arrived
 
     def arrived(self, user: str, body: str) -> None:
@@ -96,19 +110,27 @@ class Replies:
 
     def _resolve(self, user: str, body: str, at: float) -> None:
         awaited = self._awaited.get(user)
-        if awaited is not None and awaited[0] == body and not awaited[1].done():
+        said = body.removeprefix("You said: ").splitlines()
+        if awaited is not None and awaited[0] in said and not awaited[1].done():
             awaited[1].set_result(at)
 
 
 @dataclass
 class ForgetfulOpenAI(FakeOpenAI):
-    """The fake model, keeping none of the tens of thousands of requests it answers."""
+    """The fake model, keeping none of the tens of thousands of requests (and uploads)
+    it answers."""
 
     async def _responses(self, request: Request) -> Response:
         try:
             return await super()._responses(request)
         finally:
             self.requests.clear()
+
+    async def _transcriptions(self, request: Request) -> Response:
+        try:
+            return await super()._transcriptions(request)
+        finally:
+            self.transcriptions.clear()
 
 
 @dataclass
@@ -124,6 +146,12 @@ class ReplyTap(FakeTwilio):
             self.replies.arrived(form["To"], form["Body"])
             self.messages.clear()  # the bench sends tens of thousands; keep none
         return response
+
+    async def _media(self, request: Request) -> Response:
+        try:
+            return await super()._media(request)
+        finally:
+            self.media_requests.clear()
 
 
 @dataclass
@@ -149,7 +177,7 @@ class Load:
         while not self._stop.is_set():
             number += 1
             text = f"message {number}"
-            arrived = self.replies.expect(user, f"You said: {text}")
+            arrived = self.replies.expect(user, text)
             sent_at = time.monotonic()
             await self.send(user, text)
             at = await asyncio.wait_for(arrived, REPLY_TIMEOUT_SECONDS)
@@ -283,6 +311,7 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
     run_id = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
         folder = Path(tempfile.mkdtemp(prefix="wabot-bench-worker-"))
+        twilio_url = stack.enter_context(serve(tap.app()))
         common = {
             "DATABASE_URL": url,
             "CELERY_BROKER_URL": REDIS_URL,
@@ -290,7 +319,9 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
             "OPENAI_BASE_URL": f"{stack.enter_context(serve(openai.app()))}/v1",
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_API_BASE_URL": stack.enter_context(serve(tap.app())),
+            "TWILIO_API_BASE_URL": twilio_url,
+            # The fake's media URLs redirect to its "CDN": the same server as localhost.
+            "TWILIO_MEDIA_HOSTS": twilio_url.replace("http://127.0.0.1", "localhost"),
         }
         ours_env = {
             **common,
@@ -301,7 +332,13 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
             "SENDER_TURNS_PER_MINUTE": "100000",
         }
         naive_env = {**common, "CELERY_QUEUE": f"naive-bench-{run_id}"}
-        stack.callback(forget_queues, ours_env["CELERY_QUEUE"], naive_env["CELERY_QUEUE"])
+        media_env = {**ours_env, "CELERY_QUEUE": f"wabot-bench-media-{run_id}"}
+        stack.callback(
+            forget_queues,
+            ours_env["CELERY_QUEUE"],
+            naive_env["CELERY_QUEUE"],
+            media_env["CELERY_QUEUE"],
+        )
         ours = [
             stack.enter_context(
                 running(
@@ -333,6 +370,13 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
         for n, process in enumerate(ours):
             wait_for_log(folder / f"ours-{n}.log", "ready.", process=process, timeout=60)
         wait_for_log(folder / "naive.log", "ready.", process=naive, timeout=60)
+        files = {
+            "voice": Attached(tap.add_media(twilio_url, VOICE_NOTE, "audio/ogg"), "audio/ogg"),
+            "photo": Attached(tap.add_media(twilio_url, PHOTO, "image/jpeg"), "image/jpeg"),
+            "large": Attached(
+                tap.add_media(twilio_url, large_voice_note(), "audio/ogg"), "audio/ogg"
+            ),
+        }
         try:
             rows = asyncio.run(
                 _measure(
@@ -343,6 +387,29 @@ def run(url: str, dsn: str, *, quick: bool) -> list[Row]:
                     naive,
                     openai=openai,
                     replies=replies,
+                    quick=quick,
+                )
+            )
+            # The 16 MB files' worker starts now: idle, it would only weigh on the rows above.
+            media_worker = stack.enter_context(
+                running(
+                    ["-m", "worker.cli", "worker", f"--hostname=media-{run_id}@%h"],
+                    media_env,
+                    folder / "media.log",
+                )
+            )
+            wait_for_log(folder / "media.log", "ready.", process=media_worker, timeout=60)
+            rows += asyncio.run(
+                _measure_media(
+                    url,
+                    ours_env,
+                    media_env,
+                    ours,
+                    media_worker,
+                    files,
+                    openai=openai,
+                    replies=replies,
+                    ours_text_only=rows[0].ours,
                     quick=quick,
                 )
             )
@@ -492,3 +559,98 @@ async def _steady(load: Load, seconds: float) -> tuple[Window, int]:
     rss = rss_kib(load.workers)
     await load.finish()
     return window(load, start, end), rss
+
+
+async def _measure_media(
+    url: str,
+    ours_env: dict[str, str],
+    media_env: dict[str, str],
+    ours: list[subprocess.Popen[bytes]],
+    media_worker: subprocess.Popen[bytes],
+    files: dict[str, Attached],
+    *,
+    openai: FakeOpenAI,
+    replies: Replies,
+    ours_text_only: float,
+    quick: bool,
+) -> list[Row]:
+    """The 500 ms load again, a tenth of it photos and a fifth voice notes; then 16 MB
+    voice notes through a worker process of their own (its RSS is its alone)."""
+    replies.attach(asyncio.get_running_loop())
+    openai.delay_seconds = MODEL_DELAY_SECONDS
+    openai.transcription_delay_seconds = TRANSCRIPTION_DELAY_SECONDS
+    engine = create_engine(url)
+    sessions = create_sessionmaker(engine)
+    inboxes = {
+        queue: InboxWriter(
+            sessions,
+            create_celery(Settings(_env_file=None, **env)),
+            statements=StatementConnections(url, size=1),
+        )
+        for queue, env in (("ours", ours_env), ("media", media_env))
+    }
+    carried = mixed(files["voice"], files["photo"])
+
+    def sender(
+        inbox: InboxWriter, attached: Callable[[], Attached | None]
+    ) -> Callable[[str, str], Awaitable[None]]:
+        async def send(user: str, text: str) -> None:
+            """What the receiver does with a verified Twilio webhook carrying a file."""
+            form = twilio_form(text, sender=user)
+            file = attached()
+            if file is not None:
+                form |= {
+                    "NumMedia": "1",
+                    "MediaUrl0": file.url,
+                    "MediaContentType0": file.content_type,
+                }
+            [recorded] = await inbox.record([parse_inbound(ImmutableMultiDict(form))])
+            if not recorded.to_enqueue:
+                raise RuntimeError("the message was not recorded as new and routed")
+
+        return send
+
+    try:
+        load = Load(sender(inboxes["ours"], lambda: next(carried)), replies, ours)
+        load.start(range(40_000, 40_000 + CONVERSATIONS))
+        await load.reach(2 * CONVERSATIONS)
+        with_media, _ = await _steady(load, 5.0 if quick else 25.0)
+
+        openai.delay_seconds = openai.transcription_delay_seconds = 0.0
+        send_large = sender(inboxes["media"], lambda: files["large"])
+
+        async def converse(user: str, numbers: range) -> None:
+            """One message after another, each sent once the previous one's reply came."""
+            for number in numbers:
+                arrived = replies.expect(user, f"file {number}")
+                await send_large(user, f"file {number}")
+                await asyncio.wait_for(arrived, REPLY_TIMEOUT_SECONDS)
+
+        # Two conversations, so two files at a time; RSS taken with none in flight.
+        users = ["whatsapp:+15550050000", "whatsapp:+15550050001"]
+        each_early, each_late = LARGE_FILES_EARLY // 2, LARGE_FILES_LATE // 2
+        await asyncio.gather(*(converse(user, range(each_early)) for user in users))
+        early_rss = rss_kib([media_worker])
+        await asyncio.gather(*(converse(user, range(each_early, each_late)) for user in users))
+        late_rss = rss_kib([media_worker])
+    finally:
+        replies.attach(None)
+        for inbox in inboxes.values():
+            await inbox.aclose()
+        await engine.dispose()
+    return [
+        Row(
+            "worker, 500 ms model, 20% voice notes, 10% photos: vs text only",
+            "msg/s",
+            with_media.messages_per_second,
+            ours_text_only,
+            ">= 0.8",
+        ),
+        Row(
+            f"worker RSS after {LARGE_FILES_LATE} vs {LARGE_FILES_EARLY} 16 MB voice notes",
+            "MiB",
+            late_rss / 1024,
+            early_rss / 1024,
+            "<= 1.2",
+        ),
+    ]

@@ -16,6 +16,7 @@ from db.database_errors import hide_data
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
+_CARRIED_LARGE_VALUE = "wabot_carried_large_value"
 
 Pooler = Literal["none", "transaction"]
 """What sits between us and Postgres (`DATABASE_POOLER`): nothing (or a session-mode
@@ -75,7 +76,24 @@ def create_engine(
         **pool,
     )
     event.listen(engine.sync_engine, "handle_error", _hide_data)
+    event.listen(engine.sync_engine, "checkin", _close_if_it_carried_a_large_value)
     return engine
+
+
+async def close_after_use(db: AsyncSession) -> None:
+    """Close the connection `db` uses when it goes back to the pool, instead of keeping
+    it: libpq keeps its send and receive buffers as large as the largest value the
+    connection ever carried, so every pooled connection that once stored a 16 MB voice
+    note would hold 16 MB for the life of the process. For a unit of work that writes
+    or reads a whole file; the next use of that pool slot connects again. (SQLite has
+    no such buffers: there the mark is ignored.)"""
+    connection = await db.connection()
+    connection.info[_CARRIED_LARGE_VALUE] = True
+
+
+def _close_if_it_carried_a_large_value(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None and record.info.pop(_CARRIED_LARGE_VALUE, False):
+        record.invalidate()
 
 
 def _hide_data(context: ExceptionContext) -> None:

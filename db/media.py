@@ -20,8 +20,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
+from db.engine import close_after_use
 from db.models import Media
 
+LARGE_FILE_BYTES = 1024 * 1024
+"""Files over this size close the database connection that carried them (see below)."""
 MEDIA_REFERENCE = "wabot-media:"
 """How a session item points at a stored file: `wabot-media:<media id>`."""
 
@@ -70,9 +73,7 @@ class MediaContentStore(Protocol):
     """Where media bytes live. The database store keeps them in `media.content`; an
     S3-compatible store would keep them under the media id and ignore `db`."""
 
-    async def put(
-        self, media_id: uuid.UUID, content: bytes | bytearray, *, db: AsyncSession
-    ) -> None:
+    async def put(self, media_id: uuid.UUID, content: bytes, *, db: AsyncSession) -> None:
         """Keep `content` for `media_id` (its row exists in `db`'s transaction)."""
 
     async def get(self, media_id: uuid.UUID, *, db: AsyncSession) -> bytes | None:
@@ -80,15 +81,21 @@ class MediaContentStore(Protocol):
 
 
 class DatabaseContentStore:
-    """Media bytes in the `media` row itself (bytea on Postgres, a BLOB on SQLite)."""
+    """Media bytes in the `media` row itself (bytea on Postgres, a BLOB on SQLite).
 
-    async def put(
-        self, media_id: uuid.UUID, content: bytes | bytearray, *, db: AsyncSession
-    ) -> None:
+    A connection that carried a file over `LARGE_FILE_BYTES` is closed once its unit of
+    work ends (`close_after_use`): kept in the pool, its libpq buffers would hold the
+    file's size for good. The price is a new connection per large file."""
+
+    async def put(self, media_id: uuid.UUID, content: bytes, *, db: AsyncSession) -> None:
+        if len(content) > LARGE_FILE_BYTES:
+            await close_after_use(db)
         await db.execute(update(Media).where(Media.id == media_id).values(content=content))
 
     async def get(self, media_id: uuid.UUID, *, db: AsyncSession) -> bytes | None:
         content = await db.scalar(select(Media.content).where(Media.id == media_id))
+        if content is not None and len(content) > LARGE_FILE_BYTES:
+            await close_after_use(db)
         return None if content is None else bytes(content)
 
 
@@ -108,7 +115,7 @@ def referenced_media_id(url: object) -> uuid.UUID | None:
 
 async def add_media(
     new: NewMedia,
-    content: bytes | bytearray,
+    content: bytes,
     *,
     store: MediaContentStore,
     db: AsyncSession,

@@ -10,7 +10,8 @@ streams: server-sent events, the text in word-sized deltas (`delta_delay_seconds
 ending with `response.completed`.
 
 `/v1/audio/transcriptions` records each upload (model, file name, type and bytes) and
-answers `transcript`, or the next of `transcription_failures` (HTTP statuses).
+answers `transcript` (after `transcription_delay_seconds`), or the next of
+`transcription_failures` (HTTP statuses).
 `/v1/audio/speech` records each request's JSON body and answers `speech` (real OGG/Opus
 bytes, `tests/fixtures/media/spoken_reply.ogg`), or the next of `speech_failures`.
 """
@@ -103,6 +104,8 @@ class FakeOpenAI:
     speeches: list[dict[str, Any]] = field(default_factory=list)
     """Bodies of `/audio/speech` requests: `model`, `voice`, `input`, `response_format`."""
     speech_failures: list[int] = field(default_factory=list)
+    transcription_delay_seconds: float = 0.0
+    """How long a transcription takes (the bench's speech-to-text)."""
 
     def reset(self) -> None:
         self.respond = tool_using_model
@@ -118,6 +121,7 @@ class FakeOpenAI:
         self.speech = SPOKEN_REPLY
         self.speeches.clear()
         self.speech_failures.clear()
+        self.transcription_delay_seconds = 0.0
 
     def app(self) -> Starlette:
         return Starlette(
@@ -157,6 +161,8 @@ class FakeOpenAI:
         if self.transcription_failures:
             status = self.transcription_failures.pop(0)
             return JSONResponse({"error": {"message": "fake failure"}}, status_code=status)
+        if self.transcription_delay_seconds:
+            await asyncio.sleep(self.transcription_delay_seconds)
         return JSONResponse({"text": self.transcript})
 
     async def _responses(self, request: Request) -> Response:

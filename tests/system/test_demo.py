@@ -80,21 +80,43 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
     # them as Twilio does), and Ada's "2" reaches it as the time she picked.
     assert "agent < Which time suits you?\n\n1. Today 15:00\n2. Tomorrow 10:00\n" in twilio_leg
     assert "agent < Tomorrow 10:00 it is. See you then!" in twilio_leg
+    # The files the demo's users send, fetched by the worker from the demo's own media
+    # server: each answer says what the offline model was handed.
+    assert (
+        "agent < I received your voice note 0:02: (offline transcriber: audio/ogg, 5 KB;"
+        " set OPENAI_API_KEY to hear what it says)\n"
+    ) in twilio_leg
+    assert (
+        'agent < I received your photo (image/jpeg, 1,904 bytes) with the caption "Do you have'
+        ' this cake?".'
+    ) in twilio_leg
+    assert (
+        'agent < I received your document (application/pdf, 731 bytes). It reads: "Order form /'
+        ' Sourdough loaf x 2 / Pickup on Saturday at 10:00 / My order"\n'
+    ) in twilio_leg
     transcript = twilio_leg.split("read back from session_items:")[1]
     assert "reply_with_options(" in transcript and "2 (chose: Tomorrow 10:00)" in transcript
     assert "current_time(" in transcript and "assistant Your name is Ada." in transcript
     assert "search_documents(" in transcript
-    # The metrics moved while it ran: six Twilio messages, then three Meta ones.
+    # The metrics moved while it ran: nine Twilio messages, then five Meta ones.
     moved = re.findall(
         r"^metrics: webhooks accepted (\d+) · inbox waiting 0 · turns replied (\d+)"
         r" · replies sent (\d+) · model tokens (\d+) in / (\d+) out$",
         out,
         re.M,
     )
-    assert [row[:3] for row in moved] == [("6", "6", "6"), ("9", "9", "9")], out
+    assert [row[:3] for row in moved] == [("9", "9", "9"), ("14", "14", "14")], out
     assert 0 < int(moved[0][3]) < int(moved[1][3])
     assert "subscription handshake) → 200 42" in meta_leg
     assert "(POST /webhooks/meta, signed → 200)" in meta_leg
+    # What only Meta carries: a catalog order and a Flow reply, read as a person would.
+    assert (
+        "agent < I received your order from catalog demo-bakery: 2 × product sourdough at 4.5"
+        ' EUR; 4 × product croissant at 1.8 EUR; total 16.2 EUR. Your note: "Pickup on'
+        ' Saturday, please".\n'
+    ) in meta_leg
+    assert "agent < I received your form: date: 2026-12-24, time: 10:00, people: 4.\n" in meta_leg
+    assert "flow_token" not in meta_leg.split("read back from session_items:")[1]
     meta_transcript = meta_leg.split("read back from session_items:")[1]
     assert "user      [location: 52.3731, 4.8922, Dam]" in meta_transcript
     assert "assistant Your name is Grace." in meta_transcript
@@ -110,11 +132,11 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
 
     # What Prometheus scrapes, with the token the demo printed.
     assert receiver_metrics.status_code == 200
-    assert 'wabot_webhooks_total{outcome="accepted",provider="twilio",webhook="message"} 6.0' in (
+    assert 'wabot_webhooks_total{outcome="accepted",provider="twilio",webhook="message"} 9.0' in (
         receiver_metrics.text
     )
     assert worker_scrape.status_code == 200
-    assert 'wabot_turns_total{outcome="replied",platform="whatsapp"} 9.0' in worker_scrape.text
+    assert 'wabot_turns_total{outcome="replied",platform="whatsapp"} 14.0' in worker_scrape.text
 
 
 def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(
@@ -168,11 +190,12 @@ def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(
     out = demo.stdout
     assert "talking to builder 'Corner Shop'" in out
     assert "── Twilio leg ──" not in out, "the builder has no Twilio number"
+    assert "agent < I received your form: date: 2026-12-24, time: 10:00, people: 4." in out
     assert (
         "agent < From faq.md: Parking: free parking behind the shop, entrance on Mill Lane." in out
     )
     assert re.search(
-        r"^metrics: webhooks accepted 4 · inbox waiting 0 · turns replied 4 · replies sent 4"
+        r"^metrics: webhooks accepted 6 · inbox waiting 0 · turns replied 6 · replies sent 6"
         r" · model tokens [1-9]\d* in / [1-9]\d* out$",
         out,
         re.M,

@@ -1,7 +1,8 @@
 """Media a user sends reach the model: real signed webhooks through the real receiver and
 Celery worker, the file fetched from the fake Twilio or Meta media endpoints, a voice
-note transcribed by the fake OpenAI, a photo shown as an image, a PDF read; what the
-fake model received is what is asserted."""
+note transcribed by the fake OpenAI, a photo shown as an image with its caption, a PDF
+read, on both providers; what the fake model received is what is asserted. (Orders and
+Flow replies, which carry no file, reach the model in `test_corpus.py`.)"""
 
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ VOICE_NOTE = (MEDIA / "voice_note.ogg").read_bytes()
 PHOTO = (MEDIA / "photo.jpg").read_bytes()
 ORDER_PDF = (MEDIA / "order.pdf").read_bytes()
 CORPUS_VOICE = FIXTURES / "corpus" / "meta" / "pywa_message__voice.json"
+CORPUS_AUDIO = FIXTURES / "corpus" / "meta" / "pywa_message__audio.json"
+"""The same OGG/Opus audio as a forwarded file: Meta's `audio.voice` is false."""
 FALLBACK = "Sorry, something went wrong"
 
 
@@ -204,6 +207,97 @@ async def test_a_meta_pdf_is_read_with_its_name_and_caption(
         f"[document order.pdf, application/pdf, {len(ORDER_PDF)} bytes]\n"
         "Order form\nSourdough loaf x 2\nPickup on Saturday at 10:00\nMy order"
     ]
+
+
+async def test_a_meta_audio_file_is_heard_as_audio_because_meta_says_it_is_no_voice_note(
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    """pywa's captured forwarded audio, byte for byte: OGG/Opus like a voice note, but
+    `voice: false`, so the agent reads that it is an audio file."""
+    body = CORPUS_AUDIO.read_bytes()
+    message = json.loads(body)["entry"][0]["changes"][0]["value"]
+    assert message["messages"][0]["audio"]["voice"] is False
+    await builder_with_channel(
+        db_sessions, provider="meta", address=message["metadata"]["phone_number_id"]
+    )
+    fake_graph.add_media(VOICE_NOTE, "audio/ogg", media_id=message["messages"][0]["audio"]["id"])
+    async with httpx.AsyncClient() as client:
+        assert (await post_meta(client, f"{live_receiver}/webhooks/meta", body)).status_code == 200
+    sent = await at_least(fake_graph.messages, 1, what="replies at the fake Graph API")
+
+    heard = "[audio 0:02] I'd like to book a table for four"
+    assert user_texts(fake_openai.requests[0]) == [heard]
+    assert sent[0]["text"]["body"] == f"You said: {heard}"
+
+
+async def test_a_meta_photo_reaches_the_model_as_an_image_with_its_caption(
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_graph: FakeGraphAPI,
+) -> None:
+    await builder_with_channel(db_sessions, provider="meta", address="106540352242922")
+    media_id = fake_graph.add_media(PHOTO, "image/jpeg")
+    photo = {
+        "id": f"wamid.photo{media_id}",
+        "from": META_USER_WA_ID,
+        "timestamp": "1749416383",
+        "type": "image",
+        "image": {
+            "caption": "Is this cake still available?",
+            "mime_type": "image/jpeg",
+            "sha256": "x",
+            "id": media_id,
+        },
+    }
+    async with httpx.AsyncClient() as client:
+        await post_meta(client, f"{live_receiver}/webhooks/meta", meta_notification([photo]))
+    sent = await at_least(fake_graph.messages, 1, what="replies at the fake Graph API")
+
+    [photo_item] = [item for item in fake_openai.requests[0]["input"] if item.get("role") == "user"]
+    seen = "[photo, image/jpeg, 2 KB]\nIs this cake still available?"
+    assert photo_item["content"] == [
+        {"type": "input_text", "text": seen},
+        {
+            "type": "input_image",
+            "image_url": f"data:image/jpeg;base64,{base64.b64encode(PHOTO).decode()}",
+            "detail": "auto",
+        },
+    ]
+    assert fake_graph.downloads == [media_id]
+    assert sent[0]["text"]["body"] == f"You said: {seen}\n[image]"
+
+
+async def test_a_twilio_pdf_is_read_with_its_caption(
+    db_sessions: async_sessionmaker[AsyncSession],
+    live_receiver: str,
+    fake_openai: FakeOpenAI,
+    fake_twilio: FakeTwilio,
+    twilio_url: str,
+) -> None:
+    await builder_with_channel(db_sessions)
+    url = fake_twilio.add_media(twilio_url, ORDER_PDF, "application/pdf")
+    form = twilio_media_form(url, "application/pdf", body="My order")
+    async with httpx.AsyncClient() as client:
+        await post_signed(client, f"{live_receiver}/webhooks/twilio", form)
+    sent = await at_least(fake_twilio.messages, 1, what="replies at the fake Twilio")
+
+    read = (
+        f"[document application/pdf, {len(ORDER_PDF)} bytes]\n"
+        "Order form\nSourdough loaf x 2\nPickup on Saturday at 10:00\nMy order"
+    )
+    assert user_texts(fake_openai.requests[0]) == [read]
+    assert sent[0]["Body"] == f"You said: {read}"
+    [row] = await media_rows(db_sessions)
+    assert (row.kind, row.content_type, row.size_bytes) == (
+        "document",
+        "application/pdf",
+        len(ORDER_PDF),
+    )
+    assert row.extracted_text == "Order form\nSourdough loaf x 2\nPickup on Saturday at 10:00"
 
 
 async def test_a_media_url_on_another_host_is_never_fetched(

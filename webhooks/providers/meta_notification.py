@@ -163,6 +163,8 @@ def _content(message: dict[str, Any], path: str) -> tuple[str, str, list[dict[st
         }
         if isinstance(body.get("filename"), str):
             item["filename"] = body["filename"]
+        if kind == "audio" and isinstance(body.get("voice"), bool):
+            item["voice"] = "yes" if body["voice"] else "no"
         caption = body.get("caption")
         return kind, caption if isinstance(caption, str) else "", [item]
     if kind == "interactive" and body.get("type") == "call_permission_reply":

@@ -33,6 +33,13 @@ _STATED_NAME = re.compile(r"(?i:\bmy name is|\bcall me|\bi am|\bi'm)\s+([A-Z][A-
 _ASKS_NAME = re.compile(r"(?i)\b(what(?:'s| is) my name|who am i|remember my name)")
 _ASKS_TIME = re.compile(r"(?i)\b(what time|the time|what day|today's date|the date)\b")
 _VOICE_NOTE = re.compile(r"\[(?P<what>voice note [\d:]+|audio [^\]]*)\] ?(?P<said>.*)", re.S)
+_DOCUMENT = re.compile(r"\[document (?P<what>[^\]]*)\]\n?(?P<text>.*)", re.S)
+_ORDER = re.compile(
+    r"\[(?P<order>order[^:\]]*): (?P<items>[^\]]*)\](?:\nnote: (?P<note>.*))?", re.S
+)
+_FORM = re.compile(r"\[form submitted: (?P<fields>[^\]]*)\]")
+READ_BACK_CHARACTERS = 160
+"""How much of a document's text the offline model reads back."""
 _ASKS_TIMES = re.compile(r"(?i)\b(what|which) (times|slots)\b|\bwhen can i\b")
 _CHOSE = re.compile(r"\(chose: (?P<option>.+)\)$")
 DEMO_TIMES = ["Today 15:00", "Tomorrow 10:00", "Friday 09:30"]
@@ -83,8 +90,10 @@ def offline_output(
 
 
 def _media_received(content: Any, text: str) -> str | None:
-    """What the offline model says it got when the latest message carried a photo or a
-    voice note: the kind, its size or length, and the caption."""
+    """What the offline model says it got when the latest message carried a photo, a
+    voice note, a document, an order or a form: the kind, its size or length, and what
+    it said, reads or holds (the caption, the transcript, the text, the items, the
+    fields), from nothing but the input it was handed."""
     images = [
         part
         for part in (content if isinstance(content, list) else [])
@@ -102,6 +111,21 @@ def _media_received(content: Any, text: str) -> str | None:
     voice = _VOICE_NOTE.match(text)
     if voice:
         return f"I received your {voice.group('what')}: {voice.group('said') or '(no words)'}"
+    document = _DOCUMENT.match(text)
+    if document:
+        reads = " / ".join(document.group("text").split("\n"))
+        if len(reads) > READ_BACK_CHARACTERS:
+            reads = reads[:READ_BACK_CHARACTERS].rstrip() + " …"
+        said = f' It reads: "{reads}"' if reads else " I could not read any text in it."
+        return f"I received your document ({document.group('what')}).{said}"
+    order = _ORDER.match(text)
+    if order:
+        note = order.group("note")
+        noted = f' Your note: "{note.strip()}".' if note else ""
+        return f"I received your {order.group('order')}: {order.group('items')}.{noted}"
+    form = _FORM.match(text)
+    if form:
+        return f"I received your form: {form.group('fields')}."
     return None
 
 

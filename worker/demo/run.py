@@ -7,6 +7,13 @@ and posted over HTTP; the demo waits for the worker's reply and finally prints e
 conversation's transcript read back from `session_items`, then the dashboard URL of the
 first conversation and a builder token to sign in with (kept serving with `serve=True`
 until Ctrl-C).
+
+With the Demo Bakery answering on the console, the Twilio leg also sends a voice note, a
+photo with a caption and a PDF, which the worker fetches from the demo's own media
+server (see `media_server` for why that redirects nothing else). The Meta leg sends
+what only Meta carries: a catalog order and a Flow reply. The demo's settings are its
+own process's, read from the environment like any other (`get_settings`); the receiver
+and the worker it starts get that environment plus the demo's secrets and hosts.
 """
 
 from __future__ import annotations
@@ -33,9 +40,18 @@ from db.offered_options import OfferedOptions, numbered
 from db.sessions import session_items_of
 from db.transcript import one_line, transcript_line
 from worker.demo.bakery import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
+from worker.demo.media_server import PDF, PHOTO, VOICE_NOTE, MediaServer
 from worker.demo.metrics_line import MetricsEndpoints
 from worker.demo.processes import free_port, serve_until_interrupted, start, wait_until_serving
-from worker.demo.signed_requests import SignedRequest, meta_message, meta_text, twilio_message
+from worker.demo.signed_requests import (
+    Attached,
+    SignedRequest,
+    meta_flow_reply,
+    meta_message,
+    meta_order,
+    meta_text,
+    twilio_message,
+)
 
 DEMO_SECRET = "demo-secret-not-for-production"
 REPLY_TIMEOUT_SECONDS = 60.0
@@ -60,7 +76,10 @@ def run_demo(
     except DemoFailure as error:
         click.echo(f"demo failed: {error}", err=True)
         return 1
-    demo = Demo(settings, target, port=port or free_port())
+    # The files go only where the worker fetches them with no credentials: the Demo
+    # Bakery's Twilio number, answered on the console.
+    media = MediaServer() if builder_id is None and not settings.twilio_can_send else None
+    demo = Demo(settings, target, port=port or free_port(), media=media)
     logs = settings.data_dir.resolve()
     processes = [
         start(
@@ -92,15 +111,20 @@ def run_demo(
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
+        if media is not None:
+            media.close()
     return 0
 
 
 class Demo:
     """One demo run: the secrets its receiver checks, where it serves, what it prints."""
 
-    def __init__(self, settings: Settings, target: DemoTarget, *, port: int) -> None:
+    def __init__(
+        self, settings: Settings, target: DemoTarget, *, port: int, media: MediaServer | None
+    ) -> None:
         self.settings = settings
         self.target = target
+        self.media = media
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.twilio_token = _secret_or_demo(settings.twilio_auth_token)
@@ -121,19 +145,28 @@ class Demo:
             "METRICS_TOKEN": self.metrics.token,
             "WORKER_METRICS_PORT": str(worker_metrics_port),
         }
+        if media is not None:
+            self.env["TWILIO_MEDIA_HOSTS"] = f"{settings.twilio_media_hosts},{media.host}"
 
     def twilio_leg(self, address: str, question: str) -> uuid.UUID:
         """Ada writes to `address` over Twilio; returns her session's id."""
         click.echo("\n── Twilio leg ──")
         user = f"whatsapp:+1500555{secrets.randbelow(10_000):04d}"
-        texts = [
-            "Hi! My name is Ada.",
-            "What time is it?",
-            question,
-            "What times do you have?",
-            "2",
-            "Do you remember my name?",
+        messages: list[tuple[str, Attached | None]] = [
+            ("Hi! My name is Ada.", None),
+            ("What time is it?", None),
+            (question, None),
+            ("What times do you have?", None),
+            ("2", None),
         ]
+        if self.media is not None:
+            media = self.media
+            messages += [
+                ("", Attached(media.add(VOICE_NOTE), "audio/ogg", "voice note voice_note.ogg")),
+                ("Do you have this cake?", Attached(media.add(PHOTO), "image/jpeg", "photo.jpg")),
+                ("My order", Attached(media.add(PDF), "application/pdf", "PDF order.pdf")),
+            ]
+        messages.append(("Do you remember my name?", None))
         replies = [
             self._converse(
                 twilio_message(
@@ -142,9 +175,10 @@ class Demo:
                     to=address,
                     base_url=self.base_url,
                     auth_token=self.target.twilio_auth_token or self.twilio_token,
+                    attached=attached,
                 )
             )
-            for text in texts
+            for text, attached in messages
         ]
         return self._close_leg(user, replies[-1], "Ada")
 
@@ -153,14 +187,28 @@ class Demo:
         click.echo("\n── Meta (WhatsApp Cloud API) leg ──")
         _check_meta_handshake(self.base_url, self.env["META_VERIFY_TOKEN"])
         wa_id = f"1500666{secrets.randbelow(10_000):04d}"
-        messages = [
-            meta_text("Hello, I'm Grace."),
-            {
-                "type": "location",
-                "location": {"latitude": 52.3731, "longitude": 4.8922, "name": "Dam"},
-            },
-            *([meta_text(question)] if question else []),
-            meta_text("What's my name?"),
+        order = meta_order(
+            "demo-bakery",
+            [("sourdough", 2, 4.5, "EUR"), ("croissant", 4, 1.8, "EUR")],
+            "Pickup on Saturday, please",
+        )
+        booking = {"date": "2026-12-24", "time": "10:00", "people": "4"}
+        messages: list[tuple[dict[str, Any], str | None]] = [
+            (meta_text("Hello, I'm Grace."), None),
+            (
+                {
+                    "type": "location",
+                    "location": {"latitude": 52.3731, "longitude": 4.8922, "name": "Dam"},
+                },
+                "(location) Dam, 52.3731, 4.8922",
+            ),
+            *([(meta_text(question), None)] if question else []),
+            (order, "(order) 2 sourdough, 4 croissants: Pickup on Saturday, please"),
+            (
+                meta_flow_reply(booking, flow_token=secrets.token_hex(8)),
+                "(Flow reply) date 2026-12-24, time 10:00, people 4",
+            ),
+            (meta_text("What's my name?"), None),
         ]
         replies = [
             self._converse(
@@ -169,9 +217,10 @@ class Demo:
                     wa_id=wa_id,
                     phone_number_id=phone_number_id,
                     app_secret=self.target.meta_app_secret or self.meta_secret,
+                    shown_as=shown_as,
                 )
             )
-            for message in messages
+            for message, shown_as in messages
         ]
         return self._close_leg(wa_id, replies[-1], "Grace")
 
@@ -285,5 +334,7 @@ async def _print_transcript(settings: Settings, sender: str) -> uuid.UUID:
     for item in items:
         line = transcript_line(item.item_data)
         text = one_line(line.text) if line.role == "tool" else line.text
+        # A message of several lines (a document's text, options) stays in its column.
+        text = text.replace("\n", "\n" + " " * 17)
         click.echo(f"  #{item.sequence:<3} {line.role:<9} {text}")
     return inbound.session_id

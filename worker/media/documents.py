@@ -15,14 +15,14 @@ from worker.media.sniffing import declared_family
 logger = logging.getLogger(__name__)
 
 
-def document_text(content: bytes | bytearray, *, content_type: str, limit: int) -> str:
+def document_text(content: bytes, *, content_type: str, limit: int) -> str:
     """The document's text, at most `limit` characters (a cut one ends with `[…]`).
     MediaUnreadable for a format whose text we cannot read, or a broken file."""
     family = declared_family(content_type)
     if family == "pdf":
         text = _pdf_text(content, limit)
     elif family == "text":
-        text = bytes(content[: limit * 4]).decode("utf-8", errors="replace")
+        text = content[: limit * 4].decode("utf-8", errors="replace")
     else:
         raise MediaUnreadable(f"its text cannot be read ({content_type})")
     text = text.replace("\x00", "").strip()
@@ -31,7 +31,7 @@ def document_text(content: bytes | bytearray, *, content_type: str, limit: int) 
     return text if len(text) <= limit else text[:limit].rstrip() + " […]"
 
 
-def _pdf_text(content: bytes | bytearray, limit: int) -> str:
+def _pdf_text(content: bytes, limit: int) -> str:
     """Page by page, stopping once `limit` characters are read."""
     try:
         reader = PdfReader(io.BytesIO(content))

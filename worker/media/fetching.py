@@ -41,9 +41,11 @@ class MediaNotYet(TransientTurnError):
 
 @dataclass
 class Downloaded:
-    """A fetched file: its bytes (the one copy in memory), checked content type, digest."""
+    """A fetched file: its bytes (the one copy in memory every later step shares: the
+    store, the transcription upload and the document reader read it without copying),
+    checked content type, digest."""
 
-    content: bytearray
+    content: bytes
     content_type: str
     sha256: str
 
@@ -247,16 +249,22 @@ async def _read(response: httpx.Response, *, content_type: str, cap: int) -> Dow
     length = response.headers.get("content-length", "")
     if length.isdigit() and int(length) > cap:
         raise MediaUnreadable("too large")
-    content = bytearray()
+    # Chunks joined once at the end: the file is whole in memory once (and, for the
+    # moment of the join, its chunks beside it), never grown by copying.
+    chunks: list[bytes] = []
+    size = 0
     digest = hashlib.sha256()
     async for chunk in response.aiter_bytes(CHUNK_BYTES):
-        if len(content) + len(chunk) > cap:
+        size += len(chunk)
+        if size > cap:
             raise MediaUnreadable("too large")
-        content += chunk
+        chunks.append(chunk)
         digest.update(chunk)
+    content = b"".join(chunks)
+    del chunks
     if not content:
         raise MediaUnreadable("empty")
-    head = bytes(content[:HEAD_BYTES])
+    head = content[:HEAD_BYTES]
     declared = bare_type(content_type or response.headers.get("content-type", ""))
     if not declared or declared == "application/octet-stream":
         declared = _type_of(detected_family(head))

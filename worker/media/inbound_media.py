@@ -44,8 +44,15 @@ async def user_items(
             attachments.append(
                 await _attachment(message, position, media, found, channel, runtime, fetch)
             )
-        items.append(user_item(message.text, attachments))
+        items.append(user_item(message.text, attachments, voice=_voice_flag(message.media)))
     return items
+
+
+def _voice_flag(media: list[dict[str, str]]) -> bool | None:
+    """Meta's `audio.voice`, as the receiver recorded it; None when the provider (or an
+    older record) does not say."""
+    flags = {each.get("voice") for each in media} - {None}
+    return None if len(flags) != 1 else flags == {"yes"}
 
 
 async def _attachment(
@@ -58,7 +65,7 @@ async def _attachment(
     fetch: bool,
 ) -> Attachment:
     kind = media.get("kind") or kind_of(media.get("content_type", ""))
-    content: bytes | bytearray | None = None
+    content: bytes | None = None
     if found is None:
         if not fetch:
             return Unreadable(kind, "the turn failed before it was fetched")
@@ -143,7 +150,7 @@ async def _keep(
     return kept
 
 
-async def _read(media: MediaInfo, content: bytes | bytearray | None, runtime: Runtime) -> MediaInfo:
+async def _read(media: MediaInfo, content: bytes | None, runtime: Runtime) -> MediaInfo:
     """`media` with its transcript or text, made now when not made before."""
     family = declared_family(media.content_type)
     if media.kind == "audio" and media.transcript is None:

@@ -49,10 +49,14 @@ class Unreadable:
 Attachment = MediaInfo | Unreadable
 
 
-def user_item(text: str, attachments: list[Attachment]) -> TResponseInputItem:
+def user_item(
+    text: str, attachments: list[Attachment], *, voice: bool | None = None
+) -> TResponseInputItem:
     """The user item of one WhatsApp message: what each attachment was (and said, or
-    reads), then the message's own text (a caption); photos as referenced images."""
-    lines = [description(attachment) for attachment in attachments]
+    reads), then the message's own text (a caption); photos as referenced images.
+    `voice` is Meta's `audio.voice` (a voice note recorded in the chat, not a forwarded
+    audio file); None (Twilio does not say) guesses from the format."""
+    lines = [description(attachment, voice=voice) for attachment in attachments]
     if text:
         lines.append(text)
     words = "\n".join(lines) or "[empty message]"
@@ -71,12 +75,13 @@ def shown_as_image(media: MediaInfo) -> bool:
     return media.kind in ("image", "sticker") and declared_family(media.content_type) in IMAGE_TYPES
 
 
-def description(attachment: Attachment) -> str:
+def description(attachment: Attachment, *, voice: bool | None = None) -> str:
     """One line: what an attachment is, and what it said or reads."""
     if isinstance(attachment, Unreadable):
-        return f"[{_label(attachment.kind, None)}: could not be read ({attachment.reason})]"
+        label = _label(attachment.kind, None, voice)
+        return f"[{label}: could not be read ({attachment.reason})]"
     media = attachment
-    label = _label(media.kind, media.content_type)
+    label = _label(media.kind, media.content_type, voice)
     size = readable_size(media.size_bytes)
     if media.kind == "audio":
         length = f" {clock(media.duration_seconds)}" if media.duration_seconds else ""
@@ -92,9 +97,12 @@ def description(attachment: Attachment) -> str:
     return f"{header}\n{media.extracted_text}" if media.extracted_text else header
 
 
-def _label(kind: str, content_type: str | None) -> str:
-    """What a person would call it: WhatsApp voice notes are OGG/Opus audio."""
+def _label(kind: str, content_type: str | None, voice: bool | None) -> str:
+    """What a person would call it: a voice note when Meta says so; without its word
+    (Twilio), WhatsApp's voice notes are the OGG/Opus audio."""
     if kind == "audio":
+        if voice is not None:
+            return "voice note" if voice else "audio"
         return (
             "voice note"
             if content_type is None or declared_family(content_type) == "ogg"

@@ -31,21 +31,25 @@ _EXTENSIONS = {
 
 
 class Transcriber(Protocol):
-    async def transcribe(self, content: bytes | bytearray, *, content_type: str) -> str:
+    async def transcribe(self, content: bytes, *, content_type: str) -> str:
         """What the audio says. Raises TransientTurnError (try the turn again) or
         MediaUnreadable (this audio will never be heard)."""
 
 
 class OpenAITranscriber:
+    """The upload reads the file's one copy in memory: a `BytesIO` over a `bytes` object
+    shares its buffer (CPython copies only on a write), and httpx streams it into the
+    multipart body in chunks, seeking back to its start when the client retries."""
+
     def __init__(self, client: AsyncOpenAI, *, model: str) -> None:
         self._client = client
         self._model = model
 
-    async def transcribe(self, content: bytes | bytearray, *, content_type: str) -> str:
+    async def transcribe(self, content: bytes, *, content_type: str) -> str:
         name = f"voice.{_EXTENSIONS.get(content_type, 'ogg')}"
         try:
             transcription = await self._client.audio.transcriptions.create(
-                model=self._model, file=(name, bytes(content), content_type)
+                model=self._model, file=(name, io.BytesIO(content), content_type)
             )
         except openai.APIStatusError as error:
             if error.status_code in (408, 409, 429) or error.status_code >= 500:
@@ -60,16 +64,17 @@ class OpenAITranscriber:
 class OfflineTranscriber:
     """No speech-to-text without an API key: says so, with what it was given."""
 
-    async def transcribe(self, content: bytes | bytearray, *, content_type: str) -> str:
+    async def transcribe(self, content: bytes, *, content_type: str) -> str:
         return (
             f"(offline transcriber: {content_type}, {readable_size(len(content))}; "
             "set OPENAI_API_KEY to hear what it says)"
         )
 
 
-def audio_duration(content: bytes | bytearray) -> float | None:
+def audio_duration(content: bytes) -> float | None:
     """Seconds of audio (OGG/Opus from its last granule position, MP3, M4A, WAV, FLAC…)
-    read by mutagen from the headers, without decoding; None when it cannot tell."""
+    read by mutagen from the headers, without decoding (nor copying: the BytesIO shares
+    the bytes); None when it cannot tell."""
     try:
         audio = mutagen.File(io.BytesIO(content))
     except mutagen.MutagenError:

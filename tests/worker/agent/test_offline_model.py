@@ -129,6 +129,26 @@ def test_the_offline_model_says_what_media_it_received() -> None:
     )
 
 
+def test_the_offline_model_says_what_a_document_order_or_form_holds() -> None:
+    """Read back from the words the runner handed it (as the receiver and the worker
+    write them), so a reply shows the message was understood."""
+    said = {
+        "[document menu.pdf, application/pdf, 12 KB]\nSoup 4 EUR\nBread 2 EUR": (
+            'I received your document (menu.pdf, application/pdf, 12 KB). It reads: "Soup 4'
+            ' EUR / Bread 2 EUR"'
+        ),
+        "[order from catalog 7: 2 × product rye at 4 EUR]\nnote: by noon": (
+            'I received your order from catalog 7: 2 × product rye at 4 EUR. Your note: "by noon".'
+        ),
+        "[form submitted: name: Ana, date: 2026-12-24]": (
+            "I received your form: name: Ana, date: 2026-12-24."
+        ),
+    }
+    for text, reply in said.items():
+        [answer] = offline_output([{"role": "user", "content": text}], {"search_documents"})
+        assert answer.content[0].text == reply  # type: ignore[union-attr]
+
+
 async def test_asked_for_times_it_offers_options_and_hears_the_pick(
     sqlite_engine: AsyncEngine,
 ) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.media import DatabaseContentStore, media_of_session
+from db.engine import create_engine, create_sessionmaker
+from db.media import LARGE_FILE_BYTES, DatabaseContentStore, media_of_session
 from db.models import AgentSessionRow, Channel, Media
 from tests.factories import FIXTURES, arrive
 from tests.fakes.server import free_port
@@ -59,6 +60,45 @@ async def test_a_photo_is_kept_once_with_its_bytes_for_its_conversation(
     async with db_sessions.begin() as db:
         await db.execute(delete(AgentSessionRow).where(AgentSessionRow.id == kept.session_id))
     assert await media_count(db_sessions) == 0
+
+
+async def test_a_connection_that_carried_a_large_file_is_not_kept_in_the_pool(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_twilio: FakeTwilio,
+    fake_twilio_server: tuple[FakeTwilio, str],
+    database_url: str,
+) -> None:
+    """libpq keeps a connection's buffers as large as the largest value it carried: the
+    one that stored or read a file over a megabyte is closed, not pooled, after it."""
+    kept = await a_kept_photo(db_sessions, channel, runtime, fake_twilio, fake_twilio_server[1])
+    large = PHOTO * (LARGE_FILE_BYTES // len(PHOTO) + 1)
+    engine = create_engine(database_url, pool_size=1)
+    sessions = create_sessionmaker(engine)
+    store = DatabaseContentStore()
+
+    async def backend_of(content: bytes | None) -> int:
+        """The Postgres backend of a unit of work that stores `content`, or reads it."""
+        async with sessions.begin() as db:
+            backend = int(await db.scalar(text("SELECT pg_backend_pid()")) or 0)
+            if content is None:
+                assert await store.get(kept.id, db=db) == large
+            else:
+                await store.put(kept.id, content, db=db)
+        return backend
+
+    try:
+        small_write = await backend_of(PHOTO)
+        large_write = await backend_of(large)
+        large_read = await backend_of(None)
+        after = await backend_of(PHOTO)
+        again = await backend_of(PHOTO)
+    finally:
+        await engine.dispose()
+    assert small_write == large_write, "a small file keeps its connection"
+    assert large_read != large_write and after != large_read
+    assert again == after
 
 
 async def test_the_sweeper_forgets_media_past_their_retention(
