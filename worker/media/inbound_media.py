@@ -34,8 +34,10 @@ async def user_items(
 ) -> list[TResponseInputItem]:
     """One user item per message, in arrival order. Without `fetch` (the fallback of a
     turn that failed) only what is already kept is used: nothing is fetched or heard."""
-    async with runtime.sessionmaker() as db:
-        kept = await media_of_messages([message.id for message in messages], db=db)
+    kept: dict[tuple[int, int], MediaInfo] = {}
+    if any(message.media for message in messages):  # most turns carry none: no query
+        async with runtime.sessionmaker() as db:
+            kept = await media_of_messages([message.id for message in messages], db=db)
     items = []
     for message in messages:
         attachments = []
