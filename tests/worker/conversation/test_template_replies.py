@@ -262,3 +262,40 @@ async def test_a_template_for_another_provider_is_refused(
 
     with pytest.raises(ReplyRefused, match="is a meta template; this conversation is on twilio"):
         await send_template_as_human(session_id, meta_one, runtime=runtime)
+
+
+async def test_a_template_part_its_worker_died_sending_is_found_not_sent_twice(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime: Runtime,
+    fake_twilio: FakeTwilio,
+) -> None:
+    """Twilio took the template, then the worker died before recording it: the resumed
+    send finds it in Twilio's Messages list (by the body Twilio made of it)."""
+    session_id = await answered_once(db_sessions, channel, runtime)
+    fake_twilio.contents[CONTENT_SID] = ORDER_READY
+    template = await stored_template(
+        db_sessions,
+        channel,
+        TemplateRow("order_ready", "en", "APPROVED", ORDER_READY, content_sid=CONTENT_SID),
+    )
+    [sent] = await send_template_as_human(
+        session_id, fill_template(template, ["Ada", "#42"]), runtime=runtime
+    )
+    async with db_sessions.begin() as db:
+        await db.execute(
+            update(OutboundMessage)
+            .where(OutboundMessage.id == sent.id)
+            .values(status="sending", provider_message_id=None)
+        )
+        dying = await db.get(OutboundMessage, sent.id)
+        assert dying is not None
+
+    async with conversation_lease(session_id, runtime=runtime) as lease:
+        await send_unsent([dying], channel=channel, lease=lease, runtime=runtime)
+
+    assert len(fake_twilio.messages) == 2  # the bot's answer and the template, once
+    async with db_sessions() as db:
+        found = await db.get(OutboundMessage, sent.id)
+    assert found is not None
+    assert found.provider_message_id == fake_twilio.messages[-1]["sid"]
