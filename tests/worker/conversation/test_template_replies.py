@@ -71,6 +71,15 @@ async def stored_template(
     return template
 
 
+async def twilio_template(
+    sessions: async_sessionmaker[AsyncSession], channel: Channel, fake_twilio: FakeTwilio
+) -> MessageTemplate:
+    """ORDER_READY as a Content template the account has, stored for the builder."""
+    fake_twilio.contents[CONTENT_SID] = ORDER_READY
+    row = TemplateRow("order_ready", "en", "APPROVED", ORDER_READY, content_sid=CONTENT_SID)
+    return await stored_template(sessions, channel, row)
+
+
 async def test_a_free_form_reply_after_24_hours_is_refused_before_anything_happens(
     db_sessions: async_sessionmaker[AsyncSession],
     channel: Channel,
@@ -99,13 +108,8 @@ async def test_a_twilio_template_goes_by_content_sid_and_the_session_keeps_what_
 ) -> None:
     session_id = await answered_once(db_sessions, channel, runtime)
     await age(db_sessions, 25)
-    fake_twilio.contents[CONTENT_SID] = ORDER_READY
     fake_twilio.closed_windows.add(USER_NUMBER)
-    template = await stored_template(
-        db_sessions,
-        channel,
-        TemplateRow("order_ready", "en", "APPROVED", ORDER_READY, content_sid=CONTENT_SID),
-    )
+    template = await twilio_template(db_sessions, channel, fake_twilio)
 
     [part] = await send_template_as_human(
         session_id, fill_template(template, ["Ada", "#42"]), runtime=runtime
@@ -220,12 +224,7 @@ async def test_a_template_part_sent_again_is_the_same_template(
     """The outbox records the template: a part refused for now and sent later (a resumed
     turn) sends that template with those variables, not its text."""
     session_id = await answered_once(db_sessions, channel, runtime)
-    fake_twilio.contents[CONTENT_SID] = ORDER_READY
-    template = await stored_template(
-        db_sessions,
-        channel,
-        TemplateRow("order_ready", "en", "APPROVED", ORDER_READY, content_sid=CONTENT_SID),
-    )
+    template = await twilio_template(db_sessions, channel, fake_twilio)
     fake_twilio.failures.extend([(503, 20500)] * SEND_ATTEMPTS)
     [failed] = await send_template_as_human(
         session_id, fill_template(template, ["Ada", "#42"]), runtime=runtime
@@ -273,12 +272,7 @@ async def test_a_template_part_its_worker_died_sending_is_found_not_sent_twice(
     """Twilio took the template, then the worker died before recording it: the resumed
     send finds it in Twilio's Messages list (by the body Twilio made of it)."""
     session_id = await answered_once(db_sessions, channel, runtime)
-    fake_twilio.contents[CONTENT_SID] = ORDER_READY
-    template = await stored_template(
-        db_sessions,
-        channel,
-        TemplateRow("order_ready", "en", "APPROVED", ORDER_READY, content_sid=CONTENT_SID),
-    )
+    template = await twilio_template(db_sessions, channel, fake_twilio)
     [sent] = await send_template_as_human(
         session_id, fill_template(template, ["Ada", "#42"]), runtime=runtime
     )
