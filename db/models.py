@@ -386,12 +386,38 @@ class OutboundMessage(Base):
     text: Mapped[str] = mapped_column(Text)
     options: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     media_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    """The approved template this part sent (`db.templates.FilledTemplate.as_json`): its
+    `text` is the template's body with the variables filled, what the user saw."""
     provider_message_id: Mapped[str | None] = mapped_column(outside_text(128), unique=True)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MessageTemplate(Base):
+    """An approved WhatsApp template a builder may send outside the 24-hour window: a
+    Meta template (by `name` and `language`, synced from the business account) or a
+    Twilio Content template (by `content_sid`). `body` holds its text with `{{1}}`,
+    `{{2}}`… where the variables go."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (
+        UniqueConstraint("builder_id", "provider", "name", "language"),
+        CheckConstraint("provider IN ('twilio', 'meta')", name="provider"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    builder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("builders.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    content_sid: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = _created_at()
 
 
 class Media(Base):

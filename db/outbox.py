@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Channel, OutboundMessage, OutboundStatus
 from db.offered_options import OfferedOptions
+from db.templates import FilledTemplate
 from db.upsert import insert_or_ignore
 
 # Delivery states only move forward: a late `sent` callback never overwrites `read`.
@@ -45,13 +46,15 @@ async def record_reply(
     parts: list[str],
     options: OfferedOptions | None = None,
     voice: uuid.UUID | None = None,
+    template: FilledTemplate | None = None,
     db: AsyncSession,
 ) -> list[OutboundMessage]:
     """Record the reply's parts once per try of a turn, the first as `sending` (one
-    statement), the last with the `options` it offers or the `voice` note (a stored
-    file) that says it; a resumed try gets the rows it recorded before, a retry of a
-    failed turn records its own."""
+    statement), the last with the `options` it offers, the `voice` note (a stored file)
+    that says it, or the `template` it sends; a resumed try gets the rows it recorded
+    before, a retry of a failed turn records its own."""
     offered = options.as_json() if options is not None else None
+    sent_template = template.as_json() if template is not None else None
     recorded = await db.scalars(
         insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage),
         [
@@ -66,6 +69,7 @@ async def record_reply(
                 "text": text,
                 "options": offered if index == len(parts) - 1 else None,
                 "media_id": voice if index == len(parts) - 1 else None,
+                "template": sent_template if index == len(parts) - 1 else None,
                 "status": OutboundStatus.SENDING if index == 0 else OutboundStatus.PENDING,
             }
             for index, text in enumerate(parts)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     meta_api_version: str = Field("v24.0", alias="META_API_VERSION", pattern=r"^v\d+\.\d+$")
     meta_timeout_seconds: float = Field(10.0, alias="META_TIMEOUT_SECONDS", gt=0)
     meta_status_wait_seconds: float = Field(10.0, alias="META_STATUS_WAIT_SECONDS", ge=0)
+    meta_business_account_id: str | None = Field(
+        None, alias="META_BUSINESS_ACCOUNT_ID", pattern=r"^\d{5,20}$"
+    )
 
     media_retention_days: int = Field(30, alias="MEDIA_RETENTION_DAYS", ge=0)
     media_timeout_seconds: float = Field(30.0, alias="MEDIA_TIMEOUT_SECONDS", gt=0)

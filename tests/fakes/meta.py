@@ -11,6 +11,12 @@ needs the token; `expire_once` makes a media id's first download answer 404, as 
 past its five minutes does. Media we send are uploaded as Meta takes them (`POST
 /{version}/{phone-number-id}/media`, multipart `file`, `type`, `messaging_product`),
 recorded in `uploads`, and answered with a media id.
+
+The business account's templates (`templates`, Meta's listing shape) are listed by `GET
+/{version}/{waba-id}/message_templates` in pages linked by `paging.next`; a `type:
+template` send must name one that is approved in its language (else 132001), and a
+free-form send to a user whose 24-hour window is closed (`closed_windows`) is refused
+with Meta's 131047, as Meta refuses it.
 """
 
 from __future__ import annotations
@@ -42,6 +48,11 @@ ACCESS_TOKENS = {ACCESS_TOKEN, OTHER_ACCESS_TOKEN}
 APP_SECRET_OF = {ACCESS_TOKEN: APP_SECRET, OTHER_ACCESS_TOKEN: OTHER_APP_SECRET}
 """The app each token belongs to, whose secret signs the notifications of its sends."""
 VERIFY_TOKEN = "test-meta-verify-token"
+BUSINESS_ACCOUNT_ID = "104996207751234"
+WINDOW_CLOSED_DETAILS = (
+    "Message failed to send because more than 24 hours have passed since the customer "
+    "last replied to this number."
+)
 API_VERSION = "v24.0"
 _ids = itertools.count(1)
 
@@ -83,6 +94,13 @@ class FakeGraphAPI:
     uploads: list[dict[str, Any]] = field(default_factory=list)
     """Media uploaded: the form's fields, the file's `filename`, `content_type` and
     bytes (`file`), the `phone_number_id` and `access_token`, and the `id` answered."""
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    """The business account's templates as the Graph API lists them (`name`,
+    `language`, `status`, `category`, `components`, `id`)."""
+    template_pages: list[dict[str, str]] = field(default_factory=list)
+    """Each listing request's query parameters, in order."""
+    closed_windows: set[str] = field(default_factory=set)
+    """Users (`to` or `recipient`) whose 24-hour window is closed."""
     _posting: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def reset(self) -> None:
@@ -100,6 +118,9 @@ class FakeGraphAPI:
         self.downloads.clear()
         self.expire_once.clear()
         self.uploads.clear()
+        self.templates.clear()
+        self.template_pages.clear()
+        self.closed_windows.clear()
 
     def add_media(self, content: bytes, content_type: str, media_id: str | None = None) -> str:
         """A user's file held by Meta; returns its media id."""
@@ -114,6 +135,7 @@ class FakeGraphAPI:
                     f"/{API_VERSION}/{{phone_number_id}}/messages", self._messages, methods=["POST"]
                 ),
                 Route(f"/{API_VERSION}/{{phone_number_id}}/media", self._upload, methods=["POST"]),
+                Route(f"/{API_VERSION}/{{waba_id}}/message_templates", self._templates),
                 Route(f"/{API_VERSION}/{{media_id}}", self._media_url),
                 Route("/whatsapp_business/attachments/{media_id}", self._download),
             ]
@@ -145,6 +167,54 @@ class FakeGraphAPI:
             )
         self.media[media_id] = (content, fields["type"])
         return JSONResponse({"id": media_id})
+
+    async def _templates(self, request: Request) -> Response:
+        """The account's templates, `limit` a page, the next page after the `after` cursor."""
+        if not _token_ok(request):
+            return _error(401, 190, "Invalid OAuth access token")
+        if request.path_params["waba_id"] != BUSINESS_ACCOUNT_ID:
+            return _error(400, 100, "Unsupported get request. Object does not exist")
+        query = dict(request.query_params)
+        self.template_pages.append(query)
+        fields = query.get("fields", "name").split(",")
+        limit = int(query.get("limit", "25"))
+        start = int(query.get("after", "0"))
+        page = self.templates[start : start + limit]
+        body: dict[str, Any] = {
+            "data": [{key: each[key] for key in [*fields, "id"] if key in each} for each in page]
+        }
+        end = start + len(page)
+        body["paging"] = {"cursors": {"before": str(start), "after": str(end)}}
+        if end < len(self.templates):
+            body["paging"]["next"] = str(request.url.include_query_params(after=str(end)))
+        return JSONResponse(body)
+
+    def _refusal(self, body: dict[str, Any]) -> Response | None:
+        """Meta's answer to a send it refuses for its content: a free-form message outside
+        the 24-hour window, a template the account has not approved in that language."""
+        recipient = body.get("to") or body.get("recipient")
+        if body.get("type") == "template":
+            template = body.get("template") or {}
+            language = (template.get("language") or {}).get("code")
+            approved = any(
+                each["name"] == template.get("name")
+                and each["language"] == language
+                and each["status"] == "APPROVED"
+                for each in self.templates
+            )
+            if not approved:
+                return _error(
+                    404,
+                    132001,
+                    "Template name does not exist in the translation",
+                    details=(
+                        f"template name ({template.get('name')}) does not exist in {language}"
+                    ),
+                )
+            return None
+        if recipient in self.closed_windows:
+            return _error(400, 131047, "Re-engagement message", details=WINDOW_CLOSED_DETAILS)
+        return None
 
     async def _media_url(self, request: Request) -> Response:
         if not _token_ok(request):
@@ -196,6 +266,9 @@ class FakeGraphAPI:
             failure = self.failures.pop(0)
         if failure is not None:
             return _error(failure.status, failure.code, "fake failure", failure.headers)
+        refused = self._refusal(body)
+        if refused is not None:
+            return refused
         wamid = f"wamid.FAKE{next(_ids):012d}"
         sent_by = {"phone_number_id": phone_number_id, "access_token": access_token}
         sent = {**body, **sent_by, "id": wamid}
@@ -272,8 +345,20 @@ def _token_ok(request: Request) -> bool:
     return scheme == "Bearer" and access_token in ACCESS_TOKENS
 
 
-def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    body = {
-        "error": {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "x"}
+def _error(
+    status: int,
+    code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    details: str | None = None,
+) -> Response:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "x",
     }
-    return JSONResponse(body, status_code=status, headers=headers)
+    if details is not None:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)

@@ -10,6 +10,12 @@ the account's Basic auth and redirects to a CDN on another host (here the same s
 as `localhost`), which serves the bytes to anyone holding its link. A message sent with
 a `MediaUrl` has it fetched, as Twilio fetches it before sending, and what came back is
 recorded in `fetched`.
+
+A message sent by `ContentSid` must name a Content template the account has
+(`contents`); its body is the template's with the `ContentVariables` filled, as Twilio
+lists it. A free-form message to a user whose 24-hour window is closed
+(`closed_windows`) is refused with Twilio's 63016 (Twilio reports it in the message's
+status; the fake refuses the request, which the worker records alike: a failed send).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -39,12 +47,18 @@ OTHER_ACCOUNT_SID = "AC" + "1a2b" * 8
 OTHER_AUTH_TOKEN = "test-other-auth-token"
 ACCOUNTS = {ACCOUNT_SID: AUTH_TOKEN, OTHER_ACCOUNT_SID: OTHER_AUTH_TOKEN}
 _sids = itertools.count(1)
+WINDOW_CLOSED = (
+    "Failed to send freeform message because you are outside the allowed window. "
+    "If you are using WhatsApp, please use a Message Template."
+)
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 @dataclass
 class FakeTwilio:
     messages: list[dict[str, str]] = field(default_factory=list)
-    """Messages sent, each with the `account_sid` it was sent under (its basic auth)."""
+    """Messages sent, each with the `account_sid` it was sent under (its basic auth); one
+    sent by ContentSid with the `rendered_body` Twilio made of it."""
     failures: list[tuple[int, int]] = field(default_factory=list)
     """(HTTP status, Twilio error code) answered to the next sends, in order."""
     typing: list[dict[str, str]] = field(default_factory=list)
@@ -67,7 +81,14 @@ class FakeTwilio:
     """The `MediaUrl`s of messages sent, fetched: `url`, `status`, `content_type`,
     `content`."""
 
+    contents: dict[str, str] = field(default_factory=dict)
+    """Content templates by ContentSid: their body, `{{1}}` where a variable goes."""
+    closed_windows: set[str] = field(default_factory=set)
+    """`To` addresses whose 24-hour window is closed."""
+
     def reset(self) -> None:
+        self.contents.clear()
+        self.closed_windows.clear()
         self.messages.clear()
         self.failures.clear()
         self.typing.clear()
@@ -172,11 +193,21 @@ class FakeTwilio:
         if failure is not None:
             return _error(failure[0], failure[1], "fake failure")
         form = dict(parse_qsl((await request.body()).decode()))
+        if "ContentSid" in form:
+            body = self.contents.get(form["ContentSid"])
+            if body is None:
+                return _error(400, 21655, "The ContentSid is Invalid")
+            values = json.loads(form.get("ContentVariables", "{}"))
+            rendered = PLACEHOLDER.sub(lambda found: values.get(found.group(1), ""), body)
+        elif form.get("To") in self.closed_windows:
+            return _error(400, 63016, WINDOW_CLOSED)
         if "MediaUrl" in form:
             await self._fetch(form["MediaUrl"])
         sid = f"SM{next(_sids):032d}"
         created = datetime.now(UTC).strftime(RFC_2822)
         sent = {**form, "sid": sid, "account_sid": account_sid, "date_created": created}
+        if "ContentSid" in form:
+            sent["rendered_body"] = rendered
         self.messages.append(sent)
         await self.held.hold(request, sent, lambda: self.hold_after_accept_seconds)
         return JSONResponse({**_message_resource(sent), "status": "queued"}, status_code=201)
@@ -274,7 +305,7 @@ def _message_resource(message: dict[str, str]) -> dict[str, Any]:
         "status": "sent",
         "to": message.get("To"),
         "from": message.get("From"),
-        "body": message.get("Body", ""),
+        "body": message.get("Body", message.get("rendered_body", "")),
         "num_media": "1" if "MediaUrl" in message else "0",
         "date_created": message["date_created"],
         "date_sent": message["date_created"],

@@ -1,5 +1,6 @@
 """Ops actions on a conversation, from the conversation page's forms (CSRF-checked):
-pause the bot, reply as a human, resume, clear the memory, retry a failed turn.
+pause the bot, reply as a human (or send an approved template), resume, clear the
+memory, retry a failed turn.
 
 Each answers with a redirect back to the conversation and a notice saying what happened.
 """
@@ -18,13 +19,11 @@ from db.models import Turn
 from db.takeover import retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
 from webhooks.dashboard.lookups import path_uuid, visible_session
+from webhooks.dashboard.operator_replies import checked_text, human_reply, template_reply
 from worker.celery_app import enqueue_inbound
 from worker.channels.pool import UnreadableChannelCredentials
-from worker.conversation.human_reply import reply_as_human
 from worker.conversation.lease import ConversationBusy
 from worker.conversation.memory import clear_memory
-
-MAX_REPLY_CHARS = 4096
 
 
 def _back(session_id: uuid.UUID, notice: str) -> Response:
@@ -53,19 +52,12 @@ async def resume(request: Request) -> Response:
 
 
 async def reply(request: Request) -> Response:
+    """409 with the reason outside the 24-hour window: nothing stored, nothing sent."""
     session = await visible_session(request)
     form = await checked_form(request)
-    text = str(form.get("text", "")).strip()
-    if not text:
-        raise HTTPException(400, "the reply is empty")
-    if "\x00" in text:
-        raise HTTPException(400, "the reply contains a NUL character (U+0000)")
-    if len(text) > MAX_REPLY_CHARS:
-        raise HTTPException(413, f"the reply is longer than {MAX_REPLY_CHARS} characters")
+    text = checked_text(form.get("text", ""))
     try:
-        sent = await reply_as_human(session.id, text, runtime=request.app.state.runtime)
-    except ConversationBusy as busy:
-        raise HTTPException(409, f"{busy}; try again in a moment") from busy
+        sent = await human_reply(request, session, text)
     except UnreadableChannelCredentials as unreadable:
         return _back(session.id, f"Reply not sent, nor stored: {unreadable}")
     failed = [part for part in sent if part.status == "failed"]
@@ -73,6 +65,21 @@ async def reply(request: Request) -> Response:
         return _back(session.id, f"Reply stored, but sending failed: {failed[0].error}")
     where = "sent and stored" if sent else "stored (this conversation has no WhatsApp channel)"
     return _back(session.id, f"Reply {where}.")
+
+
+async def template(request: Request) -> Response:
+    """An approved template with its variables (the `variable` fields, in order)."""
+    session = await visible_session(request)
+    form = await checked_form(request)
+    values = form.getlist("variable")
+    try:
+        sent = await template_reply(request, session, form.get("template_id"), values)
+    except UnreadableChannelCredentials as unreadable:
+        return _back(session.id, f"Template not sent, nor stored: {unreadable}")
+    failed = [part for part in sent if part.status == "failed"]
+    if failed:
+        return _back(session.id, f"Template stored, but sending failed: {failed[0].error}")
+    return _back(session.id, "Template sent and stored.")
 
 
 async def clear(request: Request) -> Response:

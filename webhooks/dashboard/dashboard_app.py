@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from db.core.settings import Settings
-from webhooks.dashboard import actions, api, chat, pages, served_media
+from webhooks.dashboard import actions, api, chat, operator_replies, pages, served_media
 from webhooks.dashboard.auth import Guard, admin_key
 from webhooks.dashboard.body_cap import BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
@@ -52,11 +52,14 @@ ROUTES = [
     Route("/sessions/{session_id}/resume", actions.resume, methods=["POST"]),
     Route("/sessions/{session_id}/reply", actions.reply, methods=["POST"]),
     Route("/sessions/{session_id}/clear", actions.clear, methods=["POST"]),
+    Route("/sessions/{session_id}/template", actions.template, methods=["POST"]),
     Route("/sessions/{session_id}/turns/{turn_id}/retry", actions.retry, methods=["POST"]),
     Route("/media/{media_id}", served_media.media_file, methods=["GET"]),
     Route("/api/openapi.json", api.openapi, methods=["GET"]),
     Route("/api/builders/{builder_id}/sessions", api.builder_sessions, methods=["GET"]),
     Route("/api/sessions/{session_id}/items", api.session_items, methods=["GET"]),
+    Route("/api/sessions/{session_id}/reply", operator_replies.api_reply, methods=["POST"]),
+    Route("/api/sessions/{session_id}/template", operator_replies.api_template, methods=["POST"]),
     Route("/api/chat/{builder_id}", chat.chat, methods=["POST"]),
     Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
 ]

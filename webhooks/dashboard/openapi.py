@@ -17,6 +17,33 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 _DENIED = {"401": _ERROR, "404": _ERROR, "429": _ERROR}
+_SENT = {
+    "description": "The parts sent (`sent` false and `error` when the provider refused one)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["sent", "parts"],
+                "properties": {
+                    "sent": {"type": "boolean"},
+                    "error": {"type": "string"},
+                    "parts": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "id": _UUID,
+                                "part": {"type": "integer"},
+                                "status": {"type": "string"},
+                                "error": {"type": ["string", "null"]},
+                            },
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
 _TEXT_OR_NULL = {"type": ["string", "null"]}
 
 OPENAPI: dict[str, Any] = {
@@ -145,6 +172,85 @@ OPENAPI: dict[str, Any] = {
                     "304": {"description": "The copy the client holds is current"},
                     "410": {"description": "The file is no longer kept"},
                     "416": {"description": "The range starts past the file's end"},
+                    **_DENIED,
+                },
+            }
+        },
+        "/api/sessions/{session_id}/reply": {
+            "post": {
+                "summary": "Reply as a human on a WhatsApp conversation",
+                "description": (
+                    "Stores the text in the session as an assistant message and sends it "
+                    "through the conversation's number. Outside WhatsApp's 24-hour window "
+                    "(more than 24 hours since the user's last message) it answers 409 with "
+                    "the reason, and nothing is stored or sent: send a template instead. "
+                    "409 too while the bot is answering. A send the provider refused answers "
+                    "502 with its reason (the reply stays stored). Browsers signed in by "
+                    "cookie must send `X-CSRF-Token`."
+                ),
+                "parameters": [_path_id("session_id")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["text"],
+                                "properties": {"text": {"type": "string", "maxLength": 4096}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _SENT,
+                    "400": _ERROR,
+                    "403": _ERROR,
+                    "409": _ERROR,
+                    "413": _ERROR,
+                    "502": _SENT,
+                    "503": _ERROR,
+                    **_DENIED,
+                },
+            }
+        },
+        "/api/sessions/{session_id}/template": {
+            "post": {
+                "summary": "Send an approved WhatsApp template (outside the 24-hour window too)",
+                "description": (
+                    "Sends one of the builder's approved templates (`wabot template sync` "
+                    "stores Meta's, `wabot template add` Twilio's) with `variables` for its "
+                    "`{{1}}`, `{{2}}`… in order; the session stores the body as the user "
+                    "reads it. 404 for a template that is not the builder's, 400 for "
+                    "variables that do not fit it, 409 for a template of another provider "
+                    "than the conversation's or one not approved."
+                ),
+                "parameters": [_path_id("session_id")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["template_id"],
+                                "properties": {
+                                    "template_id": _UUID,
+                                    "variables": {
+                                        "type": "array",
+                                        "items": {"type": "string", "maxLength": 1024},
+                                    },
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _SENT,
+                    "400": _ERROR,
+                    "403": _ERROR,
+                    "409": _ERROR,
+                    "413": _ERROR,
+                    "502": _SENT,
+                    "503": _ERROR,
                     **_DENIED,
                 },
             }

@@ -37,6 +37,7 @@ from webhooks.dashboard.lookups import (
     visible_session,
 )
 from webhooks.dashboard.rendering import page
+from webhooks.dashboard.reply_window_panel import window_context
 from webhooks.dashboard.throttle import WrongTokens
 
 SESSIONS_PER_PAGE = 25
@@ -124,6 +125,7 @@ async def conversation(request: Request) -> Response:
     entries, more_before = await _entries(request, session.id, before=None, after=None)
     async with request.app.state.runtime.sessionmaker() as db:
         unplaced = await unplaced_failures(session.id, db=db)
+        window = await window_context(session.id, session.builder_id, db=db)
     return page(
         request,
         "conversation.html",
@@ -133,6 +135,7 @@ async def conversation(request: Request) -> Response:
             "more_before": more_before,
             "unplaced": unplaced,
             "notice": request.query_params.get("notice"),
+            **window,
         },
     )
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from db.offered_options import OfferedOptions
+from db.templates import FilledTemplate
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,13 @@ class OutboundChannel(Protocol):
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
         voice: VoiceNote | None = None,
+        template: FilledTemplate | None = None,
     ) -> SentMessage:
         """Send one message of at most `max_message_length` characters (with `options`,
         at most `options_text_length(options)`), or with `voice` the voice note that says
-        `text`; `outbound_id` is our id of it, for a provider that hands it back in its
-        delivery statuses."""
+        `text`, or with `template` that approved template (`text` is its filled body: what
+        the user reads); `outbound_id` is our id of it, for a provider that hands it back
+        in its delivery statuses."""
         ...
 
     def options_text_length(self, options: OfferedOptions) -> int:

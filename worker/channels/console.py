@@ -8,6 +8,7 @@ from datetime import datetime
 
 from db.core.logging_setup import mask_numbers
 from db.offered_options import OfferedOptions, numbered, numbered_length
+from db.templates import FilledTemplate
 from worker.channels.base import SentMessage, VoiceNote
 
 
@@ -28,10 +29,13 @@ class ConsoleChannel:
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
         voice: VoiceNote | None = None,
+        template: FilledTemplate | None = None,
     ) -> SentMessage:
         shown = numbered(text, options) if options is not None else text
         if voice is not None:
             shown = f"(voice note, {len(voice.content)} bytes) {shown}"
+        if template is not None:
+            shown = f"(template {template.name}) {shown}"
         sys.stdout.write(f"[console reply to {mask_numbers(recipient)}] {shown}\n")
         sys.stdout.flush()
         return SentMessage(provider_message_id=f"console-{uuid.uuid4().hex}", status="sent")

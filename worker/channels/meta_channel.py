@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from db.offered_options import OfferedOptions, numbered, numbered_length
+from db.templates import FilledTemplate
 from worker.channels.base import (
     PermanentSendError,
     SentMessage,
@@ -74,16 +75,20 @@ class MetaChannel:
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
         voice: VoiceNote | None = None,
+        template: FilledTemplate | None = None,
     ) -> SentMessage:
         """Send a text message from phone number id `sender` to a number or user id;
         with `options`, reply buttons or a list (`interactive_message`), or the options
         numbered under the text where those cannot show them; with `voice`, that voice
         note (uploaded first: a media id is Meta's only way to take our bytes). `outbound_id`
         goes in `biz_opaque_callback_data` (up to 512 characters), which Meta hands back
-        in the message's `sent`, `delivered` and `read` statuses."""
+        in the message's `sent`, `delivered` and `read` statuses. A `template` goes as
+        `type: template`, by name and language, its variables as body parameters."""
         interactive = interactive_message(text, options) if options is not None else None
         content: dict[str, Any]
-        if voice is not None:
+        if template is not None:
+            content = {"type": "template", "template": template_message(template)}
+        elif voice is not None:
             media_id = await self._upload(sender, voice)
             content = {"type": "audio", "audio": {"id": media_id, "voice": True}}
         elif interactive is not None:
@@ -177,6 +182,21 @@ def _json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return {}
+
+
+def template_message(template: FilledTemplate) -> dict[str, Any]:
+    """The Cloud API's `template` object: name, language, and the variables as the body's
+    text parameters in order (a named one says its name)."""
+    message: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.variables:
+        parameters = [
+            {"type": "text", "text": value}
+            if name.isdigit()
+            else {"type": "text", "parameter_name": name, "text": value}
+            for name, value in template.variables
+        ]
+        message["components"] = [{"type": "body", "parameters": parameters}]
+    return message
 
 
 def interactive_message(text: str, options: OfferedOptions) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@ a `MediaUrl` Twilio fetches from the receiver (a signed link that expires)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from twilio.rest import Client
 
 from db.media_links import MediaLinks
 from db.offered_options import OfferedOptions, numbered, numbered_length
+from db.templates import FilledTemplate
 from worker.channels.base import PermanentSendError, SentMessage, TransientSendError, VoiceNote
 
 # Twilio rejects WhatsApp bodies over 1,600 characters (error 21617).
@@ -92,12 +94,20 @@ class TwilioChannel:
         outbound_id: uuid.UUID | None = None,
         options: OfferedOptions | None = None,
         voice: VoiceNote | None = None,
+        template: FilledTemplate | None = None,
     ) -> SentMessage:
         """Send `text`; `options` follow it numbered (WhatsApp buttons need a template
         through Twilio), and a user's "2" is read as the second. A `voice` note goes
-        alone, as a link Twilio fetches it from (WhatsApp audio carries no caption)."""
+        alone, as a link Twilio fetches it from (WhatsApp audio carries no caption). A
+        `template` goes by its ContentSid, its variables as `ContentVariables` JSON."""
         message_options: dict[str, Any] = {"from_": sender, "to": recipient}
-        if voice is not None:
+        if template is not None:
+            if template.content_sid is None:
+                raise PermanentSendError(f"template {template.name!r} has no Twilio ContentSid")
+            message_options["content_sid"] = template.content_sid
+            if template.variables:
+                message_options["content_variables"] = json.dumps(dict(template.variables))
+        elif voice is not None:
             if self._media_links is None:
                 raise PermanentSendError("no PUBLIC_BASE_URL and MEDIA_LINK_SECRET to link to")
             message_options["media_url"] = [self._media_links.url(voice.media_id, now=time.time())]

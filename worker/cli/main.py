@@ -1,5 +1,5 @@
 """`wabot`: the operator's command line (migrations, builders, channels, documents, tokens,
-the inbox, conversations and retries, processes, demo)."""
+the inbox, conversations and retries, templates, processes, demo)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from worker.cli.document_commands import docs
 from worker.cli.inbox_commands import conversation, inbox
 from worker.cli.retry_commands import retry
 from worker.cli.support import emit, existing_builder, in_transaction, json_option
+from worker.cli.template_commands import template
 from worker.demo.bakery import DEFAULT_QUESTION
 
 
@@ -197,6 +198,7 @@ main.add_command(docs)
 main.add_command(inbox)
 main.add_command(conversation)
 main.add_command(retry)
+main.add_command(template)
 
 if __name__ == "__main__":
     main()

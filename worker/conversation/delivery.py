@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager, suppress
 
 from db.core.logging_setup import mask_numbers
 from db.offered_options import OfferedOptions
+from db.templates import FilledTemplate
 from worker.channels.base import (
     OutboundChannel,
     SendError,
@@ -38,6 +39,7 @@ async def send_with_retries(
     outbound_id: uuid.UUID | None = None,
     options: OfferedOptions | None = None,
     voice: VoiceNote | None = None,
+    template: FilledTemplate | None = None,
 ) -> SentMessage:
     """Send, retrying transient failures a few times with jittered exponential backoff,
     never sooner than the provider's own retry hint; then the failure is the turn's. A
@@ -52,6 +54,7 @@ async def send_with_retries(
                 outbound_id=outbound_id,
                 options=options,
                 voice=voice,
+                template=template,
             )
         except TransientSendError as error:
             if attempt == SEND_ATTEMPTS or error.may_have_been_sent:

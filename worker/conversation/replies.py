@@ -9,7 +9,9 @@ provider first, and sent again only if the provider never took it.
 
 A reply may be spoken (`spoken`): synthesised once, kept as a file and recorded as a
 single part naming it, so a resumed turn sends that same audio; if it cannot be spoken
-it goes as text.
+it goes as text. A reply may be an approved `template` (outside WhatsApp's 24-hour
+window): one part recording which template with which variables, so a resumed turn
+sends that same one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from db.outbox import (
     record_reply,
     recorded_provider_id,
 )
+from db.templates import FilledTemplate
 from worker.channels.base import (
     OutboundChannel,
     PermanentSendError,
@@ -71,20 +74,27 @@ async def send_reply(
     runtime: Runtime,
     options: OfferedOptions | None = None,
     spoken: bool = False,
+    template: FilledTemplate | None = None,
 ) -> list[OutboundMessage]:
     """Record `text` as the turn's reply (in WhatsApp formatting, split to the channel's
     message size; once per try of the turn), then send it part by part from `channel`;
     the last part offers the `options` and is short enough to carry them. A `spoken`
     reply (one offering no options, on a channel that sends voice notes) is one voice
-    note, or text when it cannot be spoken. Returns the parts; a part refused for good
-    fails the turn (`UndeliverableError`), one that may go out later retries it
-    (`TransientTurnError`)."""
+    note, or text when it cannot be spoken. A `template` reply is that template, one
+    part whose text is its filled body (`text` is ignored). Returns the parts; a part
+    refused for good fails the turn (`UndeliverableError`), one that may go out later
+    retries it (`TransientTurnError`)."""
     outbound = runtime.channel(channel)
     formatted = markdown_to_whatsapp(text)
     audio = None
-    if spoken and options is None and outbound.sends_voice:
+    if spoken and options is None and template is None and outbound.sends_voice:
         audio = await _speech(turn, text, runtime=runtime)
-    parts = [formatted] if audio is not None else split_text(formatted, outbound.max_message_length)
+    if template is not None:
+        parts = [template.text]
+    elif audio is not None:
+        parts = [formatted]
+    else:
+        parts = split_text(formatted, outbound.max_message_length)
     if options is not None and parts:
         parts[-1:] = split_text(parts[-1], outbound.options_text_length(options))
     # A spoken reply's file and its part are recorded together; a text reply is one
@@ -111,6 +121,7 @@ async def send_reply(
             parts=parts,
             options=options,
             voice=voice,
+            template=template,
             db=db,
         )
     await _send_parts(
@@ -188,6 +199,7 @@ async def _send(
             outbound_id=reply.id,
             options=OfferedOptions.from_json(reply.options),
             voice=voice,
+            template=FilledTemplate.from_json(reply.template),
         )
     except TransientSendError as error:
         if not error.may_have_been_sent:

@@ -21,6 +21,8 @@ from tests.webhooks.dashboard.conftest import World
 from webhooks.dashboard.dashboard_app import ROUTES
 
 WHO = ("none", "other", "builder", "admin")
+NO_TEMPLATE = "00000000-0000-4000-8000-000000000000"
+"""No template of anyone's: the builder and the admin get "no such template"."""
 
 # (method, path, form or JSON body, expected status for none / other / builder / admin),
 # run in that order against one world.
@@ -35,11 +37,19 @@ MATRIX: list[tuple[str, str, dict[str, str] | None, tuple[int, int, int, int]]] 
     ("POST", "/sessions/{session}/resume", {}, (401, 404, 303, 303)),
     ("POST", "/sessions/{session}/reply", {"text": "A human here."}, (401, 404, 303, 303)),
     ("POST", "/sessions/{session}/clear", {"confirm": "yes"}, (401, 404, 303, 303)),
+    ("POST", "/sessions/{session}/template", {"template_id": NO_TEMPLATE}, (401, 404, 404, 404)),
     ("POST", "/sessions/{session}/turns/{turn}/retry", {}, (401, 404, 303, 409)),
     ("GET", "/media/{media}", None, (401, 404, 200, 200)),
     ("GET", "/api/openapi.json", None, (401, 200, 200, 200)),
     ("GET", "/api/builders/{builder}/sessions", None, (401, 404, 200, 200)),
     ("GET", "/api/sessions/{session}/items", None, (401, 404, 200, 200)),
+    ("POST", "/api/sessions/{session}/reply", {"text": "A human here."}, (401, 404, 200, 200)),
+    (
+        "POST",
+        "/api/sessions/{session}/template",
+        {"template_id": NO_TEMPLATE},
+        (401, 404, 404, 404),
+    ),
     (
         "POST",
         "/api/chat/{builder}",

@@ -27,9 +27,9 @@ from tests.fakes.twilio import FakeTwilio
 from tests.webhooks.dashboard.conftest import World
 
 API_EXAMPLES = 30
-"""Per operation, generation mode (valid, invalid) and principal: 480 requests."""
+"""Per operation, generation mode (valid, invalid) and principal: 720 requests."""
 FORM_EXAMPLES = 250
-"""Over the seven form routes."""
+"""Over the eight form routes."""
 FUZZ_SETTINGS = settings(
     deadline=None,
     suppress_health_check=[
@@ -42,6 +42,8 @@ API_OPERATIONS = {
     "GET /api/builders/{builder_id}/sessions",
     "GET /api/sessions/{session_id}/items",
     "POST /api/chat/{builder_id}",
+    "POST /api/sessions/{session_id}/reply",
+    "POST /api/sessions/{session_id}/template",
     "GET /media/{media_id}",
 }
 """Every operation but the description itself, which schemathesis leaves out."""
@@ -52,6 +54,7 @@ FORM_ROUTES = [
     "/sessions/{session}/resume",
     "/sessions/{session}/reply",
     "/sessions/{session}/clear",
+    "/sessions/{session}/template",
     "/sessions/{session}/turns/{turn}/retry",
 ]
 
@@ -114,9 +117,9 @@ def _csrf_of(html: str) -> str:
     return found.group(1)
 
 
-field_names = st.sampled_from(["csrf_token", "token", "next", "text", "confirm"]) | st.text(
-    max_size=12
-)
+field_names = st.sampled_from(
+    ["csrf_token", "token", "next", "text", "confirm", "template_id", "variable"]
+) | st.text(max_size=12)
 field_values = (
     st.text(max_size=80)
     | st.sampled_from(["yes", "", "/", "//evil.example", "/\\evil", ADMIN_TOKEN])
