@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from db.builders import get_builder
-from db.dashboard_queries import SessionSummary, session_with_status
+from db.dashboard_queries import SESSION_FILTERS, SessionSummary, session_with_status
 from db.models import Builder
 from webhooks.dashboard.auth import principal, require_builder
 
@@ -75,3 +75,11 @@ def search_param(request: Request) -> str:
     if "\x00" in search:
         raise HTTPException(400, "q must not contain NUL (U+0000)")
     return search
+
+
+def show_param(request: Request) -> str:
+    """`show`: one of `SESSION_FILTERS`, or empty for every session."""
+    show = request.query_params.get("show", "")
+    if show and show not in SESSION_FILTERS:
+        raise HTTPException(400, f"show must be one of {', '.join(SESSION_FILTERS)}")
+    return show
