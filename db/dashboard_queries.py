@@ -405,8 +405,22 @@ def session_status(row: AgentSessionRow, latest_turn_status: str | None) -> str:
     return "active"
 
 
-async def session_with_status(session_id: uuid.UUID, *, db: AsyncSession) -> SessionSummary | None:
+async def session_with_status(
+    session_id: uuid.UUID, *, counts: bool = True, db: AsyncSession
+) -> SessionSummary | None:
+    """The session as the inbox sees it. Without `counts` (a live update needs only whose
+    it is and its status) it is the primary-key lookup and the latest turn's status, by
+    `ix_turns_session_id`: no item count, preview or message counts."""
     columns = _inbox_columns()
+    if not counts:
+        found = (
+            await db.execute(
+                select(AgentSessionRow, literal(0), columns.latest_status).where(
+                    AgentSessionRow.id == session_id
+                )
+            )
+        ).first()
+        return _summary(*found, now=datetime.now(UTC)) if found is not None else None
     row = (
         await db.execute(
             select(

@@ -31,11 +31,12 @@ async def visible_builder(request: Request) -> Builder:
     return builder
 
 
-async def visible_session(request: Request) -> SessionSummary:
-    """The session named in the path, if it belongs to a builder the principal sees."""
+async def visible_session(request: Request, *, counts: bool = True) -> SessionSummary:
+    """The session named in the path, if it belongs to a builder the principal sees
+    (`counts`: see `session_with_status`)."""
     session_id = path_uuid(request, "session_id")
     async with request.app.state.runtime.sessionmaker() as db:
-        found = await session_with_status(session_id, db=db)
+        found = await session_with_status(session_id, counts=counts, db=db)
     if found is None or not principal(request).may_see(found.builder_id):
         raise HTTPException(404, "no such session")
     return found

@@ -151,9 +151,10 @@ async def conversation(request: Request) -> Response:
 async def conversation_entries(request: Request) -> Response:
     """A fragment of bubbles: `after=N` for live updates, `before=N` for earlier pages.
 
-    A live update with nothing new costs the session's lookup by primary key and one
-    read of `session_items_seq_idx` (`items_page`); new items shown count as seen."""
-    session = await visible_session(request)
+    A live update with nothing new costs the session's lookup by primary key (with its
+    latest turn's status) and one read of `session_items_seq_idx` (`items_page`); new
+    items shown count as seen."""
+    session = await visible_session(request, counts=False)
     after = int_param(request, "after", default=None, low=-1, high=SEQUENCE_MAX)
     before = int_param(request, "before", default=None, low=0, high=SEQUENCE_MAX)
     entries, more = await _entries(request, session.id, before=before, after=after)
