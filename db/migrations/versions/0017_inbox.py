@@ -53,6 +53,9 @@ SQLITE_FTS = (
 def upgrade() -> None:
     with op.batch_alter_table("sessions") as sessions:
         sessions.add_column(sa.Column("operator_seen_at", sa.DateTime(timezone=True)))
+    # What came before the upgrade counts as seen: no conversation starts with every
+    # message it ever had marked new.
+    op.execute("UPDATE sessions SET operator_seen_at = updated_at")
     with op.batch_alter_table("turns") as turns:
         turns.add_column(sa.Column("model", sa.String(length=100)))
         turns.add_column(sa.Column("latency_ms", sa.Integer()))
