@@ -291,8 +291,9 @@ async def test_the_inbox_query_and_a_live_update_read_only_by_index(
     assert "Seq Scan" not in plans[1], plans[1]
 
 
-async def test_the_embedded_sqlite_searches_what_was_said(sqlite_url: str) -> None:
-    """The demo's SQLite finds words through its FTS5 table, kept by triggers."""
+async def test_the_embedded_sqlite_searches_and_filters_the_inbox(sqlite_url: str) -> None:
+    """The demo's SQLite finds words through its FTS5 table, kept by triggers, and
+    counts and filters as Postgres does."""
     engine = create_engine(sqlite_url)
     sessions = create_sessionmaker(engine)
     try:
@@ -312,7 +313,25 @@ async def test_the_embedded_sqlite_searches_what_was_said(sqlite_url: str) -> No
                 },
             ]
         )
+        async with sessions.begin() as db:
+            mia = await db.get(AgentSessionRow, session_id)
+            assert mia is not None
+            mia.paused_at = datetime.now(UTC)
+            db.add(
+                InboundMessage(
+                    provider="twilio",
+                    provider_message_id=f"SM{uuid.uuid4().hex}",
+                    recipient="whatsapp:+14155550100",
+                    sender="whatsapp:+31600000001",
+                    text="Hello?",
+                    media=[],
+                    payload={},
+                    status=InboundStatus.PENDING,
+                    session_id=session_id,
+                )
+            )
         async with sessions() as db:
+            [waiting] = (await sessions_page(builder.id, show="attention", db=db)).sessions
             results = {
                 q: [
                     s.display_name
@@ -329,6 +348,12 @@ async def test_the_embedded_sqlite_searches_what_was_said(sqlite_url: str) -> No
             }
     finally:
         await engine.dispose()
+    assert (waiting.preview, waiting.waiting, waiting.unread, waiting.attention) == (
+        "Only on Fridays.",
+        1,
+        1,
+        ("waiting",),
+    )
     assert results == {
         "rye": ["Mia"],
         "Fridays": ["Mia"],
