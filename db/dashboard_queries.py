@@ -1,5 +1,6 @@
-"""What the dashboard reads: builders at a glance, a builder's sessions with their
-`item_count` from `session_items`, and a conversation's items by keyset pages.
+"""What the dashboard reads: builders at a glance, a builder's sessions (the inbox: their
+`item_count`, last message, waiting and unread counts, what needs attention, found by
+name, whole number or what was said), and a conversation's items by keyset pages.
 
 Every query runs on Postgres and on the embedded demo's SQLite.
 """
@@ -9,25 +10,59 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Uuid
 
 from db.core.clock import as_utc
 from db.models import (
     AgentSessionRow,
     Builder,
     Channel,
+    InboundMessage,
+    InboundStatus,
     OutboundMessage,
+    OutboundStatus,
     SessionItem,
     Turn,
     TurnStatus,
 )
+from db.transcript import transcript_line
 
 SESSION_SORTS: tuple[str, ...] = ("last_activity", "item_count", "user", "platform", "status")
+SESSION_FILTERS: tuple[str, ...] = ("attention", "paused", "web")
 MAX_PAGE = 200
+PREVIEW_CHARS = 80
+WINDOW_CLOSING = (timedelta(hours=20), timedelta(hours=24))
+"""A conversation whose user last wrote this long ago has a reply window about to close."""
+
+WAITING_STATUSES = (InboundStatus.PENDING, InboundStatus.PROCESSING)
+"""An inbound message in these is not answered yet: it waits (for the bot or a human)."""
+
+UNDELIVERED_STATUSES = (OutboundStatus.FAILED, OutboundStatus.UNDELIVERED)
+
+SEARCH_VECTOR = (
+    "to_tsvector('simple'::regconfig, "
+    "jsonb_path_query_array(item_data, "
+    '\'$ ? (@.role == "user" || @.role == "assistant").content ? (@.type() == "string")\')'
+    " || jsonb_path_query_array(item_data, "
+    '\'$ ? (@.role == "user" || @.role == "assistant").content[*].text\'))'
+)
+"""What was said in an item, as Postgres searches it: the expression of the GIN index
+`ix_session_items_search` (migration 0017), which the query must repeat exactly."""
+
+_POSTGRES_SAID = text(
+    f"SELECT session_id FROM session_items WHERE {SEARCH_VECTOR}"
+    " @@ websearch_to_tsquery('simple'::regconfig, :said)"
+).columns(session_id=Uuid())
+_SQLITE_SAID = text(
+    "SELECT session_id FROM session_items_fts WHERE session_items_fts MATCH :said"
+).columns(session_id=Uuid())
+_NUMBER = re.compile(r"(whatsapp:)?[\s+()./-]*\d[\d\s()./-]*", re.IGNORECASE)
+"""A search made only of a number and how numbers are written: matched whole, nothing else."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +82,20 @@ class SessionSummary:
     platform: str
     external_id: str
     display_name: str | None
+    started_at: datetime
     item_count: int
     last_activity: datetime
     status: str
     """`active`, `paused` or `failed turn` (its latest turn failed)."""
+    preview: str = ""
+    """The text of its latest user or assistant message, shortened."""
+    preview_role: str = ""
+    waiting: int = 0
+    """Inbound messages not answered yet."""
+    unread: int = 0
+    """Inbound messages since an operator last opened the conversation."""
+    attention: tuple[str, ...] = ()
+    """Why it needs an operator: `failed turn`, `undelivered`, `waiting`, `window closing`."""
 
 
 @dataclass(frozen=True)
@@ -126,33 +171,122 @@ def _latest_turn_status() -> Any:
     )
 
 
+@dataclass(frozen=True)
+class _InboxColumns:
+    """The per-session values of the inbox, each a correlated subquery on an index led by
+    `session_id`, so a page of 25 costs 25 short index reads per column, at any size."""
+
+    item_count: Any
+    latest_status: Any
+    preview: Any
+    waiting: Any
+    unread: Any
+    undelivered: Any
+    last_inbound_at: Any
+
+
+def _inbox_columns() -> _InboxColumns:
+    session_id = AgentSessionRow.id
+    latest_turn = (
+        select(Turn.id)
+        .where(Turn.session_id == session_id)
+        .order_by(Turn.created_at.desc())
+        .limit(1)
+        .correlate(AgentSessionRow)  # the outer query's row, two levels up
+        .scalar_subquery()
+    )
+    inbound = select(func.count()).select_from(InboundMessage)
+    return _InboxColumns(
+        item_count=select(func.count())
+        .select_from(SessionItem)
+        .where(SessionItem.session_id == session_id)
+        .scalar_subquery(),
+        latest_status=_latest_turn_status(),
+        preview=select(SessionItem.item_data)
+        .where(
+            SessionItem.session_id == session_id,
+            SessionItem.item_data["role"].as_string().in_(["user", "assistant"]),
+        )
+        .order_by(SessionItem.sequence.desc())
+        .limit(1)
+        .scalar_subquery(),
+        waiting=inbound.where(
+            InboundMessage.session_id == session_id,
+            InboundMessage.status.in_(WAITING_STATUSES),
+        ).scalar_subquery(),
+        unread=inbound.where(
+            InboundMessage.session_id == session_id,
+            or_(
+                AgentSessionRow.operator_seen_at.is_(None),
+                InboundMessage.received_at > AgentSessionRow.operator_seen_at,
+            ),
+        ).scalar_subquery(),
+        undelivered=select(OutboundMessage.id)
+        .where(
+            OutboundMessage.turn_id == latest_turn,
+            OutboundMessage.status.in_(UNDELIVERED_STATUSES),
+        )
+        .exists(),
+        last_inbound_at=select(func.max(InboundMessage.received_at))
+        .where(InboundMessage.session_id == session_id)
+        .scalar_subquery(),
+    )
+
+
+def _needs_attention(columns: _InboxColumns, now: datetime) -> ColumnElement[bool]:
+    """The SQL twin of `_attention`: latest turn failed, a part of the latest turn's reply
+    failed or undelivered, paused with messages waiting, or the user's last message
+    20 to 24 hours old (the reply window closes soon)."""
+    closing_from, closed_at = WINDOW_CLOSING
+    return or_(
+        columns.latest_status == TurnStatus.FAILED,
+        columns.undelivered,
+        and_(AgentSessionRow.paused_at.is_not(None), columns.waiting > 0),
+        and_(
+            columns.last_inbound_at <= now - closing_from,
+            columns.last_inbound_at > now - closed_at,
+        ),
+    )
+
+
 async def sessions_page(
     builder_id: uuid.UUID,
     *,
     search: str = "",
+    show: str = "",
     sort: str = "last_activity",
     descending: bool = True,
     page: int = 1,
     per_page: int = 25,
     db: AsyncSession,
 ) -> SessionsPage:
-    """One page of a builder's sessions, sorted and filtered by number or name."""
-    item_count = (
-        select(func.count())
-        .select_from(SessionItem)
-        .where(SessionItem.session_id == AgentSessionRow.id)
-        .scalar_subquery()
-    )
-    latest_status = _latest_turn_status()
+    """One page of a builder's sessions, sorted, filtered (`show`: one of
+    `SESSION_FILTERS`, or all) and searched by name, whole number or what was said; one
+    query for the page, one for its total."""
+    now = datetime.now(UTC)
+    columns = _inbox_columns()
     query: Select[Any] = select(
-        AgentSessionRow, item_count.label("item_count"), latest_status.label("latest_status")
+        AgentSessionRow,
+        columns.item_count,
+        columns.latest_status,
+        columns.preview,
+        columns.waiting,
+        columns.unread,
+        columns.undelivered,
+        columns.last_inbound_at,
     ).where(AgentSessionRow.builder_id == builder_id)
     if search.strip():
-        query = query.where(_found_by(search.strip()))
+        query = query.where(_found_by(search.strip(), db.get_bind().dialect.name))
+    if show == "attention":
+        query = query.where(_needs_attention(columns, now))
+    elif show == "paused":
+        query = query.where(AgentSessionRow.paused_at.is_not(None))
+    elif show == "web":
+        query = query.where(AgentSessionRow.platform == "web")
     total = await db.scalar(select(func.count()).select_from(query.subquery())) or 0
     keys: dict[str, tuple[Any, ...]] = {
         "last_activity": (AgentSessionRow.updated_at,),
-        "item_count": (item_count,),
+        "item_count": (columns.item_count,),
         "user": _shown_user(),
         "platform": (AgentSessionRow.platform,),
         "status": (AgentSessionRow.paused_at.is_not(None),),
@@ -164,23 +298,38 @@ async def sessions_page(
     page = max(1, page)
     rows = (await db.execute(query.offset((page - 1) * per_page).limit(per_page))).all()
     return SessionsPage(
-        sessions=[_summary(row, count, status) for row, count, status in rows],
+        sessions=[_summary(*row, now=now) for row in rows],
         total=total,
         page=page,
         per_page=per_page,
     )
 
 
-def _found_by(search: str) -> ColumnElement[bool]:
-    """A name by any part of it; a number or id only whole, however it is written. The
-    list masks most digits of a number (`mask_numbers`): a search that found a part of
-    one would reveal them one guess at a time."""
+def _found_by(search: str, dialect: str) -> ColumnElement[bool]:
+    """A name by any part of it; a number or id only whole, however it is written; else
+    what was said, by whole words. The list masks most digits of a number
+    (`mask_numbers`): a search that found a part of one would reveal them one guess at
+    a time, so a search that looks like a number is matched as a number only."""
     digits = re.sub(r"[^0-9]", "", search)
     whole = [func.lower(AgentSessionRow.external_id) == search.lower()]
     if digits:
         whole += [AgentSessionRow.external_id == f"+{digits}", AgentSessionRow.wa_id == digits]
+    if _NUMBER.fullmatch(search):
+        return or_(*whole)
     name = func.lower(func.coalesce(AgentSessionRow.display_name, ""))
-    return or_(name.contains(search.lower(), autoescape=True), *whole)
+    return or_(name.contains(search.lower(), autoescape=True), *whole, _said(search, dialect))
+
+
+def _said(search: str, dialect: str) -> ColumnElement[bool]:
+    """Sessions in which some user or assistant message holds every word of `search`
+    (Postgres: the GIN index on `SEARCH_VECTOR`; SQLite: the FTS5 table)."""
+    if dialect == "postgresql":
+        return AgentSessionRow.id.in_(_POSTGRES_SAID.bindparams(said=search))
+    words = re.findall(r"\w+", search.lower())
+    if not words:
+        return literal(False)
+    match = " AND ".join(f'"{word}"' for word in words)
+    return AgentSessionRow.id.in_(_SQLITE_SAID.bindparams(said=match))
 
 
 def _shown_user() -> tuple[Any, ...]:
@@ -196,17 +345,56 @@ def _shown_user() -> tuple[Any, ...]:
     )
 
 
-def _summary(row: AgentSessionRow, item_count: int, latest_status: str | None) -> SessionSummary:
+def _summary(
+    row: AgentSessionRow,
+    item_count: int,
+    latest_status: str | None,
+    preview: dict[str, Any] | None = None,
+    waiting: int = 0,
+    unread: int = 0,
+    undelivered: bool = False,
+    last_inbound_at: datetime | None = None,
+    *,
+    now: datetime,
+) -> SessionSummary:
+    line = transcript_line(preview) if preview else None
+    shown = " ".join(line.text.split()) if line else ""
     return SessionSummary(
         id=row.id,
         builder_id=row.builder_id,
         platform=row.platform,
         external_id=row.external_id,
         display_name=row.display_name,
+        started_at=as_utc(row.created_at),
         item_count=item_count,
         last_activity=as_utc(row.updated_at),
         status=session_status(row, latest_status),
+        preview=shown if len(shown) <= PREVIEW_CHARS else shown[: PREVIEW_CHARS - 1] + "…",
+        preview_role=line.role if line else "",
+        waiting=waiting,
+        unread=unread,
+        attention=_attention(row, latest_status, waiting, undelivered, last_inbound_at, now),
     )
+
+
+def _attention(
+    row: AgentSessionRow,
+    latest_status: str | None,
+    waiting: int,
+    undelivered: bool,
+    last_inbound_at: datetime | None,
+    now: datetime,
+) -> tuple[str, ...]:
+    """Why a session needs an operator, by the rules `_needs_attention` filters on."""
+    closing_from, closed_at = WINDOW_CLOSING
+    since = now - as_utc(last_inbound_at) if last_inbound_at is not None else None
+    reasons = {
+        "failed turn": latest_status == TurnStatus.FAILED,
+        "undelivered": bool(undelivered),
+        "waiting": row.paused_at is not None and waiting > 0,
+        "window closing": since is not None and closing_from <= since < closed_at,
+    }
+    return tuple(reason for reason, applies in reasons.items() if applies)
 
 
 def session_status(row: AgentSessionRow, latest_turn_status: str | None) -> str:
@@ -217,21 +405,46 @@ def session_status(row: AgentSessionRow, latest_turn_status: str | None) -> str:
     return "active"
 
 
-async def session_with_status(session_id: uuid.UUID, *, db: AsyncSession) -> SessionSummary | None:
-    item_count = (
-        select(func.count())
-        .select_from(SessionItem)
-        .where(SessionItem.session_id == AgentSessionRow.id)
-        .scalar_subquery()
-    )
+async def session_with_status(
+    session_id: uuid.UUID, *, counts: bool = True, db: AsyncSession
+) -> SessionSummary | None:
+    """The session as the inbox sees it. Without `counts` (a live update needs only whose
+    it is and its status) it is the primary-key lookup and the latest turn's status, by
+    `ix_turns_session_id`: no item count, preview or message counts."""
+    columns = _inbox_columns()
+    if not counts:
+        found = (
+            await db.execute(
+                select(AgentSessionRow, literal(0), columns.latest_status).where(
+                    AgentSessionRow.id == session_id
+                )
+            )
+        ).first()
+        return _summary(*found, now=datetime.now(UTC)) if found is not None else None
     row = (
         await db.execute(
-            select(AgentSessionRow, item_count, _latest_turn_status()).where(
-                AgentSessionRow.id == session_id
-            )
+            select(
+                AgentSessionRow,
+                columns.item_count,
+                columns.latest_status,
+                columns.preview,
+                columns.waiting,
+                columns.unread,
+                columns.undelivered,
+                columns.last_inbound_at,
+            ).where(AgentSessionRow.id == session_id)
         )
     ).first()
-    return _summary(*row) if row is not None else None
+    return _summary(*row, now=datetime.now(UTC)) if row is not None else None
+
+
+async def mark_seen(session_id: uuid.UUID, *, db: AsyncSession) -> None:
+    """An operator has looked at the conversation: its unread count starts again."""
+    await db.execute(
+        update(AgentSessionRow)
+        .where(AgentSessionRow.id == session_id)
+        .values(operator_seen_at=datetime.now(UTC))
+    )
 
 
 async def items_page(
@@ -319,3 +532,73 @@ async def replies_of_turns(
         if not parts or parts[0].retry == reply.retry:
             parts.append(reply)
     return replies
+
+
+@dataclass(frozen=True)
+class ConversationOrigin:
+    """What the conversation header says of where a conversation came from."""
+
+    builder_name: str
+    provider: str | None
+    """`twilio` or `meta`: the provider of the business number it last arrived on."""
+    business_number: str | None
+    started_at: datetime
+    first_words: str
+    """The start of its first user message (a web chat's title)."""
+
+
+async def conversation_origin(session_id: uuid.UUID, *, db: AsyncSession) -> ConversationOrigin:
+    latest_channel = (
+        select(InboundMessage.channel_id)
+        .where(InboundMessage.session_id == session_id)
+        .order_by(InboundMessage.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    first_user_item = (
+        select(SessionItem.item_data)
+        .where(
+            SessionItem.session_id == session_id,
+            SessionItem.item_data["role"].as_string() == "user",
+        )
+        .order_by(SessionItem.sequence)
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = (
+        await db.execute(
+            select(
+                Builder.name,
+                AgentSessionRow.created_at,
+                first_user_item,
+                Channel.provider,
+                Channel.address,
+            )
+            .join(Builder, Builder.id == AgentSessionRow.builder_id)
+            .outerjoin(Channel, Channel.id == latest_channel)
+            .where(AgentSessionRow.id == session_id)
+        )
+    ).one()
+    name, started_at, first_item, provider, address = row
+    words = " ".join(transcript_line(first_item).text.split()) if first_item else ""
+    return ConversationOrigin(
+        builder_name=name,
+        provider=provider,
+        business_number=address,
+        started_at=as_utc(started_at),
+        first_words=words if len(words) <= 40 else words[:39] + "…",
+    )
+
+
+async def web_session_id(
+    builder_id: uuid.UUID, conversation_id: str, *, db: AsyncSession
+) -> uuid.UUID | None:
+    """The session of a builder's web chat `conversation_id`, if it has started."""
+    found: uuid.UUID | None = await db.scalar(
+        select(AgentSessionRow.id).where(
+            AgentSessionRow.builder_id == builder_id,
+            AgentSessionRow.platform == "web",
+            AgentSessionRow.external_id == conversation_id,
+        )
+    )
+    return found

@@ -212,6 +212,7 @@ class AgentSessionRow(Base):
     `DatabaseSession` in the statement that stores items, so it is never read apart).
     `lease_token`/`lease_expires_at` serialize the conversation across workers.
     `paused_at` is set while a human has taken over: messages are stored, not answered.
+    `operator_seen_at` is when an operator last looked at the conversation (its unread count).
     """
 
     __tablename__ = "sessions"
@@ -230,6 +231,7 @@ class AgentSessionRow(Base):
     lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    operator_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SessionItem(Base):
@@ -298,6 +300,7 @@ class Turn(Base):
     starts again for each (so `TURN_MAX_ATTEMPTS` applies to each), and
     `retry_from_sequence` is where the history stood when the latest retry first ran:
     an answer stored from there on is that retry's, one before it an earlier try's.
+    `model`, `latency_ms` and the token counts describe its latest agent run.
     """
 
     __tablename__ = "turns"
@@ -316,6 +319,10 @@ class Turn(Base):
     by_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_from_sequence: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(100))
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
 
 
 class InboundMessage(Base):

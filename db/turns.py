@@ -97,6 +97,29 @@ class InputSaved:
         )
 
 
+@dataclass(frozen=True)
+class RunStats:
+    """What an agent run cost: shown per turn on the dashboard, beside its id in the logs."""
+
+    model: str
+    latency_ms: int
+    input_tokens: int
+    output_tokens: int
+
+
+async def record_run_stats(turn_id: uuid.UUID, stats: RunStats, *, db: AsyncSession) -> None:
+    await db.execute(
+        update(Turn)
+        .where(Turn.id == turn_id)
+        .values(
+            model=stats.model,
+            latency_ms=stats.latency_ms,
+            input_tokens=stats.input_tokens,
+            output_tokens=stats.output_tokens,
+        )
+    )
+
+
 async def record_turn_error(turn_id: uuid.UUID, error: str, *, db: AsyncSession) -> None:
     await db.execute(update(Turn).where(Turn.id == turn_id).values(error=error))
 

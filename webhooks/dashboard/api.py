@@ -24,6 +24,7 @@ from webhooks.dashboard.lookups import (
     int_param,
     page_param,
     search_param,
+    show_param,
     visible_builder,
     visible_session,
 )
@@ -40,6 +41,10 @@ def session_json(session: SessionSummary) -> dict[str, object]:
         "item_count": session.item_count,
         "last_activity": session.last_activity.isoformat(),
         "status": session.status,
+        "preview": session.preview,
+        "waiting": session.waiting,
+        "unread": session.unread,
+        "attention": list(session.attention),
     }
 
 
@@ -48,6 +53,7 @@ async def builder_sessions(request: Request) -> Response:
     sort = request.query_params.get("sort", "last_activity")
     if sort not in SESSION_SORTS:
         raise HTTPException(400, f"sort must be one of {', '.join(SESSION_SORTS)}")
+    show = show_param(request)
     per_page = int_param(request, "per_page", default=50, low=1, high=MAX_PAGE)
     assert per_page is not None
     page = page_param(request, per_page=per_page)
@@ -55,6 +61,7 @@ async def builder_sessions(request: Request) -> Response:
         listing = await sessions_page(
             builder.id,
             search=search_param(request),
+            show=show,
             sort=sort,
             descending=request.query_params.get("order", "desc") != "asc",
             page=page,

@@ -49,6 +49,8 @@ class Entry:
     media: list[ShownMedia] = field(default_factory=list)
     order: Order | None = None
     location: Location | None = None
+    turn: Turn | None = None
+    """On a turn's last assistant message: the turn, for its details on demand."""
 
 
 def display_lines(text: str) -> list[tuple[str, str]]:
@@ -132,8 +134,10 @@ def build_entries(
                 entry.failed_turn_id = turn.id
                 entry.retryable = turn.status == TurnStatus.FAILED
         entries.append(entry)
+    by_id = {turn.id: turn for turn in turns}
     for turn_id, entry in last_assistant.items():
         entry.delivery = [reply.status for reply in replies.get(turn_id, [])]
+        entry.turn = by_id[turn_id]
     return entries
 
 

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from db.builders import get_builder
-from db.dashboard_queries import SessionSummary, session_with_status
+from db.dashboard_queries import SESSION_FILTERS, SessionSummary, session_with_status
 from db.models import Builder
 from webhooks.dashboard.auth import principal, require_builder
 
@@ -31,11 +31,12 @@ async def visible_builder(request: Request) -> Builder:
     return builder
 
 
-async def visible_session(request: Request) -> SessionSummary:
-    """The session named in the path, if it belongs to a builder the principal sees."""
+async def visible_session(request: Request, *, counts: bool = True) -> SessionSummary:
+    """The session named in the path, if it belongs to a builder the principal sees
+    (`counts`: see `session_with_status`)."""
     session_id = path_uuid(request, "session_id")
     async with request.app.state.runtime.sessionmaker() as db:
-        found = await session_with_status(session_id, db=db)
+        found = await session_with_status(session_id, counts=counts, db=db)
     if found is None or not principal(request).may_see(found.builder_id):
         raise HTTPException(404, "no such session")
     return found
@@ -75,3 +76,11 @@ def search_param(request: Request) -> str:
     if "\x00" in search:
         raise HTTPException(400, "q must not contain NUL (U+0000)")
     return search
+
+
+def show_param(request: Request) -> str:
+    """`show`: one of `SESSION_FILTERS`, or empty for every session."""
+    show = request.query_params.get("show", "")
+    if show and show not in SESSION_FILTERS:
+        raise HTTPException(400, f"show must be one of {', '.join(SESSION_FILTERS)}")
+    return show

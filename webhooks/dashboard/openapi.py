@@ -69,8 +69,16 @@ OPENAPI: dict[str, Any] = {
                     _query(
                         "q",
                         {"type": "string"},
-                        "Search by any part of the user's name, or by their whole number or "
-                        "id (never a part: the list masks it).",
+                        "Search by any part of the user's name, by their whole number or "
+                        "id (never a part: the list masks it), or by whole words said in "
+                        "the conversation.",
+                    ),
+                    _query(
+                        "show",
+                        {"enum": ["attention", "paused", "web"]},
+                        "Only sessions that need attention (latest turn failed, a reply "
+                        "undelivered, paused with messages waiting, reply window closing "
+                        "within 4 hours), paused ones, or web chats.",
                     ),
                     _query(
                         "sort",
@@ -333,6 +341,24 @@ OPENAPI: dict[str, Any] = {
                     "item_count": {"type": "integer"},
                     "last_activity": {"type": "string", "format": "date-time"},
                     "status": {"enum": ["active", "paused", "failed turn"]},
+                    "preview": {
+                        "type": "string",
+                        "description": "The latest user or assistant message, shortened",
+                    },
+                    "waiting": {
+                        "type": "integer",
+                        "description": "Inbound messages not answered yet",
+                    },
+                    "unread": {
+                        "type": "integer",
+                        "description": "Inbound messages since an operator last opened it",
+                    },
+                    "attention": {
+                        "type": "array",
+                        "items": {
+                            "enum": ["failed turn", "undelivered", "waiting", "window closing"]
+                        },
+                    },
                 },
             },
             "SessionPage": {

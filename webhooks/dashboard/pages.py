@@ -12,11 +12,14 @@ from starlette.responses import RedirectResponse, Response
 from db.dashboard_queries import (
     SESSION_SORTS,
     builders_overview,
+    conversation_origin,
     items_page,
+    mark_seen,
     replies_of_turns,
     sessions_page,
     turns_around,
     unplaced_failures,
+    web_session_id,
 )
 from webhooks.dashboard.attachments import shown_items
 from webhooks.dashboard.auth import (
@@ -27,12 +30,14 @@ from webhooks.dashboard.auth import (
     sign_in,
     sign_out,
 )
+from webhooks.dashboard.chat import CONVERSATION_ID
 from webhooks.dashboard.entries import Entry, build_entries
 from webhooks.dashboard.lookups import (
     SEQUENCE_MAX,
     int_param,
     page_param,
     search_param,
+    show_param,
     visible_builder,
     visible_session,
 )
@@ -96,11 +101,13 @@ async def sessions(request: Request) -> Response:
         raise HTTPException(400, f"sort must be one of {', '.join(SESSION_SORTS)}")
     descending = request.query_params.get("order", "desc") != "asc"
     search = search_param(request)
+    show = show_param(request)
     number = page_param(request, per_page=SESSIONS_PER_PAGE)
     async with request.app.state.runtime.sessionmaker() as db:
         listing = await sessions_page(
             builder.id,
             search=search,
+            show=show,
             sort=sort,
             descending=descending,
             page=number,
@@ -116,6 +123,7 @@ async def sessions(request: Request) -> Response:
             "sort": sort,
             "descending": descending,
             "q": search,
+            "show": show,
         },
     )
 
@@ -123,9 +131,11 @@ async def sessions(request: Request) -> Response:
 async def conversation(request: Request) -> Response:
     session = await visible_session(request)
     entries, more_before = await _entries(request, session.id, before=None, after=None)
-    async with request.app.state.runtime.sessionmaker() as db:
+    async with request.app.state.runtime.sessionmaker.begin() as db:
         unplaced = await unplaced_failures(session.id, db=db)
         window = await window_context(session.id, session.builder_id, db=db)
+        origin = await conversation_origin(session.id, db=db)
+        await mark_seen(session.id, db=db)
     return page(
         request,
         "conversation.html",
@@ -134,6 +144,7 @@ async def conversation(request: Request) -> Response:
             "entries": entries,
             "more_before": more_before,
             "unplaced": unplaced,
+            "origin": origin,
             "notice": request.query_params.get("notice"),
             **window,
         },
@@ -141,11 +152,18 @@ async def conversation(request: Request) -> Response:
 
 
 async def conversation_entries(request: Request) -> Response:
-    """A fragment of bubbles: `after=N` for live updates, `before=N` for earlier pages."""
-    session = await visible_session(request)
+    """A fragment of bubbles: `after=N` for live updates, `before=N` for earlier pages.
+
+    A live update with nothing new costs the session's lookup by primary key (with its
+    latest turn's status) and one read of `session_items_seq_idx` (`items_page`); new
+    items shown count as seen."""
+    session = await visible_session(request, counts=False)
     after = int_param(request, "after", default=None, low=-1, high=SEQUENCE_MAX)
     before = int_param(request, "before", default=None, low=0, high=SEQUENCE_MAX)
     entries, more = await _entries(request, session.id, before=before, after=after)
+    if entries and after is not None:
+        async with request.app.state.runtime.sessionmaker.begin() as db:
+            await mark_seen(session.id, db=db)
     response = page(request, "_entries.html", {"entries": entries, "session": session})
     response.headers["X-More"] = "1" if more else "0"
     if entries:
@@ -170,5 +188,20 @@ async def _entries(
 
 
 async def try_it(request: Request) -> Response:
+    """The chat page; `?conversation=web-…` continues that web chat, its history shown."""
     builder = await visible_builder(request)
-    return page(request, "chat.html", {"builder": builder})
+    conversation_id = request.query_params.get("conversation", "")
+    if conversation_id and not CONVERSATION_ID.match(conversation_id):
+        raise HTTPException(400, "conversation must be 1-120 letters, digits and . _ : -")
+    entries: list[Entry] = []
+    session_id: uuid.UUID | None = None
+    if conversation_id:
+        async with request.app.state.runtime.sessionmaker() as db:
+            session_id = await web_session_id(builder.id, conversation_id, db=db)
+    if session_id is not None:
+        entries = (await _entries(request, session_id, before=None, after=None))[0]
+    return page(
+        request,
+        "chat.html",
+        {"builder": builder, "conversation_id": conversation_id, "entries": entries},
+    )

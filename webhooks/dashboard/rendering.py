@@ -25,7 +25,15 @@ def _when(moment: datetime | None) -> str:
     return as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
 
 
+def web_chat_title(started_at: datetime, first_words: str = "") -> str:
+    """`Web chat · Tue 3 Dec 14:05 · first words…`: a web chat's id is a random uuid."""
+    moment = as_utc(started_at)
+    title = f"Web chat · {moment:%a} {moment.day} {moment:%b %H:%M}"
+    return f"{title} · {first_words}" if first_words else title
+
+
 templates.env.filters["when"] = _when
+templates.env.globals["web_chat_title"] = web_chat_title
 templates.env.filters["masked"] = mask_numbers
 templates.env.filters["size"] = readable_size
 templates.env.filters["clock"] = clock

@@ -7,6 +7,7 @@ web chat turn streamed; both read and save the history through the session they 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypedDict
@@ -30,6 +31,7 @@ from agents.stream_events import StreamEvent
 from db.agent_session import DatabaseSession
 from db.core.settings import Settings
 from db.models import Builder
+from db.turns import RunStats
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.agent.choices import Reply
 from worker.channels.base import retry_after_seconds
@@ -66,6 +68,7 @@ async def run_agent(
     user_name: str | None = None,
     view: SessionInputCallback | None = None,
     on_event: Callable[[StreamEvent], None] | None = None,
+    on_stats: Callable[[RunStats], None] | None = None,
 ) -> Reply:
     """The agent's final answer to `run_input`, counted in the `platform`'s metrics. An
     answer with options (`reply_with_options`) is stored as the assistant message the
@@ -74,7 +77,8 @@ async def run_agent(
     `view` is what the model reads of the history and the new input (else
     `history_from_a_user_message`); the photos it holds as references reach the model
     as their bytes in the turn they came, as a line of text after (`media_filter`);
-    with `on_event` the run streams, and each of its events goes there as it comes.
+    with `on_event` the run streams, and each of its events goes there as it comes;
+    `on_stats` hears what a finished run cost (model, latency, tokens).
     Raises `TransientTurnError` (the run timed out, the model API may answer later) or
     `PermanentTurnError` (it refused, or the SDK gave up).
     """
@@ -95,6 +99,7 @@ async def run_agent(
     )
     timeout = runtime.settings.run_timeout_seconds
     run: Awaitable[RunResultBase]
+    started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             if on_event is None:
@@ -114,6 +119,16 @@ async def run_agent(
         raise PermanentTurnError(f"model API {error.status_code}: {error.message}") from error
     except openai.APIConnectionError as error:
         raise TransientTurnError(f"model API unreachable: {error}") from error
+    if on_stats is not None:
+        usage = result.context_wrapper.usage
+        on_stats(
+            RunStats(
+                model=builder.model,
+                latency_ms=round((time.monotonic() - started) * 1000),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+            )
+        )
     answer = str(result.final_output)
     offered = Reply.from_offer(answer)
     if offered is None:

@@ -30,6 +30,7 @@ from db.outbox import last_offered_options, reached_user_before
 from db.sessions import follow_number_change, item_sequences, latest_items
 from db.transcript import content_text
 from db.turn_session import TurnSession
+from db.turns import RunStats, record_run_stats
 from worker.agent.choices import Reply
 from worker.conversation.agent_run import history_from_a_user_message, history_window, run_agent
 from worker.conversation.delivery import typing_shown
@@ -224,6 +225,7 @@ async def _generate_reply(
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
         return Reply(canned)
+    costs: list[RunStats] = []
     answer = await run_agent(
         builder,
         session,
@@ -232,7 +234,10 @@ async def _generate_reply(
         platform=WHATSAPP,
         user_name=messages[-1].profile_name,
         view=view,
+        on_stats=costs.append,
     )
+    async with runtime.sessionmaker.begin() as db:
+        await record_run_stats(turn.id, costs[0], db=db)
     # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
     return Reply(plain_text(answer.text), answer.options)
 

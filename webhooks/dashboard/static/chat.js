@@ -8,12 +8,32 @@
   const state = document.getElementById("chat-state");
   const messages = document.getElementById("messages");
   const key = `wabot-chat-${chat.dataset.builder}`;
-  // randomUUID exists only on HTTPS (and localhost) pages.
-  const fresh = crypto.randomUUID
-    ? crypto.randomUUID()
-    : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-  const conversationId = sessionStorage.getItem(key) || `web-${fresh}`;
-  sessionStorage.setItem(key, conversationId);
+  // The conversation lives in the URL (the server renders its history on a reload) and
+  // in localStorage (coming back to "Try it" continues it); `?new=1` starts another.
+  const starting = new URLSearchParams(location.search).has("new");
+  let conversationId = chat.dataset.conversation;
+  if (!conversationId) {
+    const stored = localStorage.getItem(key);
+    if (stored && !starting) {
+      location.replace(`?conversation=${encodeURIComponent(stored)}`);
+      return;
+    }
+    // randomUUID exists only on HTTPS (and localhost) pages.
+    const fresh = crypto.randomUUID
+      ? crypto.randomUUID()
+      : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    conversationId = `web-${fresh}`;
+    history.replaceState(null, "", `?conversation=${encodeURIComponent(conversationId)}`);
+  }
+  localStorage.setItem(key, conversationId);
+  messages.lastElementChild?.scrollIntoView({ block: "end" });
+
+  // Enter sends; Shift+Enter (or Enter while composing an accented letter) is a newline.
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    if (!send.disabled) form.requestSubmit();
+  });
 
   function bubble(role, text) {
     const entry = document.createElement("div");
