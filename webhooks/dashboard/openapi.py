@@ -193,7 +193,7 @@ OPENAPI: dict[str, Any] = {
                     "(more than 24 hours since the user's last message) it answers 409 with "
                     "the reason, and nothing is stored or sent: send a template instead. "
                     "409 too while the bot is answering. A send the provider refused answers "
-                    "502 with its reason (the reply stays stored). Browsers signed in by "
+                    "422 with its reason (the reply stays stored). Browsers signed in by "
                     "cookie must send `X-CSRF-Token`."
                 ),
                 "parameters": [_path_id("session_id")],
@@ -215,7 +215,7 @@ OPENAPI: dict[str, Any] = {
                     "403": _ERROR,
                     "409": _ERROR,
                     "413": _ERROR,
-                    "502": _SENT,
+                    "422": _SENT,
                     "503": _ERROR,
                     **_DENIED,
                 },
@@ -257,7 +257,7 @@ OPENAPI: dict[str, Any] = {
                     "403": _ERROR,
                     "409": _ERROR,
                     "413": _ERROR,
-                    "502": _SENT,
+                    "422": _SENT,
                     "503": _ERROR,
                     **_DENIED,
                 },

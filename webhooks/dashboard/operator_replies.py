@@ -101,7 +101,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 def _answer(parts: list[OutboundMessage]) -> Response:
     failed = [part for part in parts if part.status == "failed"]
-    status = 502 if failed else 200
+    status = 422 if failed else 200
     body: dict[str, Any] = {"sent": bool(parts) and not failed, "parts": parts_json(parts)}
     if failed:
         body["error"] = failed[0].error
