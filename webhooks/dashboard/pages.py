@@ -37,6 +37,7 @@ from webhooks.dashboard.lookups import (
     visible_session,
 )
 from webhooks.dashboard.rendering import page
+from webhooks.dashboard.takeover_view import takeover_view, unstored_entries, waiting_count
 from webhooks.dashboard.throttle import WrongTokens
 
 SESSIONS_PER_PAGE = 25
@@ -124,6 +125,9 @@ async def conversation(request: Request) -> Response:
     entries, more_before = await _entries(request, session.id, before=None, after=None)
     async with request.app.state.runtime.sessionmaker() as db:
         unplaced = await unplaced_failures(session.id, db=db)
+        takeover = await takeover_view(
+            session.id, paused=session.status == "paused", archive=not more_before, db=db
+        )
     return page(
         request,
         "conversation.html",
@@ -132,6 +136,7 @@ async def conversation(request: Request) -> Response:
             "entries": entries,
             "more_before": more_before,
             "unplaced": unplaced,
+            "takeover": takeover,
             "notice": request.query_params.get("notice"),
         },
     )
@@ -148,6 +153,16 @@ async def conversation_entries(request: Request) -> Response:
     if entries:
         response.headers["X-First-Sequence"] = str(entries[0].sequence)
         response.headers["X-Last-Sequence"] = str(entries[-1].sequence)
+    return response
+
+
+async def conversation_waiting(request: Request) -> Response:
+    """The messages not yet in the history, for live updates (replaced whole each time)."""
+    session = await visible_session(request)
+    async with request.app.state.runtime.sessionmaker() as db:
+        waiting = await unstored_entries(session.id, paused=session.status == "paused", db=db)
+    response = page(request, "_waiting.html", {"waiting": waiting, "session": session})
+    response.headers["X-Waiting"] = str(waiting_count(waiting))
     return response
 
 

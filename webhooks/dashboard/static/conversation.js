@@ -1,5 +1,6 @@
-// Keeps an open conversation current: polls for items after the newest shown, and
-// loads earlier pages on demand. Both fetch server-rendered fragments.
+// Keeps an open conversation current: polls for items after the newest shown and for
+// the messages still waiting, and loads earlier pages on demand. All fetch
+// server-rendered fragments.
 (function () {
   const section = document.getElementById("conversation");
   const entries = document.getElementById("entries");
@@ -21,10 +22,29 @@
     return { html: await response.text(), more: response.headers.get("X-More") === "1" };
   }
 
+  // Messages not yet in the history: replaced whole, after the history caught up (a
+  // message a turn just stored moves from here to the entries, never shown twice).
+  const waiting = document.getElementById("waiting");
+  const badge = document.getElementById("waiting-count");
+  async function refreshWaiting() {
+    if (!waiting) return;
+    const response = await fetch(`/sessions/${section.dataset.session}/waiting`, {
+      credentials: "same-origin",
+    });
+    if (!response.ok) return;
+    waiting.innerHTML = await response.text();
+    const count = Number(response.headers.get("X-Waiting") || "0");
+    if (badge) {
+      badge.textContent = `${count} waiting`;
+      badge.hidden = count === 0;
+    }
+  }
+
   async function poll() {
     try {
       const got = await fragment(`after=${sequences().last}`);
       if (got && got.html.trim()) entries.insertAdjacentHTML("beforeend", got.html);
+      await refreshWaiting();
     } finally {
       setTimeout(poll, 2000);
     }
