@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,13 +16,17 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.models import AgentSessionRow, Turn
+from db.models import AgentSessionRow, InboundMessage, SessionItem, Turn
 from db.transcript import content_text
 from tests.factories import (
+    BOT_NUMBER,
+    arrive,
     builder_token,
     builder_with_channel,
+    channel_at,
     fixture_form,
     post_signed,
+    stored_session,
     twilio_form,
 )
 from tests.fakes.openai import Failure, FakeOpenAI, latest_user_text
@@ -263,4 +268,40 @@ async def test_clearing_the_memory_keeps_the_transcript_archived(
         if item.get("role") == "user"
     ]
     assert users == ["What is my name?"]  # the agent forgot; the page did not
+    await page.context.close()
+
+
+async def test_a_waiting_message_is_placed_by_its_arrival_time(
+    browser: Browser, db_sessions: async_sessionmaker[AsyncSession], receiver: str
+) -> None:
+    """A message that arrived while the answer before it was being written is shown
+    between the question and that answer, not after everything stored."""
+    builder = await builder_with_channel(db_sessions)
+    token = await builder_token(db_sessions, builder)
+    session_id = await stored_session(
+        db_sessions,
+        builder,
+        [{"role": "user", "content": "First"}, {"role": "assistant", "content": "Answer"}],
+    )
+    inbound = await arrive(db_sessions, await channel_at(db_sessions, BOT_NUMBER), "Meanwhile")
+    async with db_sessions.begin() as db:
+        question, answer = await db.scalars(
+            select(SessionItem)
+            .where(SessionItem.session_id == session_id)
+            .order_by(SessionItem.sequence)
+        )
+        answer.created_at = question.created_at + timedelta(seconds=10)
+        message = await db.get(InboundMessage, inbound)
+        assert message is not None
+        message.session_id = session_id
+        message.received_at = question.created_at + timedelta(seconds=5)
+    page = await signed_in(browser, receiver, token)
+    await page.goto(f"/sessions/{session_id}")
+    shown = page.locator("#conversation .bubble .text")
+    await expect(shown).to_have_text(["First", "Meanwhile", "Answer"])
+    await expect(page.locator("#waiting-count")).to_have_text("1 waiting")
+    async with db_sessions.begin() as db:  # nobody will answer it: no worker reads this queue
+        message = await db.get(InboundMessage, inbound)
+        assert message is not None
+        message.status = "processed"
     await page.context.close()

@@ -26,13 +26,31 @@
   // message a turn just stored moves from here to the entries, never shown twice).
   const waiting = document.getElementById("waiting");
   const badge = document.getElementById("waiting-count");
+  function arrival(entry) {
+    const time = entry.querySelector("time");
+    return time ? Date.parse(time.getAttribute("datetime")) : NaN;
+  }
+
+  // A waiting message goes before the first stored entry newer than it (a reply stored
+  // while it arrived), so the page reads in arrival order; else it stays at the end.
+  function placeWaiting() {
+    const stored = Array.from(entries.querySelectorAll(":scope > .entry[data-sequence]"));
+    for (const node of Array.from(waiting.querySelectorAll(":scope > .entry.waiting"))) {
+      const arrived = arrival(node);
+      const later = stored.find((entry) => arrival(entry) > arrived);
+      if (later) later.before(node);
+    }
+  }
+
   async function refreshWaiting() {
     if (!waiting) return;
     const response = await fetch(`/sessions/${section.dataset.session}/waiting`, {
       credentials: "same-origin",
     });
     if (!response.ok) return;
+    entries.querySelectorAll(":scope > .entry.waiting").forEach((node) => node.remove());
     waiting.innerHTML = await response.text();
+    placeWaiting();
     const count = Number(response.headers.get("X-Waiting") || "0");
     if (badge) {
       badge.textContent = `${count} waiting`;
@@ -59,5 +77,6 @@
       if (!got.more) earlier.remove();
     });
   }
+  if (waiting) placeWaiting();
   setTimeout(poll, 2000);
 })();
