@@ -106,6 +106,8 @@ async def test_pause_reply_resume_retry_and_clear(
         ]
         await whatsapp("Still there?")  # arrives after the reply, before the resume
         await eventually(waiting_for("Still there?"), what="the second message to wait")
+        refused = await client.post(f"/sessions/{session_id}/resume", data={"answer": "all"})
+        assert (refused.status_code, "answer must be" in refused.text) == (400, True)
         assert await act("resume", answer="waiting") == (
             "Bot resumed; answering 1 waiting message(s)."
         )
