@@ -22,6 +22,7 @@ import asyncio
 import functools
 import uuid
 import weakref
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from agents.items import TResponseInputItem
@@ -32,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db import lossless_json
 from db.engine import create_engine
-from db.models import AgentSessionRow, SessionItem
+from db.models import AgentSessionRow, ArchivedItem, SessionItem
 from db.sessions import LeaseLostError
 from db.statements import StatementConnections
 
@@ -239,9 +240,34 @@ class DatabaseSession:
             return item
 
     async def clear_session(self) -> None:
-        """Forget the whole history; the `sessions` row itself stays."""
+        """Forget the whole history; the `sessions` row itself stays. The forgotten
+        items move to `session_item_archive` in the same transaction: the agent no
+        longer reads them, the operator's transcript still shows them."""
         async with self._engine.begin() as conn:
             await self._lock(conn, next_sequence=0)
+            forgotten = (
+                await conn.execute(
+                    select(SessionItem.sequence, SessionItem.item_data, SessionItem.created_at)
+                    .where(SessionItem.session_id == self._id)
+                    .order_by(SessionItem.sequence)
+                )
+            ).all()
+            if forgotten:
+                cleared_at = datetime.now(UTC)
+                await conn.execute(
+                    insert(ArchivedItem),
+                    [
+                        {
+                            "id": uuid.uuid4(),
+                            "session_id": self._id,
+                            "sequence": sequence,
+                            "item_data": item_data,
+                            "created_at": created_at,
+                            "cleared_at": cleared_at,
+                        }
+                        for sequence, item_data, created_at in forgotten
+                    ],
+                )
             await conn.execute(delete(SessionItem).where(SessionItem.session_id == self._id))
 
     async def _append(self, conn: AsyncConnection, stored: list[str]) -> int:

@@ -252,6 +252,27 @@ class SessionItem(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+class ArchivedItem(Base):
+    """An item a cleared memory forgot, kept for the operator's transcript (the agent
+    never reads it); `cleared_at` groups the items of one clearing."""
+
+    __tablename__ = "session_item_archive"
+    __table_args__ = (
+        Index(
+            "ix_session_item_archive_session_id_cleared_at", "session_id", "cleared_at", "sequence"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
+    )
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    item_data: Mapped[dict[str, Any]] = mapped_column(JSONDocument, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    cleared_at: Mapped[datetime] = _created_at()
+
+
 class ApiToken(Base):
     """A builder's API token for the dashboard and the JSON API; only its SHA-256 is kept."""
 
@@ -323,6 +344,8 @@ class Turn(Base):
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     input_tokens: Mapped[int | None] = mapped_column(Integer)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
+    failed_tries: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
+    """Each try that failed for good before an operator's retry: `{"at", "error"}`."""
 
 
 class InboundMessage(Base):

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, exists, select, update
+from sqlalchemy import case, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
     AgentSessionRow,
+    ArchivedItem,
     Channel,
     InboundMessage,
     InboundStatus,
@@ -175,4 +176,67 @@ async def fail_operator_turn(turn_id: uuid.UUID, reason: str, *, db: AsyncSessio
     )
     await db.execute(
         update(Turn).where(Turn.id == turn_id).values(status=TurnStatus.FAILED, error=reason)
+    )
+
+
+async def unstored_messages(session_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:
+    """The conversation's messages not (yet) in its history, in arrival order: waiting
+    for a turn (or for a resume), or taken by a turn that has not stored its input. Once
+    a turn stores them they are items, shown from `session_items` instead."""
+    return list(
+        await db.scalars(
+            select(InboundMessage)
+            .outerjoin(Turn, Turn.id == InboundMessage.turn_id)
+            .where(
+                InboundMessage.session_id == session_id,
+                InboundMessage.status.in_(
+                    [InboundStatus.PENDING, InboundStatus.PROCESSING, InboundStatus.FAILED]
+                ),
+                or_(InboundMessage.turn_id.is_(None), Turn.input_saved_at.is_(None)),
+            )
+            .order_by(InboundMessage.id)
+        )
+    )
+
+
+async def waiting_message_ids(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:
+    """Pending messages no turn has taken, paused or not, in arrival order."""
+    return list(
+        await db.scalars(
+            select(InboundMessage.id)
+            .where(
+                InboundMessage.session_id == session_id,
+                InboundMessage.status == InboundStatus.PENDING,
+                InboundMessage.turn_id.is_(None),
+            )
+            .order_by(InboundMessage.id)
+        )
+    )
+
+
+async def human_replied_since_pause(session_id: uuid.UUID, *, db: AsyncSession) -> bool:
+    """Whether an operator replied since the bot was paused (resuming then answers only
+    what comes next, by default: the human answered what waited)."""
+    replied = await db.scalar(
+        select(Turn.id)
+        .join(AgentSessionRow, AgentSessionRow.id == Turn.session_id)
+        .where(
+            Turn.session_id == session_id,
+            Turn.by_operator.is_(True),
+            AgentSessionRow.paused_at.is_not(None),
+            Turn.created_at >= AgentSessionRow.paused_at,
+        )
+        .limit(1)
+    )
+    return replied is not None
+
+
+async def archived_items(session_id: uuid.UUID, *, db: AsyncSession) -> list[ArchivedItem]:
+    """What cleared memories forgot, oldest clearing first, each in its order."""
+    return list(
+        await db.scalars(
+            select(ArchivedItem)
+            .where(ArchivedItem.session_id == session_id)
+            .order_by(ArchivedItem.cleared_at, ArchivedItem.sequence)
+        )
     )

@@ -127,18 +127,22 @@ async def record_turn_error(turn_id: uuid.UUID, error: str, *, db: AsyncSession)
 async def finish_turn(
     turn_id: uuid.UUID, *, failed_because: str | None = None, db: AsyncSession
 ) -> None:
-    """Close the turn and its messages: replied, or failed with the reason."""
+    """Close the turn and its messages: replied, or failed with the reason, which joins
+    the turn's `failed_tries` (an operator's retry shows them as its attempts)."""
     now = datetime.now(UTC)
     failed = failed_because is not None
-    await db.execute(
-        update(Turn)
-        .where(Turn.id == turn_id)
-        .values(
-            status=TurnStatus.FAILED if failed else TurnStatus.REPLIED,
-            error=failed_because,
-            finished_at=now,
-        )
-    )
+    values: dict[str, Any] = {
+        "status": TurnStatus.FAILED if failed else TurnStatus.REPLIED,
+        "error": failed_because,
+        "finished_at": now,
+    }
+    if failed:
+        earlier = await db.scalar(select(Turn.failed_tries).where(Turn.id == turn_id))
+        values["failed_tries"] = [
+            *(earlier or []),
+            {"at": now.isoformat(), "error": failed_because},
+        ]
+    await db.execute(update(Turn).where(Turn.id == turn_id).values(**values))
     await db.execute(
         update(InboundMessage)
         .where(InboundMessage.turn_id == turn_id)

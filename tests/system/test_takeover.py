@@ -1,12 +1,13 @@
 """Ops take over a WhatsApp conversation from the dashboard while the real worker runs:
 pause (messages are stored, not answered), reply as a human (sent through Twilio and
-stored for the agent), resume (what waited is answered), retry a failed turn, clear."""
+stored for the agent, after what waited), resume (what waited is answered, or kept as
+context only), retry a failed turn, clear (the transcript archived)."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -64,21 +65,27 @@ async def test_pause_reply_resume_retry_and_clear(
         assert await act("pause") == "Bot paused: new messages are stored but not answered."
         await whatsapp("Is anyone there?")
 
-        async def waiting() -> bool:
-            async with db_sessions() as db:
-                message = await db.scalar(
-                    select(InboundMessage).where(InboundMessage.text == "Is anyone there?")
+        def waiting_for(text: str) -> Callable[[], Awaitable[bool]]:
+            async def waiting() -> bool:
+                async with db_sessions() as db:
+                    message = await db.scalar(
+                        select(InboundMessage).where(InboundMessage.text == text)
+                    )
+                    session = await db.get(AgentSessionRow, session_id)
+                assert session is not None
+                return (
+                    message is not None
+                    and message.session_id == session_id
+                    and message.status == "pending"
+                    and session.lease_token is None
                 )
-                session = await db.get(AgentSessionRow, session_id)
-            assert session is not None
-            return (
-                message is not None
-                and message.session_id == session_id
-                and message.status == "pending"
-                and session.lease_token is None
-            )
 
-        await eventually(waiting, what="the worker to leave the paused conversation alone")
+            return waiting
+
+        await eventually(
+            waiting_for("Is anyone there?"),
+            what="the worker to leave the paused conversation alone",
+        )
         assert len(fake_twilio.messages) == 1 and len(fake_openai.requests) == 1
 
         notice = await act("reply", text="Hi, this is **Sam** from the bakery.")
@@ -91,16 +98,49 @@ async def test_pause_reply_resume_retry_and_clear(
         page = (await client.get(f"/sessions/{session_id}")).text
         assert "sent by a human" in page and "paused" in page
 
-        assert await act("resume") == "Bot resumed; answering 1 waiting message(s)."
+        # The human answered what waited: it is in the history, before the reply.
+        items = (await client.get(f"/api/sessions/{session_id}/items")).json()["items"]
+        assert [item["text"] for item in items[-2:]] == [
+            "Is anyone there?",
+            "Hi, this is **Sam** from the bakery.",
+        ]
+        await whatsapp("Still there?")  # arrives after the reply, before the resume
+        await eventually(waiting_for("Still there?"), what="the second message to wait")
+        refused = await client.post(f"/sessions/{session_id}/resume", data={"answer": "all"})
+        assert (refused.status_code, "answer must be" in refused.text) == (400, True)
+        assert await act("resume", answer="waiting") == (
+            "Bot resumed; answering 1 waiting message(s)."
+        )
         sent = await at_least(fake_twilio.messages, 3, what="the answer to what waited")
-        assert sent[2]["Body"] == "You said: Is anyone there?"
+        assert sent[2]["Body"] == "You said: Still there?"
+        assert len(fake_openai.requests) == 2  # never asked to answer "Is anyone there?"
         model_saw = fake_openai.requests[-1]["input"]
-        assert [kind(item) for item in model_saw] == ["user", "assistant", "assistant", "user"]
-        assert content_text(model_saw[2]["content"]) == "Hi, this is **Sam** from the bakery."
+        assert [kind(item) for item in model_saw] == [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+        ]
+        assert content_text(model_saw[3]["content"]) == "Hi, this is **Sam** from the bakery."
+
+        await eventually(lambda: all_answered(db_sessions), what="the answer to finish")
+        assert await act("pause")
+        await whatsapp("Only context")
+        await eventually(waiting_for("Only context"), what="the third message to wait")
+        assert await act("resume", answer="next") == (
+            "Bot resumed; 1 waiting message(s) kept in the conversation unanswered; the bot "
+            "answers what comes next."
+        )
+        await whatsapp("And now?")
+        sent = await at_least(fake_twilio.messages, 4, what="the answer to what came next")
+        assert sent[3]["Body"] == "You said: And now?"
+        assert content_text(fake_openai.requests[-1]["input"][-2]["content"]) == "Only context"
+        assert len(fake_openai.requests) == 3
 
         fake_openai.failures.append(Failure(400))
         await whatsapp("Order bread")
-        await at_least(fake_twilio.messages, 4, what="the fallback reply")
+        await at_least(fake_twilio.messages, 5, what="the fallback reply")
 
         async def failed_turn() -> uuid.UUID | None:
             async with db_sessions() as db:
@@ -112,8 +152,8 @@ async def test_pause_reply_resume_retry_and_clear(
         assert f"/turns/{turn_id}/retry" in page
         notice = await act(f"turns/{turn_id}/retry")
         assert notice == "Retrying: 1 message(s) handed back to the bot."
-        sent = await at_least(fake_twilio.messages, 5, what="the retried turn's reply")
-        assert sent[4]["Body"] == "You said: Order bread"
+        sent = await at_least(fake_twilio.messages, 6, what="the retried turn's reply")
+        assert sent[5]["Body"] == "You said: Order bread"
         assert (
             await client.post(f"/sessions/{session_id}/turns/{turn_id}/retry")
         ).status_code == 409
@@ -122,7 +162,10 @@ async def test_pause_reply_resume_retry_and_clear(
         refused = await client.post(f"/sessions/{session_id}/clear", data={})
         assert refused.status_code == 400
         assert await act("clear", confirm="yes") == (
-            "Memory cleared: the agent starts this conversation afresh."
+            "Memory cleared: the agent starts this conversation afresh. The transcript is "
+            'archived on this page, under "Earlier, cleared on …".'
         )
         items = (await client.get(f"/api/sessions/{session_id}/items")).json()
         assert items["items"] == [] and items["session"]["item_count"] == 0
+        page = (await client.get(f"/sessions/{session_id}")).text
+        assert "Earlier, cleared on" in page and "Order bread" in page

@@ -14,7 +14,6 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from db.inbox import pending_arrivals
 from db.models import Turn
 from db.takeover import retry_turn, set_paused
 from webhooks.dashboard.auth import checked_form
@@ -24,6 +23,7 @@ from worker.celery_app import enqueue_inbound
 from worker.channels.pool import UnreadableChannelCredentials
 from worker.conversation.lease import ConversationBusy
 from worker.conversation.memory import clear_memory
+from worker.conversation.waiting import resume_bot
 
 
 def _back(session_id: uuid.UUID, notice: str) -> Response:
@@ -39,16 +39,30 @@ async def pause(request: Request) -> Response:
 
 
 async def resume(request: Request) -> Response:
-    """Unpause and hand what arrived meanwhile to the worker (answered as one turn)."""
+    """Unpause. `answer=waiting` hands what arrived meanwhile to the worker (answered as
+    one turn); `answer=next` records it in the history unanswered, so the bot answers
+    only what comes next (the form's default once a human has replied)."""
     session = await visible_session(request)
-    await checked_form(request)
-    async with request.app.state.runtime.sessionmaker.begin() as db:
-        await set_paused(session.id, False, db=db)
-        arrivals = await pending_arrivals(session.id, db=db)
-        waiting = [message_id for message_id, _ in arrivals.messages]
-    if waiting:
-        await enqueue_inbound(request.app.state.celery, waiting[-1:])
-    return _back(session.id, f"Bot resumed; answering {len(waiting)} waiting message(s).")
+    form = await checked_form(request)
+    answer = str(form.get("answer", "waiting"))
+    if answer not in ("waiting", "next"):
+        raise HTTPException(400, "answer must be 'waiting' or 'next'")
+    try:
+        resumed = await resume_bot(
+            session.id, answer_waiting=answer == "waiting", runtime=request.app.state.runtime
+        )
+    except ConversationBusy as busy:
+        raise HTTPException(409, "the bot is busy with this conversation; try again") from busy
+    if resumed.to_answer:
+        await enqueue_inbound(request.app.state.celery, resumed.to_answer[-1:])
+    if answer == "waiting":
+        notice = f"Bot resumed; answering {len(resumed.to_answer)} waiting message(s)."
+    else:
+        notice = (
+            f"Bot resumed; {resumed.recorded} waiting message(s) kept in the conversation "
+            "unanswered; the bot answers what comes next."
+        )
+    return _back(session.id, notice)
 
 
 async def reply(request: Request) -> Response:
@@ -93,7 +107,11 @@ async def clear(request: Request) -> Response:
         raise HTTPException(
             409, "the bot is answering this conversation; try again in a moment"
         ) from busy
-    return _back(session.id, "Memory cleared: the agent starts this conversation afresh.")
+    return _back(
+        session.id,
+        "Memory cleared: the agent starts this conversation afresh. The transcript is "
+        'archived on this page, under "Earlier, cleared on …".',
+    )
 
 
 async def retry(request: Request) -> Response:

@@ -48,6 +48,7 @@ ROUTES = [
     Route("/builders/{builder_id}/chat", pages.try_it, methods=["GET"]),
     Route("/sessions/{session_id}", pages.conversation, methods=["GET"]),
     Route("/sessions/{session_id}/entries", pages.conversation_entries, methods=["GET"]),
+    Route("/sessions/{session_id}/waiting", pages.conversation_waiting, methods=["GET"]),
     Route("/sessions/{session_id}/pause", actions.pause, methods=["POST"]),
     Route("/sessions/{session_id}/resume", actions.resume, methods=["POST"]),
     Route("/sessions/{session_id}/reply", actions.reply, methods=["POST"]),

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from db import lossless_json
+from db.attention import NOT_DELIVERED, Refusal, read_refusal
 from db.core.clock import as_utc
 from db.lossless_json import plain_text
-from db.models import OutboundMessage, SessionItem, Turn, TurnStatus
+from db.models import InboundMessage, InboundStatus, OutboundMessage, SessionItem, Turn, TurnStatus
 from db.transcript import content_text, readable_placeholder, transcript_line
 from webhooks.dashboard.attachments import Location, Order, Shown, ShownMedia, shown_json
 
@@ -51,6 +52,16 @@ class Entry:
     location: Location | None = None
     turn: Turn | None = None
     """On a turn's last assistant message: the turn, for its details on demand."""
+    attempts: str | None = None
+    """An operator-retried turn's tries: `failed twice: Twilio 63016 …, then replied`."""
+    advice: str | None = None
+    """Why retrying cannot fix the failure, when it cannot."""
+    offer_template: bool = False
+    waiting: str | None = None
+    """A message not yet in the history: why it has no answer yet."""
+    inbound_id: int | None = None
+    undelivered: list[str] = field(default_factory=list)
+    """Why reply parts were not delivered: `63024 Invalid message recipient`."""
 
 
 def display_lines(text: str) -> list[tuple[str, str]]:
@@ -133,12 +144,69 @@ def build_entries(
                 entry.failure = turn.error or "failed"
                 entry.failed_turn_id = turn.id
                 entry.retryable = turn.status == TurnStatus.FAILED
+                _advise(entry, read_refusal(entry.failure))
+            entry.attempts = tries_summary(turn)
         entries.append(entry)
     by_id = {turn.id: turn for turn in turns}
     for turn_id, entry in last_assistant.items():
-        entry.delivery = [reply.status for reply in replies.get(turn_id, [])]
+        parts = replies.get(turn_id, [])
+        entry.delivery = [reply.status for reply in parts]
+        for reply in parts:
+            if reply.status in NOT_DELIVERED and reply.error:
+                refusal = read_refusal(reply.error)
+                entry.undelivered.append(refusal.text)
+                _advise(entry, refusal)
         entry.turn = by_id[turn_id]
     return entries
+
+
+def _advise(entry: Entry, refusal: Refusal) -> None:
+    if refusal.unfixable is not None:
+        entry.retryable = False
+        entry.advice = refusal.unfixable
+        entry.offer_template = refusal.offer_template
+
+
+_TIMES = {1: "once", 2: "twice"}
+
+
+def tries_summary(turn: Turn) -> str | None:
+    """A turn retried by an operator, as one line: how often it failed and why (each
+    reason once), then how it ended; None for a turn that never failed for good."""
+    failed = turn.failed_tries or []
+    if not failed or (turn.status == TurnStatus.FAILED and len(failed) == 1):
+        return None
+    reasons: list[str] = []
+    for tried in failed:
+        reason = _short_reason(str(tried.get("error") or "failed"))
+        if reason not in reasons:
+            reasons.append(reason)
+    times = _TIMES.get(len(failed), f"{len(failed)} times")
+    ending = {TurnStatus.REPLIED: ", then replied", TurnStatus.RUNNING: ", retrying now"}
+    return f"failed {times}: {'; '.join(reasons)}{ending.get(TurnStatus(turn.status), '')}"
+
+
+def _short_reason(error: str) -> str:
+    refusal = read_refusal(error)
+    if refusal.code is None:
+        return error
+    provider = next((name for name in ("Twilio", "Meta") if name in error), "")
+    return f"{provider} {refusal.text}".strip()
+
+
+def waiting_entry(message: InboundMessage, *, paused: bool) -> Entry:
+    """A user's message not yet in the history, at its arrival time: waiting for a turn
+    (or, `paused`, for the operator), or failed before a turn stored it."""
+    lines = display_lines(message.text) if message.text else []
+    if message.media or not lines:
+        what = message.kind if message.kind != "text" else "message"
+        lines.insert(0, ("placeholder", f"[{what}]"))
+    entry = Entry(-1, as_utc(message.received_at), "user", lines=lines, inbound_id=message.id)
+    if message.status == InboundStatus.FAILED:
+        entry.waiting, entry.failure = "not answered", message.error or "failed"
+    else:
+        entry.waiting = "waiting for the operator" if paused else "not answered yet"
+    return entry
 
 
 def _show(entry: Entry, extra: Shown) -> None:

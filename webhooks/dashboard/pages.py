@@ -43,6 +43,7 @@ from webhooks.dashboard.lookups import (
 )
 from webhooks.dashboard.rendering import page
 from webhooks.dashboard.reply_window_panel import window_context
+from webhooks.dashboard.takeover_view import takeover_view, unstored_entries, waiting_count
 from webhooks.dashboard.throttle import WrongTokens
 
 SESSIONS_PER_PAGE = 25
@@ -136,6 +137,9 @@ async def conversation(request: Request) -> Response:
         window = await window_context(session.id, session.builder_id, db=db)
         origin = await conversation_origin(session.id, db=db)
         await mark_seen(session.id, db=db)
+        takeover = await takeover_view(
+            session.id, paused=session.status == "paused", archive=not more_before, db=db
+        )
     return page(
         request,
         "conversation.html",
@@ -145,6 +149,7 @@ async def conversation(request: Request) -> Response:
             "more_before": more_before,
             "unplaced": unplaced,
             "origin": origin,
+            "takeover": takeover,
             "notice": request.query_params.get("notice"),
             **window,
         },
@@ -169,6 +174,16 @@ async def conversation_entries(request: Request) -> Response:
     if entries:
         response.headers["X-First-Sequence"] = str(entries[0].sequence)
         response.headers["X-Last-Sequence"] = str(entries[-1].sequence)
+    return response
+
+
+async def conversation_waiting(request: Request) -> Response:
+    """The messages not yet in the history, for live updates (replaced whole each time)."""
+    session = await visible_session(request)
+    async with request.app.state.runtime.sessionmaker() as db:
+        waiting = await unstored_entries(session.id, paused=session.status == "paused", db=db)
+    response = page(request, "_waiting.html", {"waiting": waiting, "session": session})
+    response.headers["X-Waiting"] = str(waiting_count(waiting))
     return response
 
 

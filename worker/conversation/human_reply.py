@@ -1,5 +1,6 @@
 """A human's reply from the dashboard: stored in the session as an assistant message
-(so the agent knows it later) and sent through the conversation's channel.
+(so the agent knows it later) and sent through the conversation's channel. In a paused
+conversation the messages waiting are stored first, unanswered: the human answered them.
 
 It takes the conversation's lease like a turn, so it never lands in the middle of one.
 A free-form reply outside WhatsApp's 24-hour window is refused before anything is
@@ -15,7 +16,7 @@ import uuid
 from db.agent_session import DatabaseSession
 from db.core.log_context import log_context
 from db.core.logging_setup import mask_numbers
-from db.models import Channel, OutboundMessage
+from db.models import AgentSessionRow, Channel, OutboundMessage
 from db.outbox import replies_of
 from db.reply_window import CLOSED_REASON, reply_window
 from db.sessions import last_item
@@ -23,6 +24,7 @@ from db.takeover import fail_operator_turn, record_operator_turn, reply_route
 from db.templates import FilledTemplate
 from worker.conversation.lease import take_lease
 from worker.conversation.replies import send_reply
+from worker.conversation.waiting import record_waiting
 from worker.errors import PermanentTurnError, TransientTurnError
 from worker.process.runtime import Runtime
 
@@ -62,11 +64,17 @@ async def _reply(
         window = await reply_window(session_id, db=db)
         _refusal(route, window is None or window.is_open(), template)
         lease = await take_lease(session_id, runtime=runtime, db=db)
+        conversation = await db.get(AgentSessionRow, session_id)
+        paused = conversation is not None and conversation.paused_at is not None
     async with lease:
         if route is not None:
             # Before anything is stored: a number whose credentials do not decrypt
             # refuses the reply whole (UnreadableChannelCredentials), not half-recorded.
             runtime.channel(route[0])
+        if paused:
+            # What waited is what the human answers: stored before the reply, and so
+            # never answered again by the bot.
+            await record_waiting(session_id, lease=lease, runtime=runtime)
         session = DatabaseSession(session_id, engine=runtime.engine, fencing_token=lease.token)
         await session.add_items([{"role": "assistant", "content": text}])
         async with runtime.sessionmaker.begin() as db:

@@ -66,11 +66,7 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
         )
     await _follow_number_changes(turn, messages, runtime=runtime)
     if not any(answered(message, builder) for message in messages):
-        if turn.input_saved_at is None:
-            session = _session_for(turn, lease=lease, runtime=runtime, saves_input=True, window=0)
-            await session.add_items(
-                await _user_items(turn, messages, channel=channel, runtime=runtime)
-            )
+        await record_input(loaded, lease=lease, runtime=runtime)
         logger.info("turn %s: nothing to answer in %d message(s)", turn.id, len(messages))
         return RECORDED
     logger.info(
@@ -106,6 +102,17 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
         )
     logger.info("turn %s replied (%d part(s), attempt %d)", turn.id, len(replies), turn.attempts)
     return REPLIED
+
+
+async def record_input(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Runtime) -> None:
+    """Store the turn's messages in the history without running the agent (once): the
+    model reads them as context next time."""
+    turn = loaded.turn
+    if turn.input_saved_at is None:
+        session = _session_for(turn, lease=lease, runtime=runtime, saves_input=True, window=0)
+        await session.add_items(
+            await _user_items(turn, loaded.messages, channel=loaded.channel, runtime=runtime)
+        )
 
 
 def answered(message: InboundMessage, builder: Builder) -> bool:

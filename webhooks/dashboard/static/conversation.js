@@ -1,5 +1,6 @@
-// Keeps an open conversation current: polls for items after the newest shown, and
-// loads earlier pages on demand. Both fetch server-rendered fragments.
+// Keeps an open conversation current: polls for items after the newest shown and for
+// the messages still waiting, and loads earlier pages on demand. All fetch
+// server-rendered fragments.
 (function () {
   const section = document.getElementById("conversation");
   const entries = document.getElementById("entries");
@@ -21,10 +22,47 @@
     return { html: await response.text(), more: response.headers.get("X-More") === "1" };
   }
 
+  // Messages not yet in the history: replaced whole, after the history caught up (a
+  // message a turn just stored moves from here to the entries, never shown twice).
+  const waiting = document.getElementById("waiting");
+  const badge = document.getElementById("waiting-count");
+  function arrival(entry) {
+    const time = entry.querySelector("time");
+    return time ? Date.parse(time.getAttribute("datetime")) : NaN;
+  }
+
+  // A waiting message goes before the first stored entry newer than it (a reply stored
+  // while it arrived), so the page reads in arrival order; else it stays at the end.
+  function placeWaiting() {
+    const stored = Array.from(entries.querySelectorAll(":scope > .entry[data-sequence]"));
+    for (const node of Array.from(waiting.querySelectorAll(":scope > .entry.waiting"))) {
+      const arrived = arrival(node);
+      const later = stored.find((entry) => arrival(entry) > arrived);
+      if (later) later.before(node);
+    }
+  }
+
+  async function refreshWaiting() {
+    if (!waiting) return;
+    const response = await fetch(`/sessions/${section.dataset.session}/waiting`, {
+      credentials: "same-origin",
+    });
+    if (!response.ok) return;
+    entries.querySelectorAll(":scope > .entry.waiting").forEach((node) => node.remove());
+    waiting.innerHTML = await response.text();
+    placeWaiting();
+    const count = Number(response.headers.get("X-Waiting") || "0");
+    if (badge) {
+      badge.textContent = `${count} waiting`;
+      badge.hidden = count === 0;
+    }
+  }
+
   async function poll() {
     try {
       const got = await fragment(`after=${sequences().last}`);
       if (got && got.html.trim()) entries.insertAdjacentHTML("beforeend", got.html);
+      await refreshWaiting();
     } finally {
       setTimeout(poll, 2000);
     }
@@ -39,5 +77,6 @@
       if (!got.more) earlier.remove();
     });
   }
+  if (waiting) placeWaiting();
   setTimeout(poll, 2000);
 })();
