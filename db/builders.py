@@ -59,8 +59,13 @@ def setting_problems(changes: dict[str, Any]) -> dict[str, str]:
         elif key in NUMBER_LIMITS and value is not None:
             low, high = NUMBER_LIMITS[key]
             if not low <= value <= high:
-                problems[key] = f"must be between {low:g} and {high:g}"
+                problems[key] = f"must be between {_plain(low)} and {_plain(high)}"
     return problems
+
+
+def _plain(number: float) -> str:
+    """`2`, `2147483647` and `0.5`: no `.0`, no exponent."""
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 class AlreadyRouted(ValueError):
