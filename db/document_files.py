@@ -27,7 +27,7 @@ class DocumentError(ValueError):
 
 def read_text(path: Path) -> str:
     """The text of a plain text, Markdown or PDF file on disk (`wabot docs add`)."""
-    _check_suffix(path.name)
+    _check_suffix(str(path))
     try:
         data = path.read_bytes()
     except OSError as error:
