@@ -17,7 +17,8 @@ from tests.conftest import ADMIN_TOKEN
 from tests.factories import FIXTURES, post_signed, twilio_form
 from tests.fakes.openai import FakeOpenAI, function_call, message
 from tests.fakes.twilio import FakeTwilio
-from tests.waiting import at_least
+from tests.queries import all_answered
+from tests.waiting import at_least, eventually
 from tests.webhooks.dashboard.test_browser import (  # the shared Chromium and its checks
     ARTIFACTS,
     CSP_WATCH,
@@ -88,11 +89,14 @@ async def test_a_builder_made_in_the_browser_answers_from_its_uploaded_document(
     assert reply["Body"].startswith("From our documents: [source: order.pdf]")
     assert "Pickup on Saturday at 10:00" in reply["Body"]
 
+    await eventually(lambda: all_answered(db_sessions), what="the turn to finish")
     await page.reload()
     today = datetime.now(UTC).date().isoformat()
     await page.locator("#charts-heading").scroll_into_view_if_needed()
     await expect(page.locator(f'#chart-messages rect[aria-label="{today}: 2"]')).to_have_count(1)
     await expect(page.locator(f'#chart-turns rect[aria-label="{today}: 1"]')).to_have_count(1)
+    replied_in = page.locator(f'#chart-reply-time rect[aria-label^="{today}: "]')
+    await expect(replied_in).to_have_attribute("aria-label", re.compile(r": \d+\.\d s$"))
     await page.get_by_text("The numbers as a table").click()
     await expect(page.locator("#activity tbody tr").last).to_contain_text(today)
     await page.locator(".charts").screenshot(path=ARTIFACTS / "charts.png")
