@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import channels_of, get_builder, update_builder
-from db.core.credentials import CredentialsCipher, TwilioCredentials
+from db.core.credentials import CredentialsCipher, MetaCredentials, TwilioCredentials
 from db.document_store import documents_of, search_documents
 from db.models import Builder
 from tests.factories import CREDENTIALS_KEY, FIXTURES
@@ -173,6 +173,11 @@ async def test_numbers_with_their_own_encrypted_credentials_and_who_holds_a_numb
             },
             headers=world.headers("builder"),
         )
+        meta = await client.post(
+            numbers,
+            data={"provider": "meta", "address": "1065403522", "app_secret": "own-app-secret"},
+            headers=world.headers("builder"),
+        )
         page = await client.get(
             f"/builders/{world.builder}/settings", headers=world.headers("builder")
         )
@@ -202,8 +207,9 @@ async def test_numbers_with_their_own_encrypted_credentials_and_who_holds_a_numb
         not_mine = await client.post(
             f"{numbers}/{others[0].id}/remove", headers=world.headers("builder")
         )
-    assert added.status_code == 303
+    assert (added.status_code, meta.status_code) == (303, 303)
     assert "own (AC…abcd)" in page.text and "own-secret-token" not in page.text
+    assert "own-app-secret" not in page.text
     assert as_builder.status_code == 409
     assert "That number cannot be added: it is not available." in as_builder.text
     assert "Rival" not in as_builder.text and "already routed" not in as_builder.text
@@ -222,7 +228,12 @@ async def test_numbers_with_their_own_encrypted_credentials_and_who_holds_a_numb
     assert CredentialsCipher(CREDENTIALS_KEY).decrypt("twilio", own.credentials) == (
         TwilioCredentials(account_sid=ACCOUNT_SID, auth_token="own-secret-token")
     )
-    assert set(channels) == {"whatsapp:+14155238886", "whatsapp:+14155550177"}
+    stored_meta = channels["1065403522"].credentials
+    assert stored_meta is not None
+    assert CredentialsCipher(CREDENTIALS_KEY).decrypt("meta", stored_meta) == MetaCredentials(
+        app_secret="own-app-secret"
+    )
+    assert set(channels) == {"whatsapp:+14155238886", "whatsapp:+14155550177", "1065403522"}
 
 
 async def test_documents_are_uploaded_read_as_the_cli_reads_them_and_removed(
