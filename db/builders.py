@@ -8,6 +8,12 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Delete, Row, Update, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.core.credentials import (
+    CredentialsCipher,
+    TwilioCredentials,
+    UnreadableCredentials,
+    open_credentials,
+)
 from db.models import Builder, Channel
 
 BUILDER_SETTINGS = (
@@ -25,6 +31,52 @@ BUILDER_SETTINGS = (
     "voice_replies",
 )
 """What an operator may set on a builder."""
+INTEGER_MAX = 2**31 - 1
+"""The columns are INTEGER: Postgres refuses anything larger."""
+NUMBER_LIMITS: dict[str, tuple[float, float]] = {
+    "temperature": (0, 2),
+    "max_tokens": (1, INTEGER_MAX),
+    "history_window": (0, INTEGER_MAX),
+    "turns_per_minute": (0, INTEGER_MAX),
+}
+"""The lowest and highest value of each number setting (None: the default)."""
+TEXT_LIMITS = {"name": 200, "model": 100, "search_language": 63}
+"""The longest value of the text settings the columns hold."""
+REQUIRED = ("name", "instructions", "model")
+
+
+def setting_problems(changes: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with `changes` (keys of `BUILDER_SETTINGS`), by key: what the
+    dashboard's form shows next to each field and the CLI's options check too."""
+    problems = {}
+    for key, value in changes.items():
+        if key in REQUIRED and not (isinstance(value, str) and value.strip()):
+            problems[key] = "must not be empty"
+        elif isinstance(value, str) and "\x00" in value:
+            problems[key] = "must not contain NUL (U+0000)"
+        elif isinstance(value, str) and len(value) > TEXT_LIMITS.get(key, len(value)):
+            problems[key] = f"must be at most {TEXT_LIMITS[key]} characters"
+        elif key in NUMBER_LIMITS and value is not None:
+            low, high = NUMBER_LIMITS[key]
+            if not low <= value <= high:
+                problems[key] = f"must be between {_plain(low)} and {_plain(high)}"
+    return problems
+
+
+def _plain(number: float) -> str:
+    """`2`, `2147483647` and `0.5`: no `.0`, no exponent."""
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+class AlreadyRouted(ValueError):
+    """The address is another channel's already; `holder_id`/`holder_name` say whose."""
+
+    def __init__(self, provider: str, address: str, holder_id: uuid.UUID, holder_name: str):
+        super().__init__(
+            f"{provider} address {address} is already routed to builder {holder_name} ({holder_id})"
+        )
+        self.holder_id = holder_id
+        self.holder_name = holder_name
 
 
 async def create_builder(
@@ -97,6 +149,30 @@ async def add_channel(
     return channel
 
 
+async def route_address(
+    builder_id: uuid.UUID,
+    *,
+    provider: str,
+    address: str,
+    credentials: str | None = None,
+    db: AsyncSession,
+) -> Channel:
+    """`add_channel` for an operator (CLI or dashboard): an address routed already is
+    refused with `AlreadyRouted`, naming the builder that holds it. Two operators adding
+    the same address at once still meet the unique constraint (IntegrityError)."""
+    holder = await db.execute(
+        select(Builder.id, Builder.name)
+        .join(Channel, Channel.builder_id == Builder.id)
+        .where(Channel.provider == provider, Channel.address == address)
+    )
+    found = holder.first()
+    if found is not None:
+        raise AlreadyRouted(provider, address, found.id, found.name)
+    return await add_channel(
+        builder_id, provider=provider, address=address, credentials=credentials, db=db
+    )
+
+
 async def channels_of(builder_id: uuid.UUID | None, *, db: AsyncSession) -> list[Channel]:
     """A builder's channels, or every channel when `builder_id` is None."""
     query = select(Channel).order_by(Channel.created_at, Channel.address)
@@ -157,3 +233,20 @@ async def _changed_any(statement: Delete | Update, *, db: AsyncSession) -> bool:
     both, though its `execute` is typed `Result` (SQLAlchemy's advice: cast)."""
     result = cast(CursorResult[Any], await db.execute(statement))
     return bool(result.rowcount)
+
+
+def credentials_description(channel: Channel, cipher: CredentialsCipher | None) -> dict[str, str]:
+    """Whose credentials a channel uses (`channel list`, the dashboard): never a secret."""
+    if channel.credentials is None:
+        return {"source": "global"}
+    try:
+        credentials = open_credentials(cipher, channel.provider, channel.credentials)
+    except UnreadableCredentials:
+        return {"source": "own", "error": "cannot be decrypted with CREDENTIALS_KEY"}
+    if isinstance(credentials, TwilioCredentials):
+        return {"source": "own", "account_sid": credentials.masked_account_sid}
+    return {
+        "source": "own",
+        "access_token": "own" if credentials.access_token else "global",
+        "app_secret": "own" if credentials.app_secret else "global",
+    }

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import create_builder, update_builder
+from db.document_files import chunk_text
 from db.document_store import reindex, replace_document, search_documents
 from db.engine import create_engine, create_sessionmaker
-from worker.agent.document_files import chunk_text
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

@@ -1,6 +1,7 @@
 """Every dashboard and API request body is read whole, up to `MAX_BODY_BYTES`, before
 authentication, CSRF checks or parsing see it: no form, JSON or upload can make the
-receiver hold more. No dashboard route takes files, so multipart is refused unread.
+receiver hold more. One route takes a file, a builder's document upload: multipart is
+accepted there only, up to `MAX_DOCUMENT_BYTES`, and refused unread everywhere else.
 
 The provider webhooks keep their own caps (`webhooks.providers.request_body`): this wraps only the
 dashboard's routes.
@@ -8,6 +9,7 @@ dashboard's routes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
@@ -18,6 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from webhooks.providers.request_body import read_limited_body
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+"""A document upload: a few hundred pages of text, or a PDF of a handful of pages."""
+DOCUMENT_UPLOAD_PATH = "/builders/{builder_id}/documents"
+_DOCUMENT_UPLOAD = re.compile(r"^/builders/[^/]+/documents$")
 
 
 class BodyCap:
@@ -36,11 +42,14 @@ class BodyCap:
             return
         request = Request(scope, receive)
         try:
+            limit = MAX_BODY_BYTES
             if request.headers.get("content-type", "").lower().startswith("multipart/"):
-                raise HTTPException(
-                    415, "multipart bodies are not accepted: no dashboard route takes files"
-                )
-            body = await read_limited_body(request, limit=MAX_BODY_BYTES)
+                if not _takes_files(scope):
+                    raise HTTPException(
+                        415, "multipart bodies are accepted only by the document upload"
+                    )
+                limit = MAX_DOCUMENT_BYTES
+            body = await read_limited_body(request, limit=limit)
         except ClientDisconnect:
             return  # gone, or closed for sending too slowly: nobody to answer
         except HTTPException as refused:
@@ -49,6 +58,10 @@ class BodyCap:
             await self.deny(request, refused)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _takes_files(scope: Scope) -> bool:
+    return scope["method"] == "POST" and bool(_DOCUMENT_UPLOAD.match(scope["path"]))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

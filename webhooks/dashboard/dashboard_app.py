@@ -24,9 +24,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from db.core.settings import Settings
-from webhooks.dashboard import actions, api, chat, operator_replies, pages, served_media
+from webhooks.dashboard import actions, api, chat, manage, operator_replies, pages, served_media
 from webhooks.dashboard.auth import Guard, admin_key
-from webhooks.dashboard.body_cap import BodyCap
+from webhooks.dashboard.body_cap import DOCUMENT_UPLOAD_PATH, BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
 from webhooks.dashboard.security_headers import SecurityHeaders
 from webhooks.dashboard.throttle import WrongTokens
@@ -43,8 +43,22 @@ ROUTES = [
     Route("/login", pages.login, methods=["POST"]),
     Route("/logout", pages.logout, methods=["POST"]),
     Route("/", pages.home, methods=["GET"]),
-    Route("/builders", pages.builders, methods=["GET"]),
+    Route("/builders", manage.builders_page, methods=["GET"]),
+    Route("/builders", manage.create, methods=["POST"]),
     Route("/builders/{builder_id}", pages.sessions, methods=["GET"]),
+    Route("/builders/{builder_id}/settings", manage.settings_page, methods=["GET"]),
+    Route("/builders/{builder_id}/settings", manage.update, methods=["POST"]),
+    Route("/builders/{builder_id}/delete", manage.delete, methods=["POST"]),
+    Route("/builders/{builder_id}/numbers", manage.add_number, methods=["POST"]),
+    Route(
+        "/builders/{builder_id}/numbers/{channel_id}/remove",
+        manage.remove_number,
+        methods=["POST"],
+    ),
+    Route(DOCUMENT_UPLOAD_PATH, manage.upload_document, methods=["POST"]),
+    Route("/builders/{builder_id}/documents/remove", manage.remove_document_form, methods=["POST"]),
+    Route("/builders/{builder_id}/tokens", manage.add_token, methods=["POST"]),
+    Route("/builders/{builder_id}/tokens/{token_id}/revoke", manage.revoke, methods=["POST"]),
     Route("/builders/{builder_id}/chat", pages.try_it, methods=["GET"]),
     Route("/sessions/{session_id}", pages.conversation, methods=["GET"]),
     Route("/sessions/{session_id}/entries", pages.conversation_entries, methods=["GET"]),

@@ -11,7 +11,6 @@ from starlette.responses import RedirectResponse, Response
 
 from db.dashboard_queries import (
     SESSION_SORTS,
-    builders_overview,
     conversation_origin,
     items_page,
     mark_seen,
@@ -26,7 +25,6 @@ from webhooks.dashboard.auth import (
     checked_form,
     principal,
     principal_for_token,
-    require_admin,
     sign_in,
     sign_out,
 )
@@ -86,13 +84,6 @@ async def logout(request: Request) -> Response:
 async def home(request: Request) -> Response:
     who = principal(request)
     return RedirectResponse("/builders" if who.is_admin else f"/builders/{who.builder_id}", 303)
-
-
-async def builders(request: Request) -> Response:
-    require_admin(request)
-    async with request.app.state.runtime.sessionmaker() as db:
-        overview = await builders_overview(db=db)
-    return page(request, "builders.html", {"builders": overview})
 
 
 async def sessions(request: Request) -> Response:

@@ -9,10 +9,12 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.builders import (
+    NUMBER_LIMITS,
     channels_of,
     create_builder,
     delete_builder,
     list_builders,
+    setting_problems,
     update_builder,
 )
 from db.core.settings import get_settings
@@ -30,6 +32,11 @@ RESETTABLE = {
 }
 
 
+def _int_range(key: str) -> click.IntRange:
+    low, high = NUMBER_LIMITS[key]
+    return click.IntRange(int(low), int(high))
+
+
 def _settings_options(creating: bool) -> Any:
     """The options `create` and `update` share; on `update` every one is optional."""
     options = [
@@ -42,25 +49,25 @@ def _settings_options(creating: bool) -> Any:
         click.option("--model", default=None, help="OpenAI model name [default: DEFAULT_MODEL]."),
         click.option(
             "--temperature",
-            type=click.FloatRange(0, 2),
+            type=click.FloatRange(*NUMBER_LIMITS["temperature"]),
             default=None,
             help="Model temperature, 0 to 2 [default: the model's].",
         ),
         click.option(
             "--max-tokens",
-            type=click.IntRange(min=1),
+            type=_int_range("max_tokens"),
             default=None,
             help="Longest answer in tokens [default: the model's].",
         ),
         click.option(
             "--history-window",
-            type=click.IntRange(min=0),
+            type=_int_range("history_window"),
             default=None,
             help="Session items sent to the model, 0 for all [default: HISTORY_WINDOW].",
         ),
         click.option(
             "--turns-per-minute",
-            type=click.IntRange(min=0),
+            type=_int_range("turns_per_minute"),
             default=None,
             help="Turns per sender per minute, 0 for no limit [default: SENDER_TURNS_PER_MINUTE].",
         ),
@@ -110,8 +117,9 @@ def _changes(values: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "instructions", "model"):
         if key in changes:
             changes[key] = changes[key].strip()
-            if not changes[key]:
-                raise click.BadParameter("must not be empty", param_hint=f"--{key}")
+    for key, problem in setting_problems(changes).items():
+        option = {"search_language": "language"}.get(key, key).replace("_", "-")
+        raise click.BadParameter(problem, param_hint=f"--{option}")
     return changes
 
 

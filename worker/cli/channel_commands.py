@@ -3,7 +3,6 @@ provider credentials each uses (its own, encrypted with CREDENTIALS_KEY, or the 
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -11,13 +10,15 @@ import click
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.addresses import channel_address
+from db.addresses import checked_channel_address
 from db.builders import (
-    add_channel,
+    AlreadyRouted,
     channels_of,
     channels_with_credentials,
+    credentials_description,
     find_channel,
     remove_channel,
+    route_address,
     set_channel_credentials,
 )
 from db.core.credentials import UnreadableCredentials, new_key
@@ -29,15 +30,11 @@ from worker.cli.credential_commands import (
     credential_options,
     credentials_of,
     current_credentials,
-    described,
     described_text,
     required_cipher,
     with_secrets_read,
 )
 from worker.cli.support import emit, existing_builder, in_transaction, json_option
-
-TWILIO_ADDRESS = re.compile(r"^whatsapp:\+[1-9]\d{6,14}$")
-META_PHONE_NUMBER_ID = re.compile(r"^\d{5,20}$")
 
 
 @click.group()
@@ -82,9 +79,11 @@ def channel_add(
     async def add(db: AsyncSession) -> uuid.UUID:
         await existing_builder(builder_id, db=db)
         try:
-            added = await add_channel(
+            added = await route_address(
                 builder_id, provider=provider, address=address, credentials=stored, db=db
             )
+        except AlreadyRouted as taken:
+            raise click.ClickException(str(taken)) from taken
         except IntegrityError as error:
             raise click.ClickException(f"{provider} address {address} is already routed") from error
         return added.id
@@ -158,7 +157,7 @@ def channel_list(builder_id: uuid.UUID | None, as_json: bool) -> None:
             "builder_id": str(each.builder_id),
             "provider": each.provider,
             "address": each.address,
-            "credentials": described(each, cipher),
+            "credentials": credentials_description(each, cipher),
         }
         for each in channels
     ]
@@ -224,16 +223,8 @@ def channel_rekey() -> None:
 
 
 def normalized_address(provider: str, address: str) -> str:
-    """`address` as channels store it and the receiver routes it (`channel_address`): a
-    Twilio address as `whatsapp:+E.164`, a Meta phone number id as digits."""
-    address = channel_address(provider, address)
-    if provider == "twilio" and not TWILIO_ADDRESS.match(address):
-        raise click.BadParameter(
-            f"{address!r} is not a WhatsApp number like whatsapp:+14155238886",
-            param_hint="--address",
-        )
-    if provider == "meta" and not META_PHONE_NUMBER_ID.match(address):
-        raise click.BadParameter(
-            f"{address!r} is not a Meta phone number id (digits only)", param_hint="--address"
-        )
-    return address
+    """`address` as channels store it and the receiver routes it (`checked_channel_address`)."""
+    try:
+        return checked_channel_address(provider, address)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--address") from None

@@ -166,25 +166,8 @@ def _flag(name: str) -> str:
     return f"--{name.replace('_', '-')}"
 
 
-def described(channel: Channel, cipher: CredentialsCipher | None) -> dict[str, str]:
-    """Whose credentials a channel uses, for `channel list`: never a secret."""
-    if channel.credentials is None:
-        return {"source": "global"}
-    try:
-        credentials = open_credentials(cipher, channel.provider, channel.credentials)
-    except UnreadableCredentials:
-        return {"source": "own", "error": "cannot be decrypted with CREDENTIALS_KEY"}
-    if isinstance(credentials, TwilioCredentials):
-        return {"source": "own", "account_sid": credentials.masked_account_sid}
-    return {
-        "source": "own",
-        "access_token": "own" if credentials.access_token else "global",
-        "app_secret": "own" if credentials.app_secret else "global",
-    }
-
-
 def described_text(description: dict[str, str]) -> str:
-    """`described` as the text column of `channel list`."""
+    """`credentials_description` as the text column of `channel list`."""
     if description["source"] == "global":
         return "global credentials"
     details = ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in description.items())

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.document_files import DocumentError, chunk_text, read_text
 from db.document_store import DocumentSummary, documents_of, remove_document, replace_document
-from worker.agent.document_files import DocumentError, chunk_text, read_text
 from worker.cli.support import emit, existing_builder, in_transaction, json_option
 
 

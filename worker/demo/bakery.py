@@ -18,11 +18,11 @@ from db.core.credentials import (
     open_credentials,
 )
 from db.core.settings import Settings
+from db.document_files import chunk_text
 from db.document_store import documents_of, replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Channel
 from db.tokens import create_token
-from worker.agent.document_files import chunk_text
 
 BAKERY_DOCUMENT = "bakery.md"
 DEMO_TWILIO_NUMBER = "whatsapp:+14155238886"

@@ -38,6 +38,8 @@ class World:
     failed_turn: uuid.UUID
     media: uuid.UUID
     """A photo in the session (`PHOTO`), as the worker keeps one."""
+    channel: uuid.UUID
+    """The first builder's number."""
 
     def headers(self, who: str) -> dict[str, str]:
         """Request headers for `none`, `admin`, `builder` (the owner) or `other`."""
@@ -102,6 +104,7 @@ async def world(db_sessions: async_sessionmaker[AsyncSession]) -> World:
         session=session,
         failed_turn=turn.id,
         media=media.id,
+        channel=channel.id,
     )
 
 

@@ -5,6 +5,7 @@ forms signed in by cookie need the CSRF token."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -57,6 +58,26 @@ MATRIX: list[tuple[str, str, dict[str, str] | None, tuple[int, int, int, int]]] 
         {"conversation_id": "matrix", "message": "hi", "stream": False},  # type: ignore[dict-item]
         (401, 404, 200, 200),
     ),
+    ("POST", "/builders", {"name": "New", "instructions": "Help."}, (401, 403, 403, 303)),
+    ("GET", "/builders/{builder}/settings", None, (401, 404, 200, 200)),
+    (
+        "POST",
+        "/builders/{builder}/settings",
+        {"name": "Renamed", "instructions": "Help."},
+        (401, 404, 303, 303),
+    ),
+    (
+        "POST",
+        "/builders/{builder}/numbers",
+        {"provider": "twilio", "address": "+14155550199"},
+        (401, 404, 303, 409),  # the admin's second try: routed to this builder already
+    ),
+    ("POST", "/builders/{builder}/numbers/{channel}/remove", {}, (401, 404, 303, 404)),
+    ("POST", "/builders/{builder}/documents", {}, (401, 404, 400, 400)),  # no file
+    ("POST", "/builders/{builder}/documents/remove", {"name": "x.txt"}, (401, 404, 404, 404)),
+    ("POST", "/builders/{builder}/tokens", {"name": "ci"}, (401, 404, 200, 200)),
+    ("POST", "/builders/{builder}/tokens/{token}/revoke", {}, (401, 404, 404, 404)),
+    ("POST", "/builders/{builder}/delete", {"confirm": "yes"}, (401, 404, 403, 303)),
     ("POST", "/logout", {}, (401, 303, 303, 303)),
     ("GET", "/login", None, (200, 200, 200, 200)),
     ("GET", "/static/app.css", None, (200, 200, 200, 200)),
@@ -92,7 +113,12 @@ async def test_auth_matrix(
     expected: tuple[int, int, int, int],
 ) -> None:
     url = receiver + path.format(
-        builder=world.builder, session=world.session, turn=world.failed_turn, media=world.media
+        builder=world.builder,
+        session=world.session,
+        turn=world.failed_turn,
+        media=world.media,
+        channel=world.channel,
+        token=uuid.uuid4(),  # nobody's: revoking a real one is `test_manage`'s
     )
     got = []
     async with httpx.AsyncClient(timeout=30) as client:

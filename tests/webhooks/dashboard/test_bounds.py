@@ -4,11 +4,13 @@ and values that used to crash a handler get a 4xx that says what was wrong."""
 from __future__ import annotations
 
 import socket
+import uuid
 from urllib.parse import urlsplit
 
 import httpx
 
 from tests.webhooks.dashboard.conftest import World, browser_signed_in
+from webhooks.dashboard.body_cap import MAX_DOCUMENT_BYTES
 
 BIGGER_THAN_BIGINT = "99999999999999999999"
 
@@ -131,10 +133,10 @@ async def test_bodies_over_64_kib_are_refused_before_they_are_parsed(
     assert login.status_code == 413 and "request body exceeds 65536 bytes" in login.text
     assert reply.status_code == 413 and "request body exceeds 65536 bytes" in reply.text
     assert upload.status_code == 415
-    assert "multipart bodies are not accepted: no dashboard route takes files" in upload.text
+    assert "multipart bodies are accepted only by the document upload" in upload.text
     assert (api_upload.status_code, api_upload.json()) == (
         415,
-        {"error": "multipart bodies are not accepted: no dashboard route takes files"},
+        {"error": "multipart bodies are accepted only by the document upload"},
     )
 
 
@@ -153,8 +155,45 @@ def test_a_huge_declared_body_is_refused_without_reading_it(receiver: str) -> No
         "Content-Type: multipart/form-data; boundary=x\r\n"
         "Content-Length: 1073741824\r\n\r\n".encode(),
     )
+    document = raw_exchange(
+        receiver,
+        f"POST /builders/{uuid.uuid4()}/documents HTTP/1.1\r\nHost: {host}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\n"
+        "Content-Length: 1073741824\r\n\r\n".encode(),
+    )
     assert form.startswith(b"HTTP/1.1 413 ")
     assert upload.startswith(b"HTTP/1.1 415 ")
+    assert document.startswith(b"HTTP/1.1 413 ")
+
+
+async def test_only_the_document_upload_takes_files_and_up_to_its_own_cap(
+    receiver: str, world: World
+) -> None:
+    upload = f"/builders/{world.builder}/documents"
+    async with httpx.AsyncClient(base_url=receiver, timeout=30) as client:
+        too_big = await client.post(
+            upload,
+            files={"file": ("big.txt", b"x" * (MAX_DOCUMENT_BYTES + 1))},
+            headers=world.headers("builder"),
+        )
+        form_too_big = await client.post(
+            upload, data={"name": "x" * 70_000}, headers=world.headers("builder")
+        )
+        fits = await client.post(
+            upload,
+            files={"file": ("hours.txt", b"Open every day from 8 until 18.")},
+            headers=world.headers("builder"),
+        )
+        other_route = await client.post(
+            f"/builders/{world.builder}/tokens",
+            files={"name": ("a.txt", b"hello")},
+            headers=world.headers("builder"),
+        )
+    assert too_big.status_code == 413
+    assert f"request body exceeds {MAX_DOCUMENT_BYTES} bytes" in too_big.text
+    assert form_too_big.status_code == 413
+    assert fits.status_code == 303, fits.text
+    assert other_route.status_code == 415
 
 
 def test_a_chunked_body_is_cut_off_at_the_cap(receiver: str) -> None:

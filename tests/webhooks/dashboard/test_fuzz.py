@@ -28,8 +28,8 @@ from tests.webhooks.dashboard.conftest import World
 
 API_EXAMPLES = 30
 """Per operation, generation mode (valid, invalid) and principal: 720 requests."""
-FORM_EXAMPLES = 250
-"""Over the eight form routes."""
+FORM_EXAMPLES = 400
+"""Over every form route."""
 FUZZ_SETTINGS = settings(
     deadline=None,
     suppress_health_check=[
@@ -56,6 +56,14 @@ FORM_ROUTES = [
     "/sessions/{session}/clear",
     "/sessions/{session}/template",
     "/sessions/{session}/turns/{turn}/retry",
+    "/builders",
+    "/builders/{builder}/settings",
+    "/builders/{builder}/numbers",
+    "/builders/{builder}/numbers/{channel}/remove",
+    "/builders/{builder}/documents",
+    "/builders/{builder}/documents/remove",
+    "/builders/{builder}/tokens",
+    "/builders/{builder}/delete",
 ]
 
 
@@ -118,7 +126,23 @@ def _csrf_of(html: str) -> str:
 
 
 field_names = st.sampled_from(
-    ["csrf_token", "token", "next", "text", "confirm", "template_id", "variable"]
+    [
+        "csrf_token",
+        "token",
+        "next",
+        "text",
+        "confirm",
+        "name",
+        "instructions",
+        "temperature",
+        "max_tokens",
+        "provider",
+        "address",
+        "account_sid",
+        "auth_token",
+        "template_id",
+        "variable",
+    ]
 ) | st.text(max_size=12)
 field_values = (
     st.text(max_size=80)
@@ -167,7 +191,9 @@ def test_form_routes_never_answer_5xx(
     form: list[tuple[str, str]],
     raw: tuple[bytes, str] | None,
 ) -> None:
-    path = route.format(session=world.session, turn=world.failed_turn)
+    path = route.format(
+        session=world.session, turn=world.failed_turn, builder=world.builder, channel=world.channel
+    )
     if raw is not None:
         body, content_type = raw
         response = browser.client.post(path, content=body, headers={"Content-Type": content_type})

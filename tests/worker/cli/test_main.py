@@ -57,7 +57,10 @@ async def test_create_a_builder_and_route_a_number_to_it(
         "channel", "add", str(builder_id), "--provider", "twilio", "--address", " +1 415 523 8886"
     )
     assert again.returncode == 1
-    assert again.stderr.strip() == "Error: twilio address whatsapp:+14155238886 is already routed"
+    assert again.stderr.strip() == (
+        f"Error: twilio address whatsapp:+14155238886 is already routed to builder Bakery"
+        f" ({builder_id})"
+    )
 
 
 async def test_route_a_meta_phone_number_id(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -14,6 +15,10 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 SUFFIXES = (*TEXT_SUFFIXES, ".pdf")
 CHUNK_CHARACTERS = 1200
 """About a few paragraphs: enough context for an answer, small enough to rank well."""
+NAME_CHARACTERS = 255
+"""`documents.name` holds this many."""
+PDF_DAMAGE = (PyPdfError, ValueError, KeyError, IndexError, TypeError, AttributeError)
+"""What pypdf raises on a damaged file: its own errors, and on some damage Python's."""
 
 
 class DocumentError(ValueError):
@@ -21,25 +26,52 @@ class DocumentError(ValueError):
 
 
 def read_text(path: Path) -> str:
-    """The text of a plain text, Markdown or PDF file."""
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DocumentError(f"{path}: unsupported file type (use {', '.join(SUFFIXES)})")
+    """The text of a plain text, Markdown or PDF file on disk (`wabot docs add`)."""
+    _check_suffix(str(path))
     try:
-        if suffix == ".pdf":
-            text = "\n\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
-        else:
-            text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise DocumentError(f"{path}: cannot read it ({error.strerror or error})") from error
+    return document_text(str(path), data)
+
+
+def document_text(name: str, data: bytes) -> str:
+    """The text of the file `name` holding `data`: what the CLI reads from disk and the
+    dashboard receives as an upload, read by the same rules."""
+    suffix = _check_suffix(name)
+    try:
+        if suffix == ".pdf":
+            text = "\n\n".join(
+                page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages
+            )
+        else:
+            text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise DocumentError(f"{path}: not UTF-8 text") from error
-    except PyPdfError as error:
-        raise DocumentError(f"{path}: not a readable PDF ({error})") from error
+        raise DocumentError(f"{name}: not UTF-8 text") from error
+    except PDF_DAMAGE as error:
+        raise DocumentError(f"{name}: not a readable PDF ({error})") from error
     if not text.strip():
         hint = " (a scanned PDF needs OCR first)" if suffix == ".pdf" else ""
-        raise DocumentError(f"{path}: has no text{hint}")
+        raise DocumentError(f"{name}: has no text{hint}")
     return plain_text(text)  # what the agent reads, and a text column holds: no NUL
+
+
+def document_name(filename: str) -> str:
+    """The name an uploaded file is stored under: its last path part (browsers may send
+    `C:\\fakepath\\x.pdf`), without NUL; refused when empty or too long."""
+    name = filename.replace("\x00", "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not name:
+        raise DocumentError("the file has no name")
+    if len(name) > NAME_CHARACTERS:
+        raise DocumentError(f"the file name is longer than {NAME_CHARACTERS} characters")
+    return name
+
+
+def _check_suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DocumentError(f"{name}: unsupported file type (use {', '.join(SUFFIXES)})")
+    return suffix
 
 
 def chunk_text(text: str, size: int = CHUNK_CHARACTERS) -> list[str]:
