@@ -80,6 +80,18 @@ async def delete_builder(builder_id: uuid.UUID, *, db: AsyncSession) -> bool:
     return await _changed_any(delete(Builder).where(Builder.id == builder_id), db=db)
 
 
+class AddressTaken(ValueError):
+    """The address already routes users to a builder; the message names it and its id,
+    so the operator knows whose number to remove or to use instead."""
+
+    def __init__(self, provider: str, address: str, holder: Builder) -> None:
+        super().__init__(
+            f"{provider} address {address} is already routed to builder "
+            f"{holder.name!r} ({holder.id})"
+        )
+        self.holder_id = holder.id
+
+
 async def add_channel(
     builder_id: uuid.UUID,
     *,
@@ -88,7 +100,14 @@ async def add_channel(
     credentials: str | None = None,
     db: AsyncSession,
 ) -> Channel:
-    """`credentials`: the number's own, as `CredentialsCipher.encrypt` stored them."""
+    """`credentials`: the number's own, as `CredentialsCipher.encrypt` stored them.
+    Raises `AddressTaken` when a builder already holds the address (two adding it at
+    the same moment: the unique constraint's IntegrityError)."""
+    held = await find_channel(provider, address, db=db)
+    if held is not None:
+        holder = await db.get(Builder, held.builder_id)
+        assert holder is not None  # channels.builder_id is a foreign key
+        raise AddressTaken(provider, address, holder)
     channel = Channel(
         builder_id=builder_id, provider=provider, address=address, credentials=credentials
     )

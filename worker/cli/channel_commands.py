@@ -11,8 +11,9 @@ import click
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.addresses import channel_address
+from db.addresses import channel_address, whatsapp_number_problem
 from db.builders import (
+    AddressTaken,
     add_channel,
     channels_of,
     channels_with_credentials,
@@ -71,7 +72,7 @@ def channel_add(
 ) -> None:
     """Route messages for ADDRESS to builder BUILDER_ID, with the number's own provider
     credentials if given (else the global ones)."""
-    address = normalized_address(provider, address)
+    address = normalized_address(provider, address, new=True)
     given = Given(account_sid, auth_token, access_token, app_secret)
     checked(provider, given, updating=False)
     stored = None
@@ -85,6 +86,8 @@ def channel_add(
             added = await add_channel(
                 builder_id, provider=provider, address=address, credentials=stored, db=db
             )
+        except AddressTaken as error:
+            raise click.ClickException(str(error)) from error
         except IntegrityError as error:
             raise click.ClickException(f"{provider} address {address} is already routed") from error
         return added.id
@@ -223,15 +226,20 @@ def channel_rekey() -> None:
     click.echo(done)
 
 
-def normalized_address(provider: str, address: str) -> str:
+def normalized_address(provider: str, address: str, *, new: bool = False) -> str:
     """`address` as channels store it and the receiver routes it (`channel_address`): a
-    Twilio address as `whatsapp:+E.164`, a Meta phone number id as digits."""
+    Twilio address as `whatsapp:+E.164`, a Meta phone number id as digits. A `new` Twilio
+    number must also have a length its country's numbers have; one routed before that
+    was checked can still be updated and removed."""
     address = channel_address(provider, address)
     if provider == "twilio" and not TWILIO_ADDRESS.match(address):
         raise click.BadParameter(
             f"{address!r} is not a WhatsApp number like whatsapp:+14155238886",
             param_hint="--address",
         )
+    problem = whatsapp_number_problem(address) if provider == "twilio" and new else None
+    if problem is not None:
+        raise click.BadParameter(f"{address!r} {problem}", param_hint="--address")
     if provider == "meta" and not META_PHONE_NUMBER_ID.match(address):
         raise click.BadParameter(
             f"{address!r} is not a Meta phone number id (digits only)", param_hint="--address"
