@@ -37,8 +37,7 @@ class OneLineErrors(click.Group):
             click.echo(error.format_message())  # `wabot` alone: the help, as -h shows it
             sys.exit(error.exit_code)
         except click.UsageError as error:
-            where = f" (`{error.ctx.command_path} -h` shows how)" if error.ctx else ""
-            click.echo(f"Error: {' '.join(error.format_message().split())}{where}", err=True)
+            click.echo(f"Error: {' '.join(error.format_message().split())}", err=True)
             sys.exit(error.exit_code)
         except click.ClickException as error:
             for line in error.format_message().splitlines():

@@ -117,9 +117,7 @@ def test_a_number_of_a_length_its_country_never_has_is_refused_with_the_reason(
         "channel", "add", str(uuid.uuid4()), "--provider", "twilio", "--address", address
     )
     assert result.returncode == 2
-    assert result.stderr == (
-        f"Error: Invalid value for --address: {reason} (`wabot channel add -h` shows how)\n"
-    )
+    assert result.stderr == (f"Error: Invalid value for --address: {reason}\n")
 
 
 @pytest.mark.parametrize("address", ["+14155550100", "+493012345678", "+5511987654321"])
@@ -164,20 +162,18 @@ def test_version_and_help_with_h(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (("nonsense",), "Error: No such command 'nonsense'. (`wabot -h` shows how)"),
+        (("nonsense",), "Error: No such command 'nonsense'."),
         (
             ("channel", "add", "not-a-uuid", "--provider", "twilio"),
-            "Error: Invalid value for 'BUILDER_ID': 'not-a-uuid' is not a valid UUID."
-            " (`wabot channel add -h` shows how)",
+            "Error: Invalid value for 'BUILDER_ID': 'not-a-uuid' is not a valid UUID.",
         ),
         (
             ("channel", "add", str(uuid.UUID(int=1)), "--provider", "twilio"),
-            "Error: Missing option '--address'. (`wabot channel add -h` shows how)",
+            "Error: Missing option '--address'.",
         ),
         (
             ("docs", "add", str(uuid.UUID(int=1)), "missing.md"),
-            "Error: Invalid value for 'FILES...': File 'missing.md' does not exist."
-            " (`wabot docs add -h` shows how)",
+            "Error: Invalid value for 'FILES...': File 'missing.md' does not exist.",
         ),
     ],
 )
