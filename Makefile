@@ -13,9 +13,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 	@touch $@
 
 ## demo: real conversations through the receiver and a worker, on embedded defaults, with
-## the metrics they move; ends with the dashboard URL and a token (SERVE=1: keeps serving
-## until Ctrl-C; BUILDER=id: your own builder's numbers; ASK=...: the question for its
-## documents; PORT=8000: the receiver's port)
+## the metrics they move; ends with the dashboard URL, a builder token and an admin one
+## made for the run, everything kept in .wabot/ (SERVE=1: keeps serving until Ctrl-C;
+## BUILDER=id: your own builder's numbers; ASK=...: the question for its documents;
+## PORT=8000: the receiver's port, refused at once when it is in use)
 demo: $(INSTALLED)
 	$(BIN)/wabot demo $(if $(SERVE),--serve) $(if $(BUILDER),--builder $(BUILDER)) \
 		$(if $(PORT),--port $(PORT)) $(if $(ASK),--ask "$(ASK)")

@@ -73,7 +73,8 @@ class AlreadyRouted(ValueError):
 
     def __init__(self, provider: str, address: str, holder_id: uuid.UUID, holder_name: str):
         super().__init__(
-            f"{provider} address {address} is already routed to builder {holder_name} ({holder_id})"
+            f"{provider} address {address} is already routed to builder {holder_name!r}"
+            f" ({holder_id})"
         )
         self.holder_id = holder_id
         self.holder_name = holder_name
@@ -140,37 +141,20 @@ async def add_channel(
     credentials: str | None = None,
     db: AsyncSession,
 ) -> Channel:
-    """`credentials`: the number's own, as `CredentialsCipher.encrypt` stored them."""
+    """`credentials`: the number's own, as `CredentialsCipher.encrypt` stored them.
+    Raises `AlreadyRouted`, naming the builder, when one already holds the address (two
+    adding it at the same moment: the unique constraint's IntegrityError)."""
+    held = await find_channel(provider, address, db=db)
+    if held is not None:
+        holder = await db.get(Builder, held.builder_id)
+        assert holder is not None  # channels.builder_id is a foreign key
+        raise AlreadyRouted(provider, address, holder.id, holder.name)
     channel = Channel(
         builder_id=builder_id, provider=provider, address=address, credentials=credentials
     )
     db.add(channel)
     await db.flush()
     return channel
-
-
-async def route_address(
-    builder_id: uuid.UUID,
-    *,
-    provider: str,
-    address: str,
-    credentials: str | None = None,
-    db: AsyncSession,
-) -> Channel:
-    """`add_channel` for an operator (CLI or dashboard): an address routed already is
-    refused with `AlreadyRouted`, naming the builder that holds it. Two operators adding
-    the same address at once still meet the unique constraint (IntegrityError)."""
-    holder = await db.execute(
-        select(Builder.id, Builder.name)
-        .join(Channel, Channel.builder_id == Builder.id)
-        .where(Channel.provider == provider, Channel.address == address)
-    )
-    found = holder.first()
-    if found is not None:
-        raise AlreadyRouted(provider, address, found.id, found.name)
-    return await add_channel(
-        builder_id, provider=provider, address=address, credentials=credentials, db=db
-    )
 
 
 async def channels_of(builder_id: uuid.UUID | None, *, db: AsyncSession) -> list[Channel]:

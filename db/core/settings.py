@@ -227,7 +227,49 @@ class Settings(BaseSettings):
 
 
 class ConfigurationError(ValueError):
-    """A setting is missing or wrong; the message names the variable."""
+    """A setting is missing or wrong; the message names the variable, one line each."""
+
+
+IN_WORDS = {
+    "too_short": "must be at least {min_length} characters",
+    "too_long": "must be at most {max_length} characters",
+    "greater_than": "must be greater than {gt:g}",
+    "greater_than_equal": "must be {ge:g} or more",
+    "less_than": "must be less than {lt:g}",
+    "less_than_equal": "must be {le:g} or less",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "literal_error": "must be one of {expected}",
+    "string_pattern_mismatch": "must look like {example} (the pattern {pattern})",
+}
+"""What pydantic's error types mean for an environment variable: pydantic speaks of a
+secret's "items" and of "Input should be …", a variable has characters and values."""
+
+
+def in_words(error: ValidationError) -> list[str]:
+    """One line per wrong setting, naming its variable: `ADMIN_TOKEN must be at least 16
+    characters`."""
+    aliases = {field.alias: field for field in Settings.model_fields.values()}
+    lines = []
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"])
+        context = dict(problem.get("ctx") or {})
+        if problem["type"] == "value_error":
+            reason = str(context.get("error", problem["msg"]))
+            if name and not reason.startswith(name):
+                reason = f"{name} {reason}" if reason.startswith("must") else f"{name}: {reason}"
+            lines.append(reason)
+            continue
+        field = aliases.get(name)
+        context["example"] = field.default if field is not None else "its default"
+        template = IN_WORDS.get(problem["type"])
+        if template is None:
+            lines.append(f"{name}: {problem['msg']}")
+        else:
+            lines.append(f"{name} {template.format(**context)}")
+    return lines
 
 
 @lru_cache
@@ -236,8 +278,4 @@ def get_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = [
-            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
-            for problem in error.errors()
-        ]
-        raise ConfigurationError("; ".join(problems)) from None
+        raise ConfigurationError("\n".join(in_words(error))) from None

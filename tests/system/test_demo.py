@@ -7,9 +7,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -19,8 +21,7 @@ from tests.conftest import Wabot
 from tests.factories import CREDENTIALS_KEY
 
 pytestmark = pytest.mark.slow
-
-ADMIN = "demo-test-admin-token-123456"
+Completed = subprocess.CompletedProcess[str]
 
 
 def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
@@ -28,7 +29,7 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
 ) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "demo", "--serve"],
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "ADMIN_TOKEN": ADMIN},
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -50,13 +51,16 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
         token = re.search(r"^token: +(\S+)$", out, re.M)
         metrics = re.search(r'^curl -H "Authorization: Bearer (\S+)" (\S+)$', out, re.M)
         worker_metrics = re.search(r"^worker: +(\S+)$", out, re.M)
-        assert conversation and token and metrics and worker_metrics
+        admin = re.search(r"^admin: +(\S+)$", out, re.M)
+        assert conversation and token and metrics and worker_metrics and admin
         as_builder = {"Authorization": f"Bearer {token.group(1)}"}
         page = httpx.get(conversation.group(1), headers=as_builder, timeout=15)
         anonymous = httpx.get(conversation.group(1), timeout=15)
         base_url = conversation.group(1).split("/sessions/")[0]
         builders = httpx.get(
-            f"{base_url}/builders", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=15
+            f"{base_url}/builders",
+            headers={"Authorization": f"Bearer {admin.group(1)}"},
+            timeout=15,
         )
         as_prometheus = {"Authorization": f"Bearer {metrics.group(1)}"}
         receiver_metrics = httpx.get(metrics.group(2), headers=as_prometheus, timeout=15)
@@ -122,6 +126,13 @@ def test_the_demo_converses_prints_the_transcript_and_serves_the_dashboard(
     assert "assistant Your name is Grace." in meta_transcript
     assert (tmp_path / ".wabot" / "wabot.db").exists()
     assert {path.name for path in tmp_path.iterdir()} == {".wabot"}  # nothing left beside it
+    made = {path.name for path in (tmp_path / ".wabot").iterdir()}
+    assert {"broker", "demo-admin-token", "demo-tokens.json", "demo-worker.log"} <= made, made
+    # The file-system broker's routing tables too (kombu's default is ./control).
+    assert (tmp_path / ".wabot" / "broker" / "control").is_dir()
+    # The admin sign-in is this run's own, kept only where the demo's user can read it.
+    assert (tmp_path / ".wabot" / "demo-admin-token").read_text().strip() == admin.group(1)
+    assert "talking to builder 'Demo Bakery'" in out
 
     # The dashboard, on the demo's SQLite, shows the conversation the demo just had.
     assert page.status_code == 200
@@ -200,3 +211,86 @@ def test_the_demo_talks_to_your_own_builder_and_answers_from_its_documents(
         out,
         re.M,
     ), out
+
+
+def run_demo(folder: Path, *args: str, env: dict[str, str] | None = None) -> Completed:
+    """`wabot demo ARGS` in `folder`, on embedded defaults plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", "demo", *args],
+        env={"PATH": os.environ["PATH"], "HOME": str(folder), **(env or {})},
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        demo = run_demo(tmp_path, "--port", str(port))
+    assert demo.returncode == 1
+    assert demo.stderr == (
+        f"demo failed: port {port} is in use: stop what serves it or choose another"
+        " (make demo PORT=…, wabot demo --port …)\n"
+    )
+    assert "starting the receiver" not in demo.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_an_unreachable_model_api_is_named_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}/v1"  # bound, never listening: connections refused
+    demo = run_demo(tmp_path, env={"OPENAI_API_KEY": "sk-demo-test", "OPENAI_BASE_URL": base_url})
+    assert demo.returncode == 1
+    [line] = demo.stderr.splitlines()
+    assert line.startswith(f"demo failed: model API unreachable: {base_url} ("), line
+    assert "model:    OpenAI" in demo.stdout and "starting the" not in demo.stdout
+
+
+def test_a_worker_that_dies_is_named_at_once(tmp_path: Path) -> None:
+    """Killed mid-conversation (as the out-of-memory killer does): the demo says the
+    worker stopped and how, at once, not "no reply within 60s" a minute later."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker.cli", "demo"],
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("talking to builder"):
+                break
+        [worker] = [
+            pid for pid in children(process.pid) if b" worker --concurrency" in command_line(pid)
+        ]
+        killed = time.monotonic()
+        os.kill(worker, signal.SIGKILL)
+        _, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1
+    assert errors.strip().splitlines()[0] == (
+        "demo failed: the worker stopped (killed by SIGKILL): no error in its log"
+        f" {tmp_path / '.wabot' / 'demo-worker.log'}"
+    )
+    assert time.monotonic() - killed < 30
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
+def command_line(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")

@@ -24,12 +24,12 @@ from db.activity import daily_activity
 from db.addresses import checked_channel_address
 from db.builders import (
     AlreadyRouted,
+    add_channel,
     channels_of,
     create_builder,
     credentials_description,
     delete_builder,
     remove_channel,
-    route_address,
     update_builder,
 )
 from db.core.credentials import NEW_KEY_HINT, ChannelCredentials, MetaCredentials, TwilioCredentials
@@ -194,7 +194,7 @@ async def add_number(request: Request) -> Response:
         stored = cipher.encrypt(credentials)
     try:
         async with request.app.state.runtime.sessionmaker.begin() as db:
-            await route_address(
+            await add_channel(
                 builder.id, provider=typed["provider"], address=address, credentials=stored, db=db
             )
     except AlreadyRouted as taken:

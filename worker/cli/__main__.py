@@ -3,4 +3,4 @@
 from worker.cli.main import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="wabot")

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.addresses import checked_channel_address
 from db.builders import (
     AlreadyRouted,
+    add_channel,
     channels_of,
     channels_with_credentials,
     credentials_description,
     find_channel,
     remove_channel,
-    route_address,
     set_channel_credentials,
 )
 from db.core.credentials import UnreadableCredentials, new_key
@@ -68,7 +68,7 @@ def channel_add(
 ) -> None:
     """Route messages for ADDRESS to builder BUILDER_ID, with the number's own provider
     credentials if given (else the global ones)."""
-    address = normalized_address(provider, address)
+    address = normalized_address(provider, address, new=True)
     given = Given(account_sid, auth_token, access_token, app_secret)
     checked(provider, given, updating=False)
     stored = None
@@ -79,7 +79,7 @@ def channel_add(
     async def add(db: AsyncSession) -> uuid.UUID:
         await existing_builder(builder_id, db=db)
         try:
-            added = await route_address(
+            added = await add_channel(
                 builder_id, provider=provider, address=address, credentials=stored, db=db
             )
         except AlreadyRouted as taken:
@@ -222,9 +222,10 @@ def channel_rekey() -> None:
     click.echo(done)
 
 
-def normalized_address(provider: str, address: str) -> str:
-    """`address` as channels store it and the receiver routes it (`checked_channel_address`)."""
+def normalized_address(provider: str, address: str, *, new: bool = False) -> str:
+    """`address` as channels store it and the receiver routes it (`checked_channel_address`;
+    only a `new` number's length is checked against its country's)."""
     try:
-        return checked_channel_address(provider, address)
+        return checked_channel_address(provider, address, new=new)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--address") from None

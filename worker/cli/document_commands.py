@@ -22,7 +22,12 @@ def docs() -> None:
 
 @docs.command("add")
 @click.argument("builder_id", type=click.UUID)
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 @json_option
 def docs_add(builder_id: uuid.UUID, files: tuple[Path, ...], as_json: bool) -> None:
     """Add FILES (.txt, .md, .markdown or .pdf) to BUILDER_ID's documents, each under its file

@@ -14,8 +14,9 @@ from db.core.clock import as_utc
 from db.core.logging_setup import mask_numbers
 from db.dashboard_queries import MAX_PAGE, SessionSummary, items_page, session_with_status
 from db.models import SessionItem
+from db.recent_conversations import RecentConversation, recent_conversations
 from db.transcript import one_line, transcript_line
-from worker.cli.support import emit, in_transaction, json_option
+from worker.cli.support import emit, existing_builder, in_transaction, json_option
 
 
 def _age(moment: datetime | None, now: datetime) -> str:
@@ -60,6 +61,51 @@ def inbox(as_json: bool) -> None:
 @click.group()
 def conversation() -> None:
     """Conversations: a user's session with a builder's agent."""
+
+
+@conversation.command("list")
+@click.option("--builder", "builder_id", type=click.UUID, help="Only this builder's.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_PAGE),
+    default=20,
+    show_default=True,
+    help="How many of the conversations active last to show.",
+)
+@json_option
+def conversation_list(builder_id: uuid.UUID | None, limit: int, as_json: bool) -> None:
+    """The conversations active last, newest first: id, builder, who (number masked),
+    when the last message was stored (UTC) and status."""
+
+    async def read(db: AsyncSession) -> list[RecentConversation]:
+        if builder_id is not None:
+            await existing_builder(builder_id, db=db)
+        return await recent_conversations(limit=limit, builder_id=builder_id, db=db)
+
+    rows = [
+        {
+            "id": str(each.id),
+            "builder_id": str(each.builder_id),
+            "builder": each.builder_name,
+            "platform": each.platform,
+            "user": mask_numbers(each.external_id),
+            "display_name": each.display_name,
+            "last_message_at": each.last_message_at.isoformat() if each.last_message_at else None,
+            "status": each.status,
+        }
+        for each in in_transaction(read)
+    ]
+    lines = [
+        f"{row['id']}  {row['builder']}  "
+        + (f"{row['display_name']} " if row["display_name"] else "")
+        + f"{row['user']}  {_when(row['last_message_at'])}  {row['status']}"
+        for row in rows
+    ]
+    emit(as_json, rows, "\n".join(lines) or "no conversations")
+
+
+def _when(iso: str | None) -> str:
+    return f"{datetime.fromisoformat(iso):%Y-%m-%d %H:%M}" if iso else "-"
 
 
 @conversation.command("show")

@@ -3,9 +3,11 @@ the inbox, conversations and retries, templates, processes, demo)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
+from typing import Any, NoReturn
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,13 +26,41 @@ from worker.cli.template_commands import template
 from worker.demo.bakery import DEFAULT_QUESTION
 
 
-@click.group()
+class OneLineErrors(click.Group):
+    """`wabot` itself: every error is one line on stderr (`Error: …`), click's usage
+    errors too (without the usage text: `-h` shows it), exit code 2 for a usage error
+    and 1 for a refusal."""
+
+    def main(self, *args: Any, **kwargs: Any) -> NoReturn:
+        try:
+            done = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.format_message())  # `wabot` alone: the help, as -h shows it
+            sys.exit(error.exit_code)
+        except click.UsageError as error:
+            click.echo(f"Error: {' '.join(error.format_message().split())}", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            for line in error.format_message().splitlines():
+                click.echo(f"Error: {line}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(done if isinstance(done, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="wabot", message="wabot %(version)s")
 def main() -> None:
     """Run a builder's AI agent on WhatsApp."""
     try:
         settings = get_settings()
     except ConfigurationError as error:
-        raise click.ClickException(f"invalid configuration: {error}") from error
+        problems = str(error).splitlines()
+        raise click.ClickException(
+            "\n".join(f"invalid configuration: {problem}" for problem in problems)
+        ) from error
     configure_logging(settings)
 
 
@@ -40,8 +70,11 @@ def db() -> None:
 
 
 @db.command("upgrade")
-def db_upgrade() -> None:
-    """Apply every pending migration (same as `alembic upgrade head`)."""
+@click.option("-v", "--verbose", is_flag=True, help="Name each migration as it is applied.")
+def db_upgrade(verbose: bool) -> None:
+    """Apply every pending migration (same as `alembic upgrade head`); quiet unless -v."""
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     migrate.upgrade()
 
 

@@ -3,13 +3,23 @@ hours as a document), or a builder of the operator's own with its numbers."""
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from importlib.resources import files
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.builders import add_channel, channels_of, create_builder, find_channel, get_builder
+from db.builders import (
+    add_channel,
+    channels_of,
+    create_builder,
+    find_channel,
+    get_builder,
+    remove_channel,
+)
 from db.core.credentials import (
     ChannelCredentials,
     MetaCredentials,
@@ -22,11 +32,17 @@ from db.document_files import chunk_text
 from db.document_store import documents_of, replace_document
 from db.engine import create_engine, create_sessionmaker
 from db.models import Channel
-from db.tokens import create_token
+from db.tokens import create_token, live_token, revoke_token, tokens_of
 
 BAKERY_DOCUMENT = "bakery.md"
-DEMO_TWILIO_NUMBER = "whatsapp:+14155238886"
+DEMO_TWILIO_NUMBER = "whatsapp:+14155550100"
+"""A fictional number (North America keeps 555-0100 to 555-0199 for fiction): never
+one a user routes, so `wabot channel add … --address <the Twilio Sandbox>` stays free."""
+TWILIO_SANDBOX_NUMBER = "whatsapp:+14155238886"
+"""What the Demo Bakery held before; an earlier demo's database gives it back."""
 DEMO_META_PHONE_NUMBER_ID = "100000000000001"
+DEMO_TOKEN_NAME = "demo"
+DEMO_TOKENS_FILE = "demo-tokens.json"
 DEFAULT_QUESTION = "When do you open on Sunday?"
 """What the demo asks the builder's documents (the Demo Bakery's hours answer it)."""
 
@@ -65,7 +81,7 @@ async def demo_target(settings: Settings, builder_id: uuid.UUID | None) -> DemoT
     if not first:
         raise DemoFailure(
             f"builder {builder_id} has no number yet: wabot channel add {builder_id} "
-            "--provider twilio --address whatsapp:+14155550100"
+            "--provider twilio --address whatsapp:+14155550123"
         )
     twilio, meta = first.get("twilio"), first.get("meta")
     twilio_own = _own_credentials(twilio, settings) if twilio else None
@@ -94,6 +110,7 @@ def _own_credentials(channel: Channel, settings: Settings) -> ChannelCredentials
 
 
 async def _demo_bakery(settings: Settings, *, db: AsyncSession) -> DemoTarget:
+    await _release_the_sandbox_number(db=db)
     twilio = await find_channel("twilio", DEMO_TWILIO_NUMBER, db=db)
     if twilio is None:
         bakery = await create_builder(
@@ -118,11 +135,50 @@ async def _demo_bakery(settings: Settings, *, db: AsyncSession) -> DemoTarget:
     )
 
 
+async def _release_the_sandbox_number(*, db: AsyncSession) -> None:
+    """A Demo Bakery made by an earlier demo held the Twilio Sandbox's number (it still
+    holds the demo's Meta id): it moves to the fictional one, leaving the Sandbox's to
+    the user's own builder. A Sandbox number a user routed stays theirs."""
+    sandbox = await find_channel("twilio", TWILIO_SANDBOX_NUMBER, db=db)
+    meta = await find_channel("meta", DEMO_META_PHONE_NUMBER_ID, db=db)
+    if sandbox is None or meta is None or sandbox.builder_id != meta.builder_id:
+        return
+    if await find_channel("twilio", DEMO_TWILIO_NUMBER, db=db) is None:
+        sandbox.address = DEMO_TWILIO_NUMBER
+    else:
+        await remove_channel("twilio", TWILIO_SANDBOX_NUMBER, db=db)
+    await db.flush()
+
+
 async def demo_token(settings: Settings, builder_id: uuid.UUID) -> str:
-    """A fresh builder token, as `wabot token create` makes one."""
+    """The demo's one token for `builder_id`, kept in `.wabot/demo-tokens.json`: the one
+    an earlier run made while it is live, else a new one, revoking any other the demo
+    made, so runs do not pile up tokens that never expire."""
+    saved = settings.data_dir / DEMO_TOKENS_FILE
+    try:
+        tokens: dict[str, str] = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        tokens = {}
     engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
     try:
         async with create_sessionmaker(engine).begin() as db:
-            return (await create_token(builder_id, name="demo", db=db)).secret
+            kept = tokens.get(str(builder_id))
+            found = await live_token(kept, db=db) if kept else None
+            if kept and found is not None and found.builder_id == builder_id:
+                return kept
+            for earlier in await tokens_of(builder_id, db=db):
+                if earlier.name == DEMO_TOKEN_NAME and earlier.revoked_at is None:
+                    await revoke_token(earlier.id, db=db)
+            secret = (await create_token(builder_id, name=DEMO_TOKEN_NAME, db=db)).secret
     finally:
         await engine.dispose()
+    write_private(saved, json.dumps({**tokens, str(builder_id): secret}, indent=2))
+    return secret
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a secret only its owner may read (0600 from the start, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text + "\n")

@@ -39,10 +39,25 @@ from db.models import InboundMessage, InboundStatus, OutboundMessage
 from db.offered_options import OfferedOptions, numbered
 from db.sessions import session_items_of
 from db.transcript import one_line, transcript_line
-from worker.demo.bakery import DEFAULT_QUESTION, DemoFailure, DemoTarget, demo_target, demo_token
+from worker.demo.bakery import (
+    DEFAULT_QUESTION,
+    DemoFailure,
+    DemoTarget,
+    demo_target,
+    demo_token,
+    write_private,
+)
 from worker.demo.media_server import PDF, PHOTO, VOICE_NOTE, MediaServer
 from worker.demo.metrics_line import MetricsEndpoints
-from worker.demo.processes import free_port, serve_until_interrupted, start, wait_until_serving
+from worker.demo.preflight import check_model_api, check_port_free
+from worker.demo.processes import (
+    DemoProcess,
+    free_port,
+    last_error,
+    serve_until_interrupted,
+    start,
+    wait_until_serving,
+)
 from worker.demo.signed_requests import (
     Attached,
     SignedRequest,
@@ -54,6 +69,7 @@ from worker.demo.signed_requests import (
 )
 
 DEMO_SECRET = "demo-secret-not-for-production"
+DEMO_ADMIN_TOKEN_FILE = "demo-admin-token"
 REPLY_TIMEOUT_SECONDS = 60.0
 
 
@@ -70,8 +86,13 @@ def run_demo(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _describe(settings)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the terminal shows the demo
-    migrate.upgrade()
     try:
+        if port is not None:
+            check_port_free(port, "choose another (make demo PORT=…, wabot demo --port …)")
+        if settings.worker_metrics_port is not None:
+            check_port_free(settings.worker_metrics_port, "change WORKER_METRICS_PORT")
+        check_model_api(settings)
+        migrate.upgrade()
         target = asyncio.run(demo_target(settings, builder_id))
     except DemoFailure as error:
         click.echo(f"demo failed: {error}", err=True)
@@ -81,14 +102,13 @@ def run_demo(
     media = MediaServer() if builder_id is None and not settings.twilio_can_send else None
     demo = Demo(settings, target, port=port or free_port(), media=media)
     logs = settings.data_dir.resolve()
-    processes = [
-        start(
-            "receiver", ["serve", "--port", str(demo.port)], demo.env, logs / "demo-receiver.log"
-        ),
-        start("worker", ["worker", "--concurrency=4"], demo.env, logs / "demo-worker.log"),
-    ]
+    receiver = start(
+        "receiver", ["serve", "--port", str(demo.port)], demo.env, logs / "demo-receiver.log"
+    )
+    worker = start("worker", ["worker", "--concurrency=4"], demo.env, logs / "demo-worker.log")
+    processes = demo.processes = [receiver, worker]
     try:
-        wait_until_serving(demo.base_url)
+        wait_until_serving(demo.base_url, receiver)
         click.echo(f"talking to builder {target.name!r} ({target.builder_id})")
         sessions = []
         if target.twilio_address is not None:
@@ -107,10 +127,10 @@ def run_demo(
         click.echo(f"\ndemo failed: {failure}\nlogs: {logs}/demo-*.log", err=True)
         return 1
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+        for each in processes:
+            each.process.terminate()
+        for each in processes:
+            each.process.wait(timeout=30)
         if media is not None:
             media.close()
     return 0
@@ -125,6 +145,7 @@ class Demo:
         self.settings = settings
         self.target = target
         self.media = media
+        self.processes: list[DemoProcess] = []
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.twilio_token = _secret_or_demo(settings.twilio_auth_token)
@@ -147,6 +168,13 @@ class Demo:
         }
         if media is not None:
             self.env["TWILIO_MEDIA_HOSTS"] = f"{settings.twilio_media_hosts},{media.host}"
+        self.admin_token: str | None = None
+        if settings.admin_token is None:
+            # This demo's own admin sign-in: in its receiver's environment only, so it
+            # signs in nowhere else and ends with the demo.
+            self.admin_token = secrets.token_urlsafe(24)
+            self.env["ADMIN_TOKEN"] = self.admin_token
+            write_private(settings.data_dir / DEMO_ADMIN_TOKEN_FILE, self.admin_token)
 
     def twilio_leg(self, address: str, question: str) -> uuid.UUID:
         """Ada writes to `address` over Twilio; returns her session's id."""
@@ -228,17 +256,22 @@ class Demo:
         """The dashboard and metrics URLs, with the tokens to read them."""
         token = asyncio.run(demo_token(self.settings, self.target.builder_id))
         metrics = self.metrics
+        admin = self.admin_token or "your ADMIN_TOKEN"
         click.echo("\n── Dashboard ──")
         click.echo(f"conversation: {self.base_url}/sessions/{session_id}")
         click.echo(f"try it:       {self.base_url}/builders/{self.target.builder_id}/chat")
         click.echo(f"token:        {token}")
+        click.echo(f"sign in:      {self.base_url}/login with the token above (this builder)")
+        click.echo(f"admin:        {admin}")
+        if self.admin_token is not None:
+            click.echo("              (every builder; made for this run, its receiver only)")
         click.echo("\n── Metrics (Prometheus) ──")
         click.echo(f"receiver:     {metrics.receiver_url}")
         click.echo(f"worker:       {metrics.worker_url}")
         click.echo(f'curl -H "Authorization: Bearer {metrics.token}" {metrics.receiver_url}')
 
     def _converse(self, request: SignedRequest) -> str:
-        return _converse(request, self.base_url, self.settings)
+        return _converse(request, self.base_url, self.settings, self.processes)
 
     def _close_leg(self, user: str, last_reply: str, name: str) -> uuid.UUID:
         """Print the leg's transcript and the metrics so far; its last reply must recall
@@ -276,7 +309,9 @@ def _check_meta_handshake(base_url: str, verify_token: str) -> None:
         raise DemoFailure(f"the Meta handshake failed: {response.status_code} {response.text}")
 
 
-def _converse(request: SignedRequest, base_url: str, settings: Settings) -> str:
+def _converse(
+    request: SignedRequest, base_url: str, settings: Settings, processes: list[DemoProcess]
+) -> str:
     """Post one signed webhook and wait for the worker's reply to it."""
     response = request.post(base_url)
     click.echo(
@@ -284,16 +319,21 @@ def _converse(request: SignedRequest, base_url: str, settings: Settings) -> str:
     )
     if response.status_code != 200:
         raise DemoFailure(f"the receiver answered {response.status_code}: {response.text}")
-    reply = asyncio.run(_wait_for_reply(settings, request.message_id))
+    reply = asyncio.run(_wait_for_reply(settings, request.message_id, processes))
     click.echo(f"agent < {reply}")
     return reply
 
 
-async def _wait_for_reply(settings: Settings, message_id: str) -> str:
+async def _wait_for_reply(settings: Settings, message_id: str, processes: list[DemoProcess]) -> str:
+    """The reply's parts as the user reads them; a failed turn, a stopped process or no
+    reply in time is the demo's one-line failure, with the last error known."""
     engine = create_engine(settings.resolved_database_url, pooler=settings.database_pooler)
     deadline = time.monotonic() + REPLY_TIMEOUT_SECONDS
+    inbound = None
     try:
         while time.monotonic() < deadline:
+            for each in processes:
+                each.check()
             async with create_sessionmaker(engine)() as db:
                 inbound = await db.scalar(
                     select(InboundMessage).where(InboundMessage.provider_message_id == message_id)
@@ -310,7 +350,11 @@ async def _wait_for_reply(settings: Settings, message_id: str) -> str:
             await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
-    raise DemoFailure(f"no reply within {REPLY_TIMEOUT_SECONDS:g}s")
+    waiting = f"no reply within {REPLY_TIMEOUT_SECONDS:g}s"
+    if inbound is not None and inbound.error:
+        raise DemoFailure(f"{waiting}: attempt {inbound.attempts} failed: {inbound.error}")
+    worker = processes[-1]
+    raise DemoFailure(f"{waiting}; the worker's last error: {last_error(worker.log)}")
 
 
 def _as_shown(text: str, options: Any) -> str:

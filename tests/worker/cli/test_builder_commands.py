@@ -204,6 +204,7 @@ async def test_channels_are_listed_and_removed(
         ["docs", "list"],
         ["docs", "remove"],
         ["inbox"],
+        ["conversation", "list"],
         ["conversation", "show"],
     ],
 )

@@ -226,7 +226,7 @@ def read_terminal(terminal: int, *, until: bytes | None = None, timeout: float =
             {"CREDENTIALS_KEY": f"{KEY['CREDENTIALS_KEY']},not-a-key"},
             None,
             1,
-            "Error: invalid configuration: CREDENTIALS_KEY: Value error, key 2 of 2 is not a "
+            "Error: invalid configuration: CREDENTIALS_KEY: key 2 of 2 is not a "
             "Fernet key (32 url-safe base64-encoded bytes; make one with `wabot channel "
             "new-key`)",
         ),

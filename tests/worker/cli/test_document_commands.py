@@ -80,7 +80,6 @@ async def test_text_markdown_and_pdf_files_are_added_listed_replaced_and_removed
 @pytest.mark.parametrize(
     ("name", "content", "complaint"),
     [
-        ("missing.txt", None, "cannot read it (No such file or directory)"),
         ("notes.docx", b"PK\x03\x04", "unsupported file type (use .txt, .md, .markdown, .pdf)"),
         ("latin.txt", "café".encode("latin-1"), "not UTF-8 text"),
         ("broken.pdf", b"%PDF-1.4 nothing else", "not a readable PDF"),

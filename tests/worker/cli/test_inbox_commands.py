@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.inbox import record_inbound
-from db.models import InboundMessage
+from db.models import AgentSessionRow, InboundMessage
 from tests.conftest import Wabot
 from tests.factories import (
     builder_with_channel,
@@ -101,3 +101,47 @@ async def test_a_conversation_is_printed_as_its_transcript(
         1,
         f"Error: no conversation with id {missing}",
     )
+
+
+async def test_recent_conversations_are_listed_newest_first_with_numbers_masked(
+    wabot: Wabot, db_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    builder_id = await builder_with_channel(db_sessions)
+    older = await stored_session(
+        db_sessions, builder_id, tool_exchange("Hi?", "Hello."), external_id="+31612345678"
+    )
+    newer = await stored_session(
+        db_sessions,
+        builder_id,
+        tool_exchange("Open?", "Yes."),
+        external_id="+447700900123",
+        display_name=None,
+    )
+    async with db_sessions.begin() as db:
+        await db.execute(
+            update(AgentSessionRow)
+            .where(AgentSessionRow.id == newer)
+            .values(paused_at=datetime.now(UTC))
+        )
+
+    listed = wabot("conversation", "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split("  ")[0] for line in lines] == [str(newer), str(older)]
+    assert lines[0].split("  ")[1:3] == ["Test Bakery", "+447••••••123"]
+    assert lines[0].endswith("  paused") and lines[1].endswith("  active")
+    assert "Ada +316•••••678" in lines[1]
+    assert "612345" not in listed.stdout and "7700900" not in listed.stdout
+
+    rows = json.loads(wabot("conversation", "list", "--limit", "1", "--json").stdout)
+    assert [(row["id"], row["builder"], row["user"], row["status"]) for row in rows] == [
+        (str(newer), "Test Bakery", "+447••••••123", "paused")
+    ]
+    stored_at = datetime.fromisoformat(rows[0]["last_message_at"])
+    assert abs(datetime.now(UTC) - stored_at) < timedelta(minutes=1)
+
+    other = await builder_with_channel(db_sessions, address="whatsapp:+14155550111")
+    assert wabot("conversation", "list", "--builder", str(other)).stdout == "no conversations\n"
+    missing = str(uuid.uuid4())
+    unknown = wabot("conversation", "list", "--builder", missing)
+    assert (unknown.returncode, unknown.stderr) == (1, f"Error: no builder with id {missing}\n")

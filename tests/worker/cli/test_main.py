@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from db.builders import find_channel, get_builder
 from db.models import ApiToken
 from db.tokens import live_token
 from tests.conftest import ROOT, Wabot
+
+Completed = subprocess.CompletedProcess[str]
 
 
 async def test_create_a_builder_and_route_a_number_to_it(
@@ -58,8 +61,8 @@ async def test_create_a_builder_and_route_a_number_to_it(
     )
     assert again.returncode == 1
     assert again.stderr.strip() == (
-        f"Error: twilio address whatsapp:+14155238886 is already routed to builder Bakery"
-        f" ({builder_id})"
+        "Error: twilio address whatsapp:+14155238886 is already routed to builder"
+        f" 'Bakery' ({builder_id})"
     )
 
 
@@ -93,7 +96,126 @@ def test_a_malformed_address_is_refused(wabot: Wabot, provider: str, address: st
         "channel", "add", str(uuid.uuid4()), "--provider", provider, "--address", address
     )
     assert result.returncode == 2
-    assert "Invalid value for --address" in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: Invalid value for --address: "), line
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("whatsapp:+1415555", "'whatsapp:+1415555' is too short for a +1 number"),
+        ("+141555501234", "'whatsapp:+141555501234' is too long for a +1 number"),
+        ("+3361234", "'whatsapp:+3361234' is too short for a +33 number"),
+        ("+9991234567", "'whatsapp:+9991234567' does not start with a country calling code"),
+    ],
+)
+def test_a_number_of_a_length_its_country_never_has_is_refused_with_the_reason(
+    wabot: Wabot, address: str, reason: str
+) -> None:
+    """E.164 allows up to 15 digits, but each country its own lengths: +1 exactly 11."""
+    result = wabot(
+        "channel", "add", str(uuid.uuid4()), "--provider", "twilio", "--address", address
+    )
+    assert result.returncode == 2
+    assert result.stderr == (f"Error: Invalid value for --address: {reason}\n")
+
+
+@pytest.mark.parametrize("address", ["+14155550100", "+493012345678", "+5511987654321"])
+async def test_numbers_of_a_length_their_country_has_are_routed(
+    wabot: Wabot, db_sessions: async_sessionmaker[AsyncSession], address: str
+) -> None:
+    created = wabot("builder", "create", "--name", "B", "--instructions", "I", "--json")
+    builder_id = json.loads(created.stdout)["id"]
+    added = wabot("channel", "add", builder_id, "--provider", "twilio", "--address", address)
+    assert added.returncode == 0, added.stderr
+    async with db_sessions() as db:
+        assert await find_channel("twilio", f"whatsapp:{address}", db=db) is not None
+
+
+def wabot_in(folder: Path, *args: str, env: dict[str, str] | None = None) -> Completed:
+    """`wabot ARGS` in `folder` with only `env` (no test database, no `.env`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        env={"PATH": os.environ["PATH"], "HOME": str(folder), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=folder,
+    )
+
+
+def test_version_and_help_with_h(tmp_path: Path) -> None:
+    version = wabot_in(tmp_path, "--version")
+    assert (version.returncode, version.stdout) == (0, f"wabot {metadata.version('wabot')}\n")
+    short, long = wabot_in(tmp_path, "-h"), wabot_in(tmp_path, "--help")
+    assert short.returncode == 0 and short.stdout == long.stdout
+    assert short.stdout.startswith("Usage: wabot [OPTIONS] COMMAND [ARGS]...")
+    assert "-h, --help" in short.stdout and "--version" in short.stdout
+    nested = wabot_in(tmp_path, "conversation", "list", "-h")
+    assert nested.returncode == 0 and "--builder UUID" in nested.stdout
+    # Help needs no valid configuration (it is what a user reads to fix one).
+    broken = wabot_in(tmp_path, "-h", env={"ADMIN_TOKEN": "short"})
+    assert broken.returncode == 0 and "Usage: wabot" in broken.stdout
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("nonsense",), "Error: No such command 'nonsense'."),
+        (
+            ("channel", "add", "not-a-uuid", "--provider", "twilio"),
+            "Error: Invalid value for 'BUILDER_ID': 'not-a-uuid' is not a valid UUID.",
+        ),
+        (
+            ("channel", "add", str(uuid.UUID(int=1)), "--provider", "twilio"),
+            "Error: Missing option '--address'.",
+        ),
+        (
+            ("docs", "add", str(uuid.UUID(int=1)), "missing.md"),
+            "Error: Invalid value for 'FILES...': File 'missing.md' does not exist.",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exits_2(
+    tmp_path: Path, args: tuple[str, ...], error: str
+) -> None:
+    result = wabot_in(tmp_path, *args)
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", error + "\n")
+
+
+def test_settings_errors_are_said_in_words_one_line_each(tmp_path: Path) -> None:
+    result = wabot_in(
+        tmp_path,
+        "builder",
+        "list",
+        env={
+            "ADMIN_TOKEN": "short",
+            "WORKER_CONCURRENCY": "many",
+            "OPENAI_TIMEOUT_SECONDS": "0",
+            "META_API_VERSION": "24",
+            "TYPING_INDICATOR": "perhaps",
+        },
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error: invalid configuration: WORKER_CONCURRENCY must be a whole number",
+        "Error: invalid configuration: OPENAI_TIMEOUT_SECONDS must be greater than 0",
+        "Error: invalid configuration: META_API_VERSION must look like v24.0"
+        " (the pattern ^v\\d+\\.\\d+$)",
+        "Error: invalid configuration: TYPING_INDICATOR must be true or false",
+        "Error: invalid configuration: ADMIN_TOKEN must be at least 16 characters",
+    ]
+
+
+def test_db_upgrade_is_quiet_unless_asked(tmp_path: Path) -> None:
+    quiet = wabot_in(tmp_path, "db", "upgrade")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    told = wabot_in(fresh, "db", "upgrade", "-v", env={"LOG_FORMAT": "text"})
+    assert told.returncode == 0, told.stderr
+    assert "Running upgrade  -> " in told.stderr + told.stdout
 
 
 def test_a_bad_setting_names_its_variable(wabot: Wabot) -> None:
@@ -188,8 +310,11 @@ def test_a_wrong_log_setting_is_named_before_anything_runs() -> None:
         timeout=60,
     )
     assert done.returncode == 1
-    assert "invalid configuration: LOG_LEVEL: " in done.stderr
-    assert "LOG_FORMAT: Input should be 'json' or 'text'" in done.stderr
+    assert done.stderr.splitlines() == [
+        "Error: invalid configuration: LOG_LEVEL must be one of 'DEBUG', 'INFO', 'WARNING',"
+        " 'ERROR' or 'CRITICAL'",
+        "Error: invalid configuration: LOG_FORMAT must be one of 'json' or 'text'",
+    ]
 
 
 def test_an_unreachable_database_is_a_one_line_error() -> None:
