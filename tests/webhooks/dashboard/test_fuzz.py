@@ -28,7 +28,7 @@ from tests.webhooks.dashboard.conftest import World
 
 API_EXAMPLES = 30
 """Per operation, generation mode (valid, invalid) and principal: 720 requests."""
-FORM_EXAMPLES = 400
+FORM_EXAMPLES = 250
 """Over every form route."""
 FUZZ_SETTINGS = settings(
     deadline=None,
