@@ -6,16 +6,19 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Browser, async_playwright
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.media import DatabaseContentStore, NewMedia, add_media
 from db.models import Channel, InboundMessage, InboundStatus, Turn, TurnStatus
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, ROOT
 from tests.factories import (
     FIXTURES,
     USER_NUMBER,
@@ -122,3 +125,29 @@ async def browser_signed_in(client: httpx.AsyncClient, token: str) -> str:
     signed_in = await client.post("/login", data={"token": token, "csrf_token": csrf_of(form)})
     assert signed_in.status_code == 303, signed_in.text
     return csrf_of(await client.get("/login"))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _chromium_or_fail() -> None:
+    """A missing browser fails the tests, naming the fix; it never skips them."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install it with "
+            "`apt-get install chromium` (`make test` does when run as root)."
+        )
+    ARTIFACTS.mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for every browser test (Debian's, never a downloaded one)."""
+    _chromium_or_fail()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        await chromium.close()

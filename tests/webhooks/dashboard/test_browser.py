@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -22,7 +22,6 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from db.models import AgentSessionRow
-from tests.conftest import ROOT
 from tests.factories import (
     FIXTURES,
     META_USER_WA_ID,
@@ -40,31 +39,7 @@ from tests.fakes.server import serve
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered
 from tests.waiting import at_least, eventually
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-def _chromium_or_fail() -> None:
-    """A missing browser fails the tests, naming the fix; it never skips them."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. Install it with "
-            "`apt-get install chromium` (`make test` does when run as root)."
-        )
-    ARTIFACTS.mkdir(exist_ok=True)
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for every browser test (Debian's, never a downloaded one)."""
-    _chromium_or_fail()
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield chromium
-        await chromium.close()
+from tests.webhooks.dashboard.conftest import ARTIFACTS
 
 
 @pytest.fixture(autouse=True)

@@ -23,11 +23,10 @@ from tests.webhooks.dashboard.test_browser import (  # the shared Chromium and i
     ARTIFACTS,
     CSP_WATCH,
     blocked_by_csp,
-    browser,
     worker_settles,
 )
 
-__all__ = ["browser", "worker_settles"]  # fixtures, used by name
+__all__ = ["worker_settles"]  # a fixture, used by name
 
 NUMBER = "whatsapp:+14155550123"
 

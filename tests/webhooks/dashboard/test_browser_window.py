@@ -29,7 +29,6 @@ from tests.fakes.twilio import FakeTwilio
 from tests.waiting import at_least
 from tests.webhooks.dashboard import test_browser as shared
 
-browser = shared.browser
 worker_settles = shared.worker_settles
 CONTENT_SID = "HX" + "d" * 32
 BODY = "Hi {{1}}, we kept your {{2}} aside. Reply to pick a time."

@@ -1,5 +1,5 @@
 """The inbox and "Try it" in a real browser (Playwright driving Debian's Chromium, the
-one `test_browser.browser` launches): filters and search on the sessions list; Enter
+one `browser` of this folder's conftest launches): filters and search on the sessions list; Enter
 sends, Shift+Enter is a newline, and a reload continues the web chat."""
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AgentSessionRow
 from tests.fakes.openai import FakeOpenAI
-from tests.webhooks.dashboard import test_browser
 from tests.webhooks.dashboard.conftest import World
 from tests.webhooks.dashboard.test_browser import ARTIFACTS, blocked_by_csp, signed_in
 from tests.webhooks.dashboard.test_inbox import inbox
-
-browser = test_browser.browser
-"""The session's one Chromium, shared with the other browser tests."""
 
 
 async def test_the_inbox_filters_and_searches_in_the_browser(

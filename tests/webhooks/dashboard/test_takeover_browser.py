@@ -36,7 +36,6 @@ from tests.waiting import at_least, eventually
 from tests.webhooks.dashboard import test_browser
 
 ARTIFACTS = test_browser.ARTIFACTS
-browser = test_browser.browser
 signed_in = test_browser.signed_in
 
 
