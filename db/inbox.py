@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import lossless_json
 from db.core.clock import as_utc
 from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus
+from db.prepared import run
 from db.statements import StatementConnections
 from db.upsert import insert_or_ignore
 
@@ -228,23 +229,26 @@ async def get_inbound_and_channel(
     return None if row is None else (row[0], row[1])
 
 
+_KNOWN_SENDERS = (
+    select(InboundMessage.channel_id, InboundMessage.sender)
+    .where(InboundMessage.session_id == bindparam("the_session"))
+    .distinct()
+)
+_ATTACH_LATECOMERS = (
+    update(InboundMessage)
+    .where(
+        InboundMessage.session_id.is_(None),
+        InboundMessage.status == InboundStatus.PENDING,
+        tuple_(InboundMessage.channel_id, InboundMessage.sender).in_(_KNOWN_SENDERS),
+    )
+    .values(session_id=bindparam("the_session"))
+)
+
+
 async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
     """Attach messages that arrived from this conversation's sender since it was last
     looked at, before their own tasks ran, so the next turn can include them."""
-    known_senders = (
-        select(InboundMessage.channel_id, InboundMessage.sender)
-        .where(InboundMessage.session_id == session_id)
-        .distinct()
-    )
-    await db.execute(
-        update(InboundMessage)
-        .where(
-            InboundMessage.session_id.is_(None),
-            InboundMessage.status == InboundStatus.PENDING,
-            tuple_(InboundMessage.channel_id, InboundMessage.sender).in_(known_senders),
-        )
-        .values(session_id=session_id)
-    )
+    await run(db, _ATTACH_LATECOMERS, the_session=session_id)
 
 
 @dataclass(frozen=True)
@@ -258,27 +262,29 @@ class Arrivals:
     retried: bool
 
 
+_PENDING_ARRIVALS = (
+    select(
+        InboundMessage.id,
+        InboundMessage.received_at,
+        InboundMessage.turn_id,
+        Builder.turns_per_minute,
+    )
+    .join(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
+    .join(Builder, Builder.id == AgentSessionRow.builder_id)
+    .where(
+        InboundMessage.session_id == bindparam("session_id"),
+        InboundMessage.status == InboundStatus.PENDING,
+        AgentSessionRow.paused_at.is_(None),
+    )
+    .order_by(InboundMessage.id)
+)
+
+
 async def pending_arrivals(session_id: uuid.UUID, *, db: AsyncSession) -> Arrivals:
     """Pending messages of a conversation; none while an operator has paused it (its
     messages wait for a resume). The builder's rate comes along in the same query, so
     deciding whether a turn may start costs no extra statement."""
-    result = await db.execute(
-        select(
-            InboundMessage.id,
-            InboundMessage.received_at,
-            InboundMessage.turn_id,
-            Builder.turns_per_minute,
-        )
-        .join(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
-        .join(Builder, Builder.id == AgentSessionRow.builder_id)
-        .where(
-            InboundMessage.session_id == session_id,
-            InboundMessage.status == InboundStatus.PENDING,
-            AgentSessionRow.paused_at.is_(None),
-        )
-        .order_by(InboundMessage.id)
-    )
-    rows = result.all()
+    rows: Sequence[Any] = (await run(db, _PENDING_ARRIVALS, session_id=session_id)).all()
     return Arrivals(
         messages=[(message_id, as_utc(received_at)) for message_id, received_at, _, _ in rows],
         turns_per_minute=rows[0][3] if rows else None,

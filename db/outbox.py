@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Channel, OutboundMessage, OutboundStatus
 from db.offered_options import OfferedOptions
+from db.prepared import run
 from db.templates import FilledTemplate
 from db.upsert import insert_or_ignore
 
@@ -131,25 +132,15 @@ async def mark_sent(
     """Record that the provider took `outbound_id` and, in the same statement, that
     `following` (the next part) is being sent. The status never moves back: a delivery
     status may have been recorded first."""
-    now = datetime.now(UTC)
-    this = OutboundMessage.id == outbound_id
-    rows = [outbound_id] if following is None else [outbound_id, following]
-    await db.execute(
-        update(OutboundMessage)
-        .where(OutboundMessage.id.in_(rows))
-        .values(
-            status=case(
-                (this & (_current_rank() < STATUS_RANK.get(status, 1)), status),
-                (this, OutboundMessage.status),
-                (OutboundMessage.status == OutboundStatus.PENDING, OutboundStatus.SENDING),
-                else_=OutboundMessage.status,
-            ),
-            provider_message_id=case(
-                (this, provider_message_id), else_=OutboundMessage.provider_message_id
-            ),
-            sent_at=case((this, now), else_=OutboundMessage.sent_at),
-            updated_at=now,
-        )
+    await run(
+        db,
+        _MARK_SENT,
+        outbound_id=outbound_id,
+        parts=[outbound_id] if following is None else [outbound_id, following],
+        new_status=status,
+        new_rank=STATUS_RANK.get(status, 1),
+        provider_id=provider_message_id,
+        now=datetime.now(UTC),
     )
 
 
@@ -292,3 +283,23 @@ def _current_rank() -> ColumnElement[int]:
         value=OutboundMessage.status,
         else_=0,
     )
+
+
+_THIS_PART = OutboundMessage.id == bindparam("outbound_id")
+_MARK_SENT = (
+    update(OutboundMessage)
+    .where(OutboundMessage.id.in_(bindparam("parts", expanding=True)))
+    .values(
+        status=case(
+            (_THIS_PART & (_current_rank() < bindparam("new_rank")), bindparam("new_status")),
+            (_THIS_PART, OutboundMessage.status),
+            (OutboundMessage.status == OutboundStatus.PENDING, OutboundStatus.SENDING),
+            else_=OutboundMessage.status,
+        ),
+        provider_message_id=case(
+            (_THIS_PART, bindparam("provider_id")), else_=OutboundMessage.provider_message_id
+        ),
+        sent_at=case((_THIS_PART, bindparam("now")), else_=OutboundMessage.sent_at),
+        updated_at=bindparam("now"),
+    )
+)

@@ -4,16 +4,43 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentSessionRow, SessionItem
+from db.prepared import run
 
 
 class LeaseLostError(RuntimeError):
     """Another worker took the conversation over (our lease expired): stop writing."""
+
+
+_CONTACT = ("display_name", "wa_id", "user_id")
+
+
+def _session_upsert(dialect: Any) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE … RETURNING id for `dialect` (Postgres or SQLite),
+    built once per dialect: the contact details given are kept, None keeps what is known."""
+    columns = AgentSessionRow.__table__.c
+    upsert = dialect.insert(AgentSessionRow).values(
+        {name: bindparam(f"new_{name}", type_=columns[name].type) for name in _CONTACT}
+        | {
+            "id": bindparam("new_id"),
+            "builder_id": bindparam("builder_id"),
+            "platform": bindparam("platform"),
+            "external_id": bindparam("external_id"),
+        }
+    )
+    return upsert.on_conflict_do_update(
+        index_elements=[columns.builder_id, columns.platform, columns.external_id],
+        set_={name: func.coalesce(upsert.excluded[name], columns[name]) for name in _CONTACT},
+    ).returning(AgentSessionRow.id)
+
+
+_SESSION_UPSERT = {"postgresql": _session_upsert(postgresql), "sqlite": _session_upsert(sqlite)}
 
 
 async def get_or_create_session(
@@ -29,22 +56,19 @@ async def get_or_create_session(
     """The id of the session for this user, created when new; the contact details given
     (profile name, both WhatsApp ids) are kept on it, latest wins, None keeps what is
     known. One race-free statement (INSERT … ON CONFLICT DO UPDATE … RETURNING)."""
-    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
-    contact = {"display_name": display_name, "wa_id": wa_id, "user_id": user_id}
-    upsert = dialect.insert(AgentSessionRow).values(
-        id=uuid.uuid4(),
+    upsert = _SESSION_UPSERT[db.get_bind().dialect.name]
+    found = await run(
+        db,
+        upsert,
+        new_id=uuid.uuid4(),
         builder_id=builder_id,
         platform=platform,
         external_id=external_id,
-        **contact,
+        new_display_name=display_name,
+        new_wa_id=wa_id,
+        new_user_id=user_id,
     )
-    columns = AgentSessionRow.__table__.c
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[columns.builder_id, columns.platform, columns.external_id],
-        set_={name: func.coalesce(upsert.excluded[name], columns[name]) for name in contact},
-    )
-    session_id: uuid.UUID | None = await db.scalar(upsert.returning(AgentSessionRow.id))
-    assert session_id is not None
+    session_id: uuid.UUID = found.scalar_one()
     return session_id
 
 
@@ -71,46 +95,69 @@ async def follow_number_change(session_id: uuid.UUID, new_wa_id: str, *, db: Asy
     found.wa_id = new_wa_id
 
 
+_ACQUIRE_LEASE = (
+    update(AgentSessionRow)
+    .where(
+        AgentSessionRow.id == bindparam("session_id"),
+        or_(
+            AgentSessionRow.lease_token.is_(None),
+            AgentSessionRow.lease_expires_at < bindparam("now"),
+        ),
+    )
+    .values(lease_token=bindparam("token"), lease_expires_at=bindparam("expires_at"))
+    .returning(AgentSessionRow.id)
+)
+
+
 async def acquire_lease(
     session_id: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
 ) -> uuid.UUID | None:
     """Take the conversation if nobody holds a live lease on it; returns the fencing token."""
     now = datetime.now(UTC)
     token = uuid.uuid4()
-    taken = await db.execute(
-        update(AgentSessionRow)
-        .where(
-            AgentSessionRow.id == session_id,
-            or_(AgentSessionRow.lease_token.is_(None), AgentSessionRow.lease_expires_at < now),
-        )
-        .values(lease_token=token, lease_expires_at=now + timedelta(seconds=ttl_seconds))
-        .returning(AgentSessionRow.id)
-        # The database compares the expiry, not Python: a row this session already
-        # loaded from SQLite holds a naive timestamp that cannot be compared to `now`.
-        .execution_options(synchronize_session="fetch")
+    taken = await run(
+        db,
+        _ACQUIRE_LEASE,
+        session_id=session_id,
+        now=now,
+        token=token,
+        expires_at=now + timedelta(seconds=ttl_seconds),
     )
     return token if taken.first() is not None else None
+
+
+_RENEW_LEASE = (
+    update(AgentSessionRow)
+    .where(
+        AgentSessionRow.id == bindparam("session_id"),
+        AgentSessionRow.lease_token == bindparam("token"),
+    )
+    .values(lease_expires_at=bindparam("expires_at"))
+    .returning(AgentSessionRow.id)
+)
 
 
 async def renew_lease(
     session_id: uuid.UUID, token: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
 ) -> bool:
     """Extend our lease; False when it expired and another worker took the conversation."""
-    renewed = await db.execute(
-        update(AgentSessionRow)
-        .where(AgentSessionRow.id == session_id, AgentSessionRow.lease_token == token)
-        .values(lease_expires_at=datetime.now(UTC) + timedelta(seconds=ttl_seconds))
-        .returning(AgentSessionRow.id)
-    )
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+    renewed = await run(db, _RENEW_LEASE, session_id=session_id, token=token, expires_at=expires_at)
     return renewed.first() is not None
 
 
-async def release_lease(session_id: uuid.UUID, token: uuid.UUID, *, db: AsyncSession) -> None:
-    await db.execute(
-        update(AgentSessionRow)
-        .where(AgentSessionRow.id == session_id, AgentSessionRow.lease_token == token)
-        .values(lease_token=None, lease_expires_at=None)
+_RELEASE_LEASE = (
+    update(AgentSessionRow)
+    .where(
+        AgentSessionRow.id == bindparam("session_id"),
+        AgentSessionRow.lease_token == bindparam("token"),
     )
+    .values(lease_token=None, lease_expires_at=None)
+)
+
+
+async def release_lease(session_id: uuid.UUID, token: uuid.UUID, *, db: AsyncSession) -> None:
+    await run(db, _RELEASE_LEASE, session_id=session_id, token=token)
 
 
 async def session_items_of(session_id: uuid.UUID, *, db: AsyncSession) -> list[SessionItem]:

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.core.clock import as_utc
 from db.models import AgentSessionRow, InboundMessage, InboundStatus, Turn, TurnStatus
+from db.prepared import run
 
 
 async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
@@ -43,29 +44,34 @@ async def start_turn(session_id: uuid.UUID, message_ids: list[int], *, db: Async
     """A new turn taking these pending messages (see `db.inbox.pending_arrivals`)."""
     turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=1)
     db.add(turn)
-    await db.flush()
-    await db.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id.in_(message_ids))
-        .values(
-            status=InboundStatus.PROCESSING,
-            turn_id=turn.id,
-            attempts=InboundMessage.attempts + 1,
-        )
-    )
+    await run(db, _TAKE_MESSAGES, message_ids=message_ids, the_turn=turn.id)
     return turn
+
+
+_TAKE_MESSAGES = (
+    update(InboundMessage)
+    .where(InboundMessage.id.in_(bindparam("message_ids", expanding=True)))
+    .values(
+        status=InboundStatus.PROCESSING,
+        turn_id=bindparam("the_turn"),
+        attempts=InboundMessage.attempts + 1,
+    )
+)
+
+
+_TURNS_STARTED_SINCE = (
+    select(Turn.created_at)
+    .where(Turn.session_id == bindparam("session_id"), Turn.created_at >= bindparam("since"))
+    .order_by(Turn.created_at)
+)
 
 
 async def turns_started_since(
     session_id: uuid.UUID, since: datetime, *, db: AsyncSession
 ) -> list[datetime]:
     """When this session's turns since `since` started, oldest first (for rate limits)."""
-    result = await db.scalars(
-        select(Turn.created_at)
-        .where(Turn.session_id == session_id, Turn.created_at >= since)
-        .order_by(Turn.created_at)
-    )
-    return [as_utc(started) for started in result]
+    result = await run(db, _TURNS_STARTED_SINCE, session_id=session_id, since=since)
+    return [as_utc(started) for started in result.scalars()]
 
 
 async def messages_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:
@@ -107,48 +113,93 @@ class RunStats:
     output_tokens: int
 
 
-async def record_run_stats(turn_id: uuid.UUID, stats: RunStats, *, db: AsyncSession) -> None:
-    await db.execute(
-        update(Turn)
-        .where(Turn.id == turn_id)
-        .values(
-            model=stats.model,
-            latency_ms=stats.latency_ms,
-            input_tokens=stats.input_tokens,
-            output_tokens=stats.output_tokens,
-        )
+RUN_STATS_COLUMNS = ("model", "latency_ms", "input_tokens", "output_tokens")
+
+
+def _latest_run(column: str) -> Any:
+    """The run's figure when one is given, else the one the turn holds (a try that ends
+    without running the agent, reusing an earlier try's answer, keeps that try's)."""
+    mapped = Turn.__table__.c[column]
+    return func.coalesce(bindparam(f"run_{column}", type_=mapped.type), mapped)
+
+
+_RUN_STATS = {column: _latest_run(column) for column in RUN_STATS_COLUMNS}
+
+_RECORD_TURN_ERROR = (
+    update(Turn)
+    .where(Turn.id == bindparam("turn_id"))
+    .values(error=bindparam("new_error"), **_RUN_STATS)
+)
+
+
+async def record_turn_error(
+    turn_id: uuid.UUID, error: str, *, stats: RunStats | None = None, db: AsyncSession
+) -> None:
+    """Note why this try failed (it will be retried), with what its agent run cost."""
+    await run(db, _RECORD_TURN_ERROR, turn_id=turn_id, new_error=error, **_stats_params(stats))
+
+
+_FINISH_TURN = (
+    update(Turn)
+    .where(Turn.id == bindparam("turn_id"))
+    .values(
+        status=bindparam("new_status"),
+        error=bindparam("failed_because"),
+        finished_at=bindparam("now"),
+        **_RUN_STATS,
     )
-
-
-async def record_turn_error(turn_id: uuid.UUID, error: str, *, db: AsyncSession) -> None:
-    await db.execute(update(Turn).where(Turn.id == turn_id).values(error=error))
+)
+_CLOSE_MESSAGES = (
+    update(InboundMessage)
+    .where(InboundMessage.turn_id == bindparam("the_turn"))
+    .values(
+        status=bindparam("new_status"),
+        error=bindparam("failed_because"),
+        processed_at=bindparam("now"),
+    )
+)
 
 
 async def finish_turn(
-    turn_id: uuid.UUID, *, failed_because: str | None = None, db: AsyncSession
+    turn_id: uuid.UUID,
+    *,
+    failed_because: str | None = None,
+    stats: RunStats | None = None,
+    db: AsyncSession,
 ) -> None:
     """Close the turn and its messages: replied, or failed with the reason, which joins
-    the turn's `failed_tries` (an operator's retry shows them as its attempts)."""
+    the turn's `failed_tries` (an operator's retry shows them as its attempts); `stats`:
+    what this try's agent run cost, recorded in the same statement."""
     now = datetime.now(UTC)
-    failed = failed_because is not None
-    values: dict[str, Any] = {
-        "status": TurnStatus.FAILED if failed else TurnStatus.REPLIED,
-        "error": failed_because,
-        "finished_at": now,
-    }
-    if failed:
+    if failed_because is not None:
         earlier = await db.scalar(select(Turn.failed_tries).where(Turn.id == turn_id))
-        values["failed_tries"] = [
-            *(earlier or []),
-            {"at": now.isoformat(), "error": failed_because},
-        ]
-    await db.execute(update(Turn).where(Turn.id == turn_id).values(**values))
-    await db.execute(
-        update(InboundMessage)
-        .where(InboundMessage.turn_id == turn_id)
-        .values(
-            status=InboundStatus.FAILED if failed else InboundStatus.PROCESSED,
-            error=failed_because,
-            processed_at=now,
+        await db.execute(
+            update(Turn)
+            .where(Turn.id == turn_id)
+            .values(
+                failed_tries=[*(earlier or []), {"at": now.isoformat(), "error": failed_because}]
+            )
         )
+    params = {"turn_id": turn_id, "failed_because": failed_because, "now": now}
+    await run(
+        db,
+        _FINISH_TURN,
+        new_status=TurnStatus.REPLIED if failed_because is None else TurnStatus.FAILED,
+        **params,
+        **_stats_params(stats),
     )
+    await run(
+        db,
+        _CLOSE_MESSAGES,
+        new_status=InboundStatus.PROCESSED if failed_because is None else InboundStatus.FAILED,
+        the_turn=turn_id,
+        failed_because=failed_because,
+        now=now,
+    )
+
+
+def _stats_params(stats: RunStats | None) -> dict[str, Any]:
+    return {
+        f"run_{column}": None if stats is None else getattr(stats, column)
+        for column in RUN_STATS_COLUMNS
+    }

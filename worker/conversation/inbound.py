@@ -21,7 +21,14 @@ from db.core.logging_setup import mask_numbers
 from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.sessions import LeaseLostError, get_or_create_session
-from db.turns import finish_turn, record_turn_error, resume_turn, start_turn, turns_started_since
+from db.turns import (
+    RunStats,
+    finish_turn,
+    record_turn_error,
+    resume_turn,
+    start_turn,
+    turns_started_since,
+)
 from worker.conversation.lease import ConversationLease, lease_if_free
 from worker.conversation.loaded_turn import NO_CHANNEL, LoadedTurn, load_turn
 from worker.conversation.turn_runner import run_turn, send_fallback
@@ -159,20 +166,25 @@ async def _answer_turns(first: Step, *, lease: ConversationLease, runtime: Runti
     and, if we gave the lease back, answers the message itself."""
     step = first
     while not isinstance(step, Done):
-        finished: Turn | None = None
+        finished: LoadedTurn | None = None
         failed_because = None
         if isinstance(step, Wait):
             await asyncio.sleep(step.seconds)
         else:
-            finished = step.turn
+            finished = step
             with log_context(
-                turn_id=finished.id, inbound_ids=[message.id for message in step.messages]
+                turn_id=step.turn.id, inbound_ids=[message.id for message in step.messages]
             ):
                 failed_because = await _run_turn_guarded(step, lease=lease, runtime=runtime)
         async with runtime.sessionmaker.begin() as db:
             await lease.renew(db=db)
             if finished is not None:
-                await finish_turn(finished.id, failed_because=failed_because, db=db)
+                await finish_turn(
+                    finished.turn.id,
+                    failed_because=failed_because,
+                    stats=_latest(finished.run_stats),
+                    db=db,
+                )
             step = await _next_step(lease, claiming=False, runtime=runtime, db=db)
 
 
@@ -260,7 +272,12 @@ async def _run_turn_guarded(
             logger.exception("turn %s: unexpected error (attempt %s)", turn.id, turn.attempts)
         logger.info("turn %s: retrying in %.1fs: %s", turn.id, countdown, mask_numbers(str(error)))
         async with runtime.sessionmaker.begin() as db:
-            await record_turn_error(turn.id, f"{type(error).__name__}: {error}", db=db)
+            await record_turn_error(
+                turn.id,
+                f"{type(error).__name__}: {error}",
+                stats=_latest(loaded.run_stats),
+                db=db,
+            )
         raise RetryLater(str(error), countdown=countdown) from error
 
 
@@ -273,6 +290,10 @@ async def _send_fallback_once(turn: Turn, *, lease: ConversationLease, runtime: 
         raise
     except Exception as error:  # the turn ends failed whatever happens here; say why
         logger.warning("turn %s: fallback not sent: %s", turn.id, mask_numbers(str(error)))
+
+
+def _latest(stats: list[RunStats]) -> RunStats | None:
+    return stats[-1] if stats else None
 
 
 def _backoff(attempt: int, base: float) -> float:

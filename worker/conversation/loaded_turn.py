@@ -3,13 +3,14 @@ it: its messages, the reply recorded so far, the channel they came in on, the bu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Builder, Channel, InboundMessage, OutboundMessage, Turn
 from db.outbox import replies_of
+from db.turns import RunStats
 from worker.errors import UndeliverableError
 from worker.process.runtime import Runtime
 
@@ -26,6 +27,8 @@ class LoadedTurn:
     replies: list[OutboundMessage]
     channel: Channel
     builder: Builder
+    run_stats: list[RunStats] = field(default_factory=list)
+    """What this try's agent run cost, recorded with the turn when it closes or fails."""
 
 
 async def load_turn(turn: Turn, *, db: AsyncSession, new: bool = False) -> LoadedTurn | None:
@@ -39,6 +42,9 @@ async def load_turn(turn: Turn, *, db: AsyncSession, new: bool = False) -> Loade
             .outerjoin(Builder, Builder.id == Channel.builder_id)
             .where(InboundMessage.turn_id == turn.id)
             .order_by(InboundMessage.id)
+            # The messages as stored now: `start_turn` took them by a statement that
+            # does not touch the ones this session already holds.
+            .execution_options(populate_existing=True)
         )
     ).all()
     channel, builder = rows[0][1], rows[0][2]

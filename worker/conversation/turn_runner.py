@@ -30,7 +30,6 @@ from db.outbox import last_offered_options, reached_user_before
 from db.sessions import follow_number_change, item_sequences, latest_items
 from db.transcript import content_text
 from db.turn_session import TurnSession
-from db.turns import RunStats, record_run_stats
 from worker.agent.choices import Reply
 from worker.conversation.agent_run import history_from_a_user_message, history_window, run_agent
 from worker.conversation.delivery import typing_shown
@@ -87,9 +86,7 @@ async def run_turn(loaded: LoadedTurn, *, lease: ConversationLease, runtime: Run
             message_id=messages[-1].provider_message_id,
             refresh_seconds=settings.typing_refresh_seconds,
         ):
-            reply = await _generate_reply(
-                turn, messages, builder, channel, lease=lease, runtime=runtime
-            )
+            reply = await _generate_reply(loaded, lease=lease, runtime=runtime)
         replies = await send_reply(
             turn,
             reply.text,
@@ -192,19 +189,15 @@ async def send_fallback(turn: Turn, *, lease: ConversationLease, runtime: Runtim
 
 
 async def _generate_reply(
-    turn: Turn,
-    messages: list[InboundMessage],
-    builder: Builder,
-    channel: Channel,
-    *,
-    lease: ConversationLease,
-    runtime: Runtime,
+    loaded: LoadedTurn, *, lease: ConversationLease, runtime: Runtime
 ) -> Reply:
     """Run the agent for this turn, its messages' media fetched and read first. A
     retried turn whose input is already stored continues with `input=[]`; one whose run
     already finished reuses that answer (this try's: an earlier try's, such as the
     fallback before an operator's retry, is not one). Messages the agent cannot use get
-    the builder's canned reply, stored like any turn."""
+    the builder's canned reply, stored like any turn. What the run cost goes to
+    `loaded.run_stats`."""
+    turn, messages, channel, builder = loaded.turn, loaded.messages, loaded.channel, loaded.builder
     run_input: list[TResponseInputItem] = []
     window = history_window(builder, runtime.settings)
     view: SessionInputCallback = history_from_a_user_message
@@ -232,7 +225,6 @@ async def _generate_reply(
         canned = builder.unsupported_reply or DEFAULT_UNSUPPORTED_REPLY
         await session.add_items([*run_input, {"role": "assistant", "content": canned}])
         return Reply(canned)
-    costs: list[RunStats] = []
     answer = await run_agent(
         builder,
         session,
@@ -241,10 +233,8 @@ async def _generate_reply(
         platform=WHATSAPP,
         user_name=messages[-1].profile_name,
         view=view,
-        on_stats=costs.append,
+        on_stats=loaded.run_stats.append,
     )
-    async with runtime.sessionmaker.begin() as db:
-        await record_run_stats(turn.id, costs[0], db=db)
     # The reply is stored and sent as text: a NUL or lone surrogate from the model is U+FFFD.
     return Reply(plain_text(answer.text), answer.options)
 
