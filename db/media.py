@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
@@ -202,6 +202,19 @@ async def media_of_session(session_id: uuid.UUID, *, db: AsyncSession) -> list[M
     """A conversation's files, oldest first (what a dashboard lists beside its items)."""
     rows = await db.scalars(
         select(Media).where(Media.session_id == session_id).order_by(Media.created_at, Media.id)
+    )
+    return [_info(row) for row in rows]
+
+
+async def media_for(
+    message_ids: Collection[int], media_ids: Collection[uuid.UUID], *, db: AsyncSession
+) -> list[MediaInfo]:
+    """The files these inbox messages carried and those with these ids (what items
+    reference), by the indexes on `(inbound_message_id, position)` and `id`."""
+    if not message_ids and not media_ids:
+        return []
+    rows = await db.scalars(
+        select(Media).where(or_(Media.inbound_message_id.in_(message_ids), Media.id.in_(media_ids)))
     )
     return [_info(row) for row in rows]
 

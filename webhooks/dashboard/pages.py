@@ -39,6 +39,7 @@ from webhooks.dashboard.lookups import (
     visible_builder,
     visible_session,
 )
+from webhooks.dashboard.previews import previews
 from webhooks.dashboard.rendering import page
 from webhooks.dashboard.reply_window_panel import window_context
 from webhooks.dashboard.takeover_view import takeover_view, unstored_entries, waiting_count
@@ -106,12 +107,14 @@ async def sessions(request: Request) -> Response:
             per_page=SESSIONS_PER_PAGE,
             db=db,
         )
+        shown = await previews(listing.sessions, db=db)
     return page(
         request,
         "sessions.html",
         {
             "builder": builder,
             "listing": listing,
+            "previews": shown,
             "sort": sort,
             "descending": descending,
             "q": search,

@@ -27,6 +27,7 @@ from db.models import (
     TurnStatus,
 )
 from db.sessions import get_or_create_session
+from db.transcript import transcript_line
 from tests.factories import (
     builder_token,
     builder_with_channel,
@@ -348,7 +349,9 @@ async def test_the_embedded_sqlite_searches_and_filters_the_inbox(sqlite_url: st
             }
     finally:
         await engine.dispose()
-    assert (waiting.preview, waiting.waiting, waiting.unread, waiting.attention) == (
+    assert waiting.last_message is not None
+    last_said = transcript_line(waiting.last_message.item_data).text
+    assert (last_said, waiting.waiting, waiting.unread, waiting.attention) == (
         "Only on Fridays.",
         1,
         1,
