@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
@@ -174,7 +174,7 @@ class _InboxColumns:
     now: datetime
 
     def select(self) -> Select[Any]:
-        """Rows for `_summary`."""
+        """Rows for `session_summary`."""
         return (
             select(
                 AgentSessionRow,
@@ -269,7 +269,7 @@ async def sessions_page(
     page = max(1, page)
     rows = (await db.execute(query.offset((page - 1) * per_page).limit(per_page))).all()
     return SessionsPage(
-        sessions=[_summary(*row) for row in rows],
+        sessions=[session_summary(*row) for row in rows],
         total=total,
         page=page,
         per_page=per_page,
@@ -316,7 +316,7 @@ def _shown_user() -> tuple[Any, ...]:
     )
 
 
-def _summary(
+def session_summary(
     row: AgentSessionRow,
     item_count: int,
     latest_status: str | None,
@@ -363,7 +363,7 @@ async def session_with_status(
     else:
         query = _inbox_columns(datetime.now(UTC)).select()
     found = (await db.execute(query.where(AgentSessionRow.id == session_id))).first()
-    return _summary(*found) if found is not None else None
+    return session_summary(*found) if found is not None else None
 
 
 async def mark_seen(session_id: uuid.UUID, *, db: AsyncSession) -> None:
@@ -424,7 +424,11 @@ async def turns_around(
         .order_by(Turn.input_sequence.desc(), Turn.created_at.desc())
         .limit(1)
     )
-    turns = [owner, *inside] if owner is not None else inside
+    return in_input_order([owner, *inside] if owner is not None else inside)
+
+
+def in_input_order(turns: Iterable[Turn]) -> list[Turn]:
+    """Turns ordered by the sequence where their input starts (as `build_entries` reads them)."""
     return sorted(turns, key=lambda turn: (turn.input_sequence or 0, as_utc(turn.created_at)))
 
 
@@ -466,15 +470,18 @@ async def replies_of_turns(
     operator's retry, the newest answer's; the fallback's while no retry answered)."""
     if not turn_ids:
         return {}
+    return latest_replies(
+        await db.scalars(select(OutboundMessage).where(OutboundMessage.turn_id.in_(turn_ids)))
+    )
+
+
+def latest_replies(parts: Iterable[OutboundMessage]) -> dict[uuid.UUID, list[OutboundMessage]]:
+    """`parts` by turn, only those of each turn's latest try, in order."""
     replies: dict[uuid.UUID, list[OutboundMessage]] = {}
-    for reply in await db.scalars(
-        select(OutboundMessage)
-        .where(OutboundMessage.turn_id.in_(turn_ids))
-        .order_by(OutboundMessage.retry.desc(), OutboundMessage.part)
-    ):
-        parts = replies.setdefault(reply.turn_id, [])
-        if not parts or parts[0].retry == reply.retry:
-            parts.append(reply)
+    for reply in sorted(parts, key=lambda reply: (-reply.retry, reply.part)):
+        found = replies.setdefault(reply.turn_id, [])
+        if not found or found[0].retry == reply.retry:
+            found.append(reply)
     return replies
 
 

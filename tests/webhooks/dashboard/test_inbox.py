@@ -202,16 +202,17 @@ async def test_opening_a_conversation_or_seeing_it_update_clears_its_unread_coun
         counts.append(await unread())
         await arrived(db_sessions, world.session, status=InboundStatus.PENDING, ago=timedelta())
         counts.append(await unread())
-        nothing_new = await client.get(f"{receiver}/sessions/{world.session}/entries?after=5")
+        updates = f"{receiver}/sessions/{world.session}/updates?after=5"
+        nothing_new = (await client.get(updates)).json()
         counts.append(await unread())
         await DatabaseSession(world.session, engine=engine).add_items(
             [{"role": "user", "content": "Are you there?"}]
         )
-        shown = await client.get(f"{receiver}/sessions/{world.session}/entries?after=5")
+        shown = (await client.get(updates)).json()
         counts.append(await unread())
     assert opened.status_code == 200
-    assert nothing_new.text.strip() == ""
-    assert "Are you there?" in shown.text
+    assert nothing_new["entries"].strip() == ""
+    assert "Are you there?" in shown["entries"]
     assert counts == [1, 0, 1, 1, 0]
 
 
