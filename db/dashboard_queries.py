@@ -174,7 +174,7 @@ class _InboxColumns:
     now: datetime
 
     def select(self) -> Select[Any]:
-        """Rows for `session_summary`."""
+        """Rows for `_inbox_summary`."""
         return (
             select(
                 AgentSessionRow,
@@ -269,7 +269,7 @@ async def sessions_page(
     page = max(1, page)
     rows = (await db.execute(query.offset((page - 1) * per_page).limit(per_page))).all()
     return SessionsPage(
-        sessions=[session_summary(*row) for row in rows],
+        sessions=[_inbox_summary(row) for row in rows],
         total=total,
         page=page,
         per_page=per_page,
@@ -318,15 +318,15 @@ def _shown_user() -> tuple[Any, ...]:
 
 def session_summary(
     row: AgentSessionRow,
-    item_count: int,
     latest_status: str | None,
+    *,
+    item_count: int = 0,
     waiting: int = 0,
     unread: int = 0,
-    *rest: Any,
+    attention: tuple[str, ...] = (),
+    last_message: SessionItem | None = None,
 ) -> SessionSummary:
-    """A session from its row and the inbox's values (`_InboxColumns.select`), or from
-    only its row and its latest turn's status."""
-    *flags, last_message = rest or (None,)
+    """A session from its row and its latest turn's status, with what else was read of it."""
     return SessionSummary(
         id=row.id,
         builder_id=row.builder_id,
@@ -340,7 +340,21 @@ def session_summary(
         last_message=last_message,
         waiting=waiting,
         unread=unread,
-        attention=attention_reasons(flags) if flags else (),
+        attention=attention,
+    )
+
+
+def _inbox_summary(found: Sequence[Any]) -> SessionSummary:
+    """A row of `_InboxColumns.select`."""
+    row, item_count, latest_status, waiting, unread, *flags, last_message = found
+    return session_summary(
+        row,
+        latest_status,
+        item_count=item_count,
+        waiting=waiting,
+        unread=unread,
+        attention=attention_reasons(flags),
+        last_message=last_message,
     )
 
 
@@ -359,11 +373,17 @@ async def session_with_status(
     whose it is and its status) it is the primary-key lookup and the latest turn's
     status, by `ix_turns_session_id`: no item count, last message, counts or attention."""
     if not counts:
-        query = select(AgentSessionRow, literal(0), latest_turn_status())
-    else:
-        query = _inbox_columns(datetime.now(UTC)).select()
-    found = (await db.execute(query.where(AgentSessionRow.id == session_id))).first()
-    return session_summary(*found) if found is not None else None
+        found = (
+            await db.execute(
+                select(AgentSessionRow, latest_turn_status()).where(
+                    AgentSessionRow.id == session_id
+                )
+            )
+        ).first()
+        return session_summary(*found) if found is not None else None
+    query = _inbox_columns(datetime.now(UTC)).select().where(AgentSessionRow.id == session_id)
+    row = (await db.execute(query)).first()
+    return _inbox_summary(row) if row is not None else None
 
 
 async def mark_seen(session_id: uuid.UUID, *, db: AsyncSession) -> None:

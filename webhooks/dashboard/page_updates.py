@@ -35,7 +35,7 @@ async def conversation_updates(request: Request) -> Response:
         raise Unauthenticated("sign in or send Authorization: Bearer")
     if found.session is None:
         raise HTTPException(404, "no such session")
-    session = session_summary(found.session, 0, found.latest_status)
+    session = session_summary(found.session, found.latest_status)
     shown = shown_of(found.items, found.turns, found.messages, found.files)
     entries = build_entries(found.items, found.turns, latest_replies(found.replies), shown)
     paused = found.session.paused_at is not None
