@@ -1,19 +1,23 @@
 """Which conversations need a person, and what a provider's refusal means for them.
 
-A conversation needs attention when its latest turn failed, its latest reply was not
-delivered, or its bot is paused with messages waiting. `needs_attention_condition` is
-that rule as SQL (for a filtered list: one statement however many conversations);
-`needs_attention_reasons` says which parts hold for one conversation, in words.
+A conversation needs attention when its latest turn failed (`FAILED_TURN`), a part of
+its latest turn's reply (of that turn's latest try) failed or was not delivered
+(`UNDELIVERED`), its bot is paused with messages waiting (`WAITING`), or its reply
+window closes within `CLOSING_SOON` (`WINDOW_CLOSING`). This module is where that rule
+lives: `attention_flags` are its parts as SQL, one boolean per part for the `sessions`
+row of the enclosing query (the inbox selects them beside each conversation, the
+conversation page beside its one); `needs_attention` is the inbox's filter on them; and
+`attention_reasons` names the parts a row's flags hold.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
 from db.models import (
     AgentSessionRow,
@@ -24,33 +28,53 @@ from db.models import (
     Turn,
     TurnStatus,
 )
+from db.reply_window import WINDOW, last_user_message_at
 
 FAILED_TURN = "failed turn"
-UNDELIVERED_REPLY = "undelivered reply"
-WAITING_WHILE_PAUSED = "paused with waiting messages"
+UNDELIVERED = "undelivered"
+WAITING = "waiting"
+WINDOW_CLOSING = "window closing"
+REASONS = (FAILED_TURN, UNDELIVERED, WAITING, WINDOW_CLOSING)
+"""What `attention_flags` stand for, in their order (the API lists them by these words)."""
+
 NOT_DELIVERED = (OutboundStatus.FAILED, OutboundStatus.UNDELIVERED)
+WAITING_STATUSES = (InboundStatus.PENDING, InboundStatus.PROCESSING)
+"""An inbound message in these is not answered yet: it waits (for the bot or a human)."""
+CLOSING_SOON = timedelta(hours=4)
+"""A reply window this close to closing needs attention: the user last wrote 20 to 24
+hours ago."""
 
 
-def _latest_turn_failed() -> ColumnElement[bool]:
-    latest = (
+def latest_turn_status() -> ColumnElement[str | None]:
+    """The status of the conversation's newest turn (`ix_turns_session_id`)."""
+    return (
         select(Turn.status)
         .where(Turn.session_id == AgentSessionRow.id)
         .order_by(Turn.created_at.desc())
         .limit(1)
         .scalar_subquery()
     )
-    return latest == TurnStatus.FAILED
 
 
 def _latest_reply_undelivered() -> ColumnElement[bool]:
-    latest = (
-        select(OutboundMessage.status)
-        .where(OutboundMessage.session_id == AgentSessionRow.id)
-        .order_by(OutboundMessage.created_at.desc(), OutboundMessage.part.desc())
+    latest_turn = (
+        select(Turn.id)
+        .where(Turn.session_id == AgentSessionRow.id)
+        .order_by(Turn.created_at.desc())
         .limit(1)
+        .correlate(AgentSessionRow)  # the outer query's row, two levels up
         .scalar_subquery()
     )
-    return latest.in_([str(status) for status in NOT_DELIVERED])
+    latest_try = (
+        select(func.max(OutboundMessage.retry))
+        .where(OutboundMessage.turn_id == latest_turn)
+        .scalar_subquery()
+    )
+    return exists().where(
+        OutboundMessage.turn_id == latest_turn,
+        OutboundMessage.retry == latest_try,
+        OutboundMessage.status.in_(NOT_DELIVERED),
+    )
 
 
 def _waiting_while_paused() -> ColumnElement[bool]:
@@ -58,32 +82,35 @@ def _waiting_while_paused() -> ColumnElement[bool]:
         AgentSessionRow.paused_at.is_not(None),
         exists().where(
             InboundMessage.session_id == AgentSessionRow.id,
-            InboundMessage.status == InboundStatus.PENDING,
+            InboundMessage.status.in_(WAITING_STATUSES),
         ),
     )
 
 
-def needs_attention_condition() -> ColumnElement[bool]:
-    """True for a `sessions` row that needs a person (use in `select(AgentSessionRow)`):
-    its latest turn failed, its latest reply part failed or was undelivered, or it is
-    paused with pending messages. Each part is an indexed lookup per conversation."""
-    return or_(_latest_turn_failed(), _latest_reply_undelivered(), _waiting_while_paused())
+def _window_closing(now: datetime) -> ColumnElement[bool]:
+    last = last_user_message_at(AgentSessionRow.id)
+    return and_(last > now - WINDOW, last <= now - (WINDOW - CLOSING_SOON))
 
 
-async def needs_attention_reasons(session_id: uuid.UUID, *, db: AsyncSession) -> list[str]:
-    """Why this conversation needs attention (`FAILED_TURN`, `UNDELIVERED_REPLY`,
-    `WAITING_WHILE_PAUSED`, in that order); empty when it does not."""
-    row = (
-        await db.execute(
-            select(
-                _latest_turn_failed(), _latest_reply_undelivered(), _waiting_while_paused()
-            ).where(AgentSessionRow.id == session_id)
-        )
-    ).first()
-    if row is None:
-        return []
-    reasons = (FAILED_TURN, UNDELIVERED_REPLY, WAITING_WHILE_PAUSED)
-    return [reason for reason, holds in zip(reasons, row, strict=True) if holds]
+def attention_flags(now: datetime) -> list[ColumnElement[bool]]:
+    """The rule's parts for the enclosing query's `sessions` row, in `REASONS` order;
+    each an indexed lookup led by the conversation's id."""
+    return [
+        latest_turn_status() == TurnStatus.FAILED,
+        _latest_reply_undelivered(),
+        _waiting_while_paused(),
+        _window_closing(now),
+    ]
+
+
+def needs_attention(now: datetime) -> ColumnElement[bool]:
+    """True for a `sessions` row that needs a person (use in `select(AgentSessionRow)`)."""
+    return or_(*attention_flags(now))
+
+
+def attention_reasons(flags: Sequence[bool | None]) -> tuple[str, ...]:
+    """The `REASONS` whose flag (as selected from `attention_flags`) holds."""
+    return tuple(reason for reason, holds in zip(REASONS, flags, strict=True) if holds)
 
 
 _CODE = re.compile(r"\b(?:code|error) (?P<code>\d{3,6})\b")

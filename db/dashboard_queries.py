@@ -1,6 +1,7 @@
 """What the dashboard reads: builders at a glance, a builder's sessions (the inbox: their
-`item_count`, last message, waiting and unread counts, what needs attention, found by
-name, whole number or what was said), and a conversation's items by keyset pages.
+`item_count`, last message, waiting and unread counts, what needs attention (by
+`db.attention`'s rule), found by name, whole number or what was said), and a
+conversation's items by keyset pages.
 
 Every query runs on Postgres and on the embedded demo's SQLite.
 """
@@ -9,23 +10,30 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
 
+from db.attention import (
+    WAITING_STATUSES,
+    attention_flags,
+    attention_reasons,
+    latest_turn_status,
+    needs_attention,
+)
 from db.core.clock import as_utc
 from db.models import (
     AgentSessionRow,
     Builder,
     Channel,
     InboundMessage,
-    InboundStatus,
     OutboundMessage,
-    OutboundStatus,
     SessionItem,
     Turn,
     TurnStatus,
@@ -35,14 +43,6 @@ from db.transcript import transcript_line
 SESSION_SORTS: tuple[str, ...] = ("last_activity", "item_count", "user", "platform", "status")
 SESSION_FILTERS: tuple[str, ...] = ("attention", "paused", "web")
 MAX_PAGE = 200
-PREVIEW_CHARS = 80
-WINDOW_CLOSING = (timedelta(hours=20), timedelta(hours=24))
-"""A conversation whose user last wrote this long ago has a reply window about to close."""
-
-WAITING_STATUSES = (InboundStatus.PENDING, InboundStatus.PROCESSING)
-"""An inbound message in these is not answered yet: it waits (for the bot or a human)."""
-
-UNDELIVERED_STATUSES = (OutboundStatus.FAILED, OutboundStatus.UNDELIVERED)
 
 SEARCH_VECTOR = (
     "to_tsvector('simple'::regconfig, "
@@ -87,15 +87,14 @@ class SessionSummary:
     last_activity: datetime
     status: str
     """`active`, `paused` or `failed turn` (its latest turn failed)."""
-    preview: str = ""
-    """The text of its latest user or assistant message, shortened."""
-    preview_role: str = ""
+    last_message: SessionItem | None = None
+    """Its latest user or assistant message (what the inbox previews)."""
     waiting: int = 0
     """Inbound messages not answered yet."""
     unread: int = 0
     """Inbound messages since an operator last opened the conversation."""
     attention: tuple[str, ...] = ()
-    """Why it needs an operator: `failed turn`, `undelivered`, `waiting`, `window closing`."""
+    """Why it needs an operator (`db.attention.REASONS`)."""
 
 
 @dataclass(frozen=True)
@@ -161,54 +160,56 @@ async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
     ]
 
 
-def _latest_turn_status() -> Any:
-    return (
-        select(Turn.status)
-        .where(Turn.session_id == AgentSessionRow.id)
-        .order_by(Turn.created_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
 @dataclass(frozen=True)
 class _InboxColumns:
     """The per-session values of the inbox, each a correlated subquery on an index led by
-    `session_id`, so a page of 25 costs 25 short index reads per column, at any size."""
+    `session_id`, so a page of 25 costs 25 short index reads per column, at any size;
+    and its latest message, joined by `session_items_seq_unique`."""
 
     item_count: Any
-    latest_status: Any
-    preview: Any
     waiting: Any
     unread: Any
-    undelivered: Any
-    last_inbound_at: Any
+    last_message: ColumnElement[bool]
+    """The join condition of its latest user or assistant message."""
+    now: datetime
+
+    def select(self) -> Select[Any]:
+        """Rows for `_inbox_summary`."""
+        return (
+            select(
+                AgentSessionRow,
+                self.item_count,
+                latest_turn_status(),
+                self.waiting,
+                self.unread,
+                *attention_flags(self.now),
+                SessionItem,
+            )
+            .select_from(AgentSessionRow)
+            .outerjoin(SessionItem, self.last_message)
+        )
 
 
-def _inbox_columns() -> _InboxColumns:
+def _inbox_columns(now: datetime) -> _InboxColumns:
     session_id = AgentSessionRow.id
-    latest_turn = (
-        select(Turn.id)
-        .where(Turn.session_id == session_id)
-        .order_by(Turn.created_at.desc())
+    counted, said = aliased(SessionItem), aliased(SessionItem)
+    inbound = select(func.count()).select_from(InboundMessage)
+    last_sequence = (
+        select(said.sequence)
+        .where(
+            said.session_id == session_id,
+            said.item_data["role"].as_string().in_(["user", "assistant"]),
+        )
+        .order_by(said.sequence.desc())
         .limit(1)
-        .correlate(AgentSessionRow)  # the outer query's row, two levels up
+        .correlate(AgentSessionRow)
         .scalar_subquery()
     )
-    inbound = select(func.count()).select_from(InboundMessage)
     return _InboxColumns(
         item_count=select(func.count())
-        .select_from(SessionItem)
-        .where(SessionItem.session_id == session_id)
-        .scalar_subquery(),
-        latest_status=_latest_turn_status(),
-        preview=select(SessionItem.item_data)
-        .where(
-            SessionItem.session_id == session_id,
-            SessionItem.item_data["role"].as_string().in_(["user", "assistant"]),
-        )
-        .order_by(SessionItem.sequence.desc())
-        .limit(1)
+        .select_from(counted)
+        .where(counted.session_id == session_id)
+        .correlate(AgentSessionRow)
         .scalar_subquery(),
         waiting=inbound.where(
             InboundMessage.session_id == session_id,
@@ -221,31 +222,10 @@ def _inbox_columns() -> _InboxColumns:
                 InboundMessage.received_at > AgentSessionRow.operator_seen_at,
             ),
         ).scalar_subquery(),
-        undelivered=select(OutboundMessage.id)
-        .where(
-            OutboundMessage.turn_id == latest_turn,
-            OutboundMessage.status.in_(UNDELIVERED_STATUSES),
-        )
-        .exists(),
-        last_inbound_at=select(func.max(InboundMessage.received_at))
-        .where(InboundMessage.session_id == session_id)
-        .scalar_subquery(),
-    )
-
-
-def _needs_attention(columns: _InboxColumns, now: datetime) -> ColumnElement[bool]:
-    """The SQL twin of `_attention`: latest turn failed, a part of the latest turn's reply
-    failed or undelivered, paused with messages waiting, or the user's last message
-    20 to 24 hours old (the reply window closes soon)."""
-    closing_from, closed_at = WINDOW_CLOSING
-    return or_(
-        columns.latest_status == TurnStatus.FAILED,
-        columns.undelivered,
-        and_(AgentSessionRow.paused_at.is_not(None), columns.waiting > 0),
-        and_(
-            columns.last_inbound_at <= now - closing_from,
-            columns.last_inbound_at > now - closed_at,
+        last_message=and_(
+            SessionItem.session_id == session_id, SessionItem.sequence == last_sequence
         ),
+        now=now,
     )
 
 
@@ -264,21 +244,12 @@ async def sessions_page(
     `SESSION_FILTERS`, or all) and searched by name, whole number or what was said; one
     query for the page, one for its total."""
     now = datetime.now(UTC)
-    columns = _inbox_columns()
-    query: Select[Any] = select(
-        AgentSessionRow,
-        columns.item_count,
-        columns.latest_status,
-        columns.preview,
-        columns.waiting,
-        columns.unread,
-        columns.undelivered,
-        columns.last_inbound_at,
-    ).where(AgentSessionRow.builder_id == builder_id)
+    columns = _inbox_columns(now)
+    query = columns.select().where(AgentSessionRow.builder_id == builder_id)
     if search.strip():
         query = query.where(_found_by(search.strip(), db.get_bind().dialect.name))
     if show == "attention":
-        query = query.where(_needs_attention(columns, now))
+        query = query.where(needs_attention(now))
     elif show == "paused":
         query = query.where(AgentSessionRow.paused_at.is_not(None))
     elif show == "web":
@@ -298,7 +269,7 @@ async def sessions_page(
     page = max(1, page)
     rows = (await db.execute(query.offset((page - 1) * per_page).limit(per_page))).all()
     return SessionsPage(
-        sessions=[_summary(*row, now=now) for row in rows],
+        sessions=[_inbox_summary(row) for row in rows],
         total=total,
         page=page,
         per_page=per_page,
@@ -345,20 +316,17 @@ def _shown_user() -> tuple[Any, ...]:
     )
 
 
-def _summary(
+def session_summary(
     row: AgentSessionRow,
-    item_count: int,
     latest_status: str | None,
-    preview: dict[str, Any] | None = None,
+    *,
+    item_count: int = 0,
     waiting: int = 0,
     unread: int = 0,
-    undelivered: bool = False,
-    last_inbound_at: datetime | None = None,
-    *,
-    now: datetime,
+    attention: tuple[str, ...] = (),
+    last_message: SessionItem | None = None,
 ) -> SessionSummary:
-    line = transcript_line(preview) if preview else None
-    shown = " ".join(line.text.split()) if line else ""
+    """A session from its row and its latest turn's status, with what else was read of it."""
     return SessionSummary(
         id=row.id,
         builder_id=row.builder_id,
@@ -369,32 +337,25 @@ def _summary(
         item_count=item_count,
         last_activity=as_utc(row.updated_at),
         status=session_status(row, latest_status),
-        preview=shown if len(shown) <= PREVIEW_CHARS else shown[: PREVIEW_CHARS - 1] + "…",
-        preview_role=line.role if line else "",
+        last_message=last_message,
         waiting=waiting,
         unread=unread,
-        attention=_attention(row, latest_status, waiting, undelivered, last_inbound_at, now),
+        attention=attention,
     )
 
 
-def _attention(
-    row: AgentSessionRow,
-    latest_status: str | None,
-    waiting: int,
-    undelivered: bool,
-    last_inbound_at: datetime | None,
-    now: datetime,
-) -> tuple[str, ...]:
-    """Why a session needs an operator, by the rules `_needs_attention` filters on."""
-    closing_from, closed_at = WINDOW_CLOSING
-    since = now - as_utc(last_inbound_at) if last_inbound_at is not None else None
-    reasons = {
-        "failed turn": latest_status == TurnStatus.FAILED,
-        "undelivered": bool(undelivered),
-        "waiting": row.paused_at is not None and waiting > 0,
-        "window closing": since is not None and closing_from <= since < closed_at,
-    }
-    return tuple(reason for reason, applies in reasons.items() if applies)
+def _inbox_summary(found: Sequence[Any]) -> SessionSummary:
+    """A row of `_InboxColumns.select`."""
+    row, item_count, latest_status, waiting, unread, *flags, last_message = found
+    return session_summary(
+        row,
+        latest_status,
+        item_count=item_count,
+        waiting=waiting,
+        unread=unread,
+        attention=attention_reasons(flags),
+        last_message=last_message,
+    )
 
 
 def session_status(row: AgentSessionRow, latest_turn_status: str | None) -> str:
@@ -408,34 +369,21 @@ def session_status(row: AgentSessionRow, latest_turn_status: str | None) -> str:
 async def session_with_status(
     session_id: uuid.UUID, *, counts: bool = True, db: AsyncSession
 ) -> SessionSummary | None:
-    """The session as the inbox sees it. Without `counts` (a live update needs only whose
-    it is and its status) it is the primary-key lookup and the latest turn's status, by
-    `ix_turns_session_id`: no item count, preview or message counts."""
-    columns = _inbox_columns()
+    """The session as the inbox sees it. Without `counts` (a page of entries needs only
+    whose it is and its status) it is the primary-key lookup and the latest turn's
+    status, by `ix_turns_session_id`: no item count, last message, counts or attention."""
     if not counts:
         found = (
             await db.execute(
-                select(AgentSessionRow, literal(0), columns.latest_status).where(
+                select(AgentSessionRow, latest_turn_status()).where(
                     AgentSessionRow.id == session_id
                 )
             )
         ).first()
-        return _summary(*found, now=datetime.now(UTC)) if found is not None else None
-    row = (
-        await db.execute(
-            select(
-                AgentSessionRow,
-                columns.item_count,
-                columns.latest_status,
-                columns.preview,
-                columns.waiting,
-                columns.unread,
-                columns.undelivered,
-                columns.last_inbound_at,
-            ).where(AgentSessionRow.id == session_id)
-        )
-    ).first()
-    return _summary(*row, now=datetime.now(UTC)) if row is not None else None
+        return session_summary(*found) if found is not None else None
+    query = _inbox_columns(datetime.now(UTC)).select().where(AgentSessionRow.id == session_id)
+    row = (await db.execute(query)).first()
+    return _inbox_summary(row) if row is not None else None
 
 
 async def mark_seen(session_id: uuid.UUID, *, db: AsyncSession) -> None:
@@ -496,8 +444,28 @@ async def turns_around(
         .order_by(Turn.input_sequence.desc(), Turn.created_at.desc())
         .limit(1)
     )
-    turns = [owner, *inside] if owner is not None else inside
+    return in_input_order([owner, *inside] if owner is not None else inside)
+
+
+def in_input_order(turns: Iterable[Turn]) -> list[Turn]:
+    """Turns ordered by the sequence where their input starts (as `build_entries` reads them)."""
     return sorted(turns, key=lambda turn: (turn.input_sequence or 0, as_utc(turn.created_at)))
+
+
+async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> list[Turn]:
+    """The turn each item belongs to (of any conversations; the latest to start at or
+    before it), in one query of one `ix_turns_session_id` read per item."""
+    if not items:
+        return []
+    owners = [
+        select(Turn.id)
+        .where(Turn.session_id == item.session_id, Turn.input_sequence <= item.sequence)
+        .order_by(Turn.input_sequence.desc(), Turn.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+        for item in items
+    ]
+    return list(await db.scalars(select(Turn).where(Turn.id.in_(owners))))
 
 
 async def unplaced_failures(session_id: uuid.UUID, *, db: AsyncSession) -> list[Turn]:
@@ -522,15 +490,18 @@ async def replies_of_turns(
     operator's retry, the newest answer's; the fallback's while no retry answered)."""
     if not turn_ids:
         return {}
+    return latest_replies(
+        await db.scalars(select(OutboundMessage).where(OutboundMessage.turn_id.in_(turn_ids)))
+    )
+
+
+def latest_replies(parts: Iterable[OutboundMessage]) -> dict[uuid.UUID, list[OutboundMessage]]:
+    """`parts` by turn, only those of each turn's latest try, in order."""
     replies: dict[uuid.UUID, list[OutboundMessage]] = {}
-    for reply in await db.scalars(
-        select(OutboundMessage)
-        .where(OutboundMessage.turn_id.in_(turn_ids))
-        .order_by(OutboundMessage.retry.desc(), OutboundMessage.part)
-    ):
-        parts = replies.setdefault(reply.turn_id, [])
-        if not parts or parts[0].retry == reply.retry:
-            parts.append(reply)
+    for reply in sorted(parts, key=lambda reply: (-reply.retry, reply.part)):
+        found = replies.setdefault(reply.turn_id, [])
+        if not found or found[0].retry == reply.retry:
+            found.append(reply)
     return replies
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
@@ -136,7 +136,7 @@ async def add_media(
     await db.flush()
     await store.put(row.id, content, db=db)
     await db.refresh(row, ["created_at"])
-    return _info(row)
+    return info_of(row)
 
 
 async def add_reply_audio(
@@ -187,7 +187,7 @@ async def media_of_messages(
         return {}
     rows = await db.scalars(select(Media).where(Media.inbound_message_id.in_(inbound_ids)))
     return {
-        (row.inbound_message_id, row.position): _info(row)
+        (row.inbound_message_id, row.position): info_of(row)
         for row in rows
         if row.inbound_message_id is not None
     }
@@ -195,15 +195,20 @@ async def media_of_messages(
 
 async def media_info(media_id: uuid.UUID, *, db: AsyncSession) -> MediaInfo | None:
     row = await db.get(Media, media_id)
-    return None if row is None else _info(row)
+    return None if row is None else info_of(row)
 
 
-async def media_of_session(session_id: uuid.UUID, *, db: AsyncSession) -> list[MediaInfo]:
-    """A conversation's files, oldest first (what a dashboard lists beside its items)."""
+async def media_for(
+    message_ids: Collection[int], media_ids: Collection[uuid.UUID], *, db: AsyncSession
+) -> list[MediaInfo]:
+    """The files these inbox messages carried and those with these ids (what items
+    reference), by the indexes on `(inbound_message_id, position)` and `id`."""
+    if not message_ids and not media_ids:
+        return []
     rows = await db.scalars(
-        select(Media).where(Media.session_id == session_id).order_by(Media.created_at, Media.id)
+        select(Media).where(or_(Media.inbound_message_id.in_(message_ids), Media.id.in_(media_ids)))
     )
-    return [_info(row) for row in rows]
+    return [info_of(row) for row in rows]
 
 
 async def set_media_text(
@@ -233,7 +238,8 @@ async def delete_media_before(cutoff: datetime, *, limit: int, db: AsyncSession)
     return len(ids)
 
 
-def _info(row: Media) -> MediaInfo:
+def info_of(row: Media) -> MediaInfo:
+    """A `media` row as what it is, without its bytes."""
     return MediaInfo(
         id=row.id,
         session_id=row.session_id,

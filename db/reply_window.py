@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, SQLColumnExpression, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
@@ -36,14 +36,22 @@ class ReplyWindow:
         return max(self.closes_at - (now or datetime.now(UTC)), timedelta(0))
 
 
+def last_user_message_at(
+    session_id: uuid.UUID | SQLColumnExpression[uuid.UUID],
+) -> ScalarSelect[datetime]:
+    """When the user last wrote through a WhatsApp number, as a scalar subquery (of a
+    conversation's id, or of a column for a correlated one): where its window starts."""
+    return (
+        select(func.max(InboundMessage.received_at))
+        .where(InboundMessage.session_id == session_id, InboundMessage.channel_id.is_not(None))
+        .scalar_subquery()
+    )
+
+
 async def reply_window(session_id: uuid.UUID, *, db: AsyncSession) -> ReplyWindow | None:
     """The window of a conversation; None when no WhatsApp number routes it (a web chat,
     or one whose number was removed): no window applies, a reply is only stored."""
-    last = await db.scalar(
-        select(func.max(InboundMessage.received_at)).where(
-            InboundMessage.session_id == session_id, InboundMessage.channel_id.is_not(None)
-        )
-    )
+    last = await db.scalar(select(last_user_message_at(session_id)))
     if last is None:
         return None
     last = as_utc(last)

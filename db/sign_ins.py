@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ApiToken, DashboardSignIn
@@ -53,8 +53,20 @@ async def start_sign_in(
     return secret
 
 
-async def signed_in(secret: str, *, admin_key: str | None, db: AsyncSession) -> SignedIn | None:
-    """Who this cookie's secret signed in, if the sign-in still stands (one indexed query)."""
+@dataclass(frozen=True)
+class SignInSecret:
+    """A cookie's sign-in secret not checked yet, for a read that checks it in its own
+    statement (`db.live_updates`); `admin_key` as for `signed_in`."""
+
+    secret: str
+    admin_key: str | None
+
+
+def sign_in_query(
+    secret: str, *, admin_key: str | None
+) -> Select[uuid.UUID | None, uuid.UUID | None]:
+    """`builder_id` and `token_id` of the sign-in this cookie's secret names, if it still
+    stands: one row at most, by the unique index on `secret_hash`."""
     still_valid = [
         and_(
             DashboardSignIn.builder_id.is_not(None),
@@ -66,18 +78,21 @@ async def signed_in(secret: str, *, admin_key: str | None, db: AsyncSession) -> 
         still_valid.append(
             and_(DashboardSignIn.builder_id.is_(None), DashboardSignIn.admin_key == admin_key)
         )
-    found = (
-        await db.execute(
-            select(DashboardSignIn.builder_id, DashboardSignIn.token_id)
-            .outerjoin(ApiToken, ApiToken.id == DashboardSignIn.token_id)
-            .where(
-                DashboardSignIn.secret_hash == _hashed(secret),
-                DashboardSignIn.revoked_at.is_(None),
-                DashboardSignIn.expires_at > datetime.now(UTC),
-                or_(*still_valid),
-            )
+    return (
+        select(DashboardSignIn.builder_id, DashboardSignIn.token_id)
+        .outerjoin(ApiToken, ApiToken.id == DashboardSignIn.token_id)
+        .where(
+            DashboardSignIn.secret_hash == _hashed(secret),
+            DashboardSignIn.revoked_at.is_(None),
+            DashboardSignIn.expires_at > datetime.now(UTC),
+            or_(*still_valid),
         )
-    ).first()
+    )
+
+
+async def signed_in(secret: str, *, admin_key: str | None, db: AsyncSession) -> SignedIn | None:
+    """Who this cookie's secret signed in, if the sign-in still stands (one indexed query)."""
+    found = (await db.execute(sign_in_query(secret, admin_key=admin_key))).first()
     if found is None:
         return None
     return SignedIn(builder_id=found.builder_id, token_id=found.token_id)

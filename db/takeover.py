@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, exists, or_, select, update
+from sqlalchemy import Select, case, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -179,24 +179,28 @@ async def fail_operator_turn(turn_id: uuid.UUID, reason: str, *, db: AsyncSessio
     )
 
 
-async def unstored_messages(session_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:
-    """The conversation's messages not (yet) in its history, in arrival order: waiting
-    for a turn (or for a resume), or taken by a turn that has not stored its input. Once
-    a turn stores them they are items, shown from `session_items` instead."""
-    return list(
-        await db.scalars(
-            select(InboundMessage)
-            .outerjoin(Turn, Turn.id == InboundMessage.turn_id)
-            .where(
-                InboundMessage.session_id == session_id,
-                InboundMessage.status.in_(
-                    [InboundStatus.PENDING, InboundStatus.PROCESSING, InboundStatus.FAILED]
-                ),
-                or_(InboundMessage.turn_id.is_(None), Turn.input_saved_at.is_(None)),
-            )
-            .order_by(InboundMessage.id)
+def unstored_messages_query(session_id: uuid.UUID) -> Select[InboundMessage]:
+    """The conversation's messages not (yet) in its history: waiting for a turn (or for a
+    resume), or taken by a turn that has not stored its input; by
+    `ix_inbound_messages_pending`. Once a turn stores them they are items, shown from
+    `session_items` instead."""
+    return (
+        select(InboundMessage)
+        .outerjoin(Turn, Turn.id == InboundMessage.turn_id)
+        .where(
+            InboundMessage.session_id == session_id,
+            InboundMessage.status.in_(
+                [InboundStatus.PENDING, InboundStatus.PROCESSING, InboundStatus.FAILED]
+            ),
+            or_(InboundMessage.turn_id.is_(None), Turn.input_saved_at.is_(None)),
         )
+        .order_by(InboundMessage.id)
     )
+
+
+async def unstored_messages(session_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:
+    """`unstored_messages_query`'s messages, in arrival order."""
+    return list(await db.scalars(unstored_messages_query(session_id)))
 
 
 async def waiting_message_ids(session_id: uuid.UUID, *, db: AsyncSession) -> list[int]:

@@ -1,91 +1,128 @@
-"""Which conversations need a person (`db.attention`), as one SQL condition and in words,
-and what a provider's refusal means for a retry."""
+"""Which conversations need a person (`db.attention`): the inbox's filter and the reasons
+a conversation page shows come from one rule and agree; and what a provider's refusal
+means for a retry."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.attention import needs_attention_condition, needs_attention_reasons, read_refusal
-from db.models import (
-    AgentSessionRow,
-    InboundMessage,
-    OutboundMessage,
-    Turn,
-)
+from db.attention import read_refusal
+from db.dashboard_queries import session_with_status, sessions_page
+from db.models import AgentSessionRow, InboundMessage, OutboundMessage, Turn
 from db.sessions import get_or_create_session
 from tests.factories import arrive, builder_with_channel, channel_at
 
+NOW = datetime.now(UTC)
 
-async def test_failed_turns_undelivered_replies_and_waiting_while_paused_need_attention(
+
+async def test_the_inbox_filter_and_the_conversation_page_agree_on_what_needs_attention(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
+    """One conversation per state, and some in several: the list's filter holds exactly
+    those with a reason, and the list and the page (`session_with_status`, which the
+    conversation header shows) give each the same reasons."""
     builder = await builder_with_channel(db_sessions)
     channel = await channel_at(db_sessions, "whatsapp:+14155238886")
+    names = [
+        "fine",
+        "failed",
+        "failed then replied",
+        "undelivered",
+        "undelivered then retried",
+        "undelivered before the latest turn",
+        "paused waiting",
+        "paused quiet",
+        "closing",
+        "closed",
+        "closing and failed",
+    ]
     async with db_sessions.begin() as db:
-        fine, failed, undelivered, paused, paused_quiet = [
-            await get_or_create_session(builder, "whatsapp", f"+3161234000{n}", db=db)
-            for n in range(5)
-        ]
-    waiting = await arrive(db_sessions, channel, "Anyone?")
-    async with db_sessions.begin() as db:
-        for minute, (session_id, status) in enumerate(
-            [
-                (fine, "failed"),
-                (fine, "replied"),
-                (failed, "replied"),
-                (failed, "failed"),
-                (undelivered, "replied"),
-            ]
-        ):
-            started = datetime(2026, 12, 1, 12, minute, tzinfo=UTC)
+        ids = {
+            name: await get_or_create_session(builder, "whatsapp", f"+3161234{n:04d}", db=db)
+            for n, name in enumerate(names)
+        }
+
+    async def message(name: str, *, ago: timedelta, status: str) -> None:
+        inbound = await arrive(db_sessions, channel, f"from {name}")
+        async with db_sessions.begin() as db:
+            row = await db.get(InboundMessage, inbound)
+            assert row is not None
+            row.session_id, row.received_at, row.status = ids[name], NOW - ago, status
+
+    last_wrote = {"closing": 21, "closed": 25, "closing and failed": 23}
+    for name in names:
+        await message(name, ago=timedelta(hours=last_wrote.get(name, 1)), status="processed")
+    await message("paused waiting", ago=timedelta(minutes=1), status="pending")
+    await message("paused quiet", ago=timedelta(minutes=1), status="failed")
+
+    async def turn(name: str, status: str, minute: int, parts: list[tuple[int, str]]) -> None:
+        async with db_sessions.begin() as db:
+            turn_id = uuid.uuid4()
             db.add(
                 Turn(
-                    id=uuid.uuid4(),
-                    session_id=session_id,
+                    id=turn_id,
+                    session_id=ids[name],
                     status=status,
                     attempts=1,
-                    created_at=started,
+                    created_at=NOW - timedelta(minutes=60 - minute),
                 )
             )
-        await db.flush()
-        answer = await db.scalar(select(Turn.id).where(Turn.session_id == undelivered))
-        for part, status in enumerate(["delivered", "undelivered"]):
-            db.add(
-                OutboundMessage(
-                    session_id=undelivered,
-                    turn_id=answer,
-                    part=part,
-                    recipient="whatsapp:+31612340002",
-                    text="…",
-                    status=status,
+            await db.flush()
+            for part, (retry, part_status) in enumerate(parts):
+                db.add(
+                    OutboundMessage(
+                        session_id=ids[name],
+                        turn_id=turn_id,
+                        retry=retry,
+                        part=part,
+                        recipient="whatsapp:+31612340000",
+                        text="…",
+                        status=part_status,
+                    )
                 )
-            )
-        for session_id in (paused, paused_quiet):
-            row = await db.get(AgentSessionRow, session_id)
+
+    await turn("failed", "failed", 1, [])
+    await turn("failed then replied", "failed", 1, [])
+    await turn("failed then replied", "replied", 2, [(0, "delivered")])
+    await turn("undelivered", "replied", 1, [(0, "delivered"), (0, "undelivered")])
+    await turn("undelivered then retried", "replied", 1, [(0, "failed"), (1, "delivered")])
+    await turn("undelivered before the latest turn", "replied", 1, [(0, "undelivered")])
+    await turn("undelivered before the latest turn", "replied", 2, [(0, "read")])
+    await turn("closing and failed", "failed", 1, [])
+    async with db_sessions.begin() as db:
+        for name in ("paused waiting", "paused quiet"):
+            row = await db.get(AgentSessionRow, ids[name])
             assert row is not None
-            row.paused_at = datetime.now(UTC)
-        message = await db.get(InboundMessage, waiting)
-        assert message is not None
-        message.session_id = paused
+            row.paused_at = NOW
 
     async with db_sessions() as db:
-        flagged = set(
-            await db.scalars(select(AgentSessionRow.id).where(needs_attention_condition()))
-        )
-        reasons = {
-            session_id: await needs_attention_reasons(session_id, db=db)
-            for session_id in (fine, failed, undelivered, paused, paused_quiet)
-        }
-    assert flagged == {failed, undelivered, paused}
-    assert reasons[fine] == []
-    assert reasons[failed] == ["failed turn"]
-    assert reasons[undelivered] == ["undelivered reply"]
-    assert reasons[paused] == ["paused with waiting messages"]
-    assert reasons[paused_quiet] == []
+        listed = (await sessions_page(builder, per_page=50, db=db)).sessions
+        flagged = (await sessions_page(builder, show="attention", per_page=50, db=db)).sessions
+        on_page = {name: await session_with_status(ids[name], db=db) for name in names}
+    by_id = {session_id: name for name, session_id in ids.items()}
+    in_list = {by_id[session.id]: session.attention for session in listed}
+    shown = {name: session.attention for name, session in on_page.items() if session}
+    expected = {
+        "fine": (),
+        "failed": ("failed turn",),
+        "failed then replied": (),
+        "undelivered": ("undelivered",),
+        "undelivered then retried": (),
+        "undelivered before the latest turn": (),
+        "paused waiting": ("waiting",),
+        "paused quiet": (),
+        "closing": ("window closing",),
+        "closed": (),
+        "closing and failed": ("failed turn", "window closing"),
+    }
+    assert in_list == expected
+    assert shown == expected
+    assert {by_id[session.id] for session in flagged} == {
+        name for name, reasons in expected.items() if reasons
+    }
 
 
 def test_a_refusal_retrying_cannot_fix_says_so() -> None:

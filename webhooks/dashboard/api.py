@@ -29,9 +29,10 @@ from webhooks.dashboard.lookups import (
     visible_session,
 )
 from webhooks.dashboard.openapi import OPENAPI
+from webhooks.dashboard.previews import Preview, previews
 
 
-def session_json(session: SessionSummary) -> dict[str, object]:
+def session_json(session: SessionSummary, preview: Preview | None = None) -> dict[str, object]:
     return {
         "id": str(session.id),
         "builder_id": str(session.builder_id),
@@ -41,7 +42,7 @@ def session_json(session: SessionSummary) -> dict[str, object]:
         "item_count": session.item_count,
         "last_activity": session.last_activity.isoformat(),
         "status": session.status,
-        "preview": session.preview,
+        "preview": preview.text if preview is not None else "",
         "waiting": session.waiting,
         "unread": session.unread,
         "attention": list(session.attention),
@@ -68,9 +69,12 @@ async def builder_sessions(request: Request) -> Response:
             per_page=per_page,
             db=db,
         )
+        shown = await previews(listing.sessions, db=db)
     return JSONResponse(
         {
-            "sessions": [session_json(session) for session in listing.sessions],
+            "sessions": [
+                session_json(session, shown.get(session.id)) for session in listing.sessions
+            ],
             "page": listing.page,
             "per_page": listing.per_page,
             "total": listing.total,
@@ -92,9 +96,10 @@ async def session_items(request: Request) -> Response:
             else []
         )
         shown = await shown_items(items, turns, db=db)
+        preview = (await previews([session], db=db)).get(session.id)
     return JSONResponse(
         {
-            "session": session_json(session),
+            "session": session_json(session, preview),
             "items": [item_json(item, shown.get(item.sequence)) for item in items],
             "has_more": more,
             "next_after": items[-1].sequence if items else after,

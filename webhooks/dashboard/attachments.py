@@ -9,8 +9,9 @@ item per message of a turn, in arrival order, from the turn's `input_sequence` o
 n-th message of a turn (by inbox id) made the item at `input_sequence + n`. A tie is kept
 only when the item's words end with the message's own text (its caption), so a history
 cleared or rewritten since shows no wrong file; an untied item shows its words as before,
-and its photos by their reference. Files come from the session's `media` rows, read
-once per page; a file whose row is gone (retention) is shown as no longer kept.
+and its photos by their reference. Files come from the `media` rows of those messages and
+references, read once per page; a file whose row is gone (retention) is shown as no
+longer kept.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.lossless_json import plain_text
-from db.media import MediaInfo, media_of_session, referenced_media_id
+from db.media import MediaInfo, media_for, referenced_media_id
 from db.models import InboundMessage, SessionItem, Turn
 
 _ATTACHMENT = re.compile(r"^\[(?P<label>voice note|audio|photo|sticker|video|document)\b")
@@ -102,25 +103,52 @@ async def shown_items(
     items: Sequence[SessionItem], turns: Sequence[Turn], *, db: AsyncSession
 ) -> dict[int, Shown]:
     """What each user item of a page shows, by sequence; two queries however long the
-    page: the turns' inbox rows and the session's files."""
-    if not items:
-        return {}
-    session_id = items[0].session_id
+    page (`shown_sources`)."""
+    messages, files = await shown_sources(items, turns, db=db)
+    return shown_of(items, turns, messages, files)
+
+
+async def shown_sources(
+    items: Sequence[SessionItem], turns: Sequence[Turn], *, db: AsyncSession
+) -> tuple[list[InboundMessage], list[MediaInfo]]:
+    """What `shown_of` reads besides the items, for items of any conversations: the inbox
+    rows of `turns` (which made their user items), and the files those carried or the
+    items reference."""
+    starts = [turn.id for turn in turns if turn.input_sequence is not None]
+    messages = (
+        list(
+            await db.scalars(
+                select(InboundMessage)
+                .where(InboundMessage.turn_id.in_(starts))
+                .order_by(InboundMessage.id)
+            )
+        )
+        if starts
+        else []
+    )
+    referenced = {media_id for item in items for media_id in _references(item.item_data)}
+    files = await media_for([message.id for message in messages], referenced, db=db)
+    return messages, files
+
+
+def shown_of(
+    items: Sequence[SessionItem],
+    turns: Sequence[Turn],
+    messages: Sequence[InboundMessage],
+    files: Sequence[MediaInfo],
+) -> dict[int, Shown]:
+    """What each user item of one conversation shows, by sequence, from the inbox rows
+    of its `turns` (in arrival order) and the files: the n-th message of a turn made the
+    item at its `input_sequence + n`. `messages` and `files` may hold more than these."""
     starts = {turn.id: turn.input_sequence for turn in turns if turn.input_sequence is not None}
     by_sequence: dict[int, InboundMessage] = {}
-    if starts:
-        messages = await db.scalars(
-            select(InboundMessage)
-            .where(InboundMessage.turn_id.in_(list(starts)))
-            .order_by(InboundMessage.id)
-        )
-        counted: dict[uuid.UUID, int] = {}
-        for message in messages:
-            assert message.turn_id is not None
-            number = counted.get(message.turn_id, 0)
-            counted[message.turn_id] = number + 1
-            by_sequence[starts[message.turn_id] + number] = message
-    files = await media_of_session(session_id, db=db)
+    counted: dict[uuid.UUID, int] = {}
+    for message in sorted(messages, key=lambda message: message.id):
+        if message.turn_id not in starts:
+            continue
+        number = counted.get(message.turn_id, 0)
+        counted[message.turn_id] = number + 1
+        by_sequence[starts[message.turn_id] + number] = message
     by_id = {info.id: info for info in files}
     by_position = {
         (info.inbound_message_id, info.position): info
@@ -150,22 +178,28 @@ def shown_item(
         tied = _from_message(words, message, by_position)
         if tied is not None:
             return tied
-    references = [
-        referenced_media_id(part.get("image_url"))
-        for part in data.get("content") or []
-        if isinstance(part, dict) and part.get("type") == "input_image"
-    ]
     photos = [
         ShownMedia(
             "photo", by_id.get(media_id), missing=None if media_id in by_id else NO_LONGER_KEPT
         )
-        for media_id in references
-        if media_id is not None
+        for media_id in _references(data)
     ]
     location = _location_of_line(words)
     if not photos and location is None:
         return None
     return Shown(media=photos, location=location, text="" if location else None)
+
+
+def _references(data: dict[str, Any]) -> list[uuid.UUID]:
+    """The files an item's photos reference (`wabot-media:<id>`)."""
+    content = data.get("content")
+    parts = content if isinstance(content, list) else []
+    found = (
+        referenced_media_id(part.get("image_url"))
+        for part in parts
+        if isinstance(part, dict) and part.get("type") == "input_image"
+    )
+    return [media_id for media_id in found if media_id is not None]
 
 
 def _from_message(

@@ -3,7 +3,10 @@
 cookie names a sign-in kept in the database (`db.sign_ins`), which signing out ends.
 
 `Guard` wraps the dashboard app and denies by default: only the paths in `PUBLIC`
-are served without a principal. Requests authenticated by the cookie must also prove
+are served without a principal. The conversation page's live updates (`LIVE_UPDATES`)
+check a cookie's sign-in themselves, in the one statement each update costs
+(`db.live_updates`): `Guard` hands them the cookie's secret unchecked, and only when
+there is one. Requests authenticated by the cookie must also prove
 they come from our own pages for anything that changes state (CSRF: the session's
 token in the form or the `X-CSRF-Token` header), checked where bodies are read.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -26,7 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from db.core.settings import Settings
-from db.sign_ins import SignedIn, end_sign_in, signed_in, start_sign_in
+from db.sign_ins import SignedIn, SignInSecret, end_sign_in, signed_in, start_sign_in
 from db.tokens import live_token
 from webhooks.dashboard.throttle import WrongTokens
 
@@ -36,6 +40,7 @@ PUBLIC_PREFIXES = ("/static/",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SIGN_IN_KEY = "sign_in"
 """The cookie's field holding the sign-in's secret (`db.sign_ins`)."""
+LIVE_UPDATES = re.compile(r"^/sessions/[^/]+/updates$")
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -61,6 +66,17 @@ def principal(request: HTTPConnection) -> Principal:
     found = request.state.principal
     assert isinstance(found, Principal)
     return found
+
+
+def asker(request: HTTPConnection) -> SignInSecret | SignedIn:
+    """Who asks for a live update: the principal `Guard` found (by a bearer token), or
+    the cookie's sign-in it left unchecked, for the update's statement to check."""
+    found = request.state.principal
+    if isinstance(found, Principal):
+        return SignedIn(builder_id=found.builder_id, token_id=found.token_id)
+    unchecked = request.state.unchecked_sign_in
+    assert isinstance(unchecked, SignInSecret)
+    return unchecked
 
 
 def require_builder(request: HTTPConnection, builder_id: uuid.UUID) -> Principal:
@@ -212,6 +228,14 @@ class Guard:
                 if who is None:
                     wrong_tokens.record(connection)
             else:
+                secret = connection.session.get(SIGN_IN_KEY)
+                if isinstance(secret, str) and LIVE_UPDATES.match(path):
+                    state = scope.setdefault("state", {})
+                    state["principal"] = None
+                    admin = connection.app.state.admin_key
+                    state["unchecked_sign_in"] = SignInSecret(secret, admin_key=admin)
+                    await self.app(scope, receive, send)
+                    return
                 who = await _from_cookie(connection)
         except HTTPException as throttled:
             await self.deny(connection, throttled)(scope, receive, send)

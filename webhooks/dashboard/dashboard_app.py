@@ -24,7 +24,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from db.core.settings import Settings
-from webhooks.dashboard import actions, api, chat, manage, operator_replies, pages, served_media
+from webhooks.dashboard import (
+    actions,
+    api,
+    chat,
+    manage,
+    operator_replies,
+    page_updates,
+    pages,
+    served_media,
+)
 from webhooks.dashboard.auth import Guard, admin_key
 from webhooks.dashboard.body_cap import DOCUMENT_UPLOAD_PATH, BodyCap
 from webhooks.dashboard.rendering import HERE, error_response, http_error
@@ -62,7 +71,7 @@ ROUTES = [
     Route("/builders/{builder_id}/chat", pages.try_it, methods=["GET"]),
     Route("/sessions/{session_id}", pages.conversation, methods=["GET"]),
     Route("/sessions/{session_id}/entries", pages.conversation_entries, methods=["GET"]),
-    Route("/sessions/{session_id}/waiting", pages.conversation_waiting, methods=["GET"]),
+    Route("/sessions/{session_id}/updates", page_updates.conversation_updates, methods=["GET"]),
     Route("/sessions/{session_id}/pause", actions.pause, methods=["POST"]),
     Route("/sessions/{session_id}/resume", actions.resume, methods=["POST"]),
     Route("/sessions/{session_id}/reply", actions.reply, methods=["POST"]),

@@ -19,6 +19,7 @@ from db import lossless_json
 from db.attention import NOT_DELIVERED, Refusal, read_refusal
 from db.core.clock import as_utc
 from db.lossless_json import plain_text
+from db.media import clock
 from db.models import InboundMessage, InboundStatus, OutboundMessage, SessionItem, Turn, TurnStatus
 from db.transcript import content_text, readable_placeholder, transcript_line
 from webhooks.dashboard.attachments import Location, Order, Shown, ShownMedia, shown_json
@@ -207,6 +208,49 @@ def waiting_entry(message: InboundMessage, *, paused: bool) -> Entry:
     else:
         entry.waiting = "waiting for the operator" if paused else "not answered yet"
     return entry
+
+
+_SYMBOLS = {
+    "photo": "📷",
+    "sticker": "🏷️",
+    "voice note": "🎤",
+    "audio": "🎵",
+    "video": "🎬",
+    "document": "📄",
+}
+
+
+def entry_summary(entry: Entry) -> str:
+    """The entry on one line, as the inbox previews it: what its bubble shows (files, an
+    order, a place, then its words and placeholders), such as `📷 Photo: Is this in
+    stock?`, `🎤 Voice note 0:12: I'd like…` or `🛒 Order: 2 items`."""
+    shown = [_file_summary(file) for file in entry.media]
+    words = [file.transcript for file in entry.media if file.transcript]
+    if entry.order is not None:
+        count = len(entry.order.lines)
+        shown.append(f"🛒 Order: {count} item{'' if count == 1 else 's'}")
+        words += [entry.order.note] if entry.order.note else []
+    if entry.location is not None:
+        place = entry.location
+        shown.append(
+            f"📍 Location: {place.name or place.address or f'{place.latitude}, {place.longitude}'}"
+        )
+    words += [text for _, text in entry.lines]
+    head = ", ".join(shown)
+    said = " · ".join(" ".join(text.split()) for text in words if text.strip())
+    if head and said:
+        return f"{head}{' · ' if ': ' in head else ': '}{said}"
+    return head or said
+
+
+def _file_summary(file: ShownMedia) -> str:
+    symbol = _SYMBOLS.get(file.label, "📎")
+    if file.info is None:
+        return f"{symbol} {file.label.capitalize()} ({file.missing})"
+    if file.label == "document" and file.info.filename:
+        return f"{symbol} {file.info.filename}"
+    length = f" {clock(file.info.duration_seconds)}" if file.info.duration_seconds else ""
+    return f"{symbol} {file.label.capitalize()}{length}"
 
 
 def _show(entry: Entry, extra: Shown) -> None:

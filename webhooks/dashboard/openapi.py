@@ -343,7 +343,9 @@ OPENAPI: dict[str, Any] = {
                     "status": {"enum": ["active", "paused", "failed turn"]},
                     "preview": {
                         "type": "string",
-                        "description": "The latest user or assistant message, shortened",
+                        "description": "The latest user or assistant message as the "
+                        "conversation page shows it ('📷 Photo: …', '🛒 Order: 2 items'), "
+                        "shortened",
                     },
                     "waiting": {
                         "type": "integer",

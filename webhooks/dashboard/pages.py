@@ -1,5 +1,5 @@
 """The server-rendered pages: sign-in, builders, a builder's sessions, a conversation
-(with its live-updating fragment) and the "Try it" chat."""
+(with its live updates and earlier pages) and the "Try it" chat."""
 
 from __future__ import annotations
 
@@ -39,9 +39,10 @@ from webhooks.dashboard.lookups import (
     visible_builder,
     visible_session,
 )
+from webhooks.dashboard.previews import previews
 from webhooks.dashboard.rendering import page
 from webhooks.dashboard.reply_window_panel import window_context
-from webhooks.dashboard.takeover_view import takeover_view, unstored_entries, waiting_count
+from webhooks.dashboard.takeover_view import takeover_view
 from webhooks.dashboard.throttle import WrongTokens
 
 SESSIONS_PER_PAGE = 25
@@ -106,12 +107,14 @@ async def sessions(request: Request) -> Response:
             per_page=SESSIONS_PER_PAGE,
             db=db,
         )
+        shown = await previews(listing.sessions, db=db)
     return page(
         request,
         "sessions.html",
         {
             "builder": builder,
             "listing": listing,
+            "previews": shown,
             "sort": sort,
             "descending": descending,
             "q": search,
@@ -122,7 +125,7 @@ async def sessions(request: Request) -> Response:
 
 async def conversation(request: Request) -> Response:
     session = await visible_session(request)
-    entries, more_before = await _entries(request, session.id, before=None, after=None)
+    entries, more_before = await _entries(request, session.id, before=None)
     async with request.app.state.runtime.sessionmaker.begin() as db:
         unplaced = await unplaced_failures(session.id, db=db)
         window = await window_context(session.id, session.builder_id, db=db)
@@ -148,18 +151,10 @@ async def conversation(request: Request) -> Response:
 
 
 async def conversation_entries(request: Request) -> Response:
-    """A fragment of bubbles: `after=N` for live updates, `before=N` for earlier pages.
-
-    A live update with nothing new costs the session's lookup by primary key (with its
-    latest turn's status) and one read of `session_items_seq_idx` (`items_page`); new
-    items shown count as seen."""
+    """A fragment of bubbles: the page of entries before `before` (earlier pages)."""
     session = await visible_session(request, counts=False)
-    after = int_param(request, "after", default=None, low=-1, high=SEQUENCE_MAX)
     before = int_param(request, "before", default=None, low=0, high=SEQUENCE_MAX)
-    entries, more = await _entries(request, session.id, before=before, after=after)
-    if entries and after is not None:
-        async with request.app.state.runtime.sessionmaker.begin() as db:
-            await mark_seen(session.id, db=db)
+    entries, more = await _entries(request, session.id, before=before)
     response = page(request, "_entries.html", {"entries": entries, "session": session})
     response.headers["X-More"] = "1" if more else "0"
     if entries:
@@ -168,23 +163,12 @@ async def conversation_entries(request: Request) -> Response:
     return response
 
 
-async def conversation_waiting(request: Request) -> Response:
-    """The messages not yet in the history, for live updates (replaced whole each time)."""
-    session = await visible_session(request)
-    async with request.app.state.runtime.sessionmaker() as db:
-        waiting = await unstored_entries(session.id, paused=session.status == "paused", db=db)
-    response = page(request, "_waiting.html", {"waiting": waiting, "session": session})
-    response.headers["X-Waiting"] = str(waiting_count(waiting))
-    return response
-
-
 async def _entries(
-    request: Request, session_id: uuid.UUID, *, before: int | None, after: int | None
+    request: Request, session_id: uuid.UUID, *, before: int | None
 ) -> tuple[list[Entry], bool]:
+    """The latest page of entries before `before` (or of all), and whether earlier ones exist."""
     async with request.app.state.runtime.sessionmaker() as db:
-        items, more = await items_page(
-            session_id, after=after, before=before, limit=ITEMS_PER_PAGE, db=db
-        )
+        items, more = await items_page(session_id, before=before, limit=ITEMS_PER_PAGE, db=db)
         if not items:
             return [], more
         turns = await turns_around(session_id, items[0].sequence, items[-1].sequence, db=db)
@@ -205,7 +189,7 @@ async def try_it(request: Request) -> Response:
         async with request.app.state.runtime.sessionmaker() as db:
             session_id = await web_session_id(builder.id, conversation_id, db=db)
     if session_id is not None:
-        entries = (await _entries(request, session_id, before=None, after=None))[0]
+        entries = (await _entries(request, session_id, before=None))[0]
     return page(
         request,
         "chat.html",

@@ -43,13 +43,25 @@ def page(
     request: HTTPConnection, name: str, context: dict[str, Any], *, status_code: int = 200
 ) -> Response:
     """Render `name` with what every page needs (the principal, the CSRF token)."""
-    context = {
+    assert isinstance(request, Request)
+    return templates.TemplateResponse(
+        request, name, _with_basics(request, context), status_code=status_code
+    )
+
+
+def fragment(request: HTTPConnection, name: str, context: dict[str, Any]) -> str:
+    """`name` rendered as `page` renders it, as text (for a JSON answer)."""
+    return templates.get_template(name).render(
+        {"request": request, **_with_basics(request, context)}
+    )
+
+
+def _with_basics(request: HTTPConnection, context: dict[str, Any]) -> dict[str, Any]:
+    return {
         "principal": getattr(request.state, "principal", None),
         "csrf_token": csrf_token(request),
         **context,
     }
-    assert isinstance(request, Request)
-    return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
 def is_api(request: HTTPConnection) -> bool:

@@ -1,6 +1,6 @@
 """What the conversation page shows of a take-over, beside the history: messages not yet
-in it (at their arrival, with the "N waiting" count), why the conversation needs
-attention, what resuming does by default, and the transcript a cleared memory archived."""
+in it (at their arrival, with the "N waiting" count), what resuming does by default, and
+the transcript a cleared memory archived."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.attention import needs_attention_reasons
 from db.core.clock import as_utc
 from db.models import SessionItem
 from db.takeover import archived_items, human_replied_since_pause, unstored_messages
@@ -29,7 +28,6 @@ class Cleared:
 class TakeoverView:
     waiting: list[Entry]
     """Messages not yet in the history, in arrival order."""
-    attention: list[str]
     resume_answers_waiting: bool
     """The resume form's default: answer what waits (no human has replied since the
     pause), else only what comes next."""
@@ -70,7 +68,6 @@ async def takeover_view(
             )
     return TakeoverView(
         waiting=await unstored_entries(session_id, paused=paused, db=db),
-        attention=await needs_attention_reasons(session_id, db=db),
         resume_answers_waiting=not await human_replied_since_pause(session_id, db=db),
         archive=[Cleared(when, build_entries(items, [], {})) for when, items in cleared.items()],
     )

@@ -34,7 +34,7 @@ MATRIX: list[tuple[str, str, dict[str, str] | None, tuple[int, int, int, int]]] 
     ("GET", "/builders/{builder}/chat", None, (401, 404, 200, 200)),
     ("GET", "/sessions/{session}", None, (401, 404, 200, 200)),
     ("GET", "/sessions/{session}/entries", None, (401, 404, 200, 200)),
-    ("GET", "/sessions/{session}/waiting", None, (401, 404, 200, 200)),
+    ("GET", "/sessions/{session}/updates", None, (401, 404, 200, 200)),
     ("POST", "/sessions/{session}/pause", {}, (401, 404, 303, 303)),
     ("POST", "/sessions/{session}/resume", {}, (401, 404, 303, 303)),
     ("POST", "/sessions/{session}/reply", {"text": "A human here."}, (401, 404, 303, 303)),

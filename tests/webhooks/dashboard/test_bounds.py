@@ -60,7 +60,7 @@ async def test_values_that_crashed_handlers_get_a_4xx_with_a_reason(
             "after must be between -1 and 2147483647",
         ),
         (
-            f"/sessions/{session}/entries?after={BIGGER_THAN_BIGINT}",
+            f"/sessions/{session}/updates?after={BIGGER_THAN_BIGINT}",
             400,
             "after must be between -1 and 2147483647",
         ),

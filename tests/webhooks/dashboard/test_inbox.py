@@ -39,6 +39,7 @@ from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered
 from tests.waiting import at_least, eventually
 from tests.webhooks.dashboard.conftest import World
+from webhooks.dashboard.previews import Preview, previews
 
 
 async def arrived(
@@ -201,16 +202,17 @@ async def test_opening_a_conversation_or_seeing_it_update_clears_its_unread_coun
         counts.append(await unread())
         await arrived(db_sessions, world.session, status=InboundStatus.PENDING, ago=timedelta())
         counts.append(await unread())
-        nothing_new = await client.get(f"{receiver}/sessions/{world.session}/entries?after=5")
+        updates = f"{receiver}/sessions/{world.session}/updates?after=5"
+        nothing_new = (await client.get(updates)).json()
         counts.append(await unread())
         await DatabaseSession(world.session, engine=engine).add_items(
             [{"role": "user", "content": "Are you there?"}]
         )
-        shown = await client.get(f"{receiver}/sessions/{world.session}/entries?after=5")
+        shown = (await client.get(updates)).json()
         counts.append(await unread())
     assert opened.status_code == 200
-    assert nothing_new.text.strip() == ""
-    assert "Are you there?" in shown.text
+    assert nothing_new["entries"].strip() == ""
+    assert "Are you there?" in shown["entries"]
     assert counts == [1, 0, 1, 1, 0]
 
 
@@ -293,7 +295,7 @@ async def test_the_inbox_query_and_a_live_update_read_only_by_index(
 
 async def test_the_embedded_sqlite_searches_and_filters_the_inbox(sqlite_url: str) -> None:
     """The demo's SQLite finds words through its FTS5 table, kept by triggers, and
-    counts and filters as Postgres does."""
+    counts, filters and previews as Postgres does."""
     engine = create_engine(sqlite_url)
     sessions = create_sessionmaker(engine)
     try:
@@ -304,6 +306,13 @@ async def test_the_embedded_sqlite_searches_and_filters_the_inbox(sqlite_url: st
             session_id = await get_or_create_session(
                 builder.id, "whatsapp", "+31600000001", display_name="Mia", db=db
             )
+            reacted = await get_or_create_session(
+                builder.id, "whatsapp", "+31600000002", display_name="Noor", db=db
+            )
+            db.add(Turn(id=uuid.uuid4(), session_id=reacted, status="replied", input_sequence=0))
+        await DatabaseSession(reacted, engine=engine).add_items(
+            [{"role": "user", "content": "[reacted 👍 to an earlier message]"}]
+        )
         await DatabaseSession(session_id, engine=engine).add_items(
             [
                 {"role": "user", "content": "Do you deliver rye bread?"},
@@ -332,6 +341,8 @@ async def test_the_embedded_sqlite_searches_and_filters_the_inbox(sqlite_url: st
             )
         async with sessions() as db:
             [waiting] = (await sessions_page(builder.id, show="attention", db=db)).sessions
+            everyone = (await sessions_page(builder.id, db=db)).sessions
+            shown = await previews(everyone, db=db)
             results = {
                 q: [
                     s.display_name
@@ -348,12 +359,16 @@ async def test_the_embedded_sqlite_searches_and_filters_the_inbox(sqlite_url: st
             }
     finally:
         await engine.dispose()
-    assert (waiting.preview, waiting.waiting, waiting.unread, waiting.attention) == (
-        "Only on Fridays.",
+    assert (waiting.display_name, waiting.waiting, waiting.unread, waiting.attention) == (
+        "Mia",
         1,
         1,
         ("waiting",),
     )
+    assert {s.display_name: shown[s.id] for s in everyone} == {
+        "Mia": Preview("assistant", "Only on Fridays."),
+        "Noor": Preview("user", "👍 reaction"),
+    }
     assert results == {
         "rye": ["Mia"],
         "Fridays": ["Mia"],

@@ -63,7 +63,7 @@ async def test_the_conversation_shows_bubbles_chips_placeholders_and_failures(
 ) -> None:
     async with httpx.AsyncClient(headers=world.headers("builder")) as client:
         page = (await client.get(f"{receiver}/sessions/{world.session}")).text
-        newer = await client.get(f"{receiver}/sessions/{world.session}/entries?after=3")
+        newer = (await client.get(f"{receiver}/sessions/{world.session}/updates?after=3")).json()
         older = await client.get(f"{receiver}/sessions/{world.session}/entries?before=3")
     assert sequences(page) == [0, 1, 3, 4, 5]  # the tool result sits in its call's chip
     assert re.search(r'class="bubble user">\s*<div class="text">What time is it\?</div>', page)
@@ -72,7 +72,7 @@ async def test_the_conversation_shows_bubbles_chips_placeholders_and_failures(
     assert '<div class="placeholder">Attachment: image/jpeg</div>' in page
     assert "⚠ Turn failed: model API 400: bad request" in page
     assert f"/turns/{world.failed_turn}/retry" in page
-    assert sequences(newer.text) == [4, 5] and newer.headers["x-more"] == "0"
+    assert sequences(newer["entries"]) == [4, 5] and newer["more"] is False
     assert sequences(older.text) == [0, 1] and older.headers["x-more"] == "0"
 
 

@@ -85,8 +85,15 @@ async def test_a_message_that_arrives_while_paused_is_shown_and_a_human_answers_
     await expect(waiting).to_contain_text("waiting for the operator")
     await expect(page.locator("#waiting-count")).to_have_text("1 waiting")
     await page.reload()
+    # Paused with a message waiting: said once, by the count (the message is in the
+    # transcript), not again by a badge, a "needs attention" line or a header field.
+    await expect(page.locator("#status")).to_have_text("paused")
     await expect(page.locator("#waiting-count")).to_have_text("1 waiting")
-    await expect(page.locator("#attention")).to_contain_text("paused with waiting messages")
+    await expect(page.locator("#waiting-count")).to_have_class(re.compile(r"\bneeds-attention\b"))
+    await expect(page.locator("#attention")).to_have_count(0)
+    about = await page.locator("#about-conversation").inner_text()
+    assert len(re.findall("waiting", about, re.IGNORECASE)) == 1, about
+    await expect(page.locator("#conversation .bubble")).to_have_count(3)
     await expect(page.get_by_label(re.compile("what is waiting"))).to_be_checked()
     await page.screenshot(path=ARTIFACTS / "paused-conversation-waiting.png", full_page=True)
     asked = len(fake_openai.requests)
@@ -215,7 +222,7 @@ async def test_why_a_reply_was_not_delivered_is_on_the_page(
     await expect(page.locator(".advice")).to_contain_text(
         "Retrying cannot fix this: the recipient cannot receive WhatsApp messages"
     )
-    await expect(page.locator("#attention")).to_have_text("Needs attention: undelivered reply")
+    await expect(page.locator("#attention")).to_have_text("Needs attention: undelivered")
     await page.screenshot(path=ARTIFACTS / "undelivered-reply.png", full_page=True)
 
     fake_twilio.failures.append((400, 63016))

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import create_engine, create_sessionmaker
-from db.media import LARGE_FILE_BYTES, DatabaseContentStore, media_of_session
+from db.media import LARGE_FILE_BYTES, DatabaseContentStore, media_for
 from db.models import AgentSessionRow, Channel, Media
 from tests.factories import FIXTURES, arrive
 from tests.fakes.server import free_port
@@ -50,9 +50,10 @@ async def test_a_photo_is_kept_once_with_its_bytes_for_its_conversation(
     fake_twilio_server: tuple[FakeTwilio, str],
 ) -> None:
     kept = await a_kept_photo(db_sessions, channel, runtime, fake_twilio, fake_twilio_server[1])
+    assert kept.inbound_message_id is not None
     async with db_sessions() as db:
         assert await DatabaseContentStore().get(kept.id, db=db) == PHOTO
-        [info] = await media_of_session(kept.session_id, db=db)
+        [info] = await media_for([kept.inbound_message_id], [], db=db)
     assert (info.kind, info.content_type, info.size_bytes) == ("image", "image/jpeg", len(PHOTO))
     assert info.reference == f"wabot-media:{kept.id}"
     assert len(fake_twilio.media_requests) == 1

@@ -1,11 +1,11 @@
-// Keeps an open conversation current: polls for items after the newest shown and for
-// the messages still waiting, and loads earlier pages on demand. All fetch
-// server-rendered fragments.
+// Keeps an open conversation current: every 2 s one request (`/updates`, one database
+// statement) brings the entries after the newest shown and the messages still waiting;
+// earlier pages load on demand. Both come as server-rendered fragments.
 (function () {
   const section = document.getElementById("conversation");
   const entries = document.getElementById("entries");
   if (!section || !entries) return;
-  const base = `/sessions/${section.dataset.session}/entries`;
+  const base = `/sessions/${section.dataset.session}`;
 
   function sequences() {
     const shown = entries.querySelectorAll("[data-sequence]");
@@ -16,14 +16,9 @@
     };
   }
 
-  async function fragment(query) {
-    const response = await fetch(`${base}?${query}`, { credentials: "same-origin" });
-    if (!response.ok) return null;
-    return { html: await response.text(), more: response.headers.get("X-More") === "1" };
-  }
-
-  // Messages not yet in the history: replaced whole, after the history caught up (a
-  // message a turn just stored moves from here to the entries, never shown twice).
+  // Messages not yet in the history: replaced whole on every update, read in the same
+  // statement as the entries (a message a turn just stored is in one or the other, never
+  // both or neither).
   const waiting = document.getElementById("waiting");
   const badge = document.getElementById("waiting-count");
   function arrival(entry) {
@@ -42,41 +37,44 @@
     }
   }
 
-  async function refreshWaiting() {
+  function showWaiting(html, count) {
     if (!waiting) return;
-    const response = await fetch(`/sessions/${section.dataset.session}/waiting`, {
-      credentials: "same-origin",
-    });
-    if (!response.ok) return;
     entries.querySelectorAll(":scope > .entry.waiting").forEach((node) => node.remove());
-    waiting.innerHTML = await response.text();
+    waiting.innerHTML = html;
     placeWaiting();
-    const count = Number(response.headers.get("X-Waiting") || "0");
     if (badge) {
       badge.textContent = `${count} waiting`;
       badge.hidden = count === 0;
     }
   }
 
-  async function poll() {
+  async function update() {
+    let more = false;
     try {
-      const got = await fragment(`after=${sequences().last}`);
-      if (got && got.html.trim()) entries.insertAdjacentHTML("beforeend", got.html);
-      await refreshWaiting();
+      const response = await fetch(`${base}/updates?after=${sequences().last}`, {
+        credentials: "same-origin",
+      });
+      if (!response.ok) return;
+      const got = await response.json();
+      if (got.entries.trim()) entries.insertAdjacentHTML("beforeend", got.entries);
+      showWaiting(got.waiting, got.waiting_count);
+      more = got.more;
     } finally {
-      setTimeout(poll, 2000);
+      setTimeout(update, more ? 0 : 2000);
     }
   }
 
   const earlier = document.getElementById("earlier");
   if (earlier) {
     earlier.addEventListener("click", async () => {
-      const got = await fragment(`before=${sequences().first}`);
-      if (!got) return;
-      entries.insertAdjacentHTML("afterbegin", got.html);
-      if (!got.more) earlier.remove();
+      const response = await fetch(`${base}/entries?before=${sequences().first}`, {
+        credentials: "same-origin",
+      });
+      if (!response.ok) return;
+      entries.insertAdjacentHTML("afterbegin", await response.text());
+      if (response.headers.get("X-More") !== "1") earlier.remove();
     });
   }
   if (waiting) placeWaiting();
-  setTimeout(poll, 2000);
+  setTimeout(update, 2000);
 })();
