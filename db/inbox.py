@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import lossless_json
 from db.core.clock import as_utc
-from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus
+from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus, Turn
 from db.prepared import run
 from db.statements import StatementConnections
 from db.upsert import insert_or_ignore
@@ -253,21 +253,38 @@ async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
 
 @dataclass(frozen=True)
 class Arrivals:
-    """A conversation's pending messages, (id, received_at) in arrival order, and its
-    builder's own per-sender rate (`turns_per_minute`; None: the global one); `retried`
-    when some of them belong to a turn an operator retried (that turn answers them)."""
+    """A conversation's pending messages, (id, received_at) in arrival order; `retried`
+    when some of them belong to a turn an operator retried (that turn answers them);
+    `rate_filled_at`: when the turn that used up the sender's rate started (the rate's
+    `n`-th newest since the window began), None while the sender is under it."""
 
     messages: list[tuple[int, datetime]]
-    turns_per_minute: int | None
     retried: bool
+    rate_filled_at: datetime | None = None
 
 
+_TURNS_IN_WINDOW = (
+    select(
+        Turn.created_at,
+        func.row_number().over(order_by=Turn.created_at.desc()).label("newness"),
+    )
+    .where(Turn.session_id == bindparam("session_id"), Turn.created_at >= bindparam("since"))
+    .subquery()
+)
+_RATE_FILLED_AT = (
+    select(_TURNS_IN_WINDOW.c.created_at)
+    .where(
+        _TURNS_IN_WINDOW.c.newness
+        == func.coalesce(Builder.turns_per_minute, bindparam("default_rate"))
+    )
+    .scalar_subquery()
+)
 _PENDING_ARRIVALS = (
     select(
         InboundMessage.id,
         InboundMessage.received_at,
         InboundMessage.turn_id,
-        Builder.turns_per_minute,
+        _RATE_FILLED_AT,
     )
     .join(AgentSessionRow, AgentSessionRow.id == InboundMessage.session_id)
     .join(Builder, Builder.id == AgentSessionRow.builder_id)
@@ -280,15 +297,31 @@ _PENDING_ARRIVALS = (
 )
 
 
-async def pending_arrivals(session_id: uuid.UUID, *, db: AsyncSession) -> Arrivals:
+async def pending_arrivals(
+    session_id: uuid.UUID,
+    *,
+    rate_since: datetime | None = None,
+    default_rate: int = 0,
+    db: AsyncSession,
+) -> Arrivals:
     """Pending messages of a conversation; none while an operator has paused it (its
-    messages wait for a resume). The builder's rate comes along in the same query, so
+    messages wait for a resume). The builder's rate (else `default_rate` turns a minute)
+    and whether the turns started since `rate_since` fill it come in the same query, so
     deciding whether a turn may start costs no extra statement."""
-    rows: Sequence[Any] = (await run(db, _PENDING_ARRIVALS, session_id=session_id)).all()
+    rows: Sequence[Any] = (
+        await run(
+            db,
+            _PENDING_ARRIVALS,
+            session_id=session_id,
+            since=rate_since or datetime.now(UTC),
+            default_rate=default_rate,
+        )
+    ).all()
+    filled = rows[0][3] if rows else None
     return Arrivals(
-        messages=[(message_id, as_utc(received_at)) for message_id, received_at, _, _ in rows],
-        turns_per_minute=rows[0][3] if rows else None,
-        retried=any(turn_id is not None for _, _, turn_id, _ in rows),
+        messages=[(row[0], as_utc(row[1])) for row in rows],
+        retried=any(row[2] is not None for row in rows),
+        rate_filled_at=None if filled is None else as_utc(filled),
     )
 
 

@@ -13,7 +13,7 @@ import hashlib
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy import delete, or_, select, update
@@ -131,11 +131,11 @@ async def add_media(
         sha256=new.sha256,
         filename=new.filename,
         duration_seconds=new.duration_seconds,
+        created_at=datetime.now(UTC),  # known here: no read back after the insert
     )
     db.add(row)
     await db.flush()
     await store.put(row.id, content, db=db)
-    await db.refresh(row, ["created_at"])
     return info_of(row)
 
 

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import AgentSessionRow, SessionItem
+from db.models import AgentSessionRow, SessionItem, Turn, TurnStatus
 from db.prepared import run
 
 
 class LeaseLostError(RuntimeError):
     """Another worker took the conversation over (our lease expired): stop writing."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A conversation's lease just taken: its fencing token, and whether one of its turns
+    was left unfinished (so the holder resumes it before anything else)."""
+
+    token: uuid.UUID
+    unfinished_turn: bool
 
 
 _CONTACT = ("display_name", "wa_id", "user_id")
@@ -105,14 +115,19 @@ _ACQUIRE_LEASE = (
         ),
     )
     .values(lease_token=bindparam("token"), lease_expires_at=bindparam("expires_at"))
-    .returning(AgentSessionRow.id)
+    .returning(
+        AgentSessionRow.id,
+        exists().where(Turn.session_id == AgentSessionRow.id, Turn.status == TurnStatus.RUNNING),
+    )
 )
 
 
 async def acquire_lease(
     session_id: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
-) -> uuid.UUID | None:
-    """Take the conversation if nobody holds a live lease on it; returns the fencing token."""
+) -> Lease | None:
+    """Take the conversation if nobody holds a live lease on it; returns the fencing
+    token, and whether a turn of the conversation is unfinished (a crashed run, or one an
+    operator retried), learnt in the same statement."""
     now = datetime.now(UTC)
     token = uuid.uuid4()
     taken = await run(
@@ -123,7 +138,8 @@ async def acquire_lease(
         token=token,
         expires_at=now + timedelta(seconds=ttl_seconds),
     )
-    return token if taken.first() is not None else None
+    row: Any = taken.first()
+    return None if row is None else Lease(token, unfinished_turn=bool(row[1]))
 
 
 _RENEW_LEASE = (

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from db.core.clock import as_utc
 from db.models import AgentSessionRow, InboundMessage, InboundStatus, Turn, TurnStatus
 from db.prepared import run
 
@@ -57,21 +56,6 @@ _TAKE_MESSAGES = (
         attempts=InboundMessage.attempts + 1,
     )
 )
-
-
-_TURNS_STARTED_SINCE = (
-    select(Turn.created_at)
-    .where(Turn.session_id == bindparam("session_id"), Turn.created_at >= bindparam("since"))
-    .order_by(Turn.created_at)
-)
-
-
-async def turns_started_since(
-    session_id: uuid.UUID, since: datetime, *, db: AsyncSession
-) -> list[datetime]:
-    """When this session's turns since `since` started, oldest first (for rate limits)."""
-    result = await run(db, _TURNS_STARTED_SINCE, session_id=session_id, since=since)
-    return [as_utc(started) for started in result.scalars()]
 
 
 async def messages_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:

@@ -42,12 +42,12 @@ async def test_a_lease_has_one_holder_until_released_or_expired(
         first = await acquire_lease(session_id, ttl_seconds=60, db=db)
         assert first is not None
         assert await acquire_lease(session_id, ttl_seconds=60, db=db) is None
-        await release_lease(session_id, first, db=db)
+        await release_lease(session_id, first.token, db=db)
         second = await acquire_lease(session_id, ttl_seconds=0, db=db)
         assert second is not None
         third = await acquire_lease(session_id, ttl_seconds=60, db=db)  # second expired
         assert third is not None
-        assert not await renew_lease(session_id, second, ttl_seconds=60, db=db)
-        await release_lease(session_id, second, db=db)  # a stale holder releases nothing
+        assert not await renew_lease(session_id, second.token, ttl_seconds=60, db=db)
+        await release_lease(session_id, second.token, db=db)  # a stale holder releases nothing
         assert await acquire_lease(session_id, ttl_seconds=60, db=db) is None
-        assert await renew_lease(session_id, third, ttl_seconds=60, db=db)
+        assert await renew_lease(session_id, third.token, ttl_seconds=60, db=db)

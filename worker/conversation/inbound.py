@@ -27,7 +27,6 @@ from db.turns import (
     record_turn_error,
     resume_turn,
     start_turn,
-    turns_started_since,
 )
 from worker.conversation.lease import ConversationLease, lease_if_free
 from worker.conversation.loaded_turn import NO_CHANNEL, LoadedTurn, load_turn
@@ -200,24 +199,30 @@ async def _next_step(
     task over the rate retries later instead of holding the lease while it waits."""
     settings = runtime.settings
     session_id = lease.session_id
-    turn = await resume_turn(session_id, db=db) if claiming else None
+    turn = None
+    if claiming and lease.unfinished_turn:
+        turn = await resume_turn(session_id, db=db)
     new = False
     while True:
         if turn is None:
             await attach_latecomers(session_id, db=db)
-            pending = await pending_arrivals(session_id, db=db)
+            now = datetime.now(UTC)
+            pending = await pending_arrivals(
+                session_id,
+                rate_since=now - RATE_WINDOW,
+                default_rate=settings.sender_turns_per_minute,
+                db=db,
+            )
             if not pending.messages:
                 await lease.give_back(db=db)
                 return Done()
-            now = datetime.now(UTC)
             newest = max(received_at for _id, received_at in pending.messages)
             settle = settings.coalesce_window_seconds - (now - newest).total_seconds()
             if settle > 0:
                 return Wait(settle)
-            per_minute = pending.turns_per_minute
-            if per_minute is None:
-                per_minute = settings.sender_turns_per_minute
-            wait = await _rate_limit_wait(session_id, now, per_minute, db)
+            wait = 0.0
+            if pending.rate_filled_at is not None:
+                wait = (pending.rate_filled_at + RATE_WINDOW - now).total_seconds()
             if wait > 0 and claiming:
                 raise RetryLater(f"session {session_id} is over its rate", countdown=wait)
             if wait > 0:
@@ -234,18 +239,6 @@ async def _next_step(
         logger.warning("turn %s: %s; marked failed", turn.id, NO_CHANNEL)
         await finish_turn(turn.id, failed_because=NO_CHANNEL, db=db)
         turn = None
-
-
-async def _rate_limit_wait(
-    session_id: uuid.UUID, now: datetime, per_minute: int, db: AsyncSession
-) -> float:
-    """Seconds until this sender may start another turn (0 when it may now)."""
-    if per_minute <= 0:
-        return 0.0
-    started = await turns_started_since(session_id, now - RATE_WINDOW, db=db)
-    if len(started) < per_minute:
-        return 0.0
-    return (started[-per_minute] + RATE_WINDOW - now).total_seconds()
 
 
 async def _run_turn_guarded(

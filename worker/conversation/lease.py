@@ -39,6 +39,8 @@ class ConversationLease:
     session_id: uuid.UUID
     token: uuid.UUID
     runtime: Runtime = field(repr=False)
+    unfinished_turn: bool = False
+    """One of the conversation's turns was left unfinished when the lease was taken."""
     _given_back: bool = field(default=False, init=False)
 
     async def renew(self, *, db: AsyncSession) -> None:
@@ -89,10 +91,14 @@ async def lease_if_free(
 ) -> ConversationLease | None:
     """Take the conversation in the caller's transaction if nobody holds a live lease on
     it; None when somebody does."""
-    token = await acquire_lease(
+    taken = await acquire_lease(
         session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
     )
-    return None if token is None else ConversationLease(session_id, token, runtime)
+    if taken is None:
+        return None
+    return ConversationLease(
+        session_id, taken.token, runtime, unfinished_turn=taken.unfinished_turn
+    )
 
 
 async def take_lease(

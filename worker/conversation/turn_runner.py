@@ -315,7 +315,10 @@ async def _user_items(
     read (`worker.media.inbound_media.user_items`). A message that is only a number says
     which of the options the latest reply offered it picks ("2 (chose: Tomorrow 10:00)");
     those are read only when a message is one."""
-    items = await user_items(messages, channel=channel, runtime=runtime, fetch=fetch)
+    first_try = fetch and turn.attempts == 1 and turn.retries == 0
+    items = await user_items(
+        messages, channel=channel, runtime=runtime, fetch=fetch, first_try=first_try
+    )
     if not any(picked_number(message.text) is not None for message in messages):
         return items
     async with runtime.sessionmaker() as db:

@@ -30,12 +30,18 @@ logger = logging.getLogger(__name__)
 
 
 async def user_items(
-    messages: list[InboundMessage], *, channel: Channel, runtime: Runtime, fetch: bool = True
+    messages: list[InboundMessage],
+    *,
+    channel: Channel,
+    runtime: Runtime,
+    fetch: bool = True,
+    first_try: bool = False,
 ) -> list[TResponseInputItem]:
     """One user item per message, in arrival order. Without `fetch` (the fallback of a
-    turn that failed) only what is already kept is used: nothing is fetched or heard."""
+    turn that failed) only what is already kept is used: nothing is fetched or heard.
+    On a turn's `first_try` nothing can have been kept yet, so nothing is looked up."""
     kept: dict[tuple[int, int], MediaInfo] = {}
-    if any(message.media for message in messages):  # most turns carry none: no query
+    if not first_try and any(message.media for message in messages):
         async with runtime.sessionmaker() as db:
             kept = await media_of_messages([message.id for message in messages], db=db)
     items = []

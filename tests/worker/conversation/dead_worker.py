@@ -31,5 +31,5 @@ async def turn_of_a_dead_worker(
         turn = await start_turn(session_id, [inbound_id], db=db)
     assert lease is not None
     return TurnSession(
-        session_id, engine=engine, turn_id=turn.id, lease_token=lease, saves_input=True
+        session_id, engine=engine, turn_id=turn.id, lease_token=lease.token, saves_input=True
     )

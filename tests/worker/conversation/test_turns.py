@@ -114,7 +114,11 @@ async def test_a_stale_worker_cannot_write_after_its_lease_was_taken(
         current = await acquire_lease(session_id, ttl_seconds=60, db=db)
     assert stale is not None and current is not None
     session = TurnSession(
-        session_id, engine=runtime.engine, turn_id=uuid.uuid4(), lease_token=stale, saves_input=True
+        session_id,
+        engine=runtime.engine,
+        turn_id=uuid.uuid4(),
+        lease_token=stale.token,
+        saves_input=True,
     )
     with pytest.raises(LeaseLostError):
         await session.add_items([{"role": "user", "content": "late write"}])
