@@ -551,7 +551,7 @@ async def conversation_origin(session_id: uuid.UUID, *, db: AsyncSession) -> Con
     latest_channel = (
         select(InboundMessage.channel_id)
         .where(InboundMessage.session_id == session_id)
-        .order_by(InboundMessage.id.desc())
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
         .limit(1)
         .scalar_subquery()
     )

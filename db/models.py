@@ -360,6 +360,7 @@ class InboundMessage(Base):
     __table_args__ = (
         UniqueConstraint("provider", "provider_message_id"),
         Index("ix_inbound_messages_pending", "session_id", "status", "id"),
+        Index("ix_inbound_messages_session_id_received_at", "session_id", "received_at"),
         Index("ix_inbound_messages_conversation", "channel_id", "sender", "status"),
         Index(
             "ix_inbound_messages_unanswered",
