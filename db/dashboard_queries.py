@@ -483,17 +483,20 @@ def in_input_order(turns: Iterable[Turn]) -> list[Turn]:
 
 async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> list[Turn]:
     """The turn each item belongs to (of any conversations; the latest to start at or
-    before it), in one query of one `ix_turns_session_id_input_sequence` read per item."""
+    before it), in one query of one `ix_turns_session_id_input_sequence` read per item;
+    the same statement for any number of items (its compiled form is cached)."""
     if not items:
         return []
-    owners = [
+    item = aliased(SessionItem)
+    owner = (
         select(Turn.id)
         .where(Turn.session_id == item.session_id, Turn.input_sequence <= item.sequence)
         .order_by(Turn.input_sequence.desc(), Turn.created_at.desc())
         .limit(1)
+        .correlate(item)
         .scalar_subquery()
-        for item in items
-    ]
+    )
+    owners = select(owner).where(item.id.in_([found.id for found in items]))
     return list(await db.scalars(select(Turn).where(Turn.id.in_(owners))))
 
 
