@@ -1,7 +1,8 @@
 """`make bench`: every row measured side by side with its baseline in one run.
 
 BENCH_QUICK=1 runs a short version of every row. Results also go to .bench/results.json.
-The bench owns the database `wabot_bench` on the TEST_DATABASE_URL server.
+The bench owns the databases `wabot_bench*` on the TEST_DATABASE_URL server
+(`wabot_bench_scale`: the dashboard's rows, up to 10 million items).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from bench import receiver_throughput, session_turns, worker_throughput
+from bench import dashboard_scale, receiver_throughput, session_turns, worker_throughput
 from bench.report import machine, table, write
 from db import migrate
 from db.core.settings import Settings
@@ -59,6 +60,7 @@ def main() -> int:
     rows = asyncio.run(session_turns.run(url, dsn, quick=quick))
     rows += receiver_throughput.run(url, dsn, quick=quick)
     rows += worker_throughput.run(*bench_database(worker_throughput.DATABASE), quick=quick)
+    rows += dashboard_scale.run(*bench_database(dashboard_scale.DATABASE), quick=quick)
     print(table(rows))  # noqa: T201
     print(f"results: {write(rows, Path('.bench'))}")  # noqa: T201
     return 0

@@ -46,7 +46,7 @@ hours ago."""
 
 
 def latest_turn_status() -> ColumnElement[str | None]:
-    """The status of the conversation's newest turn (`ix_turns_session_id`)."""
+    """The status of the conversation's newest turn (`ix_turns_session_id_created_at`)."""
     return (
         select(Turn.status)
         .where(Turn.session_id == AgentSessionRow.id)

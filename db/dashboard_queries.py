@@ -114,57 +114,65 @@ def _today_start() -> datetime:
 
 
 async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
-    """Every builder with its channels, sessions, messages stored today and turns failed today."""
+    """Every builder with its channels, sessions, messages stored today and turns failed
+    today: one grouped query per table (today's rows by `ix_session_items_created_at`
+    and `ix_turns_created_at`), so the page costs what today holds, not all history."""
     today = _today_start()
-    sessions = (
-        select(func.count())
-        .select_from(AgentSessionRow)
-        .where(AgentSessionRow.builder_id == Builder.id)
-        .scalar_subquery()
-    )
-    messages = (
-        select(func.count())
+    by_builder = AgentSessionRow.builder_id
+    sessions = await _per_builder(select(by_builder, func.count()), db=db)
+    messages = await _per_builder(
+        select(by_builder, func.count())
         .select_from(SessionItem)
         .join(AgentSessionRow, AgentSessionRow.id == SessionItem.session_id)
         .where(
-            AgentSessionRow.builder_id == Builder.id,
             SessionItem.created_at >= today,
             SessionItem.item_data["role"].as_string().in_(["user", "assistant"]),
-        )
-        .scalar_subquery()
+        ),
+        db=db,
     )
-    failures = (
-        select(func.count())
+    failures = await _per_builder(
+        select(by_builder, func.count())
         .select_from(Turn)
         .join(AgentSessionRow, AgentSessionRow.id == Turn.session_id)
         .where(
-            AgentSessionRow.builder_id == Builder.id,
             Turn.created_at >= today,
             Turn.status.in_([TurnStatus.FAILED, TurnStatus.RETRIED]),
-        )
-        .scalar_subquery()
+        ),
+        db=db,
     )
-    rows = (
-        await db.execute(
-            select(Builder.id, Builder.name, sessions, messages, failures).order_by(Builder.name)
-        )
-    ).all()
+    rows = (await db.execute(select(Builder.id, Builder.name).order_by(Builder.name))).all()
     channels: dict[uuid.UUID, list[str]] = {}
     for builder_id, provider, address in await db.execute(
         select(Channel.builder_id, Channel.provider, Channel.address).order_by(Channel.created_at)
     ):
         channels.setdefault(builder_id, []).append(f"{provider} {address}")
     return [
-        BuilderSummary(id_, name, channels.get(id_, []), count, today_count, failed)
-        for id_, name, count, today_count, failed in rows
+        BuilderSummary(
+            id_,
+            name,
+            channels.get(id_, []),
+            sessions.get(id_, 0),
+            messages.get(id_, 0),
+            failures.get(id_, 0),
+        )
+        for id_, name in rows
     ]
+
+
+async def _per_builder(
+    counted: Select[uuid.UUID, int], *, db: AsyncSession
+) -> dict[uuid.UUID, int]:
+    """`counted` (a builder id and a count) grouped by builder."""
+    grouped = counted.group_by(AgentSessionRow.builder_id)
+    return {builder_id: count for builder_id, count in await db.execute(grouped)}
 
 
 @dataclass(frozen=True)
 class _InboxColumns:
-    """The per-session values of the inbox, each a correlated subquery on an index led by
-    `session_id`, so a page of 25 costs 25 short index reads per column, at any size;
-    and its latest message, joined by `session_items_seq_unique`."""
+    """The per-session values of the inbox: the item count is `sessions.next_sequence`
+    (items are numbered from 0 without gaps), the rest each a correlated subquery on an
+    index led by `session_id`, so a page of 25 costs 25 short index reads per column, at
+    any size; and its latest message, joined by `session_items_seq_unique`."""
 
     item_count: Any
     waiting: Any
@@ -192,7 +200,7 @@ class _InboxColumns:
 
 def _inbox_columns(now: datetime) -> _InboxColumns:
     session_id = AgentSessionRow.id
-    counted, said = aliased(SessionItem), aliased(SessionItem)
+    said = aliased(SessionItem)
     inbound = select(func.count()).select_from(InboundMessage)
     last_sequence = (
         select(said.sequence)
@@ -206,11 +214,7 @@ def _inbox_columns(now: datetime) -> _InboxColumns:
         .scalar_subquery()
     )
     return _InboxColumns(
-        item_count=select(func.count())
-        .select_from(counted)
-        .where(counted.session_id == session_id)
-        .correlate(AgentSessionRow)
-        .scalar_subquery(),
+        item_count=AgentSessionRow.next_sequence,
         waiting=inbound.where(
             InboundMessage.session_id == session_id,
             InboundMessage.status.in_(WAITING_STATUSES),
@@ -241,23 +245,22 @@ async def sessions_page(
     db: AsyncSession,
 ) -> SessionsPage:
     """One page of a builder's sessions, sorted, filtered (`show`: one of
-    `SESSION_FILTERS`, or all) and searched by name, whole number or what was said; one
-    query for the page, one for its total."""
+    `SESSION_FILTERS`, or all) and searched by name, whole number or what was said: one
+    query finds the page's ids and the total (a second counts only past the last page),
+    one more reads what the inbox shows of those rows alone."""
     now = datetime.now(UTC)
-    columns = _inbox_columns(now)
-    query = columns.select().where(AgentSessionRow.builder_id == builder_id)
+    conditions: list[ColumnElement[bool]] = [AgentSessionRow.builder_id == builder_id]
     if search.strip():
-        query = query.where(_found_by(search.strip(), db.get_bind().dialect.name))
+        conditions.append(_found_by(search.strip(), db.get_bind().dialect.name))
     if show == "attention":
-        query = query.where(needs_attention(now))
+        conditions.append(needs_attention(now))
     elif show == "paused":
-        query = query.where(AgentSessionRow.paused_at.is_not(None))
+        conditions.append(AgentSessionRow.paused_at.is_not(None))
     elif show == "web":
-        query = query.where(AgentSessionRow.platform == "web")
-    total = await db.scalar(select(func.count()).select_from(query.subquery())) or 0
+        conditions.append(AgentSessionRow.platform == "web")
     keys: dict[str, tuple[Any, ...]] = {
         "last_activity": (AgentSessionRow.updated_at,),
-        "item_count": (columns.item_count,),
+        "item_count": (AgentSessionRow.next_sequence,),
         "user": _shown_user(),
         "platform": (AgentSessionRow.platform,),
         "status": (AgentSessionRow.paused_at.is_not(None),),
@@ -265,15 +268,40 @@ async def sessions_page(
     order = [
         key.desc() if descending else key.asc() for key in keys.get(sort, keys["last_activity"])
     ]
-    query = query.order_by(*order, AgentSessionRow.id)
     page = max(1, page)
-    rows = (await db.execute(query.offset((page - 1) * per_page).limit(per_page))).all()
+    listed = (
+        await db.execute(
+            select(AgentSessionRow.id, func.count().over())
+            .where(*conditions)
+            .order_by(*order, AgentSessionRow.id)
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    ).all()
+    if listed:
+        total = listed[0][1]
+    elif page > 1:
+        total = await db.scalar(select(func.count()).where(*conditions)) or 0
+    else:
+        total = 0
     return SessionsPage(
-        sessions=[_inbox_summary(row) for row in rows],
+        sessions=await _summaries([session_id for session_id, _ in listed], now, db=db),
         total=total,
         page=page,
         per_page=per_page,
     )
+
+
+async def _summaries(
+    session_ids: list[uuid.UUID], now: datetime, *, db: AsyncSession
+) -> list[SessionSummary]:
+    """The inbox's view of these sessions, in their order: the per-session columns are
+    read for these rows only, never for the rows a page skips."""
+    if not session_ids:
+        return []
+    query = _inbox_columns(now).select().where(AgentSessionRow.id.in_(session_ids))
+    found = {row[0].id: row for row in (await db.execute(query)).all()}
+    return [_inbox_summary(found[session_id]) for session_id in session_ids]
 
 
 def _found_by(search: str, dialect: str) -> ColumnElement[bool]:
@@ -371,7 +399,8 @@ async def session_with_status(
 ) -> SessionSummary | None:
     """The session as the inbox sees it. Without `counts` (a page of entries needs only
     whose it is and its status) it is the primary-key lookup and the latest turn's
-    status, by `ix_turns_session_id`: no item count, last message, counts or attention."""
+    status, by `ix_turns_session_id_created_at`: no item count, last message, counts or
+    attention."""
     if not counts:
         found = (
             await db.execute(
@@ -454,17 +483,20 @@ def in_input_order(turns: Iterable[Turn]) -> list[Turn]:
 
 async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> list[Turn]:
     """The turn each item belongs to (of any conversations; the latest to start at or
-    before it), in one query of one `ix_turns_session_id` read per item."""
+    before it), in one query of one `ix_turns_session_id_input_sequence` read per item;
+    the same statement for any number of items (its compiled form is cached)."""
     if not items:
         return []
-    owners = [
+    item = aliased(SessionItem)
+    owner = (
         select(Turn.id)
         .where(Turn.session_id == item.session_id, Turn.input_sequence <= item.sequence)
         .order_by(Turn.input_sequence.desc(), Turn.created_at.desc())
         .limit(1)
+        .correlate(item)
         .scalar_subquery()
-        for item in items
-    ]
+    )
+    owners = select(owner).where(item.id.in_([found.id for found in items]))
     return list(await db.scalars(select(Turn).where(Turn.id.in_(owners))))
 
 
@@ -522,7 +554,7 @@ async def conversation_origin(session_id: uuid.UUID, *, db: AsyncSession) -> Con
     latest_channel = (
         select(InboundMessage.channel_id)
         .where(InboundMessage.session_id == session_id)
-        .order_by(InboundMessage.id.desc())
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
         .limit(1)
         .scalar_subquery()
     )

@@ -4,10 +4,10 @@ trip, every part by an index, and nothing read past the sign-in check for a stra
 Its common tables check the cookie's sign-in (`sign_in_query`, by the unique
 `secret_hash`) unless the principal is known already (a bearer token), find the session
 by its primary key if that principal may see it, and then read, for it only: the items
-after the page's newest (`session_items_seq_idx`), the turns around them
-(`ix_turns_session_id`), those turns' reply parts (`(turn_id, retry, part)`) and inbox
-rows (`ix_inbound_messages_turn_id`), the conversation's files when there are new items
-(`ix_media_session_id`), and the messages not in the history yet
+after the page's newest (`session_items_seq_unique`), the turns around them
+(`ix_turns_session_id_input_sequence`), those turns' reply parts (`(turn_id, retry,
+part)`) and inbox rows (`ix_inbound_messages_turn_id`), the conversation's files when
+there are new items (`ix_media_session_id`), and the messages not in the history yet
 (`ix_inbound_messages_pending`). Each row comes back as one JSON object tagged with its
 part (`db.json_rows`). On Postgres the same statement marks new items as seen (a
 data-modifying common table); SQLite, the embedded demo's, cannot, so there it is a

@@ -239,8 +239,8 @@ class SessionItem(Base):
 
     __tablename__ = "session_items"
     __table_args__ = (
-        Index("session_items_seq_idx", "session_id", "sequence"),
         UniqueConstraint("session_id", "sequence", name="session_items_seq_unique"),
+        Index("ix_session_items_created_at", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -325,6 +325,11 @@ class Turn(Base):
     """
 
     __tablename__ = "turns"
+    __table_args__ = (
+        Index("ix_turns_session_id_created_at", "session_id", "created_at"),
+        Index("ix_turns_session_id_input_sequence", "session_id", "input_sequence"),
+        Index("ix_turns_created_at", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     session_id: Mapped[uuid.UUID] = mapped_column(
@@ -355,6 +360,7 @@ class InboundMessage(Base):
     __table_args__ = (
         UniqueConstraint("provider", "provider_message_id"),
         Index("ix_inbound_messages_pending", "session_id", "status", "id"),
+        Index("ix_inbound_messages_session_id_received_at", "session_id", "received_at"),
         Index("ix_inbound_messages_conversation", "channel_id", "sender", "status"),
         Index(
             "ix_inbound_messages_unanswered",

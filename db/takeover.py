@@ -129,7 +129,7 @@ async def reply_route(session_id: uuid.UUID, *, db: AsyncSession) -> tuple[Chann
             select(Channel, InboundMessage.sender)
             .join(InboundMessage, InboundMessage.channel_id == Channel.id)
             .where(InboundMessage.session_id == session_id)
-            .order_by(InboundMessage.id.desc())
+            .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
             .limit(1)
         )
     ).first()
