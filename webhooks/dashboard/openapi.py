@@ -45,6 +45,17 @@ _SENT = {
     },
 }
 _TEXT_OR_NULL = {"type": ["string", "null"]}
+_SEND_RESPONSES = {
+    "200": _SENT,
+    "400": _ERROR,
+    "403": _ERROR,
+    "409": _ERROR,
+    "413": _ERROR,
+    "422": _SENT,
+    "503": _ERROR,
+    **_DENIED,
+}
+"""What an operator's reply and a template send answer alike (422: the provider refused)."""
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -209,16 +220,7 @@ OPENAPI: dict[str, Any] = {
                         }
                     },
                 },
-                "responses": {
-                    "200": _SENT,
-                    "400": _ERROR,
-                    "403": _ERROR,
-                    "409": _ERROR,
-                    "413": _ERROR,
-                    "422": _SENT,
-                    "503": _ERROR,
-                    **_DENIED,
-                },
+                "responses": _SEND_RESPONSES,
             }
         },
         "/api/sessions/{session_id}/template": {
@@ -251,16 +253,7 @@ OPENAPI: dict[str, Any] = {
                         }
                     },
                 },
-                "responses": {
-                    "200": _SENT,
-                    "400": _ERROR,
-                    "403": _ERROR,
-                    "409": _ERROR,
-                    "413": _ERROR,
-                    "422": _SENT,
-                    "503": _ERROR,
-                    **_DENIED,
-                },
+                "responses": _SEND_RESPONSES,
             }
         },
         "/api/chat/{builder_id}": {
