@@ -42,11 +42,12 @@ test: $(INSTALLED)
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest
 
-## bench: throughput and latency against baselines measured in the same run (BENCH_QUICK=1: short)
+## bench: throughput and latency against baselines measured in the same run (BENCH_QUICK=1: short),
+## each ratio compared with bench/baseline.json (SAVE=1: this run becomes it, to commit)
 bench: $(INSTALLED)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "make bench loads the receivers with wrk: apt-get install wrk (or brew install wrk)"; exit 1; }
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(SAVE),--save-baseline)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

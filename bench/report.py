@@ -37,16 +37,23 @@ class Row:
         return {**asdict(self), "ratio": round(self.ratio, 3), "met": self.met}
 
 
-def table(rows: list[Row]) -> str:
+def table(rows: list[Row], changes: list[str] | None = None) -> str:
+    """The rows as text; `changes`, one per row, adds a column of how each ratio moved
+    since the committed results."""
     header = (
         f"{'row':<62} {'unit':<10} {'ours':>10} {'baseline':>10} {'ratio':>7} {'target':>12}  met"
     )
+    if changes is not None:
+        header += f"  {'vs committed':<12}"
     lines = [header, "-" * len(header)]
-    for row in rows:
-        lines.append(
+    for index, row in enumerate(rows):
+        line = (
             f"{row.row:<62} {row.unit:<10} {row.ours:>10.3f} {row.baseline:>10.3f}"
-            f" {row.ratio:>7.2f} {row.target:>12}  {'yes' if row.met else 'NO'}"
+            f" {row.ratio:>7.2f} {row.target:>12}  {'yes' if row.met else 'NO '}"
         )
+        if changes is not None:
+            line += f"  {changes[index]}"
+        lines.append(line.rstrip())
     return "\n".join(lines)
 
 
