@@ -366,7 +366,7 @@ def _found_by(search: str, dialect: str) -> Any:
     digits = re.sub(r"[^0-9]", "", search)
     # `+digits` has no letters: its lower-case match is the exact one.
     ids = [search.lower(), f"+{digits}"] if digits else [search.lower()]
-    whole = [func.lower(AgentSessionRow.external_id).in_(ids)]
+    whole: list[ColumnElement[bool]] = [func.lower(AgentSessionRow.external_id).in_(ids)]
     if digits:
         whole.append(AgentSessionRow.wa_id == digits)
     if _NUMBER.fullmatch(search):
