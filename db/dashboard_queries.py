@@ -266,15 +266,15 @@ async def sessions_page(
     `SESSION_FILTERS`, or all) and searched by name, whole number or what was said: one
     query finds the page's ids and reads what the inbox shows of those rows alone (the
     per-session columns are never read for the rows a page skips); a second counts, only
-    when the page is full or past the end (`_counted`). Ties
-    are broken by the id in the sort's direction, so that an index of migration 0021
-    read forwards or backwards gives the page; but users shown alike (`_shown_user`)
-    stay in one order either way, which says nothing of what the list hides."""
+    when the page is full or past the end (`_counted`). Ties are broken by the id in
+    the sort's direction, so that an index of migration 0021 read forwards or backwards
+    gives the page; but users shown alike (`_shown_user`) stay in one order either way,
+    which says nothing of what the list hides."""
     now = datetime.now(UTC)
     dialect = db.get_bind().dialect.name
     conditions: list[ColumnElement[bool]] = [AgentSessionRow.builder_id == builder_id]
     if search.strip():
-        conditions.append(AgentSessionRow.id.in_(_found_by(search.strip(), dialect)))
+        conditions.append(AgentSessionRow.id.in_(_found_by(builder_id, search.strip(), dialect)))
     if show == "attention":
         conditions.append(needs_attention(now))
     elif show == "paused":
@@ -356,24 +356,25 @@ def _two_digits(count: int) -> int:
     return round(count, 2 - len(str(count))) if count >= 100 else count
 
 
-def _found_by(search: str, dialect: str) -> Any:
-    """The ids of the sessions found by a name by any part of it; a number or id only
-    whole, however it is written; else what was said, by whole words. The list masks
-    most digits of a number (`mask_numbers`): a search that found a part of one would
-    reveal them one guess at a time, so a search that looks like a number is matched as
-    a number only. Each part by its index (the names' trigrams on Postgres, the ids'
-    `lower(external_id)` and `wa_id`, what was said by `_said`), found once."""
+def _found_by(builder_id: uuid.UUID, search: str, dialect: str) -> Any:
+    """The ids of the sessions found: the builder's by a name by any part of it, a
+    number or id only whole, however it is written; any by what was said, by whole
+    words. The list masks most digits of a number (`mask_numbers`): a search that found
+    a part of one would reveal them one guess at a time, so a search that looks like a
+    number is matched as a number only. Each part by its index (the names' trigrams on
+    Postgres, the ids' `lower(external_id)` and `wa_id`, what was said by `_said`)."""
     digits = re.sub(r"[^0-9]", "", search)
     # `+digits` has no letters: its lower-case match is the exact one.
     ids = [search.lower(), f"+{digits}"] if digits else [search.lower()]
     whole: list[ColumnElement[bool]] = [func.lower(AgentSessionRow.external_id).in_(ids)]
     if digits:
         whole.append(AgentSessionRow.wa_id == digits)
+    builders = AgentSessionRow.builder_id == builder_id
     if _NUMBER.fullmatch(search):
-        return select(AgentSessionRow.id).where(or_(*whole))
+        return select(AgentSessionRow.id).where(builders, or_(*whole))
     name = func.lower(func.coalesce(AgentSessionRow.display_name, literal_column("''")))
     by_name = select(AgentSessionRow.id).where(
-        or_(name.contains(search.lower(), autoescape=True), *whole)
+        builders, or_(name.contains(search.lower(), autoescape=True), *whole)
     )
     said = _said(search, dialect)
     return by_name if said is None else union(by_name, said)
