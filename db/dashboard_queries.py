@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     func,
     literal,
     literal_column,
@@ -547,12 +548,8 @@ def in_input_order(turns: Iterable[Turn]) -> list[Turn]:
     return sorted(turns, key=lambda turn: (turn.input_sequence or 0, as_utc(turn.created_at)))
 
 
-async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> list[Turn]:
-    """The turn each item belongs to (of any conversations; the latest to start at or
-    before it), in one query of one `ix_turns_session_id_input_sequence` read per item;
-    the same statement for any number of items (its compiled form is cached)."""
-    if not items:
-        return []
+def _turns_owning_items() -> Select[Turn]:
+    """`turns_owning`'s statement, of the item ids bound as `items`."""
     item = aliased(SessionItem)
     owner = (
         select(Turn.id)
@@ -562,8 +559,22 @@ async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> lis
         .correlate(item)
         .scalar_subquery()
     )
-    owners = select(owner).where(item.id.in_([found.id for found in items]))
-    return list(await db.scalars(select(Turn).where(Turn.id.in_(owners))))
+    owners = select(owner).where(item.id.in_(bindparam("items", expanding=True)))
+    return select(Turn).where(Turn.id.in_(owners))
+
+
+_TURNS_OWNING_ITEMS = _turns_owning_items()
+
+
+async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> list[Turn]:
+    """The turn each item belongs to (of any conversations; the latest to start at or
+    before it), in one query of one `ix_turns_session_id_input_sequence` read per item;
+    one statement, built once, for any number of items (every inbox page previews with
+    it: building it cost more than running it)."""
+    if not items:
+        return []
+    ids = [found.id for found in items]
+    return list(await db.scalars(_TURNS_OWNING_ITEMS, {"items": ids}))
 
 
 async def unplaced_failures(session_id: uuid.UUID, *, db: AsyncSession) -> list[Turn]:
