@@ -8,6 +8,7 @@ Every query runs on Postgres and on the embedded demo's SQLite.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
@@ -43,6 +57,9 @@ from db.transcript import transcript_line
 SESSION_SORTS: tuple[str, ...] = ("last_activity", "item_count", "user", "platform", "status")
 SESSION_FILTERS: tuple[str, ...] = ("attention", "paused", "web")
 MAX_PAGE = 200
+COUNTED_EXACTLY = 10_000
+"""A list of more sessions than this says about how many (Postgres's estimate): counting
+a builder's 200,000 exactly on every page would cost more than the page itself."""
 
 SEARCH_VECTOR = (
     "to_tsvector('simple'::regconfig, "
@@ -103,6 +120,8 @@ class SessionsPage:
     total: int
     page: int
     per_page: int
+    exact: bool = True
+    """False when `total` is an estimate (more than `COUNTED_EXACTLY`, on Postgres)."""
 
     @property
     def pages(self) -> int:
@@ -246,12 +265,17 @@ async def sessions_page(
 ) -> SessionsPage:
     """One page of a builder's sessions, sorted, filtered (`show`: one of
     `SESSION_FILTERS`, or all) and searched by name, whole number or what was said: one
-    query finds the page's ids and the total (a second counts only past the last page),
-    one more reads what the inbox shows of those rows alone."""
+    query finds the page's ids and reads what the inbox shows of those rows alone (the
+    per-session columns are never read for the rows a page skips); a second counts, only
+    when the page is full or past the end (`_counted`). Ties are broken by the id in
+    the sort's direction, so that an index of migration 0021 read forwards or backwards
+    gives the page; but users shown alike (`_shown_user`) stay in one order either way,
+    which says nothing of what the list hides."""
     now = datetime.now(UTC)
+    dialect = db.get_bind().dialect.name
     conditions: list[ColumnElement[bool]] = [AgentSessionRow.builder_id == builder_id]
     if search.strip():
-        conditions.append(_found_by(search.strip(), db.get_bind().dialect.name))
+        conditions.append(AgentSessionRow.id.in_(_found_by(builder_id, search.strip(), dialect)))
     if show == "attention":
         conditions.append(needs_attention(now))
     elif show == "paused":
@@ -265,82 +289,125 @@ async def sessions_page(
         "platform": (AgentSessionRow.platform,),
         "status": (AgentSessionRow.paused_at.is_not(None),),
     }
-    order = [
-        key.desc() if descending else key.asc() for key in keys.get(sort, keys["last_activity"])
-    ]
+    sorted_by = keys.get(sort, keys["last_activity"])
+    order = [key.desc() if descending else key.asc() for key in sorted_by]
+    order.append(AgentSessionRow.id.desc() if descending and sort != "user" else AgentSessionRow.id)
     page = max(1, page)
-    listed = (
-        await db.execute(
-            select(AgentSessionRow.id, func.count().over())
-            .where(*conditions)
-            .order_by(*order, AgentSessionRow.id)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
+    skipped = (page - 1) * per_page
+    shown = (
+        select(AgentSessionRow.id)
+        .where(*conditions)
+        .order_by(*order)
+        .offset(skipped)
+        .limit(per_page)
+        .subquery()
+    )
+    listed = [
+        _inbox_summary(row)
+        for row in await db.execute(
+            _inbox_columns(now)
+            .select()
+            .join(shown, shown.c.id == AgentSessionRow.id)
+            .order_by(*order)
         )
-    ).all()
-    if listed:
-        total = listed[0][1]
-    elif page > 1:
-        total = await db.scalar(select(func.count()).where(*conditions)) or 0
+    ]
+    if 0 < len(listed) < per_page or (page == 1 and not listed):
+        total, exact = skipped + len(listed), True
     else:
-        total = 0
+        read = skipped + len(listed) if listed else 0
+        total, exact = await _counted(conditions, at_least=read, db=db)
     return SessionsPage(
-        sessions=await _summaries([session_id for session_id, _ in listed], now, db=db),
+        sessions=listed,
         total=total,
         page=page,
         per_page=per_page,
+        exact=exact,
     )
 
 
-async def _summaries(
-    session_ids: list[uuid.UUID], now: datetime, *, db: AsyncSession
-) -> list[SessionSummary]:
-    """The inbox's view of these sessions, in their order: the per-session columns are
-    read for these rows only, never for the rows a page skips."""
-    if not session_ids:
-        return []
-    query = _inbox_columns(now).select().where(AgentSessionRow.id.in_(session_ids))
-    found = {row[0].id: row for row in (await db.execute(query)).all()}
-    return [_inbox_summary(found[session_id]) for session_id in session_ids]
+async def _counted(
+    conditions: list[ColumnElement[bool]], *, at_least: int, db: AsyncSession
+) -> tuple[int, bool]:
+    """How many sessions meet `conditions`, and whether exactly: up to `COUNTED_EXACTLY`
+    by reading at most that many rows; beyond, on Postgres, the planner's estimate to
+    two significant digits (never below `at_least`, the sessions up to this page)."""
+    matching = select(literal(1)).select_from(AgentSessionRow).where(*conditions)
+    if db.get_bind().dialect.name != "postgresql":
+        return await db.scalar(select(func.count()).select_from(matching.subquery())) or 0, True
+    capped = matching.limit(COUNTED_EXACTLY + 1).subquery()
+    counted = await db.scalar(select(func.count()).select_from(capped)) or 0
+    if counted <= COUNTED_EXACTLY:
+        return counted, True
+    estimate = _two_digits(await _planned_rows(matching, db=db))
+    return max(estimate, at_least, COUNTED_EXACTLY + 1), False
 
 
-def _found_by(search: str, dialect: str) -> ColumnElement[bool]:
-    """A name by any part of it; a number or id only whole, however it is written; else
-    what was said, by whole words. The list masks most digits of a number
-    (`mask_numbers`): a search that found a part of one would reveal them one guess at
-    a time, so a search that looks like a number is matched as a number only."""
+async def _planned_rows(query: Select[Any], *, db: AsyncSession) -> int:
+    """How many rows Postgres's planner expects `query` to return (its statistics)."""
+    connection = await db.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    plan = (
+        await connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params)
+    ).scalar_one()
+    return int((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"])
+
+
+def _two_digits(count: int) -> int:
+    """`count` rounded to two significant digits: 201,345 is about 200,000."""
+    return round(count, 2 - len(str(count))) if count >= 100 else count
+
+
+def _found_by(builder_id: uuid.UUID, search: str, dialect: str) -> Any:
+    """The ids of the sessions found: the builder's by a name by any part of it, a
+    number or id only whole, however it is written; any by what was said, by whole
+    words. The list masks most digits of a number (`mask_numbers`): a search that found
+    a part of one would reveal them one guess at a time, so a search that looks like a
+    number is matched as a number only. Each part by its index (the names' trigrams on
+    Postgres, the ids' `lower(external_id)` and `wa_id`, what was said by `_said`)."""
     digits = re.sub(r"[^0-9]", "", search)
-    whole = [func.lower(AgentSessionRow.external_id) == search.lower()]
+    # `+digits` has no letters: its lower-case match is the exact one.
+    ids = [search.lower(), f"+{digits}"] if digits else [search.lower()]
+    whole: list[ColumnElement[bool]] = [func.lower(AgentSessionRow.external_id).in_(ids)]
     if digits:
-        whole += [AgentSessionRow.external_id == f"+{digits}", AgentSessionRow.wa_id == digits]
+        whole.append(AgentSessionRow.wa_id == digits)
+    builders = AgentSessionRow.builder_id == builder_id
     if _NUMBER.fullmatch(search):
-        return or_(*whole)
-    name = func.lower(func.coalesce(AgentSessionRow.display_name, ""))
-    return or_(name.contains(search.lower(), autoescape=True), *whole, _said(search, dialect))
+        return select(AgentSessionRow.id).where(builders, or_(*whole))
+    name = func.lower(func.coalesce(AgentSessionRow.display_name, literal_column("''")))
+    by_name = select(AgentSessionRow.id).where(
+        builders, or_(name.contains(search.lower(), autoescape=True), *whole)
+    )
+    said = _said(search, dialect)
+    return by_name if said is None else union(by_name, said)
 
 
-def _said(search: str, dialect: str) -> ColumnElement[bool]:
-    """Sessions in which some user or assistant message holds every word of `search`
-    (Postgres: the GIN index on `SEARCH_VECTOR`; SQLite: the FTS5 table)."""
+def _said(search: str, dialect: str) -> Any:
+    """The ids of sessions in which some user or assistant message holds every word of
+    `search` (Postgres: the GIN index on `SEARCH_VECTOR`; SQLite: the FTS5 table); None
+    when `search` has no words."""
     if dialect == "postgresql":
-        return AgentSessionRow.id.in_(_POSTGRES_SAID.bindparams(said=search))
+        return _POSTGRES_SAID.bindparams(said=search)
     words = re.findall(r"\w+", search.lower())
     if not words:
-        return literal(False)
+        return None
     match = " AND ".join(f'"{word}"' for word in words)
-    return AgentSessionRow.id.in_(_SQLITE_SAID.bindparams(said=match))
+    return _SQLITE_SAID.bindparams(said=match)
 
 
 def _shown_user() -> tuple[Any, ...]:
     """Sort keys made of what the list shows of a user: the name, else the first four and
     last three characters of the id and its length, which masking always leaves; users
-    shown alike stay in an order that says nothing about their hidden digits."""
+    shown alike stay in an order that says nothing about their hidden digits. The
+    numbers are literals, as in the index `ix_sessions_builder_id_shown_user`."""
     external_id = AgentSessionRow.external_id
     length = func.length(external_id)
     return (
-        func.coalesce(AgentSessionRow.display_name, func.substr(external_id, 1, 4)),
+        func.coalesce(
+            AgentSessionRow.display_name,
+            func.substr(external_id, literal_column("1"), literal_column("4")),
+        ),
         length,
-        func.substr(external_id, length - 2),
+        func.substr(external_id, length - literal_column("2")),
     )
 
 
@@ -481,12 +548,8 @@ def in_input_order(turns: Iterable[Turn]) -> list[Turn]:
     return sorted(turns, key=lambda turn: (turn.input_sequence or 0, as_utc(turn.created_at)))
 
 
-async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> list[Turn]:
-    """The turn each item belongs to (of any conversations; the latest to start at or
-    before it), in one query of one `ix_turns_session_id_input_sequence` read per item;
-    the same statement for any number of items (its compiled form is cached)."""
-    if not items:
-        return []
+def _turns_owning_items() -> Select[Turn]:
+    """`turns_owning`'s statement, of the item ids bound as `items`."""
     item = aliased(SessionItem)
     owner = (
         select(Turn.id)
@@ -496,8 +559,22 @@ async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> lis
         .correlate(item)
         .scalar_subquery()
     )
-    owners = select(owner).where(item.id.in_([found.id for found in items]))
-    return list(await db.scalars(select(Turn).where(Turn.id.in_(owners))))
+    owners = select(owner).where(item.id.in_(bindparam("items", expanding=True)))
+    return select(Turn).where(Turn.id.in_(owners))
+
+
+_TURNS_OWNING_ITEMS = _turns_owning_items()
+
+
+async def turns_owning(items: Sequence[SessionItem], *, db: AsyncSession) -> list[Turn]:
+    """The turn each item belongs to (of any conversations; the latest to start at or
+    before it), in one query of one `ix_turns_session_id_input_sequence` read per item;
+    one statement, built once, for any number of items (every inbox page previews with
+    it: building it cost more than running it)."""
+    if not items:
+        return []
+    ids = [found.id for found in items]
+    return list(await db.scalars(_TURNS_OWNING_ITEMS, {"items": ids}))
 
 
 async def unplaced_failures(session_id: uuid.UUID, *, db: AsyncSession) -> list[Turn]:

@@ -216,7 +216,12 @@ class AgentSessionRow(Base):
     """
 
     __tablename__ = "sessions"
-    __table_args__ = (UniqueConstraint("builder_id", "platform", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("builder_id", "platform", "external_id"),
+        Index("ix_sessions_builder_id_updated_at", "builder_id", "updated_at", "id"),
+        Index("ix_sessions_builder_id_next_sequence", "builder_id", "next_sequence", "id"),
+        Index("ix_sessions_wa_id", "wa_id"),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     builder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("builders.id", ondelete="CASCADE"))

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
@@ -32,7 +32,8 @@ class RecentConversation:
 async def recent_conversations(
     *, limit: int, builder_id: uuid.UUID | None = None, db: AsyncSession
 ) -> list[RecentConversation]:
-    """The `limit` conversations active last (of `builder_id` alone when given)."""
+    """The `limit` conversations active last (of `builder_id` alone when given, by
+    `ix_sessions_builder_id_updated_at`)."""
     latest_turn_status = (
         select(Turn.status)
         .where(Turn.session_id == AgentSessionRow.id)
@@ -40,9 +41,13 @@ async def recent_conversations(
         .limit(1)
         .scalar_subquery()
     )
+    # The latest item's time, by `session_items_seq_unique`: one index entry, where
+    # `max(created_at)` read every item of a long conversation.
     last_message_at = (
-        select(func.max(SessionItem.created_at))
+        select(SessionItem.created_at)
         .where(SessionItem.session_id == AgentSessionRow.id)
+        .order_by(SessionItem.sequence.desc())
+        .limit(1)
         .scalar_subquery()
     )
     query = (

@@ -78,6 +78,7 @@ async def builder_sessions(request: Request) -> Response:
             "page": listing.page,
             "per_page": listing.per_page,
             "total": listing.total,
+            "total_exact": listing.exact,
         }
     )
 

@@ -127,8 +127,9 @@ async def shown_sources(
         else []
     )
     referenced = {media_id for item in items for media_id in _references(item.item_data)}
-    files = await media_for([message.id for message in messages], referenced, db=db)
-    return messages, files
+    # A message's files are those its `media` listed: one without any has none stored.
+    carried = [message.id for message in messages if message.media]
+    return messages, await media_for(carried, referenced, db=db)
 
 
 def shown_of(

@@ -358,7 +358,7 @@ OPENAPI: dict[str, Any] = {
             },
             "SessionPage": {
                 "type": "object",
-                "required": ["sessions", "page", "per_page", "total"],
+                "required": ["sessions", "page", "per_page", "total", "total_exact"],
                 "properties": {
                     "sessions": {
                         "type": "array",
@@ -367,6 +367,11 @@ OPENAPI: dict[str, Any] = {
                     "page": {"type": "integer"},
                     "per_page": {"type": "integer"},
                     "total": {"type": "integer"},
+                    "total_exact": {
+                        "type": "boolean",
+                        "description": "false when `total` is an estimate, to two"
+                        " significant digits (more than 10,000 sessions)",
+                    },
                 },
             },
             "Item": {

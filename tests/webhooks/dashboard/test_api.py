@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db import dashboard_queries
 from db.agent_session import DatabaseSession
 from tests.factories import stored_session
 from tests.webhooks.dashboard.conftest import World
@@ -35,7 +37,7 @@ async def test_sessions_carry_their_item_count_and_a_masked_user(
         ("Ada", 6),
         ("Grace", 1),
     ]
-    assert everyone["total"] == 2
+    assert (everyone["total"], everyone["total_exact"]) == (2, True)
     assert everyone["sessions"][0]["user"] == "+316•••••678"
     assert everyone["sessions"][0]["status"] == "failed turn"
     assert [s["display_name"] for s in found["sessions"]] == ["Grace"]
@@ -73,6 +75,26 @@ async def test_a_masked_number_is_found_whole_and_never_digit_by_digit(
         ]
     assert confirmed == {position: [] for position in hidden}
     assert whole == [True] * 4
+
+
+async def test_a_list_longer_than_it_counts_says_its_total_is_an_estimate(
+    receiver: str,
+    world: World,
+    db_sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past `COUNTED_EXACTLY` sessions a full page's total is Postgres's estimate, never
+    fewer than the sessions listed so far; a page that is not full counts exactly."""
+    monkeypatch.setattr(dashboard_queries, "COUNTED_EXACTLY", 1)
+    await stored_session(db_sessions, world.builder, [], external_id="+4915100000099")
+    url = f"{receiver}/api/builders/{world.builder}/sessions"
+    async with httpx.AsyncClient(headers=world.headers("builder")) as client:
+        first = (await client.get(url, params={"per_page": 1})).json()
+        second = (await client.get(url, params={"per_page": 1, "page": 2})).json()
+        partial = (await client.get(url, params={"per_page": 3})).json()
+    assert first["total_exact"] is False and first["total"] >= 2
+    assert second["total_exact"] is False and second["total"] >= 2
+    assert (partial["total"], partial["total_exact"]) == (2, True)
 
 
 async def test_sorting_by_user_never_orders_by_the_digits_the_list_masks(
