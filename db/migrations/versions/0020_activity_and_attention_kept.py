@@ -513,7 +513,9 @@ def upgrade() -> None:
     )
     if postgres:
         for name, body in POSTGRES_FUNCTIONS.items():
-            op.execute(f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $${body}$$")
+            op.execute(
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $${body}$$"
+            )
         for name, when in POSTGRES_TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {when}")
     else:
