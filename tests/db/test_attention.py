@@ -6,24 +6,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from importlib import util
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.attention import needs_attention, read_refusal
 from db.dashboard_queries import session_with_status, sessions_page
-from db.migrate import MIGRATIONS
 from db.models import AgentSessionRow, InboundMessage, OutboundMessage, Turn
 from db.sessions import get_or_create_session
+from tests.db.kept_state import migration
 from tests.factories import arrive, builder_with_channel, channel_at
-
-_SPEC = util.spec_from_file_location(
-    "kept_state", MIGRATIONS / "versions" / "0020_activity_and_attention_kept.py"
-)
-assert _SPEC is not None and _SPEC.loader is not None
-migration = util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(migration)
 
 NOW = datetime.now(UTC)
 

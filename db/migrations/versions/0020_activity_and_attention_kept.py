@@ -105,17 +105,12 @@ ATTENTION_PREDICATE = (
 (the index serves it only while the two agree)."""
 
 
-def backfill(postgres: bool) -> list[str]:
-    """Statements that fill the kept rows and columns from the stored conversations."""
+def counted_activity(postgres: bool) -> str:
+    """`activity_days`' rows as counted from the stored sessions, messages and turns."""
     spelled = _dialect(postgres)
     day, role = spelled["day"], spelled["role"]
     item_day, turn_day, session_day = (day.format(f"{t}.created_at") for t in ("i", "t", "s"))
-    return [
-        "DELETE FROM activity_days",
-        "DELETE FROM reply_times",
-        f"""
-        INSERT INTO activity_days (builder_id, day, sessions, messages, turns, failures,
-            operator_failures)
+    return f"""
         SELECT builder_id, day, sum(sessions), sum(messages), sum(turns), sum(failures),
             sum(operator_failures)
         FROM (
@@ -134,19 +129,34 @@ def backfill(postgres: bool) -> list[str]:
             FROM turns AS t JOIN sessions AS s ON s.id = t.session_id
         ) AS counted
         GROUP BY builder_id, day
-        """,
-        "UPDATE turns SET reply_tenths = NULL WHERE reply_tenths IS NOT NULL",
-        f"""
-        UPDATE turns SET reply_tenths = {reply_tenths("turns", postgres)}
-        WHERE status = 'replied' AND finished_at IS NOT NULL AND NOT by_operator
-        """,
-        f"""
-        INSERT INTO reply_times (builder_id, day, tenths, turns)
-        SELECT s.builder_id, {turn_day}, t.reply_tenths, count(*)
-        FROM turns AS t JOIN sessions AS s ON s.id = t.session_id
-        WHERE t.reply_tenths IS NOT NULL
-        GROUP BY s.builder_id, {turn_day}, t.reply_tenths
-        """,
+    """
+
+
+def counted_reply_times(postgres: bool) -> str:
+    """`reply_times`' rows as counted from the stored turns and messages."""
+    turn_day = _dialect(postgres)["day"].format("t.created_at")
+    return f"""
+        SELECT builder_id, day, tenths, count(*)
+        FROM (
+            SELECT s.builder_id, {turn_day} AS day, {reply_tenths("t", postgres)} AS tenths
+            FROM turns AS t JOIN sessions AS s ON s.id = t.session_id
+        ) AS timed
+        WHERE tenths IS NOT NULL
+        GROUP BY builder_id, day, tenths
+    """
+
+
+def backfill(postgres: bool) -> list[str]:
+    """Statements that fill the kept rows and columns from the stored conversations (with
+    the triggers off: an upgrade creates them after)."""
+    return [
+        "DELETE FROM activity_days",
+        "DELETE FROM reply_times",
+        "INSERT INTO activity_days (builder_id, day, sessions, messages, turns, failures,"
+        f" operator_failures) {counted_activity(postgres)}",
+        f"UPDATE turns SET reply_tenths = {reply_tenths('turns', postgres)}"
+        " WHERE status = 'replied' AND finished_at IS NOT NULL AND NOT by_operator",
+        f"INSERT INTO reply_times (builder_id, day, tenths, turns) {counted_reply_times(postgres)}",
         f"""
         UPDATE sessions SET
             latest_turn_status = {latest_turn_status("sessions.id")},
@@ -484,19 +494,15 @@ def upgrade() -> None:
         sa.Column("tenths", sa.Integer(), primary_key=True),
         sa.Column("turns", sa.Integer(), nullable=False, server_default="0"),
     )
-    with op.batch_alter_table("sessions") as sessions:
-        sessions.add_column(sa.Column("latest_turn_status", sa.String(16)))
-        sessions.add_column(
-            sa.Column(
-                "latest_reply_undelivered", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
+    # Added in place: rebuilding `sessions` (batch mode) would drop it, and SQLite's
+    # foreign keys would delete its conversations' items and turns with it.
+    op.add_column("sessions", sa.Column("latest_turn_status", sa.String(16)))
+    for flag in ("latest_reply_undelivered", "messages_waiting"):
+        op.add_column(
+            "sessions", sa.Column(flag, sa.Boolean(), nullable=False, server_default=sa.false())
         )
-        sessions.add_column(
-            sa.Column("messages_waiting", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        sessions.add_column(sa.Column("last_user_message_at", sa.DateTime(timezone=True)))
-    with op.batch_alter_table("turns") as turns:
-        turns.add_column(sa.Column("reply_tenths", sa.Integer()))
+    op.add_column("sessions", sa.Column("last_user_message_at", sa.DateTime(timezone=True)))
+    op.add_column("turns", sa.Column("reply_tenths", sa.Integer()))
     for statement in backfill(postgres):
         op.execute(statement)
     op.create_index(
@@ -514,7 +520,8 @@ def upgrade() -> None:
     if postgres:
         for name, body in POSTGRES_FUNCTIONS.items():
             op.execute(
-                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $${body}$$"
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger"
+                f" LANGUAGE plpgsql AS $${body}$$"
             )
         for name, when in POSTGRES_TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {when}")
