@@ -33,6 +33,8 @@ depends_on: str | Sequence[str] | None = None
 
 FAILED = "status IN ('failed', 'retried')"
 """A failed turn, as the charts count it (retried ones included)."""
+WAITS = "status IN ('pending', 'processing')"
+"""An inbox message not answered yet."""
 
 
 def _dialect(postgres: bool) -> dict[str, str]:
@@ -69,10 +71,7 @@ def latest_reply_undelivered(of: str) -> str:
 
 def messages_waiting(of: str) -> str:
     """An inbox message of the conversation is not answered yet."""
-    return (
-        "EXISTS (SELECT 1 FROM inbound_messages"
-        f" WHERE session_id = {of} AND status IN ('pending', 'processing'))"
-    )
+    return f"EXISTS (SELECT 1 FROM inbound_messages WHERE session_id = {of} AND {WAITS})"
 
 
 def last_user_message_at(of: str) -> str:
@@ -287,24 +286,40 @@ POSTGRES_FUNCTIONS = {
         RETURN NULL;
     END
     """,
+    # A new message only adds (waiting, a later last message): no query. A status that
+    # stops or starts waiting, or a message moved, counts again.
     "wabot_keep_waiting": f"""
     DECLARE
         conversation uuid;
         waiting boolean;
         last_wrote timestamptz;
     BEGIN
-        FOREACH conversation IN ARRAY ARRAY[NEW.session_id, CASE WHEN TG_OP = 'UPDATE'
-            AND OLD.session_id IS DISTINCT FROM NEW.session_id THEN OLD.session_id END]
-        LOOP
-            CONTINUE WHEN conversation IS NULL;
-            waiting := {messages_waiting("conversation")};
-            last_wrote := {last_user_message_at("conversation")};
-            UPDATE sessions SET messages_waiting = waiting, last_user_message_at = last_wrote
-            WHERE id = conversation AND (messages_waiting IS DISTINCT FROM waiting
-                OR last_user_message_at IS DISTINCT FROM last_wrote);
-        END LOOP;
-        IF TG_OP = 'INSERT' OR OLD.turn_id IS DISTINCT FROM NEW.turn_id
+        IF TG_OP = 'INSERT' THEN
+            UPDATE sessions SET
+                messages_waiting = messages_waiting OR NEW.{WAITS},
+                last_user_message_at = CASE WHEN NEW.channel_id IS NOT NULL
+                    THEN greatest(last_user_message_at, NEW.received_at)
+                    ELSE last_user_message_at END
+            WHERE id = NEW.session_id AND ((NEW.{WAITS} AND NOT messages_waiting)
+                OR (NEW.channel_id IS NOT NULL
+                    AND NEW.received_at > coalesce(last_user_message_at, '-infinity')));
+        ELSIF OLD.session_id IS DISTINCT FROM NEW.session_id
             OR OLD.received_at IS DISTINCT FROM NEW.received_at
+            OR OLD.channel_id IS DISTINCT FROM NEW.channel_id
+            OR (OLD.{WAITS}) IS DISTINCT FROM (NEW.{WAITS})
+        THEN
+            FOREACH conversation IN ARRAY ARRAY[NEW.session_id, OLD.session_id] LOOP
+                CONTINUE WHEN conversation IS NULL;
+                waiting := {messages_waiting("conversation")};
+                last_wrote := {last_user_message_at("conversation")};
+                UPDATE sessions SET messages_waiting = waiting, last_user_message_at = last_wrote
+                WHERE id = conversation AND (messages_waiting IS DISTINCT FROM waiting
+                    OR last_user_message_at IS DISTINCT FROM last_wrote);
+            END LOOP;
+        END IF;
+        IF (TG_OP = 'INSERT' AND NEW.turn_id IS NOT NULL) OR (TG_OP = 'UPDATE'
+            AND (OLD.turn_id IS DISTINCT FROM NEW.turn_id
+                OR OLD.received_at IS DISTINCT FROM NEW.received_at))
         THEN
             UPDATE turns SET reply_tenths = {reply_tenths("turns", postgres=True)}
             WHERE id IN (NEW.turn_id, OLD.turn_id)
