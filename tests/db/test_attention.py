@@ -5,13 +5,16 @@ means for a retry."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text, update
+import pytest
+from sqlalchemy import literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.attention import needs_attention, read_refusal
 from db.dashboard_queries import session_with_status, sessions_page
+from db.engine import create_engine, create_sessionmaker
 from db.models import AgentSessionRow, InboundMessage, OutboundMessage, Turn
 from db.sessions import get_or_create_session
 from tests.db.kept_state import migration
@@ -20,14 +23,31 @@ from tests.factories import arrive, builder_with_channel, channel_at
 NOW = datetime.now(UTC)
 
 
-async def test_the_inbox_filter_and_the_conversation_page_agree_on_what_needs_attention(
+@pytest.fixture(params=["postgres", "sqlite"])
+async def sessions(
+    request: pytest.FixtureRequest,
     db_sessions: async_sessionmaker[AsyncSession],
+    sqlite_url: str,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Postgres (emptied), or the embedded SQLite file (its triggers are its own)."""
+    if request.param == "postgres":
+        yield db_sessions
+        return
+    engine = create_engine(sqlite_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+async def test_the_inbox_filter_and_the_conversation_page_agree_on_what_needs_attention(
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """One conversation per state, and some in several: the list's filter holds exactly
     those with a reason, and the list and the page (`session_with_status`, which the
     conversation header shows) give each the same reasons."""
-    builder = await builder_with_channel(db_sessions)
-    channel = await channel_at(db_sessions, "whatsapp:+14155238886")
+    db_sessions = sessions
+    address = f"whatsapp:+1415{uuid.uuid4().int % 10**7:07d}"  # SQLite's file is shared
+    builder = await builder_with_channel(db_sessions, address=address)
+    channel = await channel_at(db_sessions, address)
     names = [
         "fine",
         "failed",
@@ -164,7 +184,13 @@ async def kept_facts_are_current(db_sessions: async_sessionmaker[AsyncSession]) 
         migration.messages_waiting("sessions.id"),
         migration.last_user_message_at("sessions.id"),
     )
-    computed = select(*kept, *(text(fact) for fact in facts)).order_by(AgentSessionRow.id)
+    computed = select(
+        *kept,
+        *(
+            literal_column(f"({fact})", column.type)
+            for fact, column in zip(facts, kept, strict=True)
+        ),
+    ).order_by(AgentSessionRow.id)
     async with db_sessions() as db:
         rows = (await db.execute(computed)).all()
     return bool(rows) and all(tuple(row[:4]) == tuple(row[4:]) for row in rows)
