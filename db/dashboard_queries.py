@@ -15,18 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
-    case,
-    func,
-    literal,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
@@ -130,19 +119,13 @@ async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
         select(
             ActivityDay.builder_id,
             func.sum(ActivityDay.sessions),
-            func.sum(case((ActivityDay.day == today, ActivityDay.messages), else_=0)),
-            func.sum(
-                case(
-                    (
-                        ActivityDay.day == today,
-                        ActivityDay.failures + ActivityDay.operator_failures,
-                    ),
-                    else_=0,
-                )
+            func.sum(ActivityDay.messages).filter(ActivityDay.day == today),
+            func.sum(ActivityDay.failures + ActivityDay.operator_failures).filter(
+                ActivityDay.day == today
             ),
         ).group_by(ActivityDay.builder_id)
     )
-    counted = {builder_id: tuple(map(int, counts)) for builder_id, *counts in kept}
+    counted = {builder_id: tuple(int(n or 0) for n in counts) for builder_id, *counts in kept}
     rows = (await db.execute(select(Builder.id, Builder.name).order_by(Builder.name))).all()
     channels: dict[uuid.UUID, list[str]] = {}
     for builder_id, provider, address in await db.execute(
