@@ -131,13 +131,15 @@ def counted_activity(postgres: bool) -> str:
     """
 
 
-def counted_reply_times(postgres: bool) -> str:
-    """`reply_times`' rows as counted from the stored turns and messages."""
+def counted_reply_times(postgres: bool, tenths: str = "") -> str:
+    """`reply_times`' rows as counted from the stored turns and messages (`tenths`: the
+    turns' reply times when they are stored already, `t.reply_tenths`)."""
     turn_day = _dialect(postgres)["day"].format("t.created_at")
     return f"""
         SELECT builder_id, day, tenths, count(*)
         FROM (
-            SELECT s.builder_id, {turn_day} AS day, {reply_tenths("t", postgres)} AS tenths
+            SELECT s.builder_id, {turn_day} AS day,
+                {tenths or reply_tenths("t", postgres)} AS tenths
             FROM turns AS t JOIN sessions AS s ON s.id = t.session_id
         ) AS timed
         WHERE tenths IS NOT NULL
@@ -155,7 +157,8 @@ def backfill(postgres: bool) -> list[str]:
         f" operator_failures) {counted_activity(postgres)}",
         f"UPDATE turns SET reply_tenths = {reply_tenths('turns', postgres)}"
         " WHERE status = 'replied' AND finished_at IS NOT NULL AND NOT by_operator",
-        f"INSERT INTO reply_times (builder_id, day, tenths, turns) {counted_reply_times(postgres)}",
+        "INSERT INTO reply_times (builder_id, day, tenths, turns)"
+        f" {counted_reply_times(postgres, 't.reply_tenths')}",
         f"""
         UPDATE sessions SET
             latest_turn_status = {latest_turn_status("sessions.id")},
