@@ -12,7 +12,9 @@ last wrote through a number; with an index over the conversations those facts fl
 
 Triggers keep them (on Postgres, plpgsql; on SQLite, trigger bodies of plain SQL), so
 every writer (receiver, worker, dashboard, CLI) keeps them without a statement of its
-own; deleting a builder deletes its rows. The same SQL fills them from what is stored
+own; deleting a builder deletes its rows; deleting a conversation takes it off the
+session count but leaves its messages and turns counted on the days they happened (as
+does clearing its memory). The same SQL fills them from what is stored
 (`backfill`, which the dashboard bench runs too): after the upgrade, a deployment's
 charts and filter show what they showed before.
 
@@ -44,13 +46,11 @@ def _dialect(postgres: bool) -> dict[str, str]:
             "day": "(({}) AT TIME ZONE 'UTC')::date",
             "seconds": "extract(epoch FROM ({}) - ({}))",
             "role": "({}) ->> 'role'",
-            "true": "true",
         }
     return {
         "day": "date({})",
         "seconds": "((julianday({}) - julianday({})) * 86400.0)",
         "role": "json_extract({}, '$.role')",
-        "true": "1",
     }
 
 
