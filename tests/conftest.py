@@ -2,7 +2,8 @@
 real receiver (uvicorn) and a real Celery worker process.
 
 Services: TEST_DATABASE_URL (default postgresql://127.0.0.1:5432/test; the suite owns
-the wabot tables in it and recreates them), REDIS_URL (default redis://127.0.0.1:6379/0;
+the wabot tables in it and recreates them; each pytest-xdist process has a database of
+its own next to it, see tests/services.py), REDIS_URL (default redis://127.0.0.1:6379/0;
 each run uses its own queue name) and RABBITMQ_URL (default
 amqp://guest:guest@127.0.0.1:5672//; tests on it use queues of their own, deleted
 afterwards). The receivers and workers the tests start reach
@@ -24,7 +25,8 @@ import pytest
 import redis
 from agents import set_tracing_disabled
 from kombu import Connection
-from sqlalchemy import text
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import migrate
@@ -39,7 +41,14 @@ from tests.fakes.openai import FakeOpenAI
 from tests.fakes.server import serve
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.pooler import pgbouncer, through
-from tests.services import LIBPQ_DSN, RABBITMQ_URL, REDIS_URL, TEST_DATABASE_URL
+from tests.services import (
+    GIVEN_LIBPQ_DSN,
+    LIBPQ_DSN,
+    RABBITMQ_URL,
+    REDIS_URL,
+    TEST_DATABASE_URL,
+    XDIST_WORKER,
+)
 from tests.waiting import wait_for_log
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +61,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Stop at once, naming the service, when Postgres, Redis or RabbitMQ is not reachable."""
     problems = []
     try:
+        if XDIST_WORKER:
+            create_own_database()
         psycopg.connect(LIBPQ_DSN, connect_timeout=3).close()
     except psycopg.Error as error:
         problems.append(
@@ -79,6 +90,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
     if problems:
         pytest.exit("\n".join(problems), returncode=3)
+
+
+def create_own_database() -> None:
+    """This pytest-xdist process's database, next to TEST_DATABASE_URL's, unless made by
+    an earlier run."""
+    name = conninfo_to_dict(LIBPQ_DSN)["dbname"]
+    with psycopg.connect(GIVEN_LIBPQ_DSN, autocommit=True, connect_timeout=3) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -209,10 +229,12 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def db_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """A sessionmaker on an emptied database (each test starts from no rows)."""
+    """A sessionmaker on an emptied database (each test starts from no rows). DELETE, not
+    TRUNCATE: on a test's few rows it takes milliseconds, where TRUNCATE makes new files
+    for every table and index (0.4 s a test, a minute or more of the suite)."""
     async with engine.begin() as conn:
-        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(table.delete())
     return create_sessionmaker(engine)
 
 

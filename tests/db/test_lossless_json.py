@@ -52,7 +52,7 @@ def test_jsonb_gives_back_what_python_json_does(
     assert same(lossless_json.loads(stored.encode()), expected)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(value=json_values, ascii_only=st.booleans())
 def test_a_body_said_to_need_nothing_needs_nothing(value: Any, ascii_only: bool) -> None:
     """The receiver's fast path: `parse` answering False means the value is stored as it is."""

@@ -50,7 +50,7 @@ twilio_forms = st.dictionaries(st.sampled_from(TWILIO_KEYS) | st.text(max_size=1
 
 
 @pytest.mark.slow
-@settings(max_examples=3_000, deadline=None)
+@settings(max_examples=1_000, deadline=None)
 @given(body=notification_like | json_values)
 def test_the_meta_parser_reads_or_refuses_any_json(body: Any) -> None:
     try:
@@ -60,7 +60,7 @@ def test_the_meta_parser_reads_or_refuses_any_json(body: Any) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=3_000, deadline=None)
+@settings(max_examples=1_000, deadline=None)
 @given(form=twilio_forms)
 def test_the_twilio_parser_reads_or_refuses_any_form(form: dict[str, str]) -> None:
     try:
