@@ -109,7 +109,7 @@ def save(rows: list[Row], mode: str, path: Path = PATH) -> Path:
 
 def _commit() -> str:
     described = subprocess.run(
-        ["git", "describe", "--always", "--dirty"],
+        ["git", "rev-parse", "--short", "HEAD"],
         cwd=PATH.parent,
         capture_output=True,
         text=True,
