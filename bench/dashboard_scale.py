@@ -19,7 +19,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import util
 
 import httpx
 import psycopg
@@ -110,10 +109,6 @@ JOIN channels AS c ON c.builder_id = s.builder_id
 ORDER BY t.created_at
 """
 
-KEPT_STATE = ROOT / "db" / "migrations" / "versions" / "0020_activity_and_attention_kept.py"
-"""The migration whose `backfill` fills what triggers keep (activity per day, reply times,
-each conversation's attention facts): run after the load, as an upgrade would."""
-
 _SECONDARY_INDEXES = """
 SELECT indexname, indexdef FROM pg_indexes
 WHERE tablename IN ('session_items', 'turns', 'inbound_messages')
@@ -135,8 +130,7 @@ def build(dsn: str, scale: float) -> Scene:
     """Fill the migrated, empty database at `dsn` at `scale` (1 = full size): rows stored
     in the order they were made, as a deployment stores them (a day's rows together, a
     conversation's spread over its life); secondary indexes dropped for the load and
-    built again after it, what the triggers keep filled by the migration's backfill,
-    then vacuumed and analyzed."""
+    built again after it, then vacuumed and analyzed."""
     sessions = max(round(SESSIONS * scale), BUILDERS * 2)
     busy = round(BUSY_SESSIONS * scale)
     long_items = round(LONG_SESSION_ITEMS * scale)
@@ -164,10 +158,6 @@ def build(dsn: str, scale: float) -> Scene:
         conn.execute("SET maintenance_work_mem = '512MB'")
         for _, definition in indexes:
             conn.execute(definition)
-        with conn.transaction():
-            conn.execute("SET LOCAL session_replication_role = replica")  # no triggers either
-            for statement in _kept_state_backfill():
-                conn.execute(statement)
         conn.execute("VACUUM ANALYZE")
     return Scene(
         busy_builder=_uuid_of(dsn, "b1"),
@@ -175,15 +165,6 @@ def build(dsn: str, scale: float) -> Scene:
         last_sequence=long_items - 1,
         busy_pages=max(1, -(-busy // 25)),
     )
-
-
-def _kept_state_backfill() -> list[str]:
-    spec = util.spec_from_file_location("kept_state", KEPT_STATE)
-    assert spec is not None and spec.loader is not None
-    migration = util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
-    statements: list[str] = migration.backfill(postgres=True)
-    return statements
 
 
 def _uuid_of(dsn: str, key: str) -> str:

@@ -1,24 +1,22 @@
 """Activity per day, for the dashboard's charts: messages, turns, failed turns and the
 median reply time, of one builder or of all of them.
 
-Read from what the database keeps per builder and UTC day as rows are stored
-(`activity_days`, and `reply_times`: how many turns replied in each tenth of a second,
-since a median is not additive and a histogram is; triggers of migration 0020), so a
-chart costs its days times its builders, not the messages those days held. The median is
-that of the reply times in tenths of a second, the precision the chart shows.
+Two aggregate queries, on Postgres and on the embedded SQLite alike: days are UTC
+calendar days as `YYYY-MM-DD` text, and the median is picked with window functions
+(SQLite has no `percentile_cont`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, case, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import ActivityDay, ReplyTime
+from db.models import AgentSessionRow, InboundMessage, SessionItem, Turn, TurnStatus
 
 CHART_DAYS = 14
 
@@ -35,67 +33,98 @@ class DayActivity:
     """From the first message a turn answered arriving to its reply; None without one."""
 
 
+def _day(column: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", column)
+
+
+def _epoch_seconds(column: Any, dialect: str) -> Any:
+    if dialect == "postgresql":
+        return extract("epoch", column)
+    return func.julianday(column) * 86400.0
+
+
+def _of_builder(query: Select[Any], session_id: Any, builder_id: uuid.UUID | None) -> Select[Any]:
+    if builder_id is None:
+        return query
+    return query.join(AgentSessionRow, AgentSessionRow.id == session_id).where(
+        AgentSessionRow.builder_id == builder_id
+    )
+
+
 async def daily_activity(
     builder_id: uuid.UUID | None, *, days: int = CHART_DAYS, db: AsyncSession
 ) -> list[DayActivity]:
     """The last `days` UTC days, oldest first, today included; every builder's when
     `builder_id` is None. Days without activity are there with zeros."""
+    dialect = db.get_bind().dialect.name
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days - 1)
-    counts = (
-        select(
-            ActivityDay.day,
-            func.sum(ActivityDay.messages),
-            func.sum(ActivityDay.turns),
-            func.sum(ActivityDay.failures),
+    since = datetime.combine(first, time(), tzinfo=UTC)
+
+    message_day = _day(SessionItem.created_at, dialect).label("day")
+    messages = _of_builder(
+        select(message_day, func.count())
+        .select_from(SessionItem)
+        .where(
+            SessionItem.created_at >= since,
+            SessionItem.item_data["role"].as_string().in_(["user", "assistant"]),
+        ),
+        SessionItem.session_id,
+        builder_id,
+    ).group_by(message_day)
+    counted = {day: count for day, count in await db.execute(messages)}
+
+    first_arrival = (
+        select(func.min(InboundMessage.received_at))
+        .where(InboundMessage.turn_id == Turn.id)
+        .scalar_subquery()
+    )
+    answered = (Turn.status == TurnStatus.REPLIED) & Turn.finished_at.is_not(None)
+    seconds = case(
+        (
+            answered,
+            _epoch_seconds(Turn.finished_at, dialect)
+            - _epoch_seconds(func.coalesce(first_arrival, Turn.created_at), dialect),
         )
-        .where(ActivityDay.day >= first)
-        .group_by(ActivityDay.day)
     )
-    replies = (
-        select(ReplyTime.day, ReplyTime.tenths, func.sum(ReplyTime.turns))
-        .where(ReplyTime.day >= first, ReplyTime.turns > 0)
-        .group_by(ReplyTime.day, ReplyTime.tenths)
+    turns = _of_builder(
+        select(
+            _day(Turn.created_at, dialect).label("day"),
+            case((Turn.status.in_([TurnStatus.FAILED, TurnStatus.RETRIED]), 1), else_=0).label(
+                "failed"
+            ),
+            seconds.label("seconds"),
+        ).where(Turn.created_at >= since, ~Turn.by_operator),
+        Turn.session_id,
+        builder_id,
+    ).subquery()
+    ranked = select(
+        turns,
+        func.row_number()
+        .over(partition_by=[turns.c.day, turns.c.seconds.is_(None)], order_by=turns.c.seconds)
+        .label("rank"),
+        func.count(turns.c.seconds).over(partition_by=turns.c.day).label("timed"),
+    ).subquery()
+    middle = ranked.c.seconds.is_not(None) & or_(
+        ranked.c.rank == (ranked.c.timed + 1) // 2, ranked.c.rank == (ranked.c.timed + 2) // 2
     )
-    if builder_id is not None:
-        counts = counts.where(ActivityDay.builder_id == builder_id)
-        replies = replies.where(ReplyTime.builder_id == builder_id)
-    counted = {
-        _as_date(day): (int(messages), int(turns), int(failures))
-        for day, messages, turns, failures in await db.execute(counts)
+    per_day = select(
+        ranked.c.day,
+        func.count(),
+        func.sum(ranked.c.failed),
+        func.avg(case((middle, ranked.c.seconds))),
+    ).group_by(ranked.c.day)
+    turned = {
+        day: (count, int(failed or 0), None if median is None else float(median))
+        for day, count, failed, median in await db.execute(per_day)
     }
-    histograms: dict[date, list[tuple[int, int]]] = defaultdict(list)
-    for day, tenths, turns in await db.execute(replies):
-        histograms[_as_date(day)].append((tenths, int(turns)))
 
     activity = []
     for offset in range(days):
         day = first + timedelta(days=offset)
-        messages, turns, failures = counted.get(day, (0, 0, 0))
-        median = _median_tenths(histograms.get(day, []))
-        seconds = None if median is None else median / 10
-        activity.append(DayActivity(day, messages, turns, failures, seconds))
+        key = day.isoformat()
+        count, failed, median = turned.get(key, (0, 0, None))
+        activity.append(DayActivity(day, counted.get(key, 0), count, failed, median))
     return activity
-
-
-def _as_date(day: date | str) -> date:
-    """A `day` as read: a date (SQLite hands back text from a grouped column)."""
-    return day if isinstance(day, date) else date.fromisoformat(day)
-
-
-def _median_tenths(histogram: list[tuple[int, int]]) -> float | None:
-    """The median of a histogram of (value, how many): the middle value, or the mean of
-    the two middle ones; None when it is empty."""
-    ordered = sorted(histogram)
-    total = sum(count for _, count in ordered)
-    if not total:
-        return None
-    wanted = ((total + 1) // 2, (total + 2) // 2)
-    middle: list[int] = []
-    seen = 0
-    for value, count in ordered:
-        seen += count
-        middle += [value] * sum(1 for rank in wanted if seen - count < rank <= seen)
-        if len(middle) == len(wanted):
-            break
-    return sum(middle) / len(middle)

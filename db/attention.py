@@ -7,11 +7,7 @@ window closes within `CLOSING_SOON` (`WINDOW_CLOSING`). This module is where tha
 lives: `attention_flags` are its parts as SQL, one boolean per part for the `sessions`
 row of the enclosing query (the inbox selects them beside each conversation, the
 conversation page beside its one); `needs_attention` is the inbox's filter on them; and
-`attention_reasons` names the parts a row's flags hold. The parts read facts the
-database keeps on each `sessions` row as turns, replies and messages change (triggers of
-migration 0020: the newest turn's status, whether its latest reply has a part not
-delivered, whether messages wait, when the user last wrote), so the filter reads only
-the conversations flagged, from an index, at any number of conversations.
+`attention_reasons` names the parts a row's flags hold.
 """
 
 from __future__ import annotations
@@ -21,10 +17,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, literal_column, or_
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 
-from db.models import AgentSessionRow, InboundStatus, OutboundStatus, TurnStatus
-from db.reply_window import WINDOW
+from db.models import (
+    AgentSessionRow,
+    InboundMessage,
+    InboundStatus,
+    OutboundMessage,
+    OutboundStatus,
+    Turn,
+    TurnStatus,
+)
+from db.reply_window import WINDOW, last_user_message_at
 
 FAILED_TURN = "failed turn"
 UNDELIVERED = "undelivered"
@@ -42,41 +46,65 @@ hours ago."""
 
 
 def latest_turn_status() -> ColumnElement[str | None]:
-    """The status of the conversation's newest turn (kept on its `sessions` row)."""
-    return AgentSessionRow.latest_turn_status.expression
+    """The status of the conversation's newest turn (`ix_turns_session_id_created_at`)."""
+    return (
+        select(Turn.status)
+        .where(Turn.session_id == AgentSessionRow.id)
+        .order_by(Turn.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
-def _latest_turn_failed() -> ColumnElement[bool]:
-    # A literal, not a parameter: the planner matches it to the partial index's predicate.
-    return AgentSessionRow.latest_turn_status == literal_column(f"'{TurnStatus.FAILED}'")
+def _latest_reply_undelivered() -> ColumnElement[bool]:
+    latest_turn = (
+        select(Turn.id)
+        .where(Turn.session_id == AgentSessionRow.id)
+        .order_by(Turn.created_at.desc())
+        .limit(1)
+        .correlate(AgentSessionRow)  # the outer query's row, two levels up
+        .scalar_subquery()
+    )
+    latest_try = (
+        select(func.max(OutboundMessage.retry))
+        .where(OutboundMessage.turn_id == latest_turn)
+        .scalar_subquery()
+    )
+    return exists().where(
+        OutboundMessage.turn_id == latest_turn,
+        OutboundMessage.retry == latest_try,
+        OutboundMessage.status.in_(NOT_DELIVERED),
+    )
 
 
 def _waiting_while_paused() -> ColumnElement[bool]:
-    return and_(AgentSessionRow.paused_at.is_not(None), AgentSessionRow.messages_waiting)
+    return and_(
+        AgentSessionRow.paused_at.is_not(None),
+        exists().where(
+            InboundMessage.session_id == AgentSessionRow.id,
+            InboundMessage.status.in_(WAITING_STATUSES),
+        ),
+    )
 
 
 def _window_closing(now: datetime) -> ColumnElement[bool]:
-    last = AgentSessionRow.last_user_message_at
+    last = last_user_message_at(AgentSessionRow.id)
     return and_(last > now - WINDOW, last <= now - (WINDOW - CLOSING_SOON))
 
 
 def attention_flags(now: datetime) -> list[ColumnElement[bool]]:
-    """The rule's parts for the enclosing query's `sessions` row, in `REASONS` order: each
-    a column of that row (`db.models.AgentSessionRow`'s kept facts), so no other table
-    is read."""
+    """The rule's parts for the enclosing query's `sessions` row, in `REASONS` order;
+    each an indexed lookup led by the conversation's id."""
     return [
-        _latest_turn_failed(),
-        AgentSessionRow.latest_reply_undelivered.expression,
+        latest_turn_status() == TurnStatus.FAILED,
+        _latest_reply_undelivered(),
         _waiting_while_paused(),
         _window_closing(now),
     ]
 
 
 def needs_attention(now: datetime) -> ColumnElement[bool]:
-    """True for a `sessions` row that needs a person (use in `select(AgentSessionRow)`):
-    the parts that do not move with the clock are `ATTENTION_PREDICATE`, the partial
-    index `ix_sessions_needing_attention`'s; the closing window reads
-    `ix_sessions_builder_id_last_user_message_at`."""
+    """True for a `sessions` row that needs a person (use in `select(AgentSessionRow)`)."""
     return or_(*attention_flags(now))
 
 

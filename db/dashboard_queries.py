@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import (
@@ -43,7 +43,6 @@ from db.attention import (
 )
 from db.core.clock import as_utc
 from db.models import (
-    ActivityDay,
     AgentSessionRow,
     Builder,
     Channel,
@@ -129,22 +128,37 @@ class SessionsPage:
         return max(1, -(-self.total // self.per_page))
 
 
+def _today_start() -> datetime:
+    return datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
+
+
 async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
     """Every builder with its channels, sessions, messages stored today and turns failed
-    today (its bots' and its operators'): read from `activity_days`, which the database
-    keeps per builder and day, so the page costs its builders and days, not its rows."""
-    today = datetime.now(UTC).date()
-    kept = await db.execute(
-        select(
-            ActivityDay.builder_id,
-            func.sum(ActivityDay.sessions),
-            func.sum(ActivityDay.messages).filter(ActivityDay.day == today),
-            func.sum(ActivityDay.failures + ActivityDay.operator_failures).filter(
-                ActivityDay.day == today
-            ),
-        ).group_by(ActivityDay.builder_id)
+    today: one grouped query per table (today's rows by `ix_session_items_created_at`
+    and `ix_turns_created_at`), so the page costs what today holds, not all history."""
+    today = _today_start()
+    by_builder = AgentSessionRow.builder_id
+    sessions = await _per_builder(select(by_builder, func.count()), db=db)
+    messages = await _per_builder(
+        select(by_builder, func.count())
+        .select_from(SessionItem)
+        .join(AgentSessionRow, AgentSessionRow.id == SessionItem.session_id)
+        .where(
+            SessionItem.created_at >= today,
+            SessionItem.item_data["role"].as_string().in_(["user", "assistant"]),
+        ),
+        db=db,
     )
-    counted = {builder_id: tuple(int(n or 0) for n in counts) for builder_id, *counts in kept}
+    failures = await _per_builder(
+        select(by_builder, func.count())
+        .select_from(Turn)
+        .join(AgentSessionRow, AgentSessionRow.id == Turn.session_id)
+        .where(
+            Turn.created_at >= today,
+            Turn.status.in_([TurnStatus.FAILED, TurnStatus.RETRIED]),
+        ),
+        db=db,
+    )
     rows = (await db.execute(select(Builder.id, Builder.name).order_by(Builder.name))).all()
     channels: dict[uuid.UUID, list[str]] = {}
     for builder_id, provider, address in await db.execute(
@@ -152,9 +166,24 @@ async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
     ):
         channels.setdefault(builder_id, []).append(f"{provider} {address}")
     return [
-        BuilderSummary(id_, name, channels.get(id_, []), *counted.get(id_, (0, 0, 0)))
+        BuilderSummary(
+            id_,
+            name,
+            channels.get(id_, []),
+            sessions.get(id_, 0),
+            messages.get(id_, 0),
+            failures.get(id_, 0),
+        )
         for id_, name in rows
     ]
+
+
+async def _per_builder(
+    counted: Select[uuid.UUID, int], *, db: AsyncSession
+) -> dict[uuid.UUID, int]:
+    """`counted` (a builder id and a count) grouped by builder."""
+    grouped = counted.group_by(AgentSessionRow.builder_id)
+    return {builder_id: count for builder_id, count in await db.execute(grouped)}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ embedded demo): JSON becomes JSONB on Postgres.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +18,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -30,7 +29,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    false,
     func,
     text,
 )
@@ -205,15 +203,6 @@ class Channel(Base):
     credentials: Mapped[str | None] = mapped_column(Text)
 
 
-ATTENTION_PREDICATE = (
-    "latest_turn_status = 'failed' OR latest_reply_undelivered"
-    " OR (paused_at IS NOT NULL AND messages_waiting)"
-)
-"""The part of `db.attention`'s rule that does not move with the clock, over the columns
-the triggers keep: the predicate of the index the "needs attention" filter reads (the
-planner uses it only while `db.attention.needs_attention` says the same)."""
-
-
 class AgentSessionRow(Base):
     """One conversation of a builder's agent with one user on one platform.
 
@@ -224,9 +213,6 @@ class AgentSessionRow(Base):
     `lease_token`/`lease_expires_at` serialize the conversation across workers.
     `paused_at` is set while a human has taken over: messages are stored, not answered.
     `operator_seen_at` is when an operator last looked at the conversation (its unread count).
-    `latest_turn_status`, `latest_reply_undelivered`, `messages_waiting` and
-    `last_user_message_at` are kept by triggers (migration 0020): the facts `db.attention`
-    reads, so the inbox filters on them without looking at turns or messages.
     """
 
     __tablename__ = "sessions"
@@ -235,13 +221,6 @@ class AgentSessionRow(Base):
         Index("ix_sessions_builder_id_updated_at", "builder_id", "updated_at", "id"),
         Index("ix_sessions_builder_id_next_sequence", "builder_id", "next_sequence", "id"),
         Index("ix_sessions_wa_id", "wa_id"),
-        Index(
-            "ix_sessions_needing_attention",
-            "builder_id",
-            postgresql_where=text(ATTENTION_PREDICATE),
-            sqlite_where=text(ATTENTION_PREDICATE),
-        ),
-        Index("ix_sessions_builder_id_last_user_message_at", "builder_id", "last_user_message_at"),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -258,44 +237,6 @@ class AgentSessionRow(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     operator_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    latest_turn_status: Mapped[str | None] = mapped_column(String(16))
-    latest_reply_undelivered: Mapped[bool] = mapped_column(
-        Boolean, nullable=False, server_default=false()
-    )
-    messages_waiting: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
-    last_user_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class ActivityDay(Base):
-    """A builder's activity on one UTC day, kept by triggers as rows are stored (migration
-    0020): sessions started, users' and agent's messages, bot turns and their failures,
-    operators' failed turns. What the charts and the builders page read."""
-
-    __tablename__ = "activity_days"
-
-    builder_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
-    )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    sessions: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    messages: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    turns: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    operator_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-
-
-class ReplyTime(Base):
-    """How many of a builder's bot turns of a UTC day replied in `tenths` tenths of a
-    second (kept by triggers): a median is not additive, this histogram is."""
-
-    __tablename__ = "reply_times"
-
-    builder_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
-    )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
-    tenths: Mapped[int] = mapped_column(Integer, primary_key=True)
-    turns: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class SessionItem(Base):
@@ -409,9 +350,6 @@ class Turn(Base):
     by_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_from_sequence: Mapped[int | None] = mapped_column(Integer)
-    reply_tenths: Mapped[int | None] = mapped_column(Integer)
-    """A replied bot turn's reply time, tenths of a second from the first message it
-    answered arriving; kept by triggers (migration 0020) for `reply_times`."""
     model: Mapped[str | None] = mapped_column(String(100))
     latency_ms: Mapped[int | None] = mapped_column(Integer)
     input_tokens: Mapped[int | None] = mapped_column(Integer)

@@ -7,10 +7,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.activity import CHART_DAYS, daily_activity
@@ -24,7 +22,6 @@ from db.models import (
     Turn,
     TurnStatus,
 )
-from tests.db.kept_state import migration
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
@@ -140,54 +137,3 @@ async def test_a_builder_s_days_with_their_median_reply_time(
     )
     assert all((day.messages, day.turns) == (0, 0) for day in quiet)
     assert everyone[-1].turns >= today.turns and everyone[-1].messages >= today.messages
-
-
-def _of(builder: uuid.UUID, rows: Any) -> list[tuple[Any, ...]]:
-    """The rows of `builder` alone: the SQLite file is shared by every test of the process,
-    and other tests clear memories, which past days' counts keep (see migration 0020)."""
-    return [tuple(row) for row in rows if uuid.UUID(str(row[0])) == builder]
-
-
-async def test_what_the_triggers_keep_is_what_the_stored_rows_count(
-    sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    """The rows kept as turns and messages are stored and change equal the migration's
-    count of them from scratch (its backfill): a message attached to a turn after it
-    replied moves its reply time, a failed turn that replies on retry stops counting as
-    failed and gets one."""
-    noon = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    builder = await busy_builder(sessions, noon=noon)
-    async with sessions.begin() as db:
-        failed = await db.scalar(
-            select(Turn).where(
-                Turn.status == TurnStatus.FAILED,
-                Turn.session_id.in_(
-                    select(AgentSessionRow.id).where(AgentSessionRow.builder_id == builder)
-                ),
-            )
-        )
-        assert failed is not None
-        failed.status, failed.finished_at = TurnStatus.REPLIED, noon + timedelta(seconds=7)
-    async with sessions() as db:
-        postgres = db.get_bind().dialect.name == "postgresql"
-        kept_days = await db.execute(
-            text(
-                "SELECT builder_id, day, sessions, messages, turns, failures, operator_failures"
-                " FROM activity_days WHERE sessions + messages + turns + failures"
-                " + operator_failures > 0 ORDER BY 1, 2"
-            )
-        )
-        counted_days = await db.execute(
-            text(f"{migration.counted_activity(postgres)} ORDER BY 1, 2")
-        )
-        kept_times = await db.execute(
-            text("SELECT * FROM reply_times WHERE turns > 0 ORDER BY 1, 2, 3")
-        )
-        counted_times = await db.execute(
-            text(f"{migration.counted_reply_times(postgres)} ORDER BY 1, 2, 3")
-        )
-        today = (await daily_activity(builder, db=db))[-1]
-    assert _of(builder, kept_days) == _of(builder, counted_days)
-    assert _of(builder, kept_times) == _of(builder, counted_times)
-    assert (today.turns, today.failures) == (5, 0)
-    assert today.median_reply_seconds == pytest.approx(6.0)

@@ -5,49 +5,27 @@ means for a retry."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.attention import needs_attention, read_refusal
+from db.attention import read_refusal
 from db.dashboard_queries import session_with_status, sessions_page
-from db.engine import create_engine, create_sessionmaker
 from db.models import AgentSessionRow, InboundMessage, OutboundMessage, Turn
 from db.sessions import get_or_create_session
-from tests.db.kept_state import migration
 from tests.factories import arrive, builder_with_channel, channel_at
 
 NOW = datetime.now(UTC)
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
-async def sessions(
-    request: pytest.FixtureRequest,
-    db_sessions: async_sessionmaker[AsyncSession],
-    sqlite_url: str,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Postgres (emptied), or the embedded SQLite file (its triggers are its own)."""
-    if request.param == "postgres":
-        yield db_sessions
-        return
-    engine = create_engine(sqlite_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
-
-
 async def test_the_inbox_filter_and_the_conversation_page_agree_on_what_needs_attention(
-    sessions: async_sessionmaker[AsyncSession],
+    db_sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """One conversation per state, and some in several: the list's filter holds exactly
     those with a reason, and the list and the page (`session_with_status`, which the
     conversation header shows) give each the same reasons."""
-    db_sessions = sessions
-    address = f"whatsapp:+1415{uuid.uuid4().int % 10**7:07d}"  # SQLite's file is shared
-    builder = await builder_with_channel(db_sessions, address=address)
-    channel = await channel_at(db_sessions, address)
+    builder = await builder_with_channel(db_sessions)
+    channel = await channel_at(db_sessions, "whatsapp:+14155238886")
     names = [
         "fine",
         "failed",
@@ -145,82 +123,6 @@ async def test_the_inbox_filter_and_the_conversation_page_agree_on_what_needs_at
     assert {by_id[session.id] for session in flagged} == {
         name for name, reasons in expected.items() if reasons
     }
-    assert await kept_facts_are_current(db_sessions)
-
-    # The facts follow as things change: the waiting message is answered, the undelivered
-    # part turns out delivered, the failed turn is retried and replies.
-    async with db_sessions.begin() as db:
-        await db.execute(
-            update(InboundMessage)
-            .where(InboundMessage.session_id == ids["paused waiting"])
-            .values(status="processed")
-        )
-        await db.execute(
-            update(OutboundMessage)
-            .where(OutboundMessage.session_id == ids["undelivered"])
-            .values(status="delivered")
-        )
-        await db.execute(
-            update(Turn).where(Turn.session_id == ids["failed"]).values(status="replied")
-        )
-    async with db_sessions() as db:
-        flagged = (await sessions_page(builder, show="attention", per_page=50, db=db)).sessions
-    assert {by_id[session.id] for session in flagged} == {"closing", "closing and failed"}
-    assert await kept_facts_are_current(db_sessions)
-
-
-async def kept_facts_are_current(db_sessions: async_sessionmaker[AsyncSession]) -> bool:
-    """The facts the triggers keep on each `sessions` row are what the migration's backfill
-    computes from the turns, replies and messages (one definition of each)."""
-    kept = [
-        AgentSessionRow.latest_turn_status,
-        AgentSessionRow.latest_reply_undelivered,
-        AgentSessionRow.messages_waiting,
-        AgentSessionRow.last_user_message_at,
-    ]
-    facts = (
-        migration.latest_turn_status("sessions.id"),
-        migration.latest_reply_undelivered("sessions.id"),
-        migration.messages_waiting("sessions.id"),
-        migration.last_user_message_at("sessions.id"),
-    )
-    computed = select(
-        *kept,
-        *(
-            literal_column(f"({fact})", column.type)
-            for fact, column in zip(facts, kept, strict=True)
-        ),
-    ).order_by(AgentSessionRow.id)
-    async with db_sessions() as db:
-        rows = (await db.execute(computed)).all()
-    return bool(rows) and all(tuple(row[:4]) == tuple(row[4:]) for row in rows)
-
-
-async def test_the_attention_filter_reads_only_the_flagged_conversations(
-    db_sessions: async_sessionmaker[AsyncSession],
-) -> None:
-    """The filter's time-independent part is the partial index's predicate: the planner
-    answers it from that index (and the closing window from its own), so the list costs
-    the conversations flagged, not all of a builder's (here 5,000 that need nothing)."""
-    builder = await builder_with_channel(db_sessions)
-    filtered = select(AgentSessionRow.id).where(
-        AgentSessionRow.builder_id == builder, needs_attention(NOW)
-    )
-    async with db_sessions.begin() as db:
-        await db.execute(
-            text(
-                "INSERT INTO sessions (id, builder_id, platform, external_id)"
-                " SELECT gen_random_uuid(), :builder, 'web', 'web-' || n"
-                " FROM generate_series(1, 5000) AS n"
-            ),
-            {"builder": builder},
-        )
-    async with db_sessions.begin() as db:
-        await db.execute(text("ANALYZE sessions"))
-        compiled = filtered.compile(db.get_bind(), compile_kwargs={"literal_binds": True})
-        plan = "\n".join(await db.scalars(text(f"EXPLAIN {compiled}")))
-    assert "ix_sessions_needing_attention" in plan
-    assert "ix_sessions_builder_id_last_user_message_at" in plan
 
 
 def test_a_refusal_retrying_cannot_fix_says_so() -> None:

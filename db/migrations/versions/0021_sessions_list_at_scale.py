@@ -6,7 +6,7 @@ and ids whole, by index. The expression indexes are Postgres's alone: SQLAlchemy
 cannot reflect them on SQLite, and the demo's few sessions need none.
 
 Revision ID: 0021
-Revises: 0020
+Revises: 0019
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021"
-down_revision: str | None = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
