@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.models import AgentSessionRow, InboundMessage, OutboundMessage, SessionItem, Turn
 
@@ -66,3 +68,19 @@ async def all_answered(sessions: async_sessionmaker[AsyncSession]) -> bool:
             .where(AgentSessionRow.lease_token.is_not(None))
         )
     return open_messages == 0 and leased == 0
+
+
+@contextmanager
+def statements_run(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement `engine` runs in the block, with its parameters, in order (to
+    EXPLAIN them afterwards)."""
+    statements: list[tuple[str, Any]] = []
+
+    def captured(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", captured)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", captured)

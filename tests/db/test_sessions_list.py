@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import dashboard_queries
@@ -17,6 +17,7 @@ from db.builders import create_builder
 from db.dashboard_queries import sessions_page
 from db.engine import create_sessionmaker
 from db.models import AgentSessionRow
+from tests.queries import statements_run
 
 NAMES = ("Ada", "ada lovelace", "Grace", None, "Linus", None, "Hopper")
 
@@ -81,13 +82,7 @@ async def test_each_sort_pages_in_the_order_of_its_index(
     shown alike, by id); only the page's rows are sorted again, with their details."""
     builder = await a_list(db_sessions)
     engine = db_sessions.kw["bind"]
-    statements: list[tuple[str, Any]] = []
-
-    def captured(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", captured)
-    try:
+    with statements_run(engine) as statements:
         async with db_sessions() as db:
             pages = [
                 await sessions_page(
@@ -95,8 +90,6 @@ async def test_each_sort_pages_in_the_order_of_its_index(
                 )
                 for n in range(1, 6)
             ]
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", captured)
     async with db_sessions() as db:
         rows = list(await db.scalars(select(AgentSessionRow)))
     async with engine.begin() as conn:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.agent_session import DatabaseSession
@@ -36,7 +36,7 @@ from tests.factories import (
 )
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.twilio import FakeTwilio
-from tests.queries import all_answered
+from tests.queries import all_answered, statements_run
 from tests.waiting import at_least, eventually
 from tests.webhooks.dashboard.conftest import World
 from webhooks.dashboard.previews import Preview, previews
@@ -266,18 +266,10 @@ async def test_the_inbox_query_and_a_live_update_read_only_by_index(
     reads `session_items_seq_unique`. (The page query's plan: `hashed SubPlan` → `Bitmap
     Index Scan on ix_session_items_search`, once per query, not per session.)"""
     engine = db_sessions.kw["bind"]
-    statements: list[tuple[str, Any]] = []
-
-    def captured(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", captured)
-    try:
+    with statements_run(engine) as statements:
         async with db_sessions() as db:
             found = await sessions_page(world.builder, search="noon", show="attention", db=db)
             newer, _ = await items_page(world.session, after=4, db=db)
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", captured)
     page_query, live_update = statements[-2:]
     async with engine.begin() as conn:
         await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
