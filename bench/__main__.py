@@ -26,17 +26,14 @@ from bench.report import machine, table, write
 from db import migrate
 from db.core.settings import Settings
 from db.models import Base
-from tests.services import LIBPQ_DSN
+from tests.services import LIBPQ_DSN, ensure_database
 
 BENCH_DATABASE = "wabot_bench"
 
 
 def bench_database(name: str = BENCH_DATABASE) -> tuple[str, str]:
     """(SQLAlchemy URL, libpq DSN) of a freshly migrated database `name` on the test server."""
-    with psycopg.connect(LIBPQ_DSN, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    ensure_database(LIBPQ_DSN, name)
     dsn = psycopg.conninfo.make_conninfo(LIBPQ_DSN, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table_name in [

@@ -25,7 +25,6 @@ import pytest
 import redis
 from agents import set_tracing_disabled
 from kombu import Connection
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -48,6 +47,7 @@ from tests.services import (
     REDIS_URL,
     TEST_DATABASE_URL,
     XDIST_WORKER,
+    ensure_database,
 )
 from tests.waiting import wait_for_log
 
@@ -61,8 +61,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Stop at once, naming the service, when Postgres, Redis or RabbitMQ is not reachable."""
     problems = []
     try:
-        if XDIST_WORKER:
-            create_own_database()
+        if XDIST_WORKER:  # this process's own database, next to TEST_DATABASE_URL's
+            ensure_database(GIVEN_LIBPQ_DSN, conninfo_to_dict(LIBPQ_DSN)["dbname"])
         psycopg.connect(LIBPQ_DSN, connect_timeout=3).close()
     except psycopg.Error as error:
         problems.append(
@@ -90,15 +90,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
     if problems:
         pytest.exit("\n".join(problems), returncode=3)
-
-
-def create_own_database() -> None:
-    """This pytest-xdist process's database, next to TEST_DATABASE_URL's, unless made by
-    an earlier run."""
-    name = conninfo_to_dict(LIBPQ_DSN)["dbname"]
-    with psycopg.connect(GIVEN_LIBPQ_DSN, autocommit=True, connect_timeout=3) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(name))))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import make_url
 
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -42,3 +44,10 @@ TEST_DATABASE_URL = _own_database(GIVEN_DATABASE_URL)
 LIBPQ_DSN = TEST_DATABASE_URL.replace("+psycopg", "")
 REDIS_URL = _own_redis_database(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def ensure_database(server_dsn: str, name: str) -> None:
+    """Create the database `name` on the server of `server_dsn`, unless it exists."""
+    with psycopg.connect(server_dsn, autocommit=True, connect_timeout=3) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
