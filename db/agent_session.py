@@ -101,6 +101,11 @@ class DatabaseSession:
 
     With a `fencing_token`, writes succeed only while the `sessions` row's lease carries
     that token: a worker whose lease was taken over cannot write (`LeaseLostError`).
+    With `window_from_user_message`, a window of the latest items (a `limit`) starts at
+    its first user message: one beginning inside an earlier turn could open with a tool
+    result whose call fell outside it, which the model API refuses. Trimming here rather
+    than in a runner's `session_input_callback` spares the SDK the deep copies and
+    matching it does on every turn with a callback (a tenth of a worker's CPU, py-spy).
     With `statements` (a process's persistent connections), Postgres reads and writes
     skip the pool checkout; without, they go through `engine`.
 
@@ -119,6 +124,7 @@ class DatabaseSession:
         session_settings: SessionSettings | dict[str, Any] | None = None,
         fencing_token: uuid.UUID | None = None,
         statements: StatementConnections | None = None,
+        window_from_user_message: bool = False,
     ) -> None:
         self._id = uuid.UUID(str(session_id))
         self.session_id = str(self._id)
@@ -130,6 +136,7 @@ class DatabaseSession:
         self._home_engine = engine
         self._fencing_token = fencing_token
         self._home_statements = statements
+        self._window_from_user_message = window_from_user_message
         self._postgres = engine.dialect.name == "postgresql"
         self._home_loop = _running_loop()
         self._visited: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
@@ -163,7 +170,8 @@ class DatabaseSession:
         return loop is self._home_loop
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        """The latest `limit` items (all when None) in chronological order."""
+        """The latest `limit` items (all when None) in chronological order (a window from
+        its first user message with `window_from_user_message`)."""
         limit = resolve_session_limit(limit, self.session_settings)
         if limit == 0:
             return []
@@ -177,8 +185,7 @@ class DatabaseSession:
             rows = await self._run(_PG_LATEST, {"session_id": self._id, "limit": limit})
             # One JSON parse of the window beats one per row.
             window = "[" + ",".join(document for (document,) in reversed(rows)) + "]"
-            latest: list[TResponseInputItem] = lossless_json.loads(window)
-            return latest
+            return self._windowed(lossless_json.loads(window))
         async with self._engine.connect() as conn:
             query = select(SessionItem.item_data).where(SessionItem.session_id == self._id)
             if unlimited:
@@ -186,7 +193,15 @@ class DatabaseSession:
             newest_first = await conn.scalars(
                 query.order_by(SessionItem.sequence.desc()).limit(limit)
             )
-            return list(reversed(newest_first.all()))
+            return self._windowed(list(reversed(newest_first.all())))
+
+    def _windowed(self, latest: list[TResponseInputItem]) -> list[TResponseInputItem]:
+        """`latest` from its first user message with `window_from_user_message` (all of
+        it when it holds none)."""
+        if not self._window_from_user_message:
+            return latest
+        start = next((n for n, item in enumerate(latest) if item.get("role") == "user"), 0)
+        return latest[start:]
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append `items` as one batch with the next contiguous sequence numbers."""

@@ -26,13 +26,15 @@ class TurnSession(DatabaseSession):
         history_window: int = 0,
         statements: StatementConnections | None = None,
     ) -> None:
-        """`history_window`: how many of the latest items the runner reads (0: all)."""
+        """`history_window`: how many of the latest items the runner reads (0: all),
+        from the first user message among them."""
         super().__init__(
             session_id,
             engine=engine,
             session_settings=SessionSettings(limit=history_window or None),
             fencing_token=lease_token,
             statements=statements,
+            window_from_user_message=True,
         )
         self._unsaved_input = InputSaved(turn_id) if saves_input else None
 

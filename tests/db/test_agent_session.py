@@ -147,6 +147,27 @@ async def test_session_settings_limit_is_the_default_window(
     assert await database_session.get_items(limit=3) == ITEMS[-3:]
 
 
+async def test_a_window_can_start_at_its_first_user_message(
+    database_session: DatabaseSession,
+) -> None:
+    """A window of the latest 3 would open with the tool result, whose call it lacks;
+    from its first user message it is the last message alone. The whole history and a
+    window without a user message are left whole."""
+    trimming = DatabaseSession(
+        database_session.session_id,
+        engine=database_session._engine,
+        window_from_user_message=True,
+    )
+    await trimming.add_items(ITEMS)
+    assert await trimming.get_items(limit=3) == ITEMS[-1:]
+    assert await trimming.get_items(limit=4) == ITEMS[-1:]
+    assert await trimming.get_items(limit=5) == ITEMS
+    assert await trimming.get_items() == ITEMS
+    await trimming.add_items(ITEMS[1:4])
+    assert await trimming.get_items(limit=2) == ITEMS[2:4]
+    assert await database_session.get_items(limit=3) == ITEMS[1:4]
+
+
 async def test_add_items_bumps_the_sessions_updated_at(
     db_sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:

@@ -74,8 +74,9 @@ async def run_agent(
     answer with options (`reply_with_options`) is stored as the assistant message the
     user reads (its text with the options numbered) once the run has stored the call.
 
-    `view` is what the model reads of the history and the new input (else
-    `history_from_a_user_message`); the photos it holds as references reach the model
+    `view` is what the model reads of the history and the new input (else the session's
+    window and the new input: pass a session whose window starts at a user message,
+    `window_from_user_message`); the photos it holds as references reach the model
     as their bytes in the turn they came, as a line of text after (`media_filter`);
     with `on_event` the run streams, and each of its events goes there as it comes;
     `on_stats` hears what a finished run cost (model, latency, tokens).
@@ -93,7 +94,7 @@ async def run_agent(
         ),
         max_turns=MAX_TURNS,
         run_config=RunConfig(
-            session_input_callback=view or history_from_a_user_message,
+            session_input_callback=view,
             call_model_input_filter=media_filter(runtime.sessionmaker, runtime.media_store),
         ),
     )
@@ -162,9 +163,10 @@ def history_window(builder: Builder, settings: Settings) -> int:
 def history_from_a_user_message(
     history: list[TResponseInputItem], new_input: list[TResponseInputItem]
 ) -> list[TResponseInputItem]:
-    """What the model reads: the history window, started at a user message, then the new
-    input. A window (`HISTORY_WINDOW`) can begin inside an earlier turn, with a tool
-    result whose call fell outside it, which the model API refuses."""
+    """`history` started at a user message, then the new input: what a `view` over a
+    whole history gives the model of its window (as `window_from_user_message` does for
+    a session's own). A window (`HISTORY_WINDOW`) can begin inside an earlier turn, with
+    a tool result whose call fell outside it, which the model API refuses."""
     start = next((n for n, item in enumerate(history) if item.get("role") == "user"), 0)
     return [*history[start:], *new_input]
 

@@ -200,7 +200,7 @@ async def _generate_reply(
     turn, messages, channel, builder = loaded.turn, loaded.messages, loaded.channel, loaded.builder
     run_input: list[TResponseInputItem] = []
     window = history_window(builder, runtime.settings)
-    view: SessionInputCallback = history_from_a_user_message
+    view: SessionInputCallback | None = None
     finished: list[dict[str, Any]] = []
     answered = None
     if turn.input_saved_at is None:

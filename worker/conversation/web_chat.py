@@ -113,6 +113,7 @@ async def _run(
         session_settings=SessionSettings(limit=history_window(builder, runtime.settings) or None),
         fencing_token=turn.lease.token,
         statements=runtime.statements,
+        window_from_user_message=True,
     )
 
     def translated(event: StreamEvent) -> None:
