@@ -3,7 +3,7 @@
 BENCH_QUICK=1 runs a short version of every row. Results also go to .bench/results.json.
 Each row's ratio is compared with the committed results of the same mode
 (`bench/baseline.json`): the run fails when one moved the wrong way by more than the
-noise (`bench.baseline.TOLERANCE`). `--save-baseline` (`make bench SAVE=1`) makes this
+noise (`bench.baseline.TOLERANCE` of the mode). `--save-baseline` (`make bench SAVE=1`) makes this
 run the committed results instead, to commit deliberately with the change that moved them.
 The bench owns the databases `wabot_bench*` on the TEST_DATABASE_URL server
 (`wabot_bench_scale`: the dashboard's rows, up to 10 million items).
@@ -74,7 +74,7 @@ def main() -> int:
     rows += worker_throughput.run(*bench_database(worker_throughput.DATABASE), quick=quick)
     rows += dashboard_scale.run(*bench_database(dashboard_scale.DATABASE), quick=quick)
     committed = baseline.load(mode)
-    changes = baseline.changes(rows, committed)
+    changes = baseline.changes(rows, mode, committed)
     print(table(rows, [change.label() for change in changes]))  # noqa: T201
     print(f"results: {write(rows, Path('.bench'))}")  # noqa: T201
     print(f"targets met: {sum(row.met for row in rows)} of {len(rows)}")  # noqa: T201
@@ -85,12 +85,13 @@ def main() -> int:
         print(f"no committed {mode} results to compare with: make bench SAVE=1")  # noqa: T201
         return 0
     regressed = [change.row.row for change in changes if change.regressed]
+    tolerance = baseline.TOLERANCE[mode]
     print(  # noqa: T201
         f"against the committed {committed.describe()}: "
         + (
-            f"{len(regressed)} worse by more than {baseline.TOLERANCE:.0%}: " + "; ".join(regressed)
+            f"{len(regressed)} worse by more than {tolerance:.0%}: " + "; ".join(regressed)
             if regressed
-            else f"no row worse by more than {baseline.TOLERANCE:.0%}"
+            else f"no row worse by more than {tolerance:.0%}"
         )
     )
     return 1 if regressed else 0
