@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
 
+from db.activity import Tally, activity_since
 from db.attention import (
     WAITING_STATUSES,
     attention_flags,
@@ -134,48 +135,28 @@ def _today_start() -> datetime:
 
 async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
     """Every builder with its channels, sessions, messages stored today and turns failed
-    today: one grouped query per table (today's rows by `ix_session_items_created_at`
-    and `ix_turns_created_at`), so the page costs what today holds, not all history."""
+    today (its operators' included): the counts of today from `db.activity` (rolled-up
+    hours and the live tail since), the sessions one grouped query."""
     today = _today_start()
+    counted = await activity_since(today, reply_times=False, db=db)
     by_builder = AgentSessionRow.builder_id
     sessions = await _per_builder(select(by_builder, func.count()), db=db)
-    messages = await _per_builder(
-        select(by_builder, func.count())
-        .select_from(SessionItem)
-        .join(AgentSessionRow, AgentSessionRow.id == SessionItem.session_id)
-        .where(
-            SessionItem.created_at >= today,
-            SessionItem.item_data["role"].as_string().in_(["user", "assistant"]),
-        ),
-        db=db,
-    )
-    failures = await _per_builder(
-        select(by_builder, func.count())
-        .select_from(Turn)
-        .join(AgentSessionRow, AgentSessionRow.id == Turn.session_id)
-        .where(
-            Turn.created_at >= today,
-            Turn.status.in_([TurnStatus.FAILED, TurnStatus.RETRIED]),
-        ),
-        db=db,
-    )
     rows = (await db.execute(select(Builder.id, Builder.name).order_by(Builder.name))).all()
     channels: dict[uuid.UUID, list[str]] = {}
     for builder_id, provider, address in await db.execute(
         select(Channel.builder_id, Channel.provider, Channel.address).order_by(Channel.created_at)
     ):
         channels.setdefault(builder_id, []).append(f"{provider} {address}")
-    return [
-        BuilderSummary(
-            id_,
-            name,
-            channels.get(id_, []),
-            sessions.get(id_, 0),
-            messages.get(id_, 0),
-            failures.get(id_, 0),
+    summaries = []
+    for id_, name in rows:
+        tally = counted.get((id_, today.date()), Tally())
+        failures = tally.failures + tally.operator_failures
+        summaries.append(
+            BuilderSummary(
+                id_, name, channels.get(id_, []), sessions.get(id_, 0), tally.messages, failures
+            )
         )
-        for id_, name in rows
-    ]
+    return summaries
 
 
 async def _per_builder(
