@@ -22,7 +22,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -47,8 +47,10 @@ from db.models import (
     ActivityDay,
     ActivityRollup,
     AgentSessionRow,
+    Builder,
     InboundMessage,
     ReplyTime,
+    SessionCount,
     SessionItem,
     Turn,
     TurnStatus,
@@ -190,12 +192,25 @@ def _counted_reply_times(start: datetime, end: datetime | None, dialect: str) ->
     ).group_by(made.c.builder_id, made.c.day, made.c.tenths)
 
 
+def _counted_sessions(start: datetime | None, end: datetime) -> Select[uuid.UUID, int]:
+    """Sessions made in [start, end) per builder; all made before `end` without `start`."""
+    made = AgentSessionRow.created_at < end
+    if start is not None:
+        made = and_(made, AgentSessionRow.created_at >= start)
+    return (
+        select(AgentSessionRow.builder_id, func.count())
+        .where(made)
+        .group_by(AgentSessionRow.builder_id)
+    )
+
+
 async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
     """Add the rows made since the watermark up to the start of the hour `SETTLE` ago to
-    `activity_days` and `reply_times`, and move the watermark there; returns it. In the
-    caller's transaction, under a lock on the watermark's row (on Postgres; SQLite has
-    one writer), so sweepers of several workers roll up each hour once. The first
-    roll-up starts `CHART_DAYS` days back: older days are never shown."""
+    `activity_days` and `reply_times` (and the sessions made to `session_counts`), and
+    move the watermark there; returns it. In the caller's transaction, under a lock on
+    the watermark's row (on Postgres; SQLite has one writer), so sweepers of several
+    workers roll up each hour once. The first roll-up starts `CHART_DAYS` days back
+    (older days are never shown), and counts every session made before."""
     await db.execute(insert_or_ignore(ActivityRollup, db=db).values(id=1, rolled_up_to=None))
     rolled_up_to = await db.scalar(
         select(ActivityRollup.rolled_up_to).where(ActivityRollup.id == 1).with_for_update()
@@ -245,75 +260,153 @@ async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
             set_={"turns": ReplyTime.turns + replies.excluded.turns},
         )
     )
+    sessions = insert(SessionCount).from_select(
+        ["builder_id", "sessions"],
+        _counted_sessions(None if rolled_up_to is None else start, until),
+    )
+    await db.execute(
+        sessions.on_conflict_do_update(
+            index_elements=["builder_id"],
+            set_={"sessions": SessionCount.sessions + sessions.excluded.sessions},
+        )
+    )
     await db.execute(
         update(ActivityRollup).where(ActivityRollup.id == 1).values(rolled_up_to=until)
     )
     return until
 
 
-async def activity_since(
-    since: datetime,
-    *,
-    builder_id: uuid.UUID | None = None,
-    reply_times: bool = True,
-    db: AsyncSession,
-) -> dict[tuple[uuid.UUID, date], Tally]:
-    """Each builder's activity per UTC day from `since` (the start of a day) on, of one
-    builder when `builder_id` is given: the rolled-up days merged with what was made
-    since the watermark. `reply_times`: with the histograms (the median's)."""
-    dialect = db.get_bind().dialect.name
+async def _watermark(db: AsyncSession) -> datetime | None:
     rolled_up_to = await db.scalar(
         select(ActivityRollup.rolled_up_to).where(ActivityRollup.id == 1)
     )
-    live_from = since if rolled_up_to is None else max(since, as_utc(rolled_up_to))
-    tallies: dict[tuple[uuid.UUID, date], Tally] = {}
+    return None if rolled_up_to is None else as_utc(rolled_up_to)
 
-    def tally(builder: uuid.UUID, day: date | str) -> Tally:
-        key = (builder, day if isinstance(day, date) else date.fromisoformat(day))
+
+async def _tallies(
+    since: datetime,
+    *,
+    by: Literal["day", "builder_id"],
+    builder_id: uuid.UUID | None = None,
+    reply_times: bool,
+    db: AsyncSession,
+) -> dict[Any, Tally]:
+    """The activity from `since` (the start of a day) on, summed per day or per builder
+    (`by`), of one builder when `builder_id` is given: the rolled-up days merged with
+    what was made since the watermark. `reply_times`: with the histograms (the median's),
+    summed in the database (a row per value, not per builder and value)."""
+    dialect = db.get_bind().dialect.name
+    rolled_up_to = await _watermark(db)
+    live_from = since if rolled_up_to is None else max(since, rolled_up_to)
+    tallies: dict[Any, Tally] = {}
+
+    def tally(key: Any) -> Tally:
+        if by == "day" and isinstance(key, str):  # SQLite's dates, from a grouped column
+            key = date.fromisoformat(key)
         return tallies.setdefault(key, Tally())
 
     def of_builder(column: Any) -> ColumnElement[bool]:
         return true() if builder_id is None else column == builder_id
 
     if live_from > since:
-        kept = select(
-            ActivityDay.builder_id,
-            ActivityDay.day,
-            ActivityDay.messages,
-            ActivityDay.turns,
-            ActivityDay.failures,
-            ActivityDay.operator_failures,
-        ).where(ActivityDay.day >= since.date(), of_builder(ActivityDay.builder_id))
-        for builder, day, messages, turns, failures, operator_failures in await db.execute(kept):
-            counted = tally(builder, day)
-            counted.messages += messages
-            counted.turns += turns
-            counted.failures += failures
-            counted.operator_failures += operator_failures
+        kept_key = getattr(ActivityDay, by)
+        kept = (
+            select(
+                kept_key,
+                func.sum(ActivityDay.messages),
+                func.sum(ActivityDay.turns),
+                func.sum(ActivityDay.failures),
+                func.sum(ActivityDay.operator_failures),
+            )
+            .where(ActivityDay.day >= since.date(), of_builder(ActivityDay.builder_id))
+            .group_by(kept_key)
+        )
+        for key, messages, turns, failures, operator_failures in await db.execute(kept):
+            counted = tally(key)
+            counted.messages += int(messages)
+            counted.turns += int(turns)
+            counted.failures += int(failures)
+            counted.operator_failures += int(operator_failures)
         if reply_times:
-            kept_times = select(
-                ReplyTime.builder_id, ReplyTime.day, ReplyTime.tenths, ReplyTime.turns
-            ).where(ReplyTime.day >= since.date(), of_builder(ReplyTime.builder_id))
-            for builder, day, tenths, turns in await db.execute(kept_times):
-                tally(builder, day).reply_tenths[tenths] += turns
+            kept_times_key = getattr(ReplyTime, by)
+            kept_times = (
+                select(kept_times_key, ReplyTime.tenths, func.sum(ReplyTime.turns))
+                .where(ReplyTime.day >= since.date(), of_builder(ReplyTime.builder_id))
+                .group_by(kept_times_key, ReplyTime.tenths)
+            )
+            for key, tenths, turns in await db.execute(kept_times):
+                tally(key).reply_tenths[tenths] += int(turns)
 
-    recent_messages = _counted_messages(live_from, None, dialect).subquery()
-    live_messages = select(recent_messages).where(of_builder(recent_messages.c.builder_id))
-    for builder, day, count in await db.execute(live_messages):
-        tally(builder, day).messages += count
-    recent_turns = _counted_turns(live_from, None, dialect).subquery()
-    live_turns = select(recent_turns).where(of_builder(recent_turns.c.builder_id))
-    for builder, day, count, failures, operator_failures in await db.execute(live_turns):
-        counted = tally(builder, day)
-        counted.turns += int(count)
+    recent = _counted_messages(live_from, None, dialect).subquery()
+    live_messages = (
+        select(recent.c[by], func.sum(recent.c.messages))
+        .where(of_builder(recent.c.builder_id))
+        .group_by(recent.c[by])
+    )
+    for key, messages in await db.execute(live_messages):
+        tally(key).messages += int(messages)
+    recent = _counted_turns(live_from, None, dialect).subquery()
+    live_turns = (
+        select(
+            recent.c[by],
+            func.sum(recent.c.turns),
+            func.sum(recent.c.failures),
+            func.sum(recent.c.operator_failures),
+        )
+        .where(of_builder(recent.c.builder_id))
+        .group_by(recent.c[by])
+    )
+    for key, turns, failures, operator_failures in await db.execute(live_turns):
+        counted = tally(key)
+        counted.turns += int(turns)
         counted.failures += int(failures)
         counted.operator_failures += int(operator_failures)
     if reply_times:
-        recent_replies = _counted_reply_times(live_from, None, dialect).subquery()
-        live_replies = select(recent_replies).where(of_builder(recent_replies.c.builder_id))
-        for builder, day, tenths, count in await db.execute(live_replies):
-            tally(builder, day).reply_tenths[tenths] += count
+        recent = _counted_reply_times(live_from, None, dialect).subquery()
+        live_replies = (
+            select(recent.c[by], recent.c.tenths, func.sum(recent.c.turns))
+            .where(of_builder(recent.c.builder_id))
+            .group_by(recent.c[by], recent.c.tenths)
+        )
+        for key, tenths, turns in await db.execute(live_replies):
+            tally(key).reply_tenths[tenths] += int(turns)
     return tallies
+
+
+async def activity_today(*, db: AsyncSession) -> dict[uuid.UUID, Tally]:
+    """Each builder's activity of today (UTC) so far, without reply times: what the
+    builders page lists."""
+    today = datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
+    return await _tallies(today, by="builder_id", reply_times=False, db=db)
+
+
+async def sessions_per_builder(*, db: AsyncSession) -> dict[uuid.UUID, int]:
+    """How many sessions each builder has: those made before the watermark as rolled up
+    (`session_counts`), and those made since, by `ix_sessions_builder_id_updated_at` (a
+    session's `updated_at` is never before its `created_at`): a read per builder of the
+    last hour's sessions, not of all of them. Sessions are deleted only with their
+    builder, whose count goes with it."""
+    rolled_up_to = await _watermark(db)
+    if rolled_up_to is None:
+        counted = select(AgentSessionRow.builder_id, func.count()).group_by(
+            AgentSessionRow.builder_id
+        )
+        return {builder: count for builder, count in await db.execute(counted)}
+    since = (
+        select(func.count())
+        .select_from(AgentSessionRow)
+        .where(
+            AgentSessionRow.builder_id == Builder.id,
+            AgentSessionRow.updated_at >= rolled_up_to,
+            AgentSessionRow.created_at >= rolled_up_to,
+        )
+        .correlate(Builder)
+        .scalar_subquery()
+    )
+    counted_all = select(Builder.id, func.coalesce(SessionCount.sessions, 0) + since).outerjoin(
+        SessionCount, SessionCount.builder_id == Builder.id
+    )
+    return {builder: int(count) for builder, count in await db.execute(counted_all)}
 
 
 async def daily_activity(
@@ -323,16 +416,13 @@ async def daily_activity(
     oldest first, today included; every builder's when `builder_id` is None. Days without
     activity are there with zeros."""
     first = datetime.now(UTC).date() - timedelta(days=days - 1)
-    tallies = await activity_since(
-        datetime.combine(first, time(), tzinfo=UTC), builder_id=builder_id, db=db
+    per_day = await _tallies(
+        datetime.combine(first, time(), tzinfo=UTC),
+        by="day",
+        builder_id=builder_id,
+        reply_times=True,
+        db=db,
     )
-    per_day: dict[date, Tally] = {}
-    for (_, day), counted in tallies.items():
-        summed = per_day.setdefault(day, Tally())
-        summed.messages += counted.messages
-        summed.turns += counted.turns
-        summed.failures += counted.failures
-        summed.reply_tenths.update(counted.reply_tenths)
     activity = []
     for offset in range(days):
         day = first + timedelta(days=offset)

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
 
-from db.activity import Tally, activity_since
+from db.activity import Tally, activity_today, sessions_per_builder
 from db.attention import (
     WAITING_STATUSES,
     attention_flags,
@@ -129,18 +129,12 @@ class SessionsPage:
         return max(1, -(-self.total // self.per_page))
 
 
-def _today_start() -> datetime:
-    return datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
-
-
 async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
     """Every builder with its channels, sessions, messages stored today and turns failed
-    today (its operators' included): the counts of today from `db.activity` (rolled-up
-    hours and the live tail since), the sessions one grouped query."""
-    today = _today_start()
-    counted = await activity_since(today, reply_times=False, db=db)
-    by_builder = AgentSessionRow.builder_id
-    sessions = await _per_builder(select(by_builder, func.count()), db=db)
+    today (its operators' included): counted by `db.activity` from what is rolled up and
+    the rows made since, so the page costs the last hour's rows, not all history."""
+    today = await activity_today(db=db)
+    sessions = await sessions_per_builder(db=db)
     rows = (await db.execute(select(Builder.id, Builder.name).order_by(Builder.name))).all()
     channels: dict[uuid.UUID, list[str]] = {}
     for builder_id, provider, address in await db.execute(
@@ -149,7 +143,7 @@ async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
         channels.setdefault(builder_id, []).append(f"{provider} {address}")
     summaries = []
     for id_, name in rows:
-        tally = counted.get((id_, today.date()), Tally())
+        tally = today.get(id_, Tally())
         failures = tally.failures + tally.operator_failures
         summaries.append(
             BuilderSummary(
@@ -157,14 +151,6 @@ async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
             )
         )
     return summaries
-
-
-async def _per_builder(
-    counted: Select[uuid.UUID, int], *, db: AsyncSession
-) -> dict[uuid.UUID, int]:
-    """`counted` (a builder id and a count) grouped by builder."""
-    grouped = counted.group_by(AgentSessionRow.builder_id)
-    return {builder_id: count for builder_id, count in await db.execute(grouped)}
 
 
 @dataclass(frozen=True)

@@ -272,9 +272,21 @@ class ReplyTime(Base):
     turns: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
+class SessionCount(Base):
+    """How many sessions a builder had made before the watermark, rolled up with
+    `ActivityDay` (sessions are deleted only with their builder)."""
+
+    __tablename__ = "session_counts"
+
+    builder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
+    )
+    sessions: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
 class ActivityRollup(Base):
-    """The one row saying up to when `activity_days` and `reply_times` hold what is
-    stored (rows made before `rolled_up_to`); NULL before the first roll-up."""
+    """The one row saying up to when `activity_days`, `reply_times` and `session_counts`
+    hold what is stored (rows made before `rolled_up_to`); NULL before the first roll-up."""
 
     __tablename__ = "activity_rollup"
     __table_args__ = (CheckConstraint("id = 1", name="one_row"),)

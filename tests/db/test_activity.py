@@ -24,6 +24,7 @@ from db.models import (
     InboundMessage,
     InboundStatus,
     ReplyTime,
+    SessionCount,
     SessionItem,
     Turn,
     TurnStatus,
@@ -47,6 +48,7 @@ async def sessions(
     async with made.begin() as db:
         await db.execute(delete(ActivityDay))
         await db.execute(delete(ReplyTime))
+        await db.execute(delete(SessionCount))
         await db.execute(update(ActivityRollup).values(rolled_up_to=None))
     yield made
     await engine.dispose()
@@ -159,8 +161,8 @@ def hour_start(moment: datetime) -> datetime:
 async def builder_around(
     sessions: async_sessionmaker[AsyncSession], *, watermark: datetime
 ) -> uuid.UUID:
-    """A builder with messages and turns on either side of `watermark` (a day before it
-    too): turns replied, failed, retried, an operator's failed and sent replies, a turn
+    """A builder with two sessions (one made before `watermark`, one after) and
+    messages and turns on either side of it (a day before it too): turns replied, failed, retried, an operator's failed and sent replies, a turn
     answering a message that waited, and one made before the watermark's hour ended but
     replied after it."""
     before, after, day_before = (
@@ -170,8 +172,15 @@ async def builder_around(
     )
     async with sessions.begin() as db:
         builder = await create_builder(name="Around", instructions="I", model="m", db=db)
-        session = AgentSessionRow(builder_id=builder.id, platform="whatsapp", external_id="+2")
+        session = AgentSessionRow(
+            builder_id=builder.id,
+            platform="whatsapp",
+            external_id="+2",
+            created_at=day_before,
+            updated_at=after,
+        )
         db.add(session)
+        db.add(AgentSessionRow(builder_id=builder.id, platform="whatsapp", external_id="+3"))
         await db.flush()
         for sequence, (role, at) in enumerate(
             [
@@ -315,6 +324,7 @@ async def test_rolled_up_hours_read_what_the_live_queries_count(
         for at in (watermark - timedelta(minutes=30), watermark + timedelta(minutes=30))
         if at.date() == today.day
     )
+    assert overview.sessions == 2
     assert overview.messages_today == today.messages
     assert overview.failures_today == today.failures + operators_failed
 

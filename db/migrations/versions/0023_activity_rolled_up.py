@@ -6,8 +6,9 @@ weeks of messages and turns.
 `activity_days` holds, per builder and day, its users' and agent's messages, its bot
 turns, their failures and its operators' failed turns; `reply_times` how many bot turns
 replied in each tenth of a second (a median is not additive, a histogram is);
-`activity_rollup` the one row saying up to when they hold what is stored (NULL: nothing
-rolled up yet, the pages count everything live). The worker's sweeper fills them
+`session_counts` how many sessions each builder had made (sessions are deleted only with
+their builder); `activity_rollup` the one row saying up to when they hold what is stored
+(NULL: nothing rolled up yet, the pages count everything live). The worker's sweeper fills them
 (`db.activity.roll_up_activity`); no trigger, nothing on a message's path.
 
 Revision ID: 0023
@@ -61,6 +62,18 @@ def upgrade() -> None:
         _count("turns"),
         sa.PrimaryKeyConstraint("builder_id", "day", "tenths", name=op.f("pk_reply_times")),
     )
+    op.create_table(
+        "session_counts",
+        sa.Column("builder_id", sa.Uuid(), nullable=False),
+        _count("sessions"),
+        sa.ForeignKeyConstraint(
+            ["builder_id"],
+            ["builders.id"],
+            name=op.f("fk_session_counts_builder_id_builders"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("builder_id", name=op.f("pk_session_counts")),
+    )
     rollup = op.create_table(
         "activity_rollup",
         sa.Column("id", sa.SmallInteger(), nullable=False),
@@ -73,5 +86,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("activity_rollup")
+    op.drop_table("session_counts")
     op.drop_table("reply_times")
     op.drop_table("activity_days")
