@@ -1,14 +1,15 @@
 """Activity per builder and UTC day, for the dashboard's charts and builders page:
 messages, turns, failed turns and the median reply time.
 
-Closed hours are rolled up off the path that stores messages (`roll_up_activity`, which
-the worker's sweeper runs every period) into `activity_days` and `reply_times` (how many
-bot turns replied in each tenth of a second: a median is not additive, a histogram is),
-up to the watermark `activity_rollup.rolled_up_to`. A page reads those rows and counts
-live only what was made since the watermark (at most about an hour and a quarter of
+What is settled is rolled up off the path that stores messages (`roll_up_activity`,
+which the worker's sweeper runs every period) into `activity_days` and `reply_times`
+(how many bot turns replied in each tenth of a second: a median is not additive, a
+histogram is), up to the watermark `activity_rollup.rolled_up_to`: the start of the
+minute `SETTLED_AFTER` ago, held back to the oldest bot turn still running. A page reads
+those rows and counts live only what was made since the watermark (a few minutes of
 rows), with the same queries the roll-up stores: what it costs depends on how busy the
-last hour was, not on how much the last two weeks held. The median is that of the reply
-times in tenths of a second, the precision the chart shows.
+last minutes were, not on how much the last two weeks held. The median is that of the
+reply times in tenths of a second, the precision the chart shows.
 
 The rows keep what happened: deleting a conversation (or clearing its memory) leaves its
 messages and turns counted on the days rolled up already, and a turn an operator retries
@@ -59,12 +60,17 @@ from db.upsert import insert_or_ignore
 
 CHART_DAYS = 14
 
-SETTLE = timedelta(minutes=15)
-"""How long after it was made a row may still change what it counts: a turn's tries
-(`RUN_TIMEOUT_SECONDS` each, `TURN_MAX_ATTEMPTS` of them, a lease handed over between
-them) end with its status and `finished_at` final well within it, and an item is
-committed moments after the transaction that stamped its `created_at` began. An hour is
-rolled up once it closed this long ago."""
+SETTLED_AFTER = timedelta(minutes=3)
+"""How long after it was made a row counts as it will, but for a bot turn still running:
+an item or a session is committed moments after the transaction that stamped its
+`created_at` began, and an operator's reply (a turn made replied) is sent or failed
+within its HTTP timeouts."""
+
+LONGEST_TURN = timedelta(minutes=15)
+"""How long a running bot turn holds the roll-up back (its status and `finished_at`
+change when it ends): its tries (`RUN_TIMEOUT_SECONDS` each, `TURN_MAX_ATTEMPTS` of them,
+a lease handed over between them) end well within it. One running longer (its workers
+gone) is rolled up as it stands: a turn without a reply time, not a failure."""
 
 FAILED = (TurnStatus.FAILED, TurnStatus.RETRIED)
 """A failed turn, as the charts count it (retried ones included)."""
@@ -205,12 +211,14 @@ def _counted_sessions(start: datetime | None, end: datetime) -> Select[uuid.UUID
 
 
 async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
-    """Add the rows made since the watermark up to the start of the hour `SETTLE` ago to
-    `activity_days` and `reply_times` (and the sessions made to `session_counts`), and
-    move the watermark there; returns it. In the caller's transaction, under a lock on
-    the watermark's row (on Postgres; SQLite has one writer), so sweepers of several
-    workers roll up each hour once. The first roll-up starts `CHART_DAYS` days back
-    (older days are never shown), and counts every session made before."""
+    """Add the rows made since the watermark up to the start of the minute
+    `SETTLED_AFTER` ago (or of the oldest bot turn still running, if it started since,
+    within `LONGEST_TURN`) to `activity_days` and `reply_times` (and the sessions made to
+    `session_counts`), and move the watermark there; returns it. In the caller's
+    transaction, under a lock on the watermark's row (on Postgres; SQLite has one
+    writer), so sweepers of several workers roll up each row once. The first roll-up
+    starts `CHART_DAYS` days back (older days are never shown), and counts every session
+    made before."""
     await db.execute(insert_or_ignore(ActivityRollup, db=db).values(id=1, rolled_up_to=None))
     rolled_up_to = await db.scalar(
         select(ActivityRollup.rolled_up_to).where(ActivityRollup.id == 1).with_for_update()
@@ -220,7 +228,19 @@ async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
         start = datetime.combine(first, time(), tzinfo=UTC)
     else:
         start = as_utc(rolled_up_to)
-    until = (now - SETTLE).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    settled = now.astimezone(UTC) - SETTLED_AFTER
+    if settled <= start:
+        return start
+    oldest_running = await db.scalar(
+        select(func.min(Turn.created_at)).where(
+            Turn.created_at >= max(start, now - LONGEST_TURN),
+            Turn.status == TurnStatus.RUNNING,
+            ~Turn.by_operator,
+        )
+    )
+    if oldest_running is not None:
+        settled = min(settled, as_utc(oldest_running))
+    until = settled.replace(second=0, microsecond=0)
     if until <= start:
         return start
     dialect = db.get_bind().dialect.name
@@ -231,7 +251,7 @@ async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
     )
     await db.execute(
         messages.on_conflict_do_update(
-            index_elements=["builder_id", "day"],
+            index_elements=["day", "builder_id"],
             set_={"messages": ActivityDay.messages + messages.excluded.messages},
         )
     )
@@ -241,7 +261,7 @@ async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
     )
     await db.execute(
         turns.on_conflict_do_update(
-            index_elements=["builder_id", "day"],
+            index_elements=["day", "builder_id"],
             set_={
                 "turns": ActivityDay.turns + turns.excluded.turns,
                 "failures": ActivityDay.failures + turns.excluded.failures,
@@ -256,7 +276,7 @@ async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
     )
     await db.execute(
         replies.on_conflict_do_update(
-            index_elements=["builder_id", "day", "tenths"],
+            index_elements=["day", "builder_id", "tenths"],
             set_={"turns": ReplyTime.turns + replies.excluded.turns},
         )
     )
@@ -384,7 +404,7 @@ async def sessions_per_builder(*, db: AsyncSession) -> dict[uuid.UUID, int]:
     """How many sessions each builder has: those made before the watermark as rolled up
     (`session_counts`), and those made since, by `ix_sessions_builder_id_updated_at` (a
     session's `updated_at` is never before its `created_at`): a read per builder of the
-    last hour's sessions, not of all of them. Sessions are deleted only with their
+    last minutes' sessions, not of all of them. Sessions are deleted only with their
     builder, whose count goes with it."""
     rolled_up_to = await _watermark(db)
     if rolled_up_to is None:

@@ -132,7 +132,7 @@ class SessionsPage:
 async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
     """Every builder with its channels, sessions, messages stored today and turns failed
     today (its operators' included): counted by `db.activity` from what is rolled up and
-    the rows made since, so the page costs the last hour's rows, not all history."""
+    the rows made since, so the page costs the last minutes' rows, not all history."""
     today = await activity_today(db=db)
     sessions = await sessions_per_builder(db=db)
     rows = (await db.execute(select(Builder.id, Builder.name).order_by(Builder.name))).all()

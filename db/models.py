@@ -242,16 +242,16 @@ class AgentSessionRow(Base):
 
 
 class ActivityDay(Base):
-    """A builder's activity on one UTC day, rolled up from closed hours by the worker's
+    """A builder's activity on one UTC day, rolled up from settled rows by the worker's
     sweeper (`db.activity.roll_up_activity`): its users' and agent's messages, its bot
     turns and their failures, its operators' failed turns."""
 
     __tablename__ = "activity_days"
 
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     builder_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
     )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     messages: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     turns: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -264,10 +264,10 @@ class ReplyTime(Base):
 
     __tablename__ = "reply_times"
 
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     builder_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
     )
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
     tenths: Mapped[int] = mapped_column(Integer, primary_key=True)
     turns: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 

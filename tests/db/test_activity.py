@@ -13,7 +13,14 @@ import pytest
 from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.activity import CHART_DAYS, SETTLE, DayActivity, daily_activity, roll_up_activity
+from db.activity import (
+    CHART_DAYS,
+    LONGEST_TURN,
+    SETTLED_AFTER,
+    DayActivity,
+    daily_activity,
+    roll_up_activity,
+)
 from db.builders import create_builder
 from db.dashboard_queries import BuilderSummary, builders_overview
 from db.engine import create_engine, create_sessionmaker
@@ -158,13 +165,17 @@ def hour_start(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
+def minute_start(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
 async def builder_around(
     sessions: async_sessionmaker[AsyncSession], *, watermark: datetime
 ) -> uuid.UUID:
-    """A builder with two sessions (one made before `watermark`, one after) and
-    messages and turns on either side of it (a day before it too): turns replied, failed, retried, an operator's failed and sent replies, a turn
-    answering a message that waited, and one made before the watermark's hour ended but
-    replied after it."""
+    """A builder with two sessions (one made before `watermark`, one after), and
+    messages and turns on either side of it (a day before it too): turns replied,
+    failed, retried, an operator's failed and sent replies, a turn answering a message
+    that waited, and one made before the watermark but replied after it."""
     before, after, day_before = (
         watermark - timedelta(minutes=30),
         watermark + timedelta(minutes=30),
@@ -223,7 +234,7 @@ async def builder_around(
         turn(before, None, status=TurnStatus.RETRIED, error="model API 500")
         turn(before, None, status=TurnStatus.FAILED, error="refused", by_operator=True)
         turn(before, 0.5, by_operator=True)
-        turn(watermark - timedelta(minutes=5), 15 * 60)  # replied in the next hour
+        turn(watermark - timedelta(minutes=5), 15 * 60)  # replied after the watermark
         waited = turn(after, 1)
         turn(after, 4)
         turn(after, None, status=TurnStatus.FAILED, error="model API 500")
@@ -288,7 +299,7 @@ async def kept_rows(
         return list(days), list(times)
 
 
-async def test_rolled_up_hours_read_what_the_live_queries_count(
+async def test_rolled_up_days_read_what_the_live_queries_count(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     watermark = hour_start(datetime.now(UTC)) - timedelta(hours=2)
@@ -307,16 +318,16 @@ async def test_rolled_up_hours_read_what_the_live_queries_count(
     assert (day_before.messages, day_before.turns, day_before.failures) == (2, 2, 1)
     assert day_before.median_reply_seconds == pytest.approx(1.5)
 
-    assert await roll_up(sessions, watermark + SETTLE + timedelta(minutes=1)) == watermark
+    assert await roll_up(sessions, watermark + SETTLED_AFTER) == watermark
     assert await what_pages_read(sessions, builder) == live
     kept = await kept_rows(sessions, builder)
-    assert kept[0], "the hours before the watermark are rolled up"
+    assert kept[0], "what was made before the watermark is rolled up"
 
-    assert await roll_up(sessions, watermark + SETTLE + timedelta(minutes=59)) == watermark
-    assert await kept_rows(sessions, builder) == kept, "an hour is rolled up once"
+    assert await roll_up(sessions, watermark + SETTLED_AFTER + timedelta(seconds=59)) == watermark
+    assert await kept_rows(sessions, builder) == kept, "a row is rolled up once"
 
     now = datetime.now(UTC)
-    assert await roll_up(sessions, now) == hour_start(now - SETTLE)
+    assert await roll_up(sessions, now) == minute_start(now - SETTLED_AFTER)
     assert await what_pages_read(sessions, builder) == live
     today = days[-1]
     operators_failed = sum(
@@ -337,8 +348,63 @@ async def test_the_first_roll_up_starts_where_the_charts_do(
     async with sessions.begin() as db:
         await db.execute(delete(ActivityRollup))  # as a database emptied by hand
     live = await what_pages_read(sessions, builder)
-    assert await roll_up(sessions, now) == hour_start(now - SETTLE)
+    assert await roll_up(sessions, now) == minute_start(now - SETTLED_AFTER)
     assert await what_pages_read(sessions, builder) == live
     days, _ = await kept_rows(sessions, builder)
     first_shown = now.date() - timedelta(days=CHART_DAYS - 1)
     assert all(day >= first_shown for day, *_ in days)
+
+
+async def test_a_running_turn_holds_the_roll_up_back_until_it_ends(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = datetime.now(UTC)
+    started = now - timedelta(minutes=10, seconds=30)
+    async with sessions.begin() as db:
+        builder = await create_builder(name="Running", instructions="I", model="m", db=db)
+        session = AgentSessionRow(builder_id=builder.id, platform="whatsapp", external_id="+4")
+        db.add(session)
+        await db.flush()
+        running = Turn(
+            id=uuid.uuid4(),
+            session_id=session.id,
+            status=TurnStatus.RUNNING,
+            attempts=1,
+            created_at=started,
+        )
+        db.add(running)
+    assert await roll_up(sessions, now) == minute_start(started)
+
+    async with sessions.begin() as db:
+        await db.execute(
+            update(Turn)
+            .where(Turn.id == running.id)
+            .values(status=TurnStatus.REPLIED, finished_at=started + timedelta(seconds=42))
+        )
+    live = await what_pages_read(sessions, builder.id)
+    assert await roll_up(sessions, now) == minute_start(now - SETTLED_AFTER)
+    assert await what_pages_read(sessions, builder.id) == live
+    assert live[0][-1].median_reply_seconds == pytest.approx(42.0)
+
+
+async def test_a_turn_running_too_long_is_rolled_up_as_it_stands(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = datetime.now(UTC)
+    async with sessions.begin() as db:
+        builder = await create_builder(name="Stuck", instructions="I", model="m", db=db)
+        session = AgentSessionRow(builder_id=builder.id, platform="whatsapp", external_id="+5")
+        db.add(session)
+        await db.flush()
+        db.add(
+            Turn(
+                session_id=session.id,
+                status=TurnStatus.RUNNING,
+                attempts=1,
+                created_at=now - LONGEST_TURN - timedelta(minutes=1),
+            )
+        )
+    live = await what_pages_read(sessions, builder.id)
+    assert await roll_up(sessions, now) == minute_start(now - SETTLED_AFTER)
+    assert await what_pages_read(sessions, builder.id) == live
+    assert (live[0][-1].turns, live[0][-1].failures) == (1, 0)

@@ -5,8 +5,8 @@ Single-flight across workers without a coordinator: a sweep claims rows with
 `FOR UPDATE SKIP LOCKED` and stamps them, so each stranded message is re-enqueued once
 per period however many workers sweep. Re-enqueueing is safe because turns are
 idempotent. Each sweep also deletes media kept longer than `MEDIA_RETENTION_DAYS` and
-rolls up the dashboard's activity of the hours closed since the last (off the path that
-stores messages; the watermark's row lock makes each hour rolled up once).
+rolls up the dashboard's activity settled since the last (off the path that stores
+messages; the watermark's row lock makes each row rolled up once).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ async def forget_old_media(runtime: Runtime) -> int:
     return deleted
 
 
-async def roll_up_closed_hours(runtime: Runtime) -> None:
-    """Roll up the dashboard's activity up to the last settled hour (`db.activity`)."""
+async def roll_up_settled_activity(runtime: Runtime) -> None:
+    """Roll up the dashboard's activity as far as it is settled (`db.activity`)."""
     async with runtime.sessionmaker.begin() as db:
         await roll_up_activity(db=db, now=datetime.now(UTC))
 
@@ -70,7 +70,7 @@ async def sweep_forever(runtime: Runtime, publish: Publish) -> None:
         except Exception as error:  # the next period retries; the worker must keep sweeping
             logger.warning("sweep failed: %s: %s", type(error).__name__, error)
         try:
-            await roll_up_closed_hours(runtime)
-        except Exception as error:  # as above: the pages count the hours not rolled up live
+            await roll_up_settled_activity(runtime)
+        except Exception as error:  # as above: the pages count what is not rolled up live
             logger.warning("activity roll-up failed: %s: %s", type(error).__name__, error)
         await asyncio.sleep(runtime.settings.sweep_interval_seconds)

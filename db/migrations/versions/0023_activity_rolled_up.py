@@ -1,14 +1,14 @@
-"""The builders page and its charts at ten million items: closed hours of activity are
-rolled up per builder and UTC day, off the path that stores messages, so a page counts
-only what arrived since (at most about an hour and a quarter of rows) instead of two
-weeks of messages and turns.
+"""The builders page and its charts at ten million items: settled activity is rolled up
+per builder and UTC day, off the path that stores messages, so a page counts only what
+arrived since (a few minutes of rows) instead of two weeks of messages and turns.
 
 `activity_days` holds, per builder and day, its users' and agent's messages, its bot
 turns, their failures and its operators' failed turns; `reply_times` how many bot turns
-replied in each tenth of a second (a median is not additive, a histogram is);
-`session_counts` how many sessions each builder had made (sessions are deleted only with
-their builder); `activity_rollup` the one row saying up to when they hold what is stored
-(NULL: nothing rolled up yet, the pages count everything live). The worker's sweeper fills them
+replied in each tenth of a second (a median is not additive, a histogram is), both keyed
+by day first (pages read the last days, of every builder or one); `session_counts` how
+many sessions each builder had made (sessions are deleted only with their builder);
+`activity_rollup` the one row saying up to when they hold what is stored (NULL: nothing
+rolled up yet, the pages count everything live). The worker's sweeper fills them
 (`db.activity.roll_up_activity`); no trigger, nothing on a message's path.
 
 Revision ID: 0023
@@ -27,11 +27,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _of_builder(table: str) -> list[sa.schema.SchemaItem]:
-    """A builder's rows, deleted with it."""
+def _day_of_builder(table: str) -> list[sa.schema.SchemaItem]:
+    """A day of a builder's, deleted with it."""
     return [
-        sa.Column("builder_id", sa.Uuid(), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("builder_id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["builder_id"],
             ["builders.id"],
@@ -48,19 +48,19 @@ def _count(name: str) -> sa.Column[int]:
 def upgrade() -> None:
     op.create_table(
         "activity_days",
-        *_of_builder("activity_days"),
+        *_day_of_builder("activity_days"),
         _count("messages"),
         _count("turns"),
         _count("failures"),
         _count("operator_failures"),
-        sa.PrimaryKeyConstraint("builder_id", "day", name=op.f("pk_activity_days")),
+        sa.PrimaryKeyConstraint("day", "builder_id", name=op.f("pk_activity_days")),
     )
     op.create_table(
         "reply_times",
-        *_of_builder("reply_times"),
+        *_day_of_builder("reply_times"),
         sa.Column("tenths", sa.Integer(), nullable=False),
         _count("turns"),
-        sa.PrimaryKeyConstraint("builder_id", "day", "tenths", name=op.f("pk_reply_times")),
+        sa.PrimaryKeyConstraint("day", "builder_id", "tenths", name=op.f("pk_reply_times")),
     )
     op.create_table(
         "session_counts",

@@ -1,6 +1,6 @@
 """The sweeper re-enqueues stranded inbox messages once per period, never one whose
 conversation is being answered, however many workers sweep at once; and it rolls up the
-dashboard's activity of closed hours, each hour once."""
+dashboard's activity, each row once."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.activity import SETTLE
+from db.activity import SETTLED_AFTER
 from db.core.settings import Settings
 from db.inbox import record_inbound
 from db.models import ActivityDay, ActivityRollup, InboundMessage, SessionItem
@@ -23,7 +23,7 @@ from db.sessions import acquire_lease, get_or_create_session
 from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
 from tests.waiting import eventually
 from worker.process.runtime import Runtime, create_runtime
-from worker.process.sweeper import roll_up_closed_hours, sweep_forever, sweep_once
+from worker.process.sweeper import roll_up_settled_activity, sweep_forever, sweep_once
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ async def rolled_up(
         return None if watermark is None else (watermark, messages)
 
 
-async def test_the_sweeper_rolls_up_the_activity_of_closed_hours(
+async def test_the_sweeper_rolls_up_the_settled_activity(
     db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
 ) -> None:
     await a_message_two_hours_ago(db_sessions)
@@ -148,18 +148,18 @@ async def test_the_sweeper_rolls_up_the_activity_of_closed_hours(
         sweeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeping
-    settled = (started - SETTLE).replace(minute=0, second=0, microsecond=0)
-    assert watermark in (settled, settled + timedelta(hours=1))
+    settled = (started - SETTLED_AFTER).replace(second=0, microsecond=0)
+    assert watermark in (settled, settled + timedelta(minutes=1))
     assert messages == [1]
 
 
-async def test_concurrent_roll_ups_count_each_hour_once(
+async def test_concurrent_roll_ups_count_each_row_once(
     db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
 ) -> None:
     await a_message_two_hours_ago(db_sessions)
     others = [create_runtime(runtime.settings) for _ in range(3)]
     try:
-        await asyncio.gather(*(roll_up_closed_hours(worker) for worker in [runtime, *others]))
+        await asyncio.gather(*(roll_up_settled_activity(worker) for worker in [runtime, *others]))
     finally:
         for worker in others:
             await worker.aclose()
