@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
 
+from db.activity import Tally, activity_today, sessions_per_builder
 from db.attention import (
     WAITING_STATUSES,
     attention_flags,
@@ -128,62 +129,28 @@ class SessionsPage:
         return max(1, -(-self.total // self.per_page))
 
 
-def _today_start() -> datetime:
-    return datetime.combine(datetime.now(UTC).date(), time(), tzinfo=UTC)
-
-
 async def builders_overview(*, db: AsyncSession) -> list[BuilderSummary]:
     """Every builder with its channels, sessions, messages stored today and turns failed
-    today: one grouped query per table (today's rows by `ix_session_items_created_at`
-    and `ix_turns_created_at`), so the page costs what today holds, not all history."""
-    today = _today_start()
-    by_builder = AgentSessionRow.builder_id
-    sessions = await _per_builder(select(by_builder, func.count()), db=db)
-    messages = await _per_builder(
-        select(by_builder, func.count())
-        .select_from(SessionItem)
-        .join(AgentSessionRow, AgentSessionRow.id == SessionItem.session_id)
-        .where(
-            SessionItem.created_at >= today,
-            SessionItem.item_data["role"].as_string().in_(["user", "assistant"]),
-        ),
-        db=db,
-    )
-    failures = await _per_builder(
-        select(by_builder, func.count())
-        .select_from(Turn)
-        .join(AgentSessionRow, AgentSessionRow.id == Turn.session_id)
-        .where(
-            Turn.created_at >= today,
-            Turn.status.in_([TurnStatus.FAILED, TurnStatus.RETRIED]),
-        ),
-        db=db,
-    )
+    today (its operators' included): counted by `db.activity` from what is rolled up and
+    the rows made since, so the page costs the last minutes' rows, not all history."""
+    today = await activity_today(db=db)
+    sessions = await sessions_per_builder(db=db)
     rows = (await db.execute(select(Builder.id, Builder.name).order_by(Builder.name))).all()
     channels: dict[uuid.UUID, list[str]] = {}
     for builder_id, provider, address in await db.execute(
         select(Channel.builder_id, Channel.provider, Channel.address).order_by(Channel.created_at)
     ):
         channels.setdefault(builder_id, []).append(f"{provider} {address}")
-    return [
-        BuilderSummary(
-            id_,
-            name,
-            channels.get(id_, []),
-            sessions.get(id_, 0),
-            messages.get(id_, 0),
-            failures.get(id_, 0),
+    summaries = []
+    for id_, name in rows:
+        tally = today.get(id_, Tally())
+        failures = tally.failures + tally.operator_failures
+        summaries.append(
+            BuilderSummary(
+                id_, name, channels.get(id_, []), sessions.get(id_, 0), tally.messages, failures
+            )
         )
-        for id_, name in rows
-    ]
-
-
-async def _per_builder(
-    counted: Select[uuid.UUID, int], *, db: AsyncSession
-) -> dict[uuid.UUID, int]:
-    """`counted` (a builder id and a count) grouped by builder."""
-    grouped = counted.group_by(AgentSessionRow.builder_id)
-    return {builder_id: count for builder_id, count in await db.execute(grouped)}
+    return summaries
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ embedded demo): JSON becomes JSONB on Postgres.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -237,6 +239,60 @@ class AgentSessionRow(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     operator_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ActivityDay(Base):
+    """A builder's activity on one UTC day, rolled up from settled rows by the worker's
+    sweeper (`db.activity.roll_up_activity`): its users' and agent's messages, its bot
+    turns and their failures, its operators' failed turns."""
+
+    __tablename__ = "activity_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    builder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
+    )
+    messages: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    turns: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    operator_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class ReplyTime(Base):
+    """How many of a builder's bot turns of a UTC day replied in `tenths` tenths of a
+    second, rolled up with `ActivityDay`: a median is not additive, this histogram is."""
+
+    __tablename__ = "reply_times"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    builder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenths: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turns: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class SessionCount(Base):
+    """How many sessions a builder had made before the watermark, rolled up with
+    `ActivityDay` (sessions are deleted only with their builder)."""
+
+    __tablename__ = "session_counts"
+
+    builder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("builders.id", ondelete="CASCADE"), primary_key=True
+    )
+    sessions: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class ActivityRollup(Base):
+    """The one row saying up to when `activity_days`, `reply_times` and `session_counts`
+    hold what is stored (rows made before `rolled_up_to`); NULL before the first roll-up."""
+
+    __tablename__ = "activity_rollup"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    rolled_up_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SessionItem(Base):

@@ -4,7 +4,9 @@ task will answer (published while the broker was down, or lost with a dead worke
 Single-flight across workers without a coordinator: a sweep claims rows with
 `FOR UPDATE SKIP LOCKED` and stamps them, so each stranded message is re-enqueued once
 per period however many workers sweep. Re-enqueueing is safe because turns are
-idempotent. Each sweep also deletes media kept longer than `MEDIA_RETENTION_DAYS`.
+idempotent. Each sweep also deletes media kept longer than `MEDIA_RETENTION_DAYS` and
+rolls up the dashboard's activity settled since the last (off the path that stores
+messages; the watermark's row lock makes each row rolled up once).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from db.activity import roll_up_activity
 from db.inbox import claim_stranded
 from db.media import delete_media_before
 from worker.process.runtime import Runtime
@@ -50,13 +53,24 @@ async def forget_old_media(runtime: Runtime) -> int:
     return deleted
 
 
+async def roll_up_settled_activity(runtime: Runtime) -> None:
+    """Roll up the dashboard's activity as far as it is settled (`db.activity`)."""
+    async with runtime.sessionmaker.begin() as db:
+        await roll_up_activity(db=db, now=datetime.now(UTC))
+
+
 async def sweep_forever(runtime: Runtime, publish: Publish) -> None:
     """Sweep now and every `SWEEP_INTERVAL_SECONDS`; a failed sweep (database or broker
-    down) is logged and tried again next period."""
+    down) is logged and tried again next period, and so is a failed roll-up (on its own:
+    a broker down does not hold the dashboard's activity back)."""
     while True:
         try:
             await sweep_once(runtime, publish)
             await forget_old_media(runtime)
         except Exception as error:  # the next period retries; the worker must keep sweeping
             logger.warning("sweep failed: %s: %s", type(error).__name__, error)
+        try:
+            await roll_up_settled_activity(runtime)
+        except Exception as error:  # as above: the pages count what is not rolled up live
+            logger.warning("activity roll-up failed: %s: %s", type(error).__name__, error)
         await asyncio.sleep(runtime.settings.sweep_interval_seconds)

@@ -1,23 +1,29 @@
 """The sweeper re-enqueues stranded inbox messages once per period, never one whose
-conversation is being answered, however many workers sweep at once."""
+conversation is being answered, however many workers sweep at once; and it rolls up the
+dashboard's activity, each row once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.activity import SETTLED_AFTER
 from db.core.settings import Settings
 from db.inbox import record_inbound
-from db.models import InboundMessage
+from db.models import ActivityDay, ActivityRollup, InboundMessage, SessionItem
 from db.sessions import acquire_lease, get_or_create_session
 from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
+from tests.waiting import eventually
 from worker.process.runtime import Runtime, create_runtime
-from worker.process.sweeper import sweep_once
+from worker.process.sweeper import roll_up_settled_activity, sweep_forever, sweep_once
 
 
 @pytest.fixture
@@ -101,3 +107,61 @@ async def test_concurrent_sweeps_enqueue_each_message_once(
             await worker.aclose()
     assert sum(counts) == 30
     assert sorted(published) == sorted(stranded)
+
+
+async def a_message_two_hours_ago(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
+    builder_id = await builder_with_channel(sessions)
+    async with sessions.begin() as db:
+        session_id = await get_or_create_session(builder_id, "whatsapp", "+31612345678", db=db)
+        db.add(
+            SessionItem(
+                session_id=session_id,
+                item_data={"role": "user", "content": "hello?"},
+                sequence=0,
+                created_at=datetime.now(UTC) - timedelta(hours=2),
+            )
+        )
+    return builder_id
+
+
+async def rolled_up(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[datetime, list[int]] | None:
+    """The watermark and the messages counted per day, once rolled up."""
+    async with sessions() as db:
+        watermark = await db.scalar(select(ActivityRollup.rolled_up_to))
+        messages = list(await db.scalars(select(ActivityDay.messages)))
+        return None if watermark is None else (watermark, messages)
+
+
+async def test_the_sweeper_rolls_up_the_settled_activity(
+    db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
+) -> None:
+    await a_message_two_hours_ago(db_sessions)
+    started = datetime.now(UTC)
+    sweeping = asyncio.create_task(sweep_forever(runtime, Published()))
+    try:
+        watermark, messages = await eventually(
+            partial(rolled_up, db_sessions), within=10, what="the roll-up"
+        )
+    finally:
+        sweeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeping
+    settled = (started - SETTLED_AFTER).replace(second=0, microsecond=0)
+    assert watermark in (settled, settled + timedelta(minutes=1))
+    assert messages == [1]
+
+
+async def test_concurrent_roll_ups_count_each_row_once(
+    db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
+) -> None:
+    await a_message_two_hours_ago(db_sessions)
+    others = [create_runtime(runtime.settings) for _ in range(3)]
+    try:
+        await asyncio.gather(*(roll_up_settled_activity(worker) for worker in [runtime, *others]))
+    finally:
+        for worker in others:
+            await worker.aclose()
+    kept = await rolled_up(db_sessions)
+    assert kept is not None and kept[1] == [1]
