@@ -39,7 +39,7 @@ from db.attention import (
     attention_flags,
     attention_reasons,
     latest_turn_status,
-    needs_attention,
+    needs_attention_of,
 )
 from db.core.clock import as_utc
 from db.models import (
@@ -277,7 +277,7 @@ async def sessions_page(
     if search.strip():
         conditions.append(AgentSessionRow.id.in_(_found_by(builder_id, search.strip(), dialect)))
     if show == "attention":
-        conditions.append(needs_attention(now))
+        conditions.append(needs_attention_of(builder_id, now))
     elif show == "paused":
         conditions.append(AgentSessionRow.paused_at.is_not(None))
     elif show == "web":
