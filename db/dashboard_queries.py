@@ -267,7 +267,8 @@ async def sessions_page(
     `SESSION_FILTERS`, or all) and searched by name, whole number or what was said: one
     query finds the page's ids and reads what the inbox shows of those rows alone (the
     per-session columns are never read for the rows a page skips); a second counts, only
-    when the page is full or past the end (`_counted`). Ties are broken by the id in
+    when the page is full or past the end (`_counted`), except that "needs attention"
+    (`needs_attention_of`: the rule on a few candidates) counts in the first. Ties are broken by the id in
     the sort's direction, so that an index of migration 0021 read forwards or backwards
     gives the page; but users shown alike (`_shown_user`) stay in one order either way,
     which says nothing of what the list hides."""
@@ -294,25 +295,26 @@ async def sessions_page(
     order.append(AgentSessionRow.id.desc() if descending and sort != "user" else AgentSessionRow.id)
     page = max(1, page)
     skipped = (page - 1) * per_page
+    # The candidates needing attention are all read to be sorted: counted as they are.
+    counted_alongside = show == "attention"
+    matching = [func.count().over().label("matching")] if counted_alongside else []
     shown = (
-        select(AgentSessionRow.id)
+        select(AgentSessionRow.id, *matching)
         .where(*conditions)
         .order_by(*order)
         .offset(skipped)
         .limit(per_page)
         .subquery()
     )
-    listed = [
-        _inbox_summary(row)
-        for row in await db.execute(
-            _inbox_columns(now)
-            .select()
-            .join(shown, shown.c.id == AgentSessionRow.id)
-            .order_by(*order)
-        )
-    ]
+    query = _inbox_columns(now).select().join(shown, shown.c.id == AgentSessionRow.id)
+    if counted_alongside:
+        query = query.add_columns(shown.c.matching)
+    rows = (await db.execute(query.order_by(*order))).all()
+    listed = [_inbox_summary(row[:-1] if counted_alongside else row) for row in rows]
     if 0 < len(listed) < per_page or (page == 1 and not listed):
         total, exact = skipped + len(listed), True
+    elif counted_alongside and rows:
+        total, exact = rows[0][-1], True
     else:
         read = skipped + len(listed) if listed else 0
         total, exact = await _counted(conditions, at_least=read, db=db)

@@ -350,3 +350,24 @@ INSERT INTO outbound_messages (id, session_id, turn_id, retry, part, recipient, 
 """Conversations 2 (latest turn failed), 4 (a part of its reply undelivered) and 7 (its
 reply failed) need attention; 1 (fine), 3 (failed, then answered), 5 (its retry
 delivered) and 6 (failed before the latest turn) do not."""
+
+
+async def test_its_pages_count_what_the_rule_flags(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A full page counts the flagged conversations in the query that reads it; a page
+    past the end counts them apart."""
+    made = await every_reason(sessions)
+    async with sessions() as db:
+        pages = [
+            await sessions_page(made.builder, show="attention", per_page=3, page=page, db=db)
+            for page in (1, 2, 3, 4)
+        ]
+    assert [(len(page.sessions), page.total, page.exact) for page in pages] == [
+        (3, 8, True),
+        (3, 8, True),
+        (2, 8, True),
+        (0, 8, True),
+    ]
+    names = {session_id: name for name, session_id in made.ids.items()}
+    assert {names[s.id] for page in pages for s in page.sessions} == set(EVERY_REASON)
