@@ -4,20 +4,22 @@ conversation is being answered, however many workers sweep at once."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.attention import note_attention
 from db.core.settings import Settings
 from db.inbox import record_inbound
-from db.models import InboundMessage
+from db.models import AttentionCandidate, InboundMessage, Turn
 from db.sessions import acquire_lease, get_or_create_session
 from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
 from worker.process.runtime import Runtime, create_runtime
-from worker.process.sweeper import sweep_once
+from worker.process.sweeper import forget_recovered_conversations, sweep_once
 
 
 @pytest.fixture
@@ -101,3 +103,23 @@ async def test_concurrent_sweeps_enqueue_each_message_once(
             await worker.aclose()
     assert sum(counts) == 30
     assert sorted(published) == sorted(stranded)
+
+
+async def test_the_sweeper_forgets_conversations_noted_for_attention_that_recovered(
+    db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
+) -> None:
+    builder_id = await builder_with_channel(db_sessions)
+    async with db_sessions.begin() as db:
+        answered = await get_or_create_session(builder_id, "whatsapp", "+31612345678", db=db)
+        failing = await get_or_create_session(builder_id, "whatsapp", "+31612345679", db=db)
+        for session_id, status in ((answered, "replied"), (failing, "failed")):
+            db.add(Turn(id=uuid.uuid4(), session_id=session_id, status=status, attempts=1))
+            await note_attention(session_id, db=db)
+        await db.execute(
+            update(AttentionCandidate).values(noted_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    forgotten = [await forget_recovered_conversations(runtime) for _ in range(2)]
+    async with db_sessions() as db:
+        kept = list(await db.scalars(select(AttentionCandidate.session_id)))
+    assert forgotten == [1, 0]
+    assert kept == [failing]
