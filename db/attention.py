@@ -25,10 +25,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
+    CursorResult,
     DateTime,
     ScalarSelect,
     and_,
@@ -134,7 +136,7 @@ def needs_attention(now: datetime) -> ColumnElement[bool]:
     return or_(*attention_flags(now))
 
 
-def attention_candidates(builder_id: uuid.UUID, now: datetime) -> Any:
+def attention_candidates(builder_id: uuid.UUID, now: datetime) -> CompoundSelect[uuid.UUID]:
     """The ids of the builder's conversations that may need attention, a superset of
     those that do: the noted ones, the paused ones (`ix_sessions_builder_id_paused`),
     and those whose user wrote through a number in the hours whose windows close soon
@@ -198,13 +200,12 @@ async def forget_recovered(*, limit: int, db: AsyncSession) -> int:
         .where(noted.noted_at < now - KEPT_NOTED, or_(*_noted_flags()).is_not(True))
         .limit(limit)
     )
-    forgotten = await db.execute(
-        delete(AttentionCandidate).where(
-            AttentionCandidate.noted_at < now - KEPT_NOTED,
-            AttentionCandidate.session_id.in_(recovered),
-        )
+    forgotten = delete(AttentionCandidate).where(
+        AttentionCandidate.noted_at < now - KEPT_NOTED,
+        AttentionCandidate.session_id.in_(recovered),
     )
-    return int(getattr(forgotten, "rowcount", 0) or 0)
+    # A DELETE's result is a CursorResult, though `execute` is typed `Result`.
+    return cast(CursorResult[Any], await db.execute(forgotten)).rowcount
 
 
 def attention_reasons(flags: Sequence[bool | None]) -> tuple[str, ...]:

@@ -268,10 +268,10 @@ async def sessions_page(
     query finds the page's ids and reads what the inbox shows of those rows alone (the
     per-session columns are never read for the rows a page skips); a second counts, only
     when the page is full or past the end (`_counted`), except that "needs attention"
-    (`needs_attention_of`: the rule on a few candidates) counts in the first. Ties are broken by the id in
-    the sort's direction, so that an index of migration 0021 read forwards or backwards
-    gives the page; but users shown alike (`_shown_user`) stay in one order either way,
-    which says nothing of what the list hides."""
+    (`needs_attention_of`: the rule on a few candidates) counts in the first. Ties are
+    broken by the id in the sort's direction, so that an index of migration 0021 read
+    forwards or backwards gives the page; but users shown alike (`_shown_user`) stay in
+    one order either way, which says nothing of what the list hides."""
     now = datetime.now(UTC)
     dialect = db.get_bind().dialect.name
     conditions: list[ColumnElement[bool]] = [AgentSessionRow.builder_id == builder_id]
