@@ -17,6 +17,7 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Select,
     and_,
@@ -291,30 +292,42 @@ async def sessions_page(
         "status": (AgentSessionRow.paused_at.is_not(None),),
     }
     sorted_by = keys.get(sort, keys["last_activity"])
+    ties_descending = descending and sort != "user"
     order = [key.desc() if descending else key.asc() for key in sorted_by]
-    order.append(AgentSessionRow.id.desc() if descending and sort != "user" else AgentSessionRow.id)
+    order.append(AgentSessionRow.id.desc() if ties_descending else AgentSessionRow.id)
     page = max(1, page)
     skipped = (page - 1) * per_page
-    # The candidates needing attention are all read to be sorted: counted as they are.
-    counted_alongside = show == "attention"
-    matching = [func.count().over().label("matching")] if counted_alongside else []
-    shown = (
-        select(AgentSessionRow.id, *matching)
-        .where(*conditions)
-        .order_by(*order)
-        .offset(skipped)
-        .limit(per_page)
-        .subquery()
-    )
+    found = None
+    if show == "attention":
+        found = _found_first(conditions, sorted_by)
+        found_order = [key.desc() if descending else key.asc() for key in found.c[1:]]
+        found_order.append(found.c.id.desc() if ties_descending else found.c.id.asc())
+        shown = (
+            select(found.c.id, func.count().over().label("matching"))
+            .order_by(*found_order)
+            .offset(skipped)
+            .limit(per_page)
+            .subquery()
+        )
+    else:
+        shown = (
+            select(AgentSessionRow.id)
+            .where(*conditions)
+            .order_by(*order)
+            .offset(skipped)
+            .limit(per_page)
+            .subquery()
+        )
     query = _inbox_columns(now).select().join(shown, shown.c.id == AgentSessionRow.id)
-    if counted_alongside:
+    if found is not None:
         query = query.add_columns(shown.c.matching)
     rows = (await db.execute(query.order_by(*order))).all()
-    listed = [_inbox_summary(row[:-1] if counted_alongside else row) for row in rows]
+    listed = [_inbox_summary(row[:-1] if found is not None else row) for row in rows]
     if 0 < len(listed) < per_page or (page == 1 and not listed):
         total, exact = skipped + len(listed), True
-    elif counted_alongside and rows:
-        total, exact = rows[0][-1], True
+    elif found is not None:
+        counted = rows[0][-1] if rows else await db.scalar(select(func.count()).select_from(found))
+        total, exact = counted or 0, True
     else:
         read = skipped + len(listed) if listed else 0
         total, exact = await _counted(conditions, at_least=read, db=db)
@@ -324,6 +337,21 @@ async def sessions_page(
         page=page,
         per_page=per_page,
         exact=exact,
+    )
+
+
+def _found_first(conditions: list[ColumnElement[bool]], sorted_by: tuple[Any, ...]) -> CTE:
+    """The sessions meeting `conditions` with their sort keys, found before they are
+    sorted (`MATERIALIZED`): "needs attention" evaluates its rule on its few candidates,
+    never on the sessions a sort index would read while looking for a page of them
+    (which the planner prefers when it expects the page to come soon, as a window count
+    makes it believe)."""
+    keyed = [key.label(f"key_{n}") for n, key in enumerate(sorted_by)]
+    return (
+        select(AgentSessionRow.id, *keyed)
+        .where(*conditions)
+        .cte("found")
+        .prefix_with("MATERIALIZED")
     )
 
 
