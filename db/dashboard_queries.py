@@ -20,6 +20,7 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     Select,
+    Subquery,
     and_,
     bindparam,
     func,
@@ -304,15 +305,7 @@ async def sessions_page(
             # compiling it would take longer than running it (100 ms against 20).
             await db.execute(text("SET LOCAL jit = off"))
         found = _found_first(conditions, sorted_by)
-        found_order = [key.desc() if descending else key.asc() for key in found.c[1:]]
-        found_order.append(found.c.id.desc() if ties_descending else found.c.id.asc())
-        shown = (
-            select(found.c.id, func.count().over().label("matching"))
-            .order_by(*found_order)
-            .offset(skipped)
-            .limit(per_page)
-            .subquery()
-        )
+        shown = _counted_page(found, descending, ties_descending, skipped, per_page)
     else:
         shown = (
             select(AgentSessionRow.id)
@@ -356,6 +349,22 @@ def _found_first(conditions: list[ColumnElement[bool]], sorted_by: tuple[Any, ..
         .where(*conditions)
         .cte("found")
         .prefix_with("MATERIALIZED")
+    )
+
+
+def _counted_page(
+    found: CTE, descending: bool, ties_descending: bool, skipped: int, per_page: int
+) -> Subquery:
+    """A page of `found` (its ids, sorted by its keys then the id) with how many it
+    holds in all, as `matching`."""
+    order = [key.desc() if descending else key.asc() for key in found.c[1:]]
+    order.append(found.c.id.desc() if ties_descending else found.c.id.asc())
+    return (
+        select(found.c.id, func.count().over().label("matching"))
+        .order_by(*order)
+        .offset(skipped)
+        .limit(per_page)
+        .subquery()
     )
 
 
