@@ -42,6 +42,7 @@ from db.attention import (
     attention_reasons,
     latest_turn_status,
     needs_attention_of,
+    without_jit,
 )
 from db.core.clock import as_utc
 from db.models import (
@@ -300,10 +301,7 @@ async def sessions_page(
     skipped = (page - 1) * per_page
     found = None
     if show == "attention":
-        if dialect == "postgresql":
-            # Its cost estimate (a few thousand rule evaluations) passes `jit_above_cost`:
-            # compiling it would take longer than running it (100 ms against 20).
-            await db.execute(text("SET LOCAL jit = off"))
+        await without_jit(db)
         found = _found_first(conditions, sorted_by)
         shown = _counted_page(found, descending, ties_descending, skipped, per_page)
     else:
