@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import util
 
 import httpx
 import psycopg
@@ -114,6 +115,11 @@ JOIN channels AS c ON c.builder_id = s.builder_id
 ORDER BY t.created_at
 """
 
+ATTENTION_CANDIDATES = ROOT / "db" / "migrations" / "versions" / "0024_attention_candidates.py"
+"""The migration whose `BACKFILL` notes the conversations that may need attention (what
+the worker and the receiver note as turns fail and parts are not delivered): run after
+the load, as an upgrade would."""
+
 _SECONDARY_INDEXES = """
 SELECT indexname, indexdef FROM pg_indexes
 WHERE tablename IN ('session_items', 'turns', 'inbound_messages')
@@ -135,7 +141,8 @@ def build(dsn: str, scale: float) -> Scene:
     """Fill the migrated, empty database at `dsn` at `scale` (1 = full size): rows stored
     in the order they were made, as a deployment stores them (a day's rows together, a
     conversation's spread over its life); secondary indexes dropped for the load and
-    built again after it, then vacuumed and analyzed."""
+    built again after it, the conversations that may need attention noted (as the
+    migration fills them), then vacuumed and analyzed."""
     sessions = max(round(SESSIONS * scale), BUILDERS * 2)
     busy = round(BUSY_SESSIONS * scale)
     long_items = round(LONG_SESSION_ITEMS * scale)
@@ -164,6 +171,7 @@ def build(dsn: str, scale: float) -> Scene:
         conn.execute("SET maintenance_work_mem = '512MB'")
         for _, definition in indexes:
             conn.execute(definition)
+        conn.execute(_attention_backfill())
         conn.execute("VACUUM ANALYZE")
     return Scene(
         busy_builder=_uuid_of(dsn, "b1"),
@@ -189,6 +197,15 @@ def roll_up(url: str) -> float:
     started = time.monotonic()
     asyncio.run(rolled_up())
     return time.monotonic() - started
+
+
+def _attention_backfill() -> str:
+    spec = util.spec_from_file_location("attention_candidates", ATTENTION_CANDIDATES)
+    assert spec is not None and spec.loader is not None
+    migration = util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    backfill: str = migration.BACKFILL
+    return backfill
 
 
 def _uuid_of(dsn: str, key: str) -> str:

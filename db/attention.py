@@ -6,21 +6,50 @@ its latest turn's reply (of that turn's latest try) failed or was not delivered
 window closes within `CLOSING_SOON` (`WINDOW_CLOSING`). This module is where that rule
 lives: `attention_flags` are its parts as SQL, one boolean per part for the `sessions`
 row of the enclosing query (the inbox selects them beside each conversation, the
-conversation page beside its one); `needs_attention` is the inbox's filter on them; and
+conversation page beside its one); `needs_attention` is the filter on them; and
 `attention_reasons` names the parts a row's flags hold.
+
+A builder's list does not evaluate the rule on all its sessions (200,000 of them cost
+seconds): `needs_attention_of` evaluates it on the few that can hold it, its
+`attention_candidates`. The first two parts can only become true when a turn fails or
+a part is refused or not delivered: whatever does that calls `note_attention` (one
+statement on a rare path), and the sweeper forgets the noted conversations the rule
+no longer flags (`forget_recovered`). The last two are found by index: the paused
+conversations, and those whose user wrote in the hours of a window closing soon.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    CursorResult,
+    DateTime,
+    ScalarSelect,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from db.models import (
     AgentSessionRow,
+    AttentionCandidate,
     InboundMessage,
     InboundStatus,
     OutboundMessage,
@@ -92,20 +121,101 @@ def _window_closing(now: datetime) -> ColumnElement[bool]:
     return and_(last > now - WINDOW, last <= now - (WINDOW - CLOSING_SOON))
 
 
+def _noted_flags() -> list[ColumnElement[bool]]:
+    """The parts of the rule that only a noted event can make true (`note_attention`)."""
+    return [latest_turn_status() == TurnStatus.FAILED, _latest_reply_undelivered()]
+
+
 def attention_flags(now: datetime) -> list[ColumnElement[bool]]:
     """The rule's parts for the enclosing query's `sessions` row, in `REASONS` order;
     each an indexed lookup led by the conversation's id."""
-    return [
-        latest_turn_status() == TurnStatus.FAILED,
-        _latest_reply_undelivered(),
-        _waiting_while_paused(),
-        _window_closing(now),
-    ]
+    return [*_noted_flags(), _waiting_while_paused(), _window_closing(now)]
 
 
 def needs_attention(now: datetime) -> ColumnElement[bool]:
     """True for a `sessions` row that needs a person (use in `select(AgentSessionRow)`)."""
     return or_(*attention_flags(now))
+
+
+def attention_candidates(builder_id: uuid.UUID, now: datetime) -> CompoundSelect[uuid.UUID]:
+    """The ids of the builder's conversations that may need attention, a superset of
+    those that do: the noted ones, the paused ones (`ix_sessions_builder_id_paused`),
+    and those whose user wrote through a number in the hours whose windows close soon
+    (`ix_inbound_messages_received_at`: that traffic, of every builder, not history)."""
+    paused = aliased(AgentSessionRow)
+    return union(
+        select(AttentionCandidate.session_id).where(AttentionCandidate.builder_id == builder_id),
+        select(paused.id).where(paused.builder_id == builder_id, paused.paused_at.is_not(None)),
+        select(InboundMessage.session_id).where(
+            InboundMessage.received_at > now - WINDOW,
+            InboundMessage.received_at <= now - (WINDOW - CLOSING_SOON),
+            InboundMessage.channel_id.is_not(None),
+        ),
+    )
+
+
+def needs_attention_of(builder_id: uuid.UUID, now: datetime) -> ColumnElement[bool]:
+    """`needs_attention` for a `sessions` row of the builder's, evaluated only on its
+    `attention_candidates` (use with a condition on the builder)."""
+    return and_(AgentSessionRow.id.in_(attention_candidates(builder_id, now)), needs_attention(now))
+
+
+async def note_attention(
+    session_id: uuid.UUID | ScalarSelect[uuid.UUID], *, db: AsyncSession
+) -> None:
+    """A turn of the conversation failed, or a part of a reply was refused or not
+    delivered: it may need attention (`needs_attention_of` re-checks). `session_id`
+    may be a scalar subquery, as of the turn or part in question; noting again renews
+    `noted_at`, which keeps `forget_recovered` from dropping a row noted meanwhile."""
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    noted = dialect.insert(AttentionCandidate).from_select(
+        ["session_id", "builder_id", "noted_at"],
+        select(
+            AgentSessionRow.id,
+            AgentSessionRow.builder_id,
+            literal(datetime.now(UTC), DateTime(timezone=True)),
+        ).where(AgentSessionRow.id == session_id),
+    )
+    await db.execute(
+        noted.on_conflict_do_update(
+            index_elements=[AttentionCandidate.session_id],
+            set_={"noted_at": noted.excluded.noted_at},
+        )
+    )
+
+
+KEPT_NOTED = timedelta(minutes=10)
+"""How long a noted conversation stays a candidate at least: `forget_recovered` never
+races the transaction that noted it (which locks the row, and renews `noted_at`)."""
+
+
+async def without_jit(db: AsyncSession) -> None:
+    """No JIT compilation for the rest of the transaction (Postgres): a query evaluating
+    the rule on a few thousand conversations is estimated past `jit_above_cost`, and
+    compiling it takes longer than running it (100 ms against 20 on the bench)."""
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(text("SET LOCAL jit = off"))
+
+
+async def forget_recovered(*, limit: int, db: AsyncSession) -> int:
+    """Forget up to `limit` noted conversations whose latest turn no longer failed and
+    whose latest reply was delivered (recovered, or answered since), noted more than
+    `KEPT_NOTED` ago; returns how many went. The sweeper's: the list stays a few rows."""
+    await without_jit(db)
+    now = datetime.now(UTC)
+    noted = aliased(AttentionCandidate)
+    recovered = (
+        select(noted.session_id)
+        .join(AgentSessionRow, AgentSessionRow.id == noted.session_id)
+        .where(noted.noted_at < now - KEPT_NOTED, or_(*_noted_flags()).is_not(True))
+        .limit(limit)
+    )
+    forgotten = delete(AttentionCandidate).where(
+        AttentionCandidate.noted_at < now - KEPT_NOTED,
+        AttentionCandidate.session_id.in_(recovered),
+    )
+    # A DELETE's result is a CursorResult, though `execute` is typed `Result`.
+    return cast(CursorResult[Any], await db.execute(forgotten)).rowcount
 
 
 def attention_reasons(flags: Sequence[bool | None]) -> tuple[str, ...]:

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Select,
+    Subquery,
     and_,
     bindparam,
     func,
@@ -40,7 +42,8 @@ from db.attention import (
     attention_flags,
     attention_reasons,
     latest_turn_status,
-    needs_attention,
+    needs_attention_of,
+    without_jit,
 )
 from db.core.clock import as_utc
 from db.models import (
@@ -234,17 +237,18 @@ async def sessions_page(
     `SESSION_FILTERS`, or all) and searched by name, whole number or what was said: one
     query finds the page's ids and reads what the inbox shows of those rows alone (the
     per-session columns are never read for the rows a page skips); a second counts, only
-    when the page is full or past the end (`_counted`). Ties are broken by the id in
-    the sort's direction, so that an index of migration 0021 read forwards or backwards
-    gives the page; but users shown alike (`_shown_user`) stay in one order either way,
-    which says nothing of what the list hides."""
+    when the page is full or past the end (`_counted`), except that "needs attention"
+    (`needs_attention_of`: the rule on a few candidates) counts in the first. Ties are
+    broken by the id in the sort's direction, so that an index of migration 0021 read
+    forwards or backwards gives the page; but users shown alike (`_shown_user`) stay in
+    one order either way, which says nothing of what the list hides."""
     now = datetime.now(UTC)
     dialect = db.get_bind().dialect.name
     conditions: list[ColumnElement[bool]] = [AgentSessionRow.builder_id == builder_id]
     if search.strip():
         conditions.append(AgentSessionRow.id.in_(_found_by(builder_id, search.strip(), dialect)))
     if show == "attention":
-        conditions.append(needs_attention(now))
+        conditions.append(needs_attention_of(builder_id, now))
     elif show == "paused":
         conditions.append(AgentSessionRow.paused_at.is_not(None))
     elif show == "web":
@@ -257,29 +261,35 @@ async def sessions_page(
         "status": (AgentSessionRow.paused_at.is_not(None),),
     }
     sorted_by = keys.get(sort, keys["last_activity"])
+    ties_descending = descending and sort != "user"
     order = [key.desc() if descending else key.asc() for key in sorted_by]
-    order.append(AgentSessionRow.id.desc() if descending and sort != "user" else AgentSessionRow.id)
+    order.append(AgentSessionRow.id.desc() if ties_descending else AgentSessionRow.id)
     page = max(1, page)
     skipped = (page - 1) * per_page
-    shown = (
-        select(AgentSessionRow.id)
-        .where(*conditions)
-        .order_by(*order)
-        .offset(skipped)
-        .limit(per_page)
-        .subquery()
-    )
-    listed = [
-        _inbox_summary(row)
-        for row in await db.execute(
-            _inbox_columns(now)
-            .select()
-            .join(shown, shown.c.id == AgentSessionRow.id)
+    found = None
+    if show == "attention":
+        await without_jit(db)
+        found = _found_first(conditions, sorted_by)
+        shown = _counted_page(found, descending, ties_descending, skipped, per_page)
+    else:
+        shown = (
+            select(AgentSessionRow.id)
+            .where(*conditions)
             .order_by(*order)
+            .offset(skipped)
+            .limit(per_page)
+            .subquery()
         )
-    ]
+    query = _inbox_columns(now).select().join(shown, shown.c.id == AgentSessionRow.id)
+    if found is not None:
+        query = query.add_columns(shown.c.matching)
+    rows = (await db.execute(query.order_by(*order))).all()
+    listed = [_inbox_summary(row[:-1] if found is not None else row) for row in rows]
     if 0 < len(listed) < per_page or (page == 1 and not listed):
         total, exact = skipped + len(listed), True
+    elif found is not None:
+        counted = rows[0][-1] if rows else await db.scalar(select(func.count()).select_from(found))
+        total, exact = counted or 0, True
     else:
         read = skipped + len(listed) if listed else 0
         total, exact = await _counted(conditions, at_least=read, db=db)
@@ -289,6 +299,37 @@ async def sessions_page(
         page=page,
         per_page=per_page,
         exact=exact,
+    )
+
+
+def _found_first(conditions: list[ColumnElement[bool]], sorted_by: tuple[Any, ...]) -> CTE:
+    """The sessions meeting `conditions` with their sort keys, found before they are
+    sorted (`MATERIALIZED`): "needs attention" evaluates its rule on its few candidates,
+    never on the sessions a sort index would read while looking for a page of them
+    (which the planner prefers when it expects the page to come soon, as a window count
+    makes it believe)."""
+    keyed = [key.label(f"key_{n}") for n, key in enumerate(sorted_by)]
+    return (
+        select(AgentSessionRow.id, *keyed)
+        .where(*conditions)
+        .cte("found")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+def _counted_page(
+    found: CTE, descending: bool, ties_descending: bool, skipped: int, per_page: int
+) -> Subquery:
+    """A page of `found` (its ids, sorted by its keys then the id) with how many it
+    holds in all, as `matching`."""
+    order = [key.desc() if descending else key.asc() for key in found.c[1:]]
+    order.append(found.c.id.desc() if ties_descending else found.c.id.asc())
+    return (
+        select(found.c.id, func.count().over().label("matching"))
+        .order_by(*order)
+        .offset(skipped)
+        .limit(per_page)
+        .subquery()
     )
 
 

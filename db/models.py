@@ -74,6 +74,9 @@ class InboundStatus(StrEnum):
 UNANSWERED_STATUSES = text("status IN ('pending', 'processing', 'failed')")
 """The inbox rows operators and the metrics scrape watch (a partial index covers them)."""
 
+PAUSED = text("paused_at IS NOT NULL")
+"""A conversation an operator has taken over (few are: a partial index lists them)."""
+
 UNSUPPORTED_KIND = "unsupported"
 """`inbound_messages.kind` of a message the agent cannot use (it gets the canned reply)."""
 
@@ -223,6 +226,12 @@ class AgentSessionRow(Base):
         Index("ix_sessions_builder_id_updated_at", "builder_id", "updated_at", "id"),
         Index("ix_sessions_builder_id_next_sequence", "builder_id", "next_sequence", "id"),
         Index("ix_sessions_wa_id", "wa_id"),
+        Index(
+            "ix_sessions_builder_id_paused",
+            "builder_id",
+            postgresql_where=PAUSED,
+            sqlite_where=PAUSED,
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -293,6 +302,26 @@ class ActivityRollup(Base):
 
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     rolled_up_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AttentionCandidate(Base):
+    """A conversation that may need attention because its latest turn failed or a part of
+    its latest reply was not delivered: noted by whatever makes either happen (rare
+    events), re-checked by `db.attention`'s rule whenever read, and forgotten by the
+    sweeper once the rule no longer holds. The "needs attention" list reads these rows
+    instead of evaluating the rule on every one of a builder's sessions."""
+
+    __tablename__ = "session_attention"
+    __table_args__ = (Index("ix_session_attention_builder_id", "builder_id", "session_id"),)
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    builder_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    """The session's builder (which never changes): the list reads one builder's rows."""
+    noted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    """When it was last noted: the sweeper forgets only rows noted a while ago, so a
+    failure noted while it looks is never lost."""
 
 
 class SessionItem(Base):
@@ -422,6 +451,7 @@ class InboundMessage(Base):
         UniqueConstraint("provider", "provider_message_id"),
         Index("ix_inbound_messages_pending", "session_id", "status", "id"),
         Index("ix_inbound_messages_session_id_received_at", "session_id", "received_at"),
+        Index("ix_inbound_messages_received_at", "received_at"),
         Index("ix_inbound_messages_conversation", "channel_id", "sender", "status"),
         Index(
             "ix_inbound_messages_unanswered",

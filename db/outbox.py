@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, bindparam, case, exists, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, case, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.attention import NOT_DELIVERED, note_attention
 from db.models import Channel, OutboundMessage, OutboundStatus
 from db.offered_options import OfferedOptions
 from db.prepared import run
@@ -131,7 +132,8 @@ async def mark_sent(
 ) -> None:
     """Record that the provider took `outbound_id` and, in the same statement, that
     `following` (the next part) is being sent. The status never moves back: a delivery
-    status may have been recorded first."""
+    status may have been recorded first. A send the provider answered as failed notes
+    the conversation as needing attention (a second statement, on that status only)."""
     await run(
         db,
         _MARK_SENT,
@@ -142,6 +144,8 @@ async def mark_sent(
         provider_id=provider_message_id,
         now=datetime.now(UTC),
     )
+    if status in NOT_DELIVERED:
+        await note_attention(_session_of(outbound_id), db=db)
 
 
 async def mark_sending(outbound_id: uuid.UUID, *, db: AsyncSession) -> None:
@@ -237,10 +241,20 @@ async def record_provider_ids(
 
 
 async def mark_send_failed(outbound_id: uuid.UUID, *, error: str, db: AsyncSession) -> None:
+    """The provider refused the part for good: its conversation needs attention."""
     await db.execute(
         update(OutboundMessage)
         .where(OutboundMessage.id == outbound_id)
         .values(status=OutboundStatus.FAILED, error=error, updated_at=datetime.now(UTC))
+    )
+    await note_attention(_session_of(outbound_id), db=db)
+
+
+def _session_of(outbound_id: uuid.UUID) -> ScalarSelect[uuid.UUID]:
+    return (
+        select(OutboundMessage.session_id)
+        .where(OutboundMessage.id == outbound_id)
+        .scalar_subquery()
     )
 
 
@@ -259,7 +273,8 @@ async def apply_delivery_status(
     replies. One statement, by two unique indexes.
 
     Returns False when that channel sent no message with this provider id, or the update
-    was stale.
+    was stale. A part failed or not delivered notes its conversation as needing
+    attention (a second statement, on that rare status only).
     """
     current_rank = _current_rank()
     channel = select(Channel.id).where(Channel.provider == provider, Channel.address == address)
@@ -271,9 +286,12 @@ async def apply_delivery_status(
             current_rank < STATUS_RANK[status],
         )
         .values(status=status, error=error, updated_at=datetime.now(UTC))
-        .returning(OutboundMessage.id)
+        .returning(OutboundMessage.session_id)
     )
-    return updated.first() is not None
+    applied = updated.first()
+    if applied is not None and status in NOT_DELIVERED:
+        await note_attention(applied.session_id, db=db)
+    return applied is not None
 
 
 def _current_rank() -> ColumnElement[int]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Select, case, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.attention import note_attention
 from db.models import (
     AgentSessionRow,
     ArchivedItem,
@@ -161,7 +162,8 @@ _NOT_SENT = (OutboundStatus.PENDING, OutboundStatus.SENDING, OutboundStatus.FAIL
 
 async def fail_operator_turn(turn_id: uuid.UUID, reason: str, *, db: AsyncSession) -> None:
     """A human's reply that did not get out: the turn fails with `reason`, and so does its
-    first part not sent (the one that failed; the later ones were never tried)."""
+    first part not sent (the one that failed; the later ones were never tried); its
+    conversation needs attention."""
     unsent = (
         select(OutboundMessage.id)
         .where(OutboundMessage.turn_id == turn_id, OutboundMessage.status.in_(_NOT_SENT))
@@ -177,6 +179,7 @@ async def fail_operator_turn(turn_id: uuid.UUID, reason: str, *, db: AsyncSessio
     await db.execute(
         update(Turn).where(Turn.id == turn_id).values(status=TurnStatus.FAILED, error=reason)
     )
+    await note_attention(select(Turn.session_id).where(Turn.id == turn_id).scalar_subquery(), db=db)
 
 
 def unstored_messages_query(session_id: uuid.UUID) -> Select[InboundMessage]:

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ScalarSelect, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from db.attention import note_attention
 from db.models import AgentSessionRow, InboundMessage, InboundStatus, Turn, TurnStatus
 from db.prepared import run
 
@@ -152,8 +153,9 @@ async def finish_turn(
     db: AsyncSession,
 ) -> None:
     """Close the turn and its messages: replied, or failed with the reason, which joins
-    the turn's `failed_tries` (an operator's retry shows them as its attempts); `stats`:
-    what this try's agent run cost, recorded in the same statement."""
+    the turn's `failed_tries` (an operator's retry shows them as its attempts) and
+    notes its conversation as needing attention; `stats`: what this try's agent run
+    cost, recorded in the same statement."""
     now = datetime.now(UTC)
     if failed_because is not None:
         earlier = await db.scalar(select(Turn.failed_tries).where(Turn.id == turn_id))
@@ -164,6 +166,7 @@ async def finish_turn(
                 failed_tries=[*(earlier or []), {"at": now.isoformat(), "error": failed_because}]
             )
         )
+        await note_attention(_session_of(turn_id), db=db)
     params = {"turn_id": turn_id, "failed_because": failed_because, "now": now}
     await run(
         db,
@@ -180,6 +183,10 @@ async def finish_turn(
         failed_because=failed_because,
         now=now,
     )
+
+
+def _session_of(turn_id: uuid.UUID) -> ScalarSelect[uuid.UUID]:
+    return select(Turn.session_id).where(Turn.id == turn_id).scalar_subquery()
 
 
 def _stats_params(stats: RunStats | None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db.attention import read_refusal
+from db.attention import NOT_DELIVERED, note_attention, read_refusal
 from db.dashboard_queries import session_with_status, sessions_page
 from db.models import AgentSessionRow, InboundMessage, OutboundMessage, Turn
 from db.sessions import get_or_create_session
@@ -83,6 +83,9 @@ async def test_the_inbox_filter_and_the_conversation_page_agree_on_what_needs_at
                         status=part_status,
                     )
                 )
+            await db.flush()
+            if status == "failed" or any(noted in NOT_DELIVERED for _, noted in parts):
+                await note_attention(ids[name], db=db)  # as the worker and receiver do
 
     await turn("failed", "failed", 1, [])
     await turn("failed then replied", "failed", 1, [])

@@ -4,9 +4,10 @@ task will answer (published while the broker was down, or lost with a dead worke
 Single-flight across workers without a coordinator: a sweep claims rows with
 `FOR UPDATE SKIP LOCKED` and stamps them, so each stranded message is re-enqueued once
 per period however many workers sweep. Re-enqueueing is safe because turns are
-idempotent. Each sweep also deletes media kept longer than `MEDIA_RETENTION_DAYS` and
+idempotent. Each sweep also deletes media kept longer than `MEDIA_RETENTION_DAYS`,
 rolls up the dashboard's activity settled since the last (off the path that stores
-messages; the watermark's row lock makes each row rolled up once).
+messages; the watermark's row lock makes each row rolled up once), and forgets
+conversations noted as maybe needing attention that no longer do.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from db.activity import roll_up_activity
+from db.attention import forget_recovered
 from db.inbox import claim_stranded
 from db.media import delete_media_before
 from worker.process.runtime import Runtime
@@ -59,6 +61,17 @@ async def roll_up_settled_activity(runtime: Runtime) -> None:
         await roll_up_activity(db=db, now=datetime.now(UTC))
 
 
+async def forget_recovered_conversations(runtime: Runtime) -> int:
+    """Forget a batch of the conversations noted as maybe needing attention whose turn or
+    reply has recovered since (`db.attention.forget_recovered`): the "needs attention"
+    list re-checks them all, so it stays quick while they stay few."""
+    async with runtime.sessionmaker.begin() as db:
+        forgotten = await forget_recovered(limit=SWEEP_BATCH, db=db)
+    if forgotten:
+        logger.info("sweeper forgot %d recovered conversation(s)", forgotten)
+    return forgotten
+
+
 async def sweep_forever(runtime: Runtime, publish: Publish) -> None:
     """Sweep now and every `SWEEP_INTERVAL_SECONDS`; a failed sweep (database or broker
     down) is logged and tried again next period, and so is a failed roll-up (on its own:
@@ -67,6 +80,7 @@ async def sweep_forever(runtime: Runtime, publish: Publish) -> None:
         try:
             await sweep_once(runtime, publish)
             await forget_old_media(runtime)
+            await forget_recovered_conversations(runtime)
         except Exception as error:  # the next period retries; the worker must keep sweeping
             logger.warning("sweep failed: %s: %s", type(error).__name__, error)
         try:

@@ -16,6 +16,7 @@ from playwright.async_api import Browser, async_playwright
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.attention import note_attention
 from db.media import DatabaseContentStore, NewMedia, add_media
 from db.models import Channel, InboundMessage, InboundStatus, Turn, TurnStatus
 from tests.conftest import ADMIN_TOKEN, ROOT
@@ -73,6 +74,7 @@ async def world(db_sessions: async_sessionmaker[AsyncSession]) -> World:
         )
         db.add(turn)
         await db.flush()
+        await note_attention(session, db=db)  # as the worker does when a turn fails
         message = InboundMessage(
             provider="twilio",
             provider_message_id=f"SM{uuid.uuid4().hex}",

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.agent_session import DatabaseSession
+from db.attention import NOT_DELIVERED, note_attention
 from db.builders import create_builder
 from db.dashboard_queries import items_page, sessions_page
 from db.engine import create_engine, create_sessionmaker
@@ -98,6 +99,8 @@ async def replied_turn(
                 else None,
             )
         )
+        if part_status in NOT_DELIVERED:
+            await note_attention(session_id, db=db)  # as the status callback does
 
 
 async def inbox(sessions: async_sessionmaker[AsyncSession], world: World) -> dict[str, uuid.UUID]:

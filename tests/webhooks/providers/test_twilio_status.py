@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import find_channel
+from db.dashboard_queries import sessions_page
 from db.models import OutboundMessage, Turn
 from db.outbox import mark_sent, record_reply
 from db.sessions import get_or_create_session
@@ -92,6 +93,29 @@ async def test_failures_keep_twilio_error_code(
     failed = {**form, "MessageStatus": "undelivered", "ErrorCode": "63016", "ErrorMessage": "x"}
     assert (await post_status(receiver, failed)).status_code == 200
     assert await status_of(db_sessions) == ("undelivered", "Twilio error 63016: x")
+
+
+@pytest.mark.parametrize("status", ["undelivered", "failed"])
+async def test_a_reply_not_delivered_makes_its_conversation_need_attention(
+    db_sessions: async_sessionmaker[AsyncSession], receiver: str, status: str
+) -> None:
+    """The callback notes the conversation: the "needs attention" list, which re-checks
+    only noted conversations, shows it."""
+    form = fixture_form("status_delivered.txt")
+    await sent_reply(db_sessions, form["MessageSid"])
+    async with db_sessions() as db:
+        reply = await db.scalar(select(OutboundMessage))
+        assert reply is not None
+        channel = await find_channel("twilio", STATUS_FROM, db=db)
+        assert channel is not None
+        before = await sessions_page(channel.builder_id, show="attention", db=db)
+    delivered = await post_status(receiver, form)
+    not_delivered = await post_status(receiver, {**form, "MessageStatus": status})
+    async with db_sessions() as db:
+        after = await sessions_page(channel.builder_id, show="attention", db=db)
+    assert (delivered.status_code, not_delivered.status_code) == (200, 200)
+    assert before.sessions == []
+    assert [(s.id, s.attention) for s in after.sessions] == [(reply.session_id, ("undelivered",))]
 
 
 @pytest.mark.usefixtures("db_sessions")

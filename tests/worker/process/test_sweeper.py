@@ -16,14 +16,27 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.activity import SETTLED_AFTER
+from db.attention import note_attention
 from db.core.settings import Settings
 from db.inbox import record_inbound
-from db.models import ActivityDay, ActivityRollup, InboundMessage, SessionItem
+from db.models import (
+    ActivityDay,
+    ActivityRollup,
+    AttentionCandidate,
+    InboundMessage,
+    SessionItem,
+    Turn,
+)
 from db.sessions import acquire_lease, get_or_create_session
 from tests.factories import BOT_NUMBER, builder_with_channel, received_twilio_text
 from tests.waiting import eventually
 from worker.process.runtime import Runtime, create_runtime
-from worker.process.sweeper import roll_up_settled_activity, sweep_forever, sweep_once
+from worker.process.sweeper import (
+    forget_recovered_conversations,
+    roll_up_settled_activity,
+    sweep_forever,
+    sweep_once,
+)
 
 
 @pytest.fixture
@@ -165,3 +178,23 @@ async def test_concurrent_roll_ups_count_each_row_once(
             await worker.aclose()
     kept = await rolled_up(db_sessions)
     assert kept is not None and kept[1] == [1]
+
+
+async def test_the_sweeper_forgets_conversations_noted_for_attention_that_recovered(
+    db_sessions: async_sessionmaker[AsyncSession], runtime: Runtime
+) -> None:
+    builder_id = await builder_with_channel(db_sessions)
+    async with db_sessions.begin() as db:
+        answered = await get_or_create_session(builder_id, "whatsapp", "+31612345678", db=db)
+        failing = await get_or_create_session(builder_id, "whatsapp", "+31612345679", db=db)
+        for session_id, status in ((answered, "replied"), (failing, "failed")):
+            db.add(Turn(id=uuid.uuid4(), session_id=session_id, status=status, attempts=1))
+            await note_attention(session_id, db=db)
+        await db.execute(
+            update(AttentionCandidate).values(noted_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    forgotten = [await forget_recovered_conversations(runtime) for _ in range(2)]
+    async with db_sessions() as db:
+        kept = list(await db.scalars(select(AttentionCandidate.session_id)))
+    assert forgotten == [1, 0]
+    assert kept == [failing]
