@@ -10,9 +10,9 @@ conversation page beside its one); `needs_attention` is the filter on them; and
 `attention_reasons` names the parts a row's flags hold.
 
 A builder's list does not evaluate the rule on all its sessions (200,000 of them cost
-seconds): `needs_attention_of` evaluates it on the few that can hold it, its
-`attention_candidates`. The first two parts can only become true when a turn fails or
-a part is refused or not delivered: whatever does that calls `note_attention` (one
+seconds): it evaluates it on the few that can hold it, its `attention_candidates`
+(`db.dashboard_queries.sessions_page`). The first two parts can only become true when
+a turn fails or a part is refused or not delivered: whatever does that calls `note_attention` (one
 statement on a rare path), and the sweeper forgets the noted conversations the rule
 no longer flags (`forget_recovered`). The last two are found by index: the paused
 conversations, and those whose user wrote in the hours of a window closing soon.
@@ -154,17 +154,11 @@ def attention_candidates(builder_id: uuid.UUID, now: datetime) -> CompoundSelect
     )
 
 
-def needs_attention_of(builder_id: uuid.UUID, now: datetime) -> ColumnElement[bool]:
-    """`needs_attention` for a `sessions` row of the builder's, evaluated only on its
-    `attention_candidates` (use with a condition on the builder)."""
-    return and_(AgentSessionRow.id.in_(attention_candidates(builder_id, now)), needs_attention(now))
-
-
 async def note_attention(
     session_id: uuid.UUID | ScalarSelect[uuid.UUID], *, db: AsyncSession
 ) -> None:
     """A turn of the conversation failed, or a part of a reply was refused or not
-    delivered: it may need attention (`needs_attention_of` re-checks). `session_id`
+    delivered: it may need attention (the list re-checks the rule). `session_id`
     may be a scalar subquery, as of the turn or part in question; noting again renews
     `noted_at`, which keeps `forget_recovered` from dropping a row noted meanwhile."""
     dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite

@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from db import migrate
+from db import dashboard_queries, migrate
 from db.attention import KEPT_NOTED, forget_recovered, needs_attention
-from db.dashboard_queries import sessions_page
+from db.dashboard_queries import SessionsPage, sessions_page
 from db.engine import create_engine, create_sessionmaker
 from db.models import (
     AgentSessionRow,
@@ -371,3 +371,34 @@ async def test_its_pages_count_what_the_rule_flags(
     ]
     names = {session_id: name for name, session_id in made.ids.items()}
     assert {names[s.id] for page in pages for s in page.sessions} == set(EVERY_REASON)
+
+
+async def test_past_its_exact_count_a_page_checks_its_own_rows_and_says_about_how_many(
+    db_sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more candidates than it counts exactly (Postgres, a busy builder's thousands;
+    here more than 2), the pages list the same conversations in the same order, and a
+    full page or one past the end says about how many: as many as the candidates."""
+    made = await every_reason(db_sessions)
+
+    async def pages() -> list[SessionsPage]:
+        async with db_sessions() as db:
+            return [
+                await sessions_page(made.builder, show="attention", per_page=3, page=page, db=db)
+                for page in (1, 2, 3, 4)
+            ]
+
+    counted = await pages()
+    monkeypatch.setattr(dashboard_queries, "ATTENTION_COUNTED_EXACTLY", 2)
+    estimated = await pages()
+    listed = [[s.id for s in page.sessions] for page in estimated]
+    assert listed == [[s.id for s in page.sessions] for page in counted]
+    assert [(page.total, page.exact) for page in counted] == [(8, True)] * 4
+    candidates = estimated[0].total
+    assert candidates >= 8
+    assert [(page.total, page.exact) for page in estimated] == [
+        (candidates, False),
+        (candidates, False),
+        (8, True),
+        (candidates, False),
+    ]
