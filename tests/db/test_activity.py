@@ -6,8 +6,8 @@ count, on either side of the watermark."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import Row, delete, select, update
@@ -23,7 +23,6 @@ from db.activity import (
 )
 from db.builders import create_builder
 from db.dashboard_queries import BuilderSummary, builders_overview
-from db.engine import create_engine, create_sessionmaker
 from db.models import (
     ActivityDay,
     ActivityRollup,
@@ -38,27 +37,57 @@ from db.models import (
 )
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
+@pytest.fixture
 async def sessions(
-    request: pytest.FixtureRequest,
-    db_sessions: async_sessionmaker[AsyncSession],
-    sqlite_url: str,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Postgres (emptied), or the embedded SQLite file (each test makes its own builders),
-    with nothing rolled up: tests store rows back-dated, which a watermark another test
-    moved past would hide."""
-    if request.param == "postgres":
-        yield db_sessions
-        return
-    engine = create_engine(sqlite_url)
-    made = create_sessionmaker(engine)
-    async with made.begin() as db:
-        await db.execute(delete(ActivityDay))
-        await db.execute(delete(ReplyTime))
-        await db.execute(delete(SessionCount))
-        await db.execute(update(ActivityRollup).values(rolled_up_to=None))
-    yield made
-    await engine.dispose()
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """Either database (`tests/db/conftest.py`) with nothing rolled up: tests store rows
+    back-dated, which a watermark another test moved past in the shared SQLite file
+    would hide."""
+    if sessions.kw["bind"].dialect.name == "sqlite":
+        async with sessions.begin() as db:
+            await db.execute(delete(ActivityDay))
+            await db.execute(delete(ReplyTime))
+            await db.execute(delete(SessionCount))
+            await db.execute(update(ActivityRollup).values(rolled_up_to=None))
+    return sessions
+
+
+def add_turn(
+    db: AsyncSession,
+    session_id: uuid.UUID,
+    start: datetime,
+    seconds: float | None,
+    **fields: object,
+) -> Turn:
+    """A turn of the session made at `start`, replied `seconds` later (None: unfinished)."""
+    made = Turn(
+        id=uuid.uuid4(),
+        session_id=session_id,
+        status=fields.pop("status", TurnStatus.REPLIED),
+        attempts=1,
+        created_at=start,
+        finished_at=None if seconds is None else start + timedelta(seconds=seconds),
+        **fields,
+    )
+    db.add(made)
+    return made
+
+
+def answered_message(turn: Turn, *, sender: str, received_at: datetime) -> InboundMessage:
+    """The inbox message `turn` answered, arrived at `received_at`."""
+    return InboundMessage(
+        provider="twilio",
+        provider_message_id=f"SM{uuid.uuid4().hex}",
+        recipient="whatsapp:+14155550100",
+        sender=sender,
+        text="x",
+        payload={},
+        status=InboundStatus.PROCESSED,
+        session_id=turn.session_id,
+        turn_id=turn.id,
+        received_at=received_at,
+    )
 
 
 async def busy_builder(sessions: async_sessionmaker[AsyncSession], *, noon: datetime) -> uuid.UUID:
@@ -91,19 +120,7 @@ async def busy_builder(sessions: async_sessionmaker[AsyncSession], *, noon: date
             )
         )
 
-        def turn(start: datetime, seconds: float | None, **fields: object) -> Turn:
-            finished = None if seconds is None else start + timedelta(seconds=seconds)
-            made = Turn(
-                id=uuid.uuid4(),
-                session_id=session.id,
-                status=fields.pop("status", TurnStatus.REPLIED),
-                attempts=1,
-                created_at=start,
-                finished_at=finished,
-                **fields,
-            )
-            db.add(made)
-            return made
+        turn = partial(add_turn, db, session.id)
 
         turn(noon, 2)
         turn(noon, 10)
@@ -114,18 +131,7 @@ async def busy_builder(sessions: async_sessionmaker[AsyncSession], *, noon: date
         turn(earlier, 3)
         await db.flush()
         db.add(
-            InboundMessage(
-                provider="twilio",
-                provider_message_id=f"SM{uuid.uuid4().hex}",
-                recipient="whatsapp:+14155550100",
-                sender="whatsapp:+1",
-                text="x",
-                payload={},
-                status=InboundStatus.PROCESSED,
-                session_id=session.id,
-                turn_id=waited.id,
-                received_at=noon - timedelta(seconds=5),
-            )
+            answered_message(waited, sender="whatsapp:+1", received_at=noon - timedelta(seconds=5))
         )
         return builder.id
 
@@ -214,19 +220,7 @@ async def builder_around(
                 )
             )
 
-        def turn(start: datetime, seconds: float | None, **fields: object) -> Turn:
-            finished = None if seconds is None else start + timedelta(seconds=seconds)
-            made = Turn(
-                id=uuid.uuid4(),
-                session_id=session.id,
-                status=fields.pop("status", TurnStatus.REPLIED),
-                attempts=1,
-                created_at=start,
-                finished_at=finished,
-                **fields,
-            )
-            db.add(made)
-            return made
+        turn = partial(add_turn, db, session.id)
 
         turn(day_before, 1.5)
         turn(day_before, None, status=TurnStatus.FAILED, error="model API 500")
@@ -241,18 +235,7 @@ async def builder_around(
         turn(after, None, status=TurnStatus.FAILED, error="refused", by_operator=True)
         await db.flush()
         db.add(
-            InboundMessage(
-                provider="twilio",
-                provider_message_id=f"SM{uuid.uuid4().hex}",
-                recipient="whatsapp:+14155550100",
-                sender="whatsapp:+2",
-                text="x",
-                payload={},
-                status=InboundStatus.PROCESSED,
-                session_id=session.id,
-                turn_id=waited.id,
-                received_at=after - timedelta(seconds=7),
-            )
+            answered_message(waited, sender="whatsapp:+2", received_at=after - timedelta(seconds=7))
         )
         return builder.id
 

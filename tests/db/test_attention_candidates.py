@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import dashboard_queries, migrate
 from db.attention import KEPT_NOTED, forget_recovered, needs_attention
 from db.dashboard_queries import SessionsPage, sessions_page
-from db.engine import create_engine, create_sessionmaker
+from db.engine import create_engine
 from db.models import (
     AgentSessionRow,
     AttentionCandidate,
@@ -40,22 +39,6 @@ from tests.services import LIBPQ_DSN, ensure_database
 
 NOW = datetime.now(UTC)
 _numbers = itertools.count(int(NOW.timestamp()) % 10_000_000)
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def sessions(
-    request: pytest.FixtureRequest,
-    sqlite_url: str,
-    db_sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """The suite's emptied Postgres, or the SQLite file every test of the process shares
-    (each test reads only its own builder's rows)."""
-    if request.param == "postgres":
-        yield db_sessions
-        return
-    engine = create_engine(sqlite_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 class Conversations:

@@ -4,30 +4,12 @@ embedded SQLite (FTS5): best chunks first, and only ever the asking builder's.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import create_builder, update_builder
 from db.document_files import chunk_text
 from db.document_store import reindex, replace_document, search_documents
-from db.engine import create_engine, create_sessionmaker
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def sessions(
-    request: pytest.FixtureRequest,
-    db_sessions: async_sessionmaker[AsyncSession],
-    sqlite_url: str,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Postgres (emptied), or the embedded SQLite file (each test makes its own builders)."""
-    if request.param == "postgres":
-        yield db_sessions
-        return
-    engine = create_engine(sqlite_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def builder(sessions: async_sessionmaker[AsyncSession], **documents: list[str]) -> uuid.UUID:
