@@ -74,6 +74,16 @@ def add_turn(
     return made
 
 
+def message_item(session_id: uuid.UUID, sequence: int, role: str, at: datetime) -> SessionItem:
+    """A message of `role` stored as the session's item `sequence` at `at`."""
+    return SessionItem(
+        session_id=session_id,
+        item_data={"role": role, "content": "x"},
+        sequence=sequence,
+        created_at=at,
+    )
+
+
 def answered_message(turn: Turn, *, sender: str, received_at: datetime) -> InboundMessage:
     """The inbox message `turn` answered, arrived at `received_at`."""
     return InboundMessage(
@@ -103,14 +113,7 @@ async def busy_builder(sessions: async_sessionmaker[AsyncSession], *, noon: date
         for sequence, (role, at) in enumerate(
             [("user", earlier), ("user", noon), ("assistant", noon), ("user", noon)]
         ):
-            db.add(
-                SessionItem(
-                    session_id=session.id,
-                    item_data={"role": role, "content": "x"},
-                    sequence=sequence,
-                    created_at=at,
-                )
-            )
+            db.add(message_item(session.id, sequence, role, at))
         db.add(
             SessionItem(
                 session_id=session.id,
@@ -211,14 +214,7 @@ async def builder_around(
                 ("user", after),
             ]
         ):
-            db.add(
-                SessionItem(
-                    session_id=session.id,
-                    item_data={"role": role, "content": "x"},
-                    sequence=sequence,
-                    created_at=at,
-                )
-            )
+            db.add(message_item(session.id, sequence, role, at))
 
         turn = partial(add_turn, db, session.id)
 
