@@ -357,15 +357,15 @@ async def test_its_pages_count_what_the_rule_flags(
 
 
 async def test_past_its_exact_count_a_page_checks_its_own_rows_and_says_about_how_many(
-    db_sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With more candidates than it counts exactly (Postgres, a busy builder's thousands;
-    here more than 2), the pages list the same conversations in the same order, and a
-    full page or one past the end says about how many: as many as the candidates."""
-    made = await every_reason(db_sessions)
+    """With more candidates than it counts exactly (a busy builder's thousands; here more
+    than 2), the pages list the same conversations in the same order, and a full page or
+    one past the end says about how many: as many as the candidates."""
+    made = await every_reason(sessions)
 
     async def pages() -> list[SessionsPage]:
-        async with db_sessions() as db:
+        async with sessions() as db:
             return [
                 await sessions_page(made.builder, show="attention", per_page=3, page=page, db=db)
                 for page in (1, 2, 3, 4)
