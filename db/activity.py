@@ -40,7 +40,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
@@ -56,7 +55,7 @@ from db.models import (
     Turn,
     TurnStatus,
 )
-from db.upsert import insert_or_ignore
+from db.upsert import insert_or_ignore, upsert
 
 CHART_DAYS = 14
 
@@ -102,6 +101,11 @@ class Tally:
     """Operators' replies that did not get out."""
     reply_tenths: Counter[int] = field(default_factory=Counter)
     """How many bot turns replied in so many tenths of a second."""
+
+    def add_turns(self, turns: int, failures: int, operator_failures: int) -> None:
+        self.turns += int(turns)
+        self.failures += int(failures)
+        self.operator_failures += int(operator_failures)
 
 
 def _day(column: Any, dialect: str) -> Any:
@@ -204,7 +208,7 @@ def _counted_sessions(start: datetime | None, end: datetime) -> Select[uuid.UUID
     if start is not None:
         made = and_(made, AgentSessionRow.created_at >= start)
     return (
-        select(AgentSessionRow.builder_id, func.count())
+        select(AgentSessionRow.builder_id, func.count().label("sessions"))
         .where(made)
         .group_by(AgentSessionRow.builder_id)
     )
@@ -244,56 +248,33 @@ async def roll_up_activity(*, db: AsyncSession, now: datetime) -> datetime:
     if until <= start:
         return start
     dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    days = insert(ActivityDay)
-    messages = days.from_select(
-        ["builder_id", "day", "messages"], _counted_messages(start, until, dialect)
-    )
-    await db.execute(
-        messages.on_conflict_do_update(
-            index_elements=["day", "builder_id"],
-            set_={"messages": ActivityDay.messages + messages.excluded.messages},
-        )
-    )
-    turns = days.from_select(
-        ["builder_id", "day", "turns", "failures", "operator_failures"],
-        _counted_turns(start, until, dialect),
-    )
-    await db.execute(
-        turns.on_conflict_do_update(
-            index_elements=["day", "builder_id"],
-            set_={
-                "turns": ActivityDay.turns + turns.excluded.turns,
-                "failures": ActivityDay.failures + turns.excluded.failures,
-                "operator_failures": (
-                    ActivityDay.operator_failures + turns.excluded.operator_failures
-                ),
-            },
-        )
-    )
-    replies = insert(ReplyTime).from_select(
-        ["builder_id", "day", "tenths", "turns"], _counted_reply_times(start, until, dialect)
-    )
-    await db.execute(
-        replies.on_conflict_do_update(
-            index_elements=["day", "builder_id", "tenths"],
-            set_={"turns": ReplyTime.turns + replies.excluded.turns},
-        )
-    )
-    sessions = insert(SessionCount).from_select(
-        ["builder_id", "sessions"],
-        _counted_sessions(None if rolled_up_to is None else start, until),
-    )
-    await db.execute(
-        sessions.on_conflict_do_update(
-            index_elements=["builder_id"],
-            set_={"sessions": SessionCount.sessions + sessions.excluded.sessions},
-        )
-    )
+    await _add_up(ActivityDay, _counted_messages(start, until, dialect), db=db)
+    await _add_up(ActivityDay, _counted_turns(start, until, dialect), db=db)
+    await _add_up(ReplyTime, _counted_reply_times(start, until, dialect), db=db)
+    sessions = _counted_sessions(None if rolled_up_to is None else start, until)
+    await _add_up(SessionCount, sessions, db=db)
     await db.execute(
         update(ActivityRollup).where(ActivityRollup.id == 1).values(rolled_up_to=until)
     )
     return until
+
+
+async def _add_up(model: Any, counted: Select[*tuple[Any, ...]], *, db: AsyncSession) -> None:
+    """Add `counted`'s rows to the rows of `model` with the same key, inserting those that
+    are new: its columns are named as `model`'s, its key's and the counts to add."""
+    keys = [column.name for column in model.__table__.primary_key.columns]
+    columns = [column.name for column in counted.selected_columns]
+    added = upsert(model, db=db).from_select(columns, counted)
+    await db.execute(
+        added.on_conflict_do_update(
+            index_elements=keys,
+            set_={
+                name: getattr(model, name) + added.excluded[name]
+                for name in columns
+                if name not in keys
+            },
+        )
+    )
 
 
 async def _watermark(db: AsyncSession) -> datetime | None:
@@ -341,12 +322,9 @@ async def _tallies(
             .where(ActivityDay.day >= since.date(), of_builder(ActivityDay.builder_id))
             .group_by(kept_key)
         )
-        for key, messages, turns, failures, operator_failures in await db.execute(kept):
-            counted = tally(key)
-            counted.messages += int(messages)
-            counted.turns += int(turns)
-            counted.failures += int(failures)
-            counted.operator_failures += int(operator_failures)
+        for key, messages, *turns in await db.execute(kept):
+            tally(key).messages += int(messages)
+            tally(key).add_turns(*turns)
         if reply_times:
             kept_times_key = getattr(ReplyTime, by)
             kept_times = (
@@ -376,11 +354,8 @@ async def _tallies(
         .where(of_builder(recent.c.builder_id))
         .group_by(recent.c[by])
     )
-    for key, turns, failures, operator_failures in await db.execute(live_turns):
-        counted = tally(key)
-        counted.turns += int(turns)
-        counted.failures += int(failures)
-        counted.operator_failures += int(operator_failures)
+    for key, *turns in await db.execute(live_turns):
+        tally(key).add_turns(*turns)
     if reply_times:
         recent = _counted_reply_times(live_from, None, dialect).subquery()
         live_replies = (

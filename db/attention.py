@@ -43,7 +43,6 @@ from sqlalchemy import (
     text,
     union,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -58,6 +57,7 @@ from db.models import (
     TurnStatus,
 )
 from db.reply_window import WINDOW, last_user_message_at
+from db.upsert import upsert
 
 FAILED_TURN = "failed turn"
 UNDELIVERED = "undelivered"
@@ -161,8 +161,7 @@ async def note_attention(
     delivered: it may need attention (the list re-checks the rule). `session_id`
     may be a scalar subquery, as of the turn or part in question; noting again renews
     `noted_at`, which keeps `forget_recovered` from dropping a row noted meanwhile."""
-    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
-    noted = dialect.insert(AttentionCandidate).from_select(
+    noted = upsert(AttentionCandidate, db=db).from_select(
         ["session_id", "builder_id", "noted_at"],
         select(
             AgentSessionRow.id,

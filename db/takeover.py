@@ -23,6 +23,7 @@ from db.models import (
     Turn,
     TurnStatus,
 )
+from db.turns import session_of_turn
 
 
 async def set_paused(session_id: uuid.UUID, paused: bool, *, db: AsyncSession) -> None:
@@ -179,7 +180,7 @@ async def fail_operator_turn(turn_id: uuid.UUID, reason: str, *, db: AsyncSessio
     await db.execute(
         update(Turn).where(Turn.id == turn_id).values(status=TurnStatus.FAILED, error=reason)
     )
-    await note_attention(select(Turn.session_id).where(Turn.id == turn_id).scalar_subquery(), db=db)
+    await note_attention(session_of_turn(turn_id), db=db)
 
 
 def unstored_messages_query(session_id: uuid.UUID) -> Select[InboundMessage]:

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import MessageTemplate
+from db.upsert import upsert
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 MAX_VARIABLE_CHARS = 1024
@@ -122,8 +122,7 @@ async def store_templates(
     """Add or update the builder's templates by (provider, name, language)."""
     if not rows:
         return
-    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(MessageTemplate)
+    statement = upsert(MessageTemplate, db=db)
     statement = statement.on_conflict_do_update(
         index_elements=["builder_id", "provider", "name", "language"],
         set_={

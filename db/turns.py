@@ -166,7 +166,7 @@ async def finish_turn(
                 failed_tries=[*(earlier or []), {"at": now.isoformat(), "error": failed_because}]
             )
         )
-        await note_attention(_session_of(turn_id), db=db)
+        await note_attention(session_of_turn(turn_id), db=db)
     params = {"turn_id": turn_id, "failed_because": failed_because, "now": now}
     await run(
         db,
@@ -185,7 +185,8 @@ async def finish_turn(
     )
 
 
-def _session_of(turn_id: uuid.UUID) -> ScalarSelect[uuid.UUID]:
+def session_of_turn(turn_id: uuid.UUID) -> ScalarSelect[uuid.UUID]:
+    """The id of the turn's conversation, as a subquery of the statement it goes in."""
     return select(Turn.session_id).where(Turn.id == turn_id).scalar_subquery()
 
 
