@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from agents import Model, OpenAIResponsesModel, set_tracing_disabled
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.core.settings import Settings, get_settings
@@ -94,6 +94,9 @@ def create_runtime(settings: Settings) -> Runtime:
             base_url=settings.openai_base_url,
             timeout=settings.openai_timeout_seconds,
             max_retries=settings.openai_max_retries,
+            # aiohttp under openai's client: httpx's pool walks every open connection
+            # on each request, costly with a hundred model calls in flight.
+            http_client=DefaultAioHttpClient(),
         )
     else:
         logger.info("OPENAI_API_KEY is not set: answering with the offline model")
