@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Text, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from db import lossless_json
 from db.core.clock import as_utc
 from db.models import AgentSessionRow, Builder, Channel, InboundMessage, InboundStatus, Turn
-from db.prepared import run
+from db.prepared import defer, run
 from db.statements import StatementConnections
 from db.upsert import insert_or_ignore
 
@@ -245,10 +246,25 @@ _ATTACH_LATECOMERS = (
 )
 
 
+_JOIN_SESSION = (
+    update(InboundMessage)
+    .where(InboundMessage.id == bindparam("inbound_id"))
+    .values(session_id=bindparam("the_session"))
+)
+
+
+async def join_session(inbound: InboundMessage, session_id: uuid.UUID, *, db: AsyncSession) -> None:
+    """`inbound` belongs to conversation `session_id` from now on (written with the
+    transaction's next statement), and so do its sender's later messages (see
+    `attach_latecomers`)."""
+    await defer(db, _JOIN_SESSION, inbound_id=inbound.id, the_session=session_id)
+    set_committed_value(inbound, "session_id", session_id)
+
+
 async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:
     """Attach messages that arrived from this conversation's sender since it was last
     looked at, before their own tasks ran, so the next turn can include them."""
-    await run(db, _ATTACH_LATECOMERS, the_session=session_id)
+    await defer(db, _ATTACH_LATECOMERS, the_session=session_id)
 
 
 @dataclass(frozen=True)
@@ -308,15 +324,13 @@ async def pending_arrivals(
     messages wait for a resume). The builder's rate (else `default_rate` turns a minute)
     and whether the turns started since `rate_since` fill it come in the same query, so
     deciding whether a turn may start costs no extra statement."""
-    rows: Sequence[Any] = (
-        await run(
-            db,
-            _PENDING_ARRIVALS,
-            session_id=session_id,
-            since=rate_since or datetime.now(UTC),
-            default_rate=default_rate,
-        )
-    ).all()
+    rows = await run(
+        db,
+        _PENDING_ARRIVALS,
+        session_id=session_id,
+        since=rate_since or datetime.now(UTC),
+        default_rate=default_rate,
+    )
     filled = rows[0][3] if rows else None
     return Arrivals(
         messages=[(row[0], as_utc(row[1])) for row in rows],

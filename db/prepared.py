@@ -7,21 +7,219 @@ object the session holds. Built once at import with bind parameters and run on t
 session's connection (`run`), the same statement costs about a third of that. The
 session's objects are not updated by such a statement: code that reads a row after
 changing it this way loads it again (`populate_existing`).
+
+On Postgres such a statement also skips SQLAlchemy's execution: it is compiled once,
+and psycopg runs its SQL on the transaction's own connection. Each statement is then
+a round trip, and on a loaded machine a round trip's system calls and wake-ups cost
+more CPU than the statement itself. So a statement whose result can wait is
+`defer`red: it goes with the transaction's next statement in one round trip (psycopg's
+pipeline mode), in the order they were issued, and its `check` sees its rows then.
+Whatever else the transaction runs (an ORM query, a flush, the commit) sends what is
+deferred first, so the order always holds. On SQLite each runs at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable
-from sqlalchemy.ext.asyncio import AsyncSession
+import psycopg
+from sqlalchemy import ClauseElement, Executable, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import await_only
+
+from db.database_errors import hide_data
+
+Rows = Sequence[Any]
+Check = Callable[[Rows], None]
+"""Called with a deferred statement's rows once they came back; raises to abort."""
+
+_DEFERRED = "wabot_deferred_statements"
 
 
-async def run(db: AsyncSession, statement: Executable, **params: Any) -> CursorResult[Any]:
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    compiled: SQLCompiler
+
+    def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` with the values the statement carries itself (a status it compares
+        with, the NULL a lease is released to)."""
+        return dict(self.compiled.construct_params(params))
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    statement: _Compiled
+    params: dict[str, Any]
+    check: Check | None
+
+
+_compiled: dict[int, tuple[Executable, _Compiled | None]] = {}
+"""By the statement's id, with the statement itself, so that id is never reused while
+kept: the statements run here are built once, at import."""
+
+
+def _for_psycopg(statement: Executable, dialect: Dialect) -> _Compiled | None:
+    """`statement` compiled once for psycopg to run with its parameters as given; None
+    when SQLAlchemy must prepare them (a type that converts values, a list expanded at
+    run time, a column default) or the database is not Postgres."""
+    if dialect.name != "postgresql":
+        return None
+    if id(statement) not in _compiled:
+        _compiled[id(statement)] = (statement, _compile(statement, dialect))
+    return _compiled[id(statement)][1]
+
+
+def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
+    assert isinstance(statement, ClauseElement)
+    compiled = statement.compile(dialect=dialect)
+    if "POSTCOMPILE" in compiled.string:
+        try:  # a list fixed in the statement (`db.inbox.status_in`) is written out
+            compiled = statement.compile(
+                dialect=dialect, compile_kwargs={"render_postcompile": True}
+            )
+        except InvalidRequestError:  # a list given at run time
+            return None
+    assert isinstance(compiled, SQLCompiler)
+    if compiled.insert_prefetch or compiled.update_prefetch:  # defaults made at run time
+        return None
+    converts = any(
+        bind.type.dialect_impl(dialect).bind_processor(dialect) is not None
+        for bind in compiled.binds.values()
+    ) or any(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) is not None
+        for column in getattr(statement, "exported_columns", ())
+    )
+    return None if converts else _Compiled(compiled.string, compiled)
+
+
+async def run(db: AsyncSession, statement: Executable, **params: Any) -> Rows:
     """Execute a prebuilt Core `statement` with `params` in `db`'s transaction, after
     writing the session's pending changes (as an ORM execute would), so the statement
-    sees them."""
+    sees them, and after what was deferred; returns its rows (none when it returns
+    none)."""
+    await _write_pending_changes(db)
+    connection = await db.connection()
+    compiled = _for_psycopg(statement, connection.dialect)
+    if compiled is None:
+        await _send_deferred(db, connection)
+        result = await connection.execute(statement, params)
+        return result.all() if result.returns_rows else []
+    batch = [*db.info.pop(_DEFERRED, []), _Deferred(compiled, params, None)]
+    return (await _pipelined(connection, batch))[-1]
+
+
+async def defer(
+    db: AsyncSession, statement: Executable, *, check: Check | None = None, **params: Any
+) -> None:
+    """Run `statement` with `params` in `db`'s transaction with whatever it runs next
+    (at once on SQLite, or when SQLAlchemy must prepare its parameters), then `check`
+    its rows."""
+    await _write_pending_changes(db)
+    connection = await db.connection()
+    compiled = _for_psycopg(statement, connection.dialect)
+    if compiled is None:
+        await _send_deferred(db, connection)
+        result = await connection.execute(statement, params)
+        rows = result.all() if result.returns_rows else []
+        if check is not None:
+            check(rows)
+        return
+    db.info.setdefault(_DEFERRED, []).append(_Deferred(compiled, params, check))
+
+
+async def _write_pending_changes(db: AsyncSession) -> None:
     if db.new or db.dirty or db.deleted:
         await db.flush()
-    connection = await db.connection()
-    return await connection.execute(statement, params)
+
+
+async def _send_deferred(db: AsyncSession, connection: AsyncConnection) -> None:
+    deferred = db.info.pop(_DEFERRED, [])
+    if deferred:
+        await _pipelined(connection, deferred)
+
+
+async def _pipelined(connection: AsyncConnection, batch: list[_Deferred]) -> list[Rows]:
+    raw = await connection.get_raw_connection()
+    try:
+        return await _checked(raw.driver_connection, batch)
+    except DBAPIError as error:
+        if error.connection_invalidated:
+            await connection.invalidate(error.orig)
+        raise
+
+
+async def _checked(driver: Any, batch: list[_Deferred]) -> list[Rows]:
+    """Run `batch` in order in one round trip on psycopg connection `driver`, errors as
+    SQLAlchemy's; each one's check sees its rows."""
+    try:
+        rows = await _pipeline(driver, batch)
+    except psycopg.Error as error:
+        hide_data(error)  # Postgres quotes the values it refused; nobody may log them
+        raise DBAPIError.instance(
+            batch[-1].statement.sql,
+            None,
+            error,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=bool(driver.closed),
+        ) from error
+    for deferred, returned in zip(batch, rows, strict=True):
+        if deferred.check is not None:
+            deferred.check(returned)
+    return rows
+
+
+async def _pipeline(driver: psycopg.AsyncConnection[Any], batch: list[_Deferred]) -> list[Rows]:
+    if len(batch) == 1:
+        [only] = batch
+        cursor = await driver.execute(only.statement.sql, only.statement.parameters(only.params))
+        return [await cursor.fetchall() if cursor.description else []]
+    async with driver.pipeline():  # its end sends the batch and reads every result
+        cursors = [
+            await driver.execute(each.statement.sql, each.statement.parameters(each.params))
+            for each in batch
+        ]
+    return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
+
+
+def _send_deferred_now(session: Session) -> None:
+    """In the session's own (greenlet) context: send what was deferred before the ORM
+    runs anything of its own."""
+    deferred = session.info.pop(_DEFERRED, None)
+    if deferred:
+        connection = session.connection()
+        try:
+            await_only(_checked(connection.connection.driver_connection, deferred))
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                connection.invalidate(error.orig)
+            raise
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_orm_execute(state: ORMExecuteState) -> None:
+    _send_deferred_now(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
+    _send_deferred_now(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _send_deferred_now(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_deferred(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ended (rolled back, say) takes its unsent statements with it."""
+    if transaction.parent is None:
+        session.info.pop(_DEFERRED, None)

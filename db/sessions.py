@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import AgentSessionRow, SessionItem, Turn, TurnStatus
-from db.prepared import run
+from db.prepared import Rows, defer, run
 
 
 class LeaseLostError(RuntimeError):
@@ -78,7 +78,7 @@ async def get_or_create_session(
         new_wa_id=wa_id,
         new_user_id=user_id,
     )
-    session_id: uuid.UUID = found.scalar_one()
+    session_id: uuid.UUID = found[0][0]
     return session_id
 
 
@@ -138,8 +138,7 @@ async def acquire_lease(
         token=token,
         expires_at=now + timedelta(seconds=ttl_seconds),
     )
-    row: Any = taken.first()
-    return None if row is None else Lease(token, unfinished_turn=bool(row[1]))
+    return Lease(token, unfinished_turn=bool(taken[0][1])) if taken else None
 
 
 _RENEW_LEASE = (
@@ -155,11 +154,19 @@ _RENEW_LEASE = (
 
 async def renew_lease(
     session_id: uuid.UUID, token: uuid.UUID, *, ttl_seconds: float, db: AsyncSession
-) -> bool:
-    """Extend our lease; False when it expired and another worker took the conversation."""
+) -> None:
+    """Extend our lease, sent with the transaction's next statement (`db.prepared.defer`);
+    that statement raises `LeaseLostError` when the lease had expired and another
+    holder took the conversation."""
+
+    def renewed(rows: Rows) -> None:
+        if not rows:
+            raise LeaseLostError(f"session {session_id} is leased to another worker")
+
     expires_at = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-    renewed = await run(db, _RENEW_LEASE, session_id=session_id, token=token, expires_at=expires_at)
-    return renewed.first() is not None
+    await defer(
+        db, _RENEW_LEASE, check=renewed, session_id=session_id, token=token, expires_at=expires_at
+    )
 
 
 _RELEASE_LEASE = (

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.attention import note_attention
 from db.models import AgentSessionRow, InboundMessage, InboundStatus, Turn, TurnStatus
-from db.prepared import run
+from db.prepared import defer, run
 
 
 async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None:
@@ -167,15 +167,15 @@ async def finish_turn(
             )
         )
         await note_attention(session_of_turn(turn_id), db=db)
-    params = {"turn_id": turn_id, "failed_because": failed_because, "now": now}
-    await run(
+    params: dict[str, Any] = {"turn_id": turn_id, "failed_because": failed_because, "now": now}
+    await defer(
         db,
         _FINISH_TURN,
         new_status=TurnStatus.REPLIED if failed_because is None else TurnStatus.FAILED,
         **params,
         **_stats_params(stats),
     )
-    await run(
+    await defer(
         db,
         _CLOSE_MESSAGES,
         new_status=InboundStatus.PROCESSED if failed_because is None else InboundStatus.FAILED,

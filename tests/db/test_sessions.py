@@ -6,10 +6,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.builders import create_builder
-from db.sessions import acquire_lease, get_or_create_session, release_lease, renew_lease
+from db.sessions import (
+    LeaseLostError,
+    acquire_lease,
+    get_or_create_session,
+    release_lease,
+    renew_lease,
+)
 
 
 async def a_builder(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
@@ -47,7 +54,11 @@ async def test_a_lease_has_one_holder_until_released_or_expired(
         assert second is not None
         third = await acquire_lease(session_id, ttl_seconds=60, db=db)  # second expired
         assert third is not None
-        assert not await renew_lease(session_id, second.token, ttl_seconds=60, db=db)
+    with pytest.raises(LeaseLostError):  # the stale holder's renewal, on its next statement
+        async with db_sessions.begin() as db:
+            await renew_lease(session_id, second.token, ttl_seconds=60, db=db)
+            await get_or_create_session(builder_id, "whatsapp", "+1", db=db)
+    async with db_sessions.begin() as db:
         await release_lease(session_id, second.token, db=db)  # a stale holder releases nothing
         assert await acquire_lease(session_id, ttl_seconds=60, db=db) is None
-        assert await renew_lease(session_id, third.token, ttl_seconds=60, db=db)
+        await renew_lease(session_id, third.token, ttl_seconds=60, db=db)  # the holder's, on commit

@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.log_context import bind, log_context
 from db.core.logging_setup import mask_numbers
-from db.inbox import attach_latecomers, fail_inbound, get_inbound_and_channel, pending_arrivals
+from db.inbox import (
+    attach_latecomers,
+    fail_inbound,
+    get_inbound_and_channel,
+    join_session,
+    pending_arrivals,
+)
 from db.models import Channel, InboundMessage, InboundStatus, Turn
 from db.sessions import LeaseLostError, get_or_create_session
 from db.turns import (
@@ -114,7 +120,7 @@ async def _resolve_session(
         user_id=inbound.sender_user_id,
         db=db,
     )
-    inbound.session_id = session_id  # its fellow latecomers join before the next turn
+    await join_session(inbound, session_id, db=db)  # its fellow latecomers follow it
     return session_id
 
 

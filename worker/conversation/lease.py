@@ -18,7 +18,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.sessions import LeaseLostError, acquire_lease, release_lease, renew_lease
+from db.sessions import acquire_lease, release_lease, renew_lease
 from worker.process.runtime import Runtime
 
 BUSY = "the bot is answering this conversation right now"
@@ -44,17 +44,16 @@ class ConversationLease:
     _given_back: bool = field(default=False, init=False)
 
     async def renew(self, *, db: AsyncSession) -> None:
-        """Extend the lease now, in the caller's transaction (as its first statement, its
-        row lock orders the transaction after anyone who looked at the conversation);
-        `LeaseLostError` when it expired and another holder took the conversation."""
-        renewed = await renew_lease(
+        """Extend the lease in the caller's transaction (as its first statement, its row
+        lock orders the transaction after anyone who looked at the conversation); the
+        transaction's next statement, or its commit, raises `LeaseLostError` when it
+        expired and another holder took the conversation."""
+        await renew_lease(
             self.session_id,
             self.token,
             ttl_seconds=self.runtime.settings.conversation_lease_seconds,
             db=db,
         )
-        if not renewed:
-            raise LeaseLostError(f"session {self.session_id} is leased to another worker")
         self.runtime.leases.held(self.token)
 
     async def keep(self, *, db: AsyncSession) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db import prepared
 from db.models import Channel
 from tests.factories import arrive
 from tests.fakes.twilio import FakeTwilio
@@ -28,6 +29,11 @@ sender's rate; the new turn, its messages taken, what it needs), the history rea
 its two saves, the reply recorded and marked sent, and the transaction that renews the
 lease, closes the turn and its messages with the run's cost, finds nothing pending and
 gives the lease back."""
+ROUND_TRIPS_PER_TURN = 14
+"""What of those waits for the database: the message joining its session goes with the
+lease, latecomers with the pending messages, and the closing transaction's renewal,
+closed turn and messages and latecomers with its pending messages, each as one round
+trip (`db.prepared.defer`)."""
 TRANSACTIONS_PER_TURN = 2
 """BEGIN … COMMIT pairs: the task's and the one closing the turn; every other write is
 one statement committing on its own."""
@@ -38,6 +44,9 @@ class Seen:
     statements: list[str] = field(default_factory=list)
     """Each statement's first words, in the order they ran."""
     transactions: int = 0
+    round_trips: int = 0
+    """Statements sent alone, and batches sent together (`db.prepared.defer`); BEGIN and
+    COMMIT are not counted here but as transactions."""
 
 
 @contextmanager
@@ -48,6 +57,7 @@ def counted(runtime: Runtime) -> Iterator[Seen]:
 
     def on_statement(connection: Connection, cursor: Any, statement: str, *_: Any) -> None:
         seen.statements.append(" ".join(statement.split())[:70])
+        seen.round_trips += 1
 
     def on_commit(connection: Connection) -> None:
         if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
@@ -62,13 +72,22 @@ def counted(runtime: Runtime) -> Iterator[Seen]:
 
     async def counting_fetch(statement: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         seen.statements.append(" ".join(statement.split())[:70])
+        seen.round_trips += 1
         return await fetch(statement, params)
 
+    async def counting_pipeline(driver: Any, batch: list[Any]) -> list[Any]:
+        seen.statements += [" ".join(each.statement.sql.split())[:70] for each in batch]
+        seen.round_trips += 1
+        return await pipeline(driver, batch)
+
     statements.fetch = counting_fetch  # type: ignore[method-assign]
+    pipeline = prepared._pipeline
+    prepared._pipeline = counting_pipeline
     try:
         yield seen
     finally:
         statements.fetch = fetch  # type: ignore[method-assign]
+        prepared._pipeline = pipeline
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine, "commit", on_commit)
 
@@ -87,4 +106,5 @@ async def test_an_ordinary_turn_stays_within_its_statement_budget(
 
     assert [m["Body"] for m in fake_twilio.messages][-1] == "You said: And again"
     assert len(seen.statements) <= STATEMENTS_PER_TURN, "\n".join(seen.statements)
+    assert seen.round_trips <= ROUND_TRIPS_PER_TURN, "\n".join(seen.statements)
     assert seen.transactions <= TRANSACTIONS_PER_TURN
