@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import ScalarSelect, bindparam, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Update,
+    any_,
+    bindparam,
+    false,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from db.attention import note_attention
@@ -41,22 +52,42 @@ async def resume_turn(session_id: uuid.UUID, *, db: AsyncSession) -> Turn | None
 
 
 async def start_turn(session_id: uuid.UUID, message_ids: list[int], *, db: AsyncSession) -> Turn:
-    """A new turn taking these pending messages (see `db.inbox.pending_arrivals`)."""
-    turn = Turn(id=uuid.uuid4(), session_id=session_id, status=TurnStatus.RUNNING, attempts=1)
-    db.add(turn)
-    await run(db, _TAKE_MESSAGES, message_ids=message_ids, the_turn=turn.id)
+    """A new turn taking these pending messages (see `db.inbox.pending_arrivals`): both
+    written with the transaction's next statement, which reads them (`load_turn`). The
+    turn returned is not in `db`: it holds what was written."""
+    turn = Turn(id=uuid.uuid4(), session_id=session_id, created_at=datetime.now(UTC), **_NEW)
+    await defer(db, _START_TURN, id=turn.id, session_id=session_id, created_at=turn.created_at)
+    take = _TAKE_MESSAGES[db.get_bind().dialect.name]
+    await defer(db, take, message_ids=message_ids, the_turn=turn.id)
     return turn
 
 
-_TAKE_MESSAGES = (
-    update(InboundMessage)
-    .where(InboundMessage.id.in_(bindparam("message_ids", expanding=True)))
-    .values(
-        status=InboundStatus.PROCESSING,
-        turn_id=bindparam("the_turn"),
-        attempts=InboundMessage.attempts + 1,
-    )
+_NEW = {"status": TurnStatus.RUNNING, "attempts": 1, "by_operator": False, "retries": 0}
+_START_TURN = insert(Turn).values(
+    {name: bindparam(name) for name in ("id", "session_id", "created_at")}
+    | _NEW
+    | {"by_operator": false()}  # as SQL: a bound boolean goes through SQLAlchemy's processor
 )
+
+
+def _take_messages(these: ColumnElement[bool]) -> Update:
+    return (
+        update(InboundMessage)
+        .where(these)
+        .values(
+            status=InboundStatus.PROCESSING,
+            turn_id=bindparam("the_turn"),
+            attempts=InboundMessage.attempts + 1,
+        )
+    )
+
+
+_TAKE_MESSAGES = {
+    # An array parameter, which psycopg sends as it is (an expanded IN list would be
+    # built by SQLAlchemy on every call).
+    "postgresql": _take_messages(InboundMessage.id == any_(bindparam("message_ids"))),
+    "sqlite": _take_messages(InboundMessage.id.in_(bindparam("message_ids", expanding=True))),
+}
 
 
 async def messages_of(turn_id: uuid.UUID, *, db: AsyncSession) -> list[InboundMessage]:

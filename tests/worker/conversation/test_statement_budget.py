@@ -29,11 +29,11 @@ sender's rate; the new turn, its messages taken, what it needs), the history rea
 its two saves, the reply recorded and marked sent, and the transaction that renews the
 lease, closes the turn and its messages with the run's cost, finds nothing pending and
 gives the lease back."""
-ROUND_TRIPS_PER_TURN = 14
+ROUND_TRIPS_PER_TURN = 13
 """What of those waits for the database: the message joining its session goes with the
-lease, latecomers with the pending messages, and the closing transaction's renewal,
-closed turn and messages and latecomers with its pending messages, each as one round
-trip (`db.prepared.defer`)."""
+lease, latecomers with the pending messages, the new turn and its messages taken with
+reading them, and the closing transaction's renewal, closed turn and messages and
+latecomers with its pending messages, each as one round trip (`db.prepared.defer`)."""
 TRANSACTIONS_PER_TURN = 2
 """BEGIN … COMMIT pairs: the task's and the one closing the turn; every other write is
 one statement committing on its own."""
