@@ -45,12 +45,17 @@ _DEFERRED = "wabot_deferred_statements"
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
-    compiled: SQLCompiler
+    fixed: dict[str, Any]
+    """The values the statement carries itself (a status it compares with, the NULL a
+    lease is released to)."""
+    needed: frozenset[str]
+    """The parameters every call gives."""
 
     def parameters(self, params: dict[str, Any]) -> dict[str, Any]:
-        """`params` with the values the statement carries itself (a status it compares
-        with, the NULL a lease is released to)."""
-        return dict(self.compiled.construct_params(params))
+        missing = self.needed - params.keys()
+        if missing:
+            raise InvalidRequestError(f"a value is required for {', '.join(sorted(missing))}")
+        return self.fixed | params
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,14 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
         column.type.dialect_impl(dialect).result_processor(dialect, None) is not None
         for column in getattr(statement, "exported_columns", ())
     )
-    return None if converts else _Compiled(compiled.string, compiled)
+    if converts:
+        return None
+    binds = compiled.bind_names.items()
+    return _Compiled(
+        compiled.string,
+        fixed={name: bind.effective_value for bind, name in binds if not bind.required},
+        needed=frozenset(name for bind, name in binds if bind.required),
+    )
 
 
 async def run(db: AsyncSession, statement: Executable, **params: Any) -> Rows:

@@ -1,0 +1,109 @@
+"""Deferred statements (`db.prepared.defer`) run once, in the order they were issued,
+before anything else the transaction runs, or not at all when it rolls back; on both
+databases."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db.models import AgentSessionRow
+from db.prepared import Rows, defer, run
+from db.sessions import get_or_create_session
+from tests.db.test_sessions import a_builder
+
+_NAME = (
+    update(AgentSessionRow)
+    .where(AgentSessionRow.id == bindparam("session_id"))
+    .values(display_name=bindparam("name"))
+)
+_ADD_TO_NAME = (
+    update(AgentSessionRow)
+    .where(AgentSessionRow.id == bindparam("session_id"))
+    .values(display_name=func.coalesce(AgentSessionRow.display_name, "") + bindparam("more"))
+    .returning(AgentSessionRow.display_name)
+)
+
+
+class Refused(Exception):
+    pass
+
+
+async def a_session(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
+    builder_id = await a_builder(sessions)
+    async with sessions.begin() as db:
+        return await get_or_create_session(builder_id, "whatsapp", "+1", db=db)
+
+
+async def name_of(sessions: async_sessionmaker[AsyncSession], session_id: uuid.UUID) -> str:
+    async with sessions() as db:
+        name = await db.scalar(
+            select(AgentSessionRow.display_name).where(AgentSessionRow.id == session_id)
+        )
+    assert name is not None
+    return name
+
+
+async def test_deferred_statements_run_in_order_before_what_follows(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    session_id = await a_session(sessions)
+    seen: list[Rows] = []
+    async with sessions.begin() as db:
+        await defer(db, _NAME, session_id=session_id, name="a")
+        await defer(db, _ADD_TO_NAME, check=seen.append, session_id=session_id, more="b")
+        assert await run(db, _ADD_TO_NAME, session_id=session_id, more="c") == [("abc",)]
+        assert seen == [[("ab",)]]
+        await defer(db, _ADD_TO_NAME, session_id=session_id, more="d")
+        orm_read = await db.scalar(  # an ORM query sends what was deferred first
+            select(AgentSessionRow.display_name).where(AgentSessionRow.id == session_id)
+        )
+        assert orm_read == "abcd"
+        await defer(db, _ADD_TO_NAME, session_id=session_id, more="e")  # sent by the commit
+    assert await name_of(sessions, session_id) == "abcde"
+
+
+async def test_a_rolled_back_transaction_takes_its_deferred_statements_with_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    session_id = await a_session(sessions)
+    async with sessions() as db:
+        with pytest.raises(Refused):
+            async with db.begin():
+                await defer(db, _NAME, session_id=session_id, name="rolled back")
+                raise Refused
+        async with db.begin():  # the same session's next transaction does not send it
+            await run(db, _ADD_TO_NAME, session_id=session_id, more="kept")
+    assert await name_of(sessions, session_id) == "kept"
+
+
+async def test_a_check_that_refuses_the_rows_aborts_the_transaction(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    session_id = await a_session(sessions)
+    async with sessions.begin() as db:
+        await run(db, _NAME, session_id=session_id, name="before")
+
+    def refuse(rows: Rows) -> None:
+        raise Refused(rows)
+
+    with pytest.raises(Refused):
+        async with sessions.begin() as db:
+            await defer(db, _ADD_TO_NAME, check=refuse, session_id=session_id, more=" after")
+            await run(db, _NAME, session_id=session_id, name="never")
+    assert await name_of(sessions, session_id) == "before"
+
+
+async def test_a_missing_parameter_is_refused_not_sent_as_null(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    session_id = await a_session(sessions)
+    async with sessions.begin() as db:
+        await run(db, _NAME, session_id=session_id, name="named")
+    with pytest.raises(Exception, match="name"):
+        async with sessions.begin() as db:
+            await run(db, _NAME, session_id=session_id)
+    assert await name_of(sessions, session_id) == "named"
