@@ -14,8 +14,9 @@ a round trip, and on a loaded machine a round trip's system calls and wake-ups c
 more CPU than the statement itself. So a statement whose result can wait is
 `defer`red: it goes with the transaction's next statement in one round trip (psycopg's
 pipeline mode), in the order they were issued, and its `check` sees its rows then.
-Whatever else the transaction runs (an ORM query, a flush, the commit) sends what is
-deferred first, so the order always holds. On SQLite each runs at once.
+Whatever else the transaction runs through the session (an ORM query, `db.execute`, a
+flush, the commit) sends what is deferred first, so the order always holds. On SQLite
+each runs at once.
 """
 
 from __future__ import annotations
@@ -136,14 +137,12 @@ async def defer(
     await _write_pending_changes(db)
     connection = await db.connection()
     compiled = _for_psycopg(statement, connection.dialect)
-    if compiled is None:
-        await _send_deferred(db, connection)
-        result = await connection.execute(statement, params)
-        rows = result.all() if result.returns_rows else []
-        if check is not None:
-            check(rows)
+    if compiled is not None:
+        db.info.setdefault(_DEFERRED, []).append(_Deferred(compiled, params, check))
         return
-    db.info.setdefault(_DEFERRED, []).append(_Deferred(compiled, params, check))
+    rows = await run(db, statement, **params)
+    if check is not None:
+        check(rows)
 
 
 async def _write_pending_changes(db: AsyncSession) -> None:

@@ -32,10 +32,13 @@ class Refused(Exception):
     pass
 
 
-async def a_session(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
+async def a_session(sessions: async_sessionmaker[AsyncSession], name: str = "") -> uuid.UUID:
+    """A conversation whose display name is `name` (none when empty)."""
     builder_id = await a_builder(sessions)
     async with sessions.begin() as db:
-        return await get_or_create_session(builder_id, "whatsapp", "+1", db=db)
+        return await get_or_create_session(
+            builder_id, "whatsapp", "+1", display_name=name or None, db=db
+        )
 
 
 async def name_of(sessions: async_sessionmaker[AsyncSession], session_id: uuid.UUID) -> str:
@@ -83,9 +86,7 @@ async def test_a_rolled_back_transaction_takes_its_deferred_statements_with_it(
 async def test_a_check_that_refuses_the_rows_aborts_the_transaction(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    session_id = await a_session(sessions)
-    async with sessions.begin() as db:
-        await run(db, _NAME, session_id=session_id, name="before")
+    session_id = await a_session(sessions, "before")
 
     def refuse(rows: Rows) -> None:
         raise Refused(rows)
@@ -100,9 +101,7 @@ async def test_a_check_that_refuses_the_rows_aborts_the_transaction(
 async def test_a_missing_parameter_is_refused_not_sent_as_null(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    session_id = await a_session(sessions)
-    async with sessions.begin() as db:
-        await run(db, _NAME, session_id=session_id, name="named")
+    session_id = await a_session(sessions, "named")
     with pytest.raises(Exception, match="name"):
         async with sessions.begin() as db:
             await run(db, _NAME, session_id=session_id)
