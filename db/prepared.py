@@ -15,7 +15,8 @@ more CPU than the statement itself. So a statement whose result can wait is
 `defer`red: it goes with the transaction's next statement in one round trip (psycopg's
 pipeline mode), in the order they were issued, and its `check` sees its rows then.
 Whatever else the transaction runs through the session (an ORM query, `db.execute`, a
-flush, the commit) sends what is deferred first, so the order always holds. On SQLite
+flush, the commit) sends what is deferred first, so the order always holds; the
+commit goes in the same round trip when no check waits on what it sends. On SQLite
 each runs at once.
 """
 
@@ -200,12 +201,19 @@ async def _pipeline(driver: psycopg.AsyncConnection[Any], batch: list[_Deferred]
     return [await cursor.fetchall() if cursor.description else [] for cursor in cursors]
 
 
-def _send_deferred_now(session: Session) -> None:
+_COMMIT = _Deferred(_Compiled("COMMIT", fixed={}, needed=frozenset()), {}, None)
+
+
+def _send_deferred_now(session: Session, *, committing: bool = False) -> None:
     """In the session's own (greenlet) context: send what was deferred before the ORM
-    runs anything of its own."""
+    runs anything of its own. When `committing`, the COMMIT goes in the same round trip
+    if nothing is left to flush or check; psycopg's own commit then finds the
+    transaction ended and sends nothing."""
     deferred = session.info.pop(_DEFERRED, None)
     if deferred:
         connection = session.connection()
+        if committing and _commits_with(session, deferred):
+            deferred = [*deferred, _COMMIT]
         try:
             await_only(_checked(connection.connection.driver_connection, deferred))
         except DBAPIError as error:
@@ -224,9 +232,18 @@ def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> 
     _send_deferred_now(session)
 
 
+def _commits_with(session: Session, deferred: list[_Deferred]) -> bool:
+    """Whether the session's outermost transaction may commit with `deferred`: no
+    savepoint is being released, no change waits for the flush that follows this hook,
+    and no statement's check must see its rows before the commit."""
+    pending = session.new or session.dirty or session.deleted
+    checked = any(each.check is not None for each in deferred)
+    return not (session.in_nested_transaction() or pending or checked)
+
+
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
-    _send_deferred_now(session)
+    _send_deferred_now(session, committing=True)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -180,7 +180,8 @@ _RELEASE_LEASE = (
 
 
 async def release_lease(session_id: uuid.UUID, token: uuid.UUID, *, db: AsyncSession) -> None:
-    await run(db, _RELEASE_LEASE, session_id=session_id, token=token)
+    """In the caller's transaction, with its next statement or its commit (deferred)."""
+    await defer(db, _RELEASE_LEASE, session_id=session_id, token=token)
 
 
 async def session_items_of(session_id: uuid.UUID, *, db: AsyncSession) -> list[SessionItem]:

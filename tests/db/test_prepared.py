@@ -106,3 +106,32 @@ async def test_a_missing_parameter_is_refused_not_sent_as_null(
         async with sessions.begin() as db:
             await run(db, _NAME, session_id=session_id)
     assert await name_of(sessions, session_id) == "named"
+
+
+async def test_a_check_still_waiting_at_the_commit_can_stop_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    session_id = await a_session(sessions, "before")
+
+    def refuse(rows: Rows) -> None:
+        raise Refused(rows)
+
+    with pytest.raises(Refused):
+        async with sessions.begin() as db:
+            await defer(db, _ADD_TO_NAME, check=refuse, session_id=session_id, more=" after")
+    assert await name_of(sessions, session_id) == "before"
+
+
+async def test_the_commit_waits_for_changes_the_orm_still_has_to_write(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    session_id = await a_session(sessions)
+    async with sessions.begin() as db:
+        row = await db.get(AgentSessionRow, session_id)
+        assert row is not None
+        await defer(db, _NAME, session_id=session_id, name="deferred")
+        row.user_id = "written by the flush"
+    async with sessions() as db:
+        stored = await db.get(AgentSessionRow, session_id)
+        assert stored is not None
+        assert (stored.display_name, stored.user_id) == ("deferred", "written by the flush")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents import Agent, Model, ModelSettings, RunContextWrapper, function_tool
@@ -14,6 +15,8 @@ from worker.agent.knowledge import KNOWLEDGE_STYLE, search_documents
 from worker.agent.run_context import TurnContext
 
 MAX_TURNS = 8
+AGENTS_KEPT = 256
+"""Built agents a worker process keeps, one per builder configuration in use."""
 
 WHATSAPP_STYLE = (
     "You are talking with a customer on WhatsApp. Answer briefly in plain text; "
@@ -38,11 +41,11 @@ def current_time(timezone: str = "UTC") -> str:
 Instructions = Callable[[RunContextWrapper[TurnContext], Agent[TurnContext]], str]
 
 
-def _instructions(builder: Builder) -> Instructions:
+def _instructions(builder_text: str) -> Instructions:
     """The builder's text plus what we know of this customer, rendered per run."""
 
     def render(context: RunContextWrapper[TurnContext], _agent: Agent[TurnContext]) -> str:
-        parts = [builder.instructions, WHATSAPP_STYLE, KNOWLEDGE_STYLE]
+        parts = [builder_text, WHATSAPP_STYLE, KNOWLEDGE_STYLE]
         if context.context.user_name:
             parts.append(f"The customer's WhatsApp profile name is {context.context.user_name}.")
         return "\n\n".join(parts)
@@ -52,14 +55,29 @@ def _instructions(builder: Builder) -> Instructions:
 
 def build_agent(builder: Builder, model: Model) -> Agent[TurnContext]:
     """The builder's agent with its model settings (unset ones are the model's defaults);
-    a run ends at a `reply_with_options` call, which is the answer."""
+    a run ends at a `reply_with_options` call, which is the answer.
+
+    An agent is configuration the SDK only reads, so one is built per configuration and
+    shared by every run that has it: building one (the SDK's checks of its settings and
+    tools) was a twentieth of a turn's CPU. A builder who edits theirs gets a new one."""
+    return _agent(
+        builder.name, builder.instructions, builder.temperature, builder.max_tokens, model
+    )
+
+
+@lru_cache(maxsize=AGENTS_KEPT)
+def _agent(
+    name: str,
+    instructions: str,
+    temperature: float | None,
+    max_tokens: int | None,
+    model: Model,
+) -> Agent[TurnContext]:
     return Agent[TurnContext](
-        name=builder.name,
-        instructions=_instructions(builder),
+        name=name,
+        instructions=_instructions(instructions),
         model=model,
-        model_settings=ModelSettings(
-            temperature=builder.temperature, max_tokens=builder.max_tokens
-        ),
+        model_settings=ModelSettings(temperature=temperature, max_tokens=max_tokens),
         tools=[current_time, search_documents, reply_with_options],
         tool_use_behavior=stop_at_options,
     )

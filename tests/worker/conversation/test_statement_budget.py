@@ -29,11 +29,13 @@ sender's rate; the new turn, its messages taken, what it needs), the history rea
 its two saves, the reply recorded and marked sent, and the transaction that renews the
 lease, closes the turn and its messages with the run's cost, finds nothing pending and
 gives the lease back."""
-ROUND_TRIPS_PER_TURN = 13
-"""What of those waits for the database: the message joining its session goes with the
-lease, latecomers with the pending messages, the new turn and its messages taken with
-reading them, and the closing transaction's renewal, closed turn and messages and
-latecomers with its pending messages, each as one round trip (`db.prepared.defer`)."""
+ROUND_TRIPS_PER_TURN = 14
+"""What of those, and of the two COMMITs, waits for the database: the message joining
+its session goes with the lease, latecomers with the pending messages, the new turn and
+its messages taken with reading them, the closing transaction's renewal, closed turn
+and messages and latecomers with its pending messages, and the lease given back with
+its COMMIT, each as one round trip (`db.prepared.defer`). (BEGIN goes with the first
+statement when that is deferred: the closing transaction's.)"""
 TRANSACTIONS_PER_TURN = 2
 """BEGIN … COMMIT pairs: the task's and the one closing the turn; every other write is
 one statement committing on its own."""
@@ -45,8 +47,8 @@ class Seen:
     """Each statement's first words, in the order they ran."""
     transactions: int = 0
     round_trips: int = 0
-    """Statements sent alone, and batches sent together (`db.prepared.defer`); BEGIN and
-    COMMIT are not counted here but as transactions."""
+    """Statements sent alone, batches sent together (`db.prepared.defer`), and each
+    COMMIT not sent with a batch."""
 
 
 @contextmanager
@@ -62,6 +64,7 @@ def counted(runtime: Runtime) -> Iterator[Seen]:
     def on_commit(connection: Connection) -> None:
         if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
             seen.transactions += 1
+            seen.round_trips += 1
 
     engine = runtime.engine.sync_engine
     event.listen(engine, "before_cursor_execute", on_statement)
@@ -76,8 +79,9 @@ def counted(runtime: Runtime) -> Iterator[Seen]:
         return await fetch(statement, params)
 
     async def counting_pipeline(driver: Any, batch: list[Any]) -> list[Any]:
-        seen.statements += [" ".join(each.statement.sql.split())[:70] for each in batch]
-        seen.round_trips += 1
+        sent = [" ".join(each.statement.sql.split())[:70] for each in batch]
+        seen.statements += [statement for statement in sent if statement != "COMMIT"]
+        seen.round_trips += 1 if "COMMIT" not in sent else 0  # counted by on_commit
         return await pipeline(driver, batch)
 
     statements.fetch = counting_fetch  # type: ignore[method-assign]
