@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
+from queue import Empty
+from time import monotonic
 from typing import Any
 
 from amqp.exceptions import AMQPError, MessageNacked
 from celery import Celery
 from celery.signals import celeryd_after_setup, setup_logging
-from kombu.exceptions import KombuError
+from kombu.exceptions import ChannelError, KombuError
+from kombu.transport import filesystem
+from kombu.utils.json import dumps, loads
 from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
 
@@ -29,6 +35,7 @@ PUBLISH_DEADLINE_SECONDS = 10.0
 """However the broker misbehaves (a RabbitMQ blocking publishers in a memory or disk
 alarm, a network that drops packets), the publishing of one batch gives up by then."""
 BROKER_ERRORS = (KombuError, OSError, RedisError, AMQPError, MessageNacked)
+EMBEDDED_TRANSPORT = "worker.celery_app:EmbeddedBrokerTransport"
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,81 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class _WholeFilesChannel(filesystem.Channel):
+    """kombu's file-system channel with its races closed (kombu #1551). kombu creates a
+    message file, then writes it, and a consumer takes whatever file it lists: another
+    process read one empty, and the worker died of the JSON error; two consumers could
+    take the same file. Here a message file appears whole (written aside, then renamed
+    into the folder), a consumer takes one by renaming it (only one rename succeeds),
+    and an exchange's routing table is never seen half made. A file that still cannot
+    be read is dropped with a warning: its message is in the inbox, and the sweeper
+    enqueues it again."""
+
+    # The stubs' own signatures, which differ from kombu's virtual channel's as these do.
+    def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
+        folder = Path(self.data_folder_out)
+        # kombu's naming: consumers take the files in name order, oldest first
+        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        staged = folder / "staging" / name
+        try:
+            staged.parent.mkdir(exist_ok=True)
+            staged.write_text(dumps(payload))
+            os.replace(staged, folder / name)
+        except OSError as error:
+            raise ChannelError(f"cannot add {name} to {folder}") from error
+
+    def _get(self, queue: str) -> dict[str, Any]:  # type: ignore[override]
+        folder = Path(self.data_folder_in)
+        for name in sorted(os.listdir(folder)):
+            if name.partition(".")[2] != f"{queue}.msg":
+                continue
+            taken = folder / "taken" / name
+            try:
+                taken.parent.mkdir(exist_ok=True)
+                os.rename(folder / name, taken)
+            except FileNotFoundError:  # another consumer took it first
+                continue
+            except OSError as error:
+                raise ChannelError(f"cannot take {name} from {folder}") from error
+            try:
+                text = taken.read_text()
+                taken.unlink()
+                message: dict[str, Any] = loads(text)
+                return message
+            except (OSError, ValueError) as error:
+                logger.warning(
+                    "embedded broker: dropped unreadable message file %s (%s); the sweeper "
+                    "enqueues its inbox message again",
+                    name,
+                    type(error).__name__,
+                )
+        raise Empty()
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str | None, queue: str) -> None:
+        """kombu creates a routing table by truncating and then locking it: a reader
+        between the two read nothing. The table is made whole first, then kombu adds
+        the binding under its lock."""
+        table: Path = self._exchange_file(exchange)  # type: ignore[attr-defined]  # not in the stubs
+        if not table.exists():
+            self.control_folder.mkdir(exist_ok=True)
+            staged = self.control_folder / f"{uuid.uuid4()}.staged"
+            staged.write_text("[]")
+            try:
+                os.link(staged, table)
+            except FileExistsError:  # another process made it meanwhile
+                pass
+            finally:
+                staged.unlink()
+        super()._queue_bind(exchange, routing_key, pattern, queue)
+
+
+class EmbeddedBrokerTransport(filesystem.Transport):
+    """The embedded broker (no CELERY_BROKER_URL): kombu's file system transport, with
+    whole files (`_WholeFilesChannel`)."""
+
+    Channel = _WholeFilesChannel
+
+
 def create_celery(settings: Settings) -> Celery:
     if settings.celery_broker_url is None:
         settings.broker_folder.mkdir(parents=True, exist_ok=True)
@@ -80,6 +162,7 @@ def create_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
+        broker_transport=EMBEDDED_TRANSPORT if settings.celery_broker_url is None else None,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
