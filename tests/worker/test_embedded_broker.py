@@ -23,21 +23,27 @@ MESSAGES = 2_000
 some to an empty read."""
 
 
-def _options(folder: Path) -> dict[str, Any]:
-    return {
+def _broker(folder: Path) -> Connection:
+    """A connection to the embedded broker keeping its files in `folder`."""
+    options = {
         "data_folder_in": str(folder),
         "data_folder_out": str(folder),
         "control_folder": str(folder / "control"),
         "polling_interval": 0,
     }
+    return Connection(
+        "filesystem://localhost//", transport=EmbeddedBrokerTransport, transport_options=options
+    )
+
+
+def _tasks_queue(connection: Connection) -> Any:
+    queue = Queue("tasks")(connection.default_channel)
+    queue.declare()
+    return queue
 
 
 def _publish(folder: Path, publisher: int) -> None:
-    with Connection(
-        "filesystem://localhost//",
-        transport=EmbeddedBrokerTransport,
-        transport_options=_options(folder),
-    ) as connection:
+    with _broker(folder) as connection:
         producer = connection.Producer()
         for number in range(MESSAGES):
             producer.publish([publisher, number], exchange="", routing_key="tasks", declare=[])
@@ -53,13 +59,8 @@ def test_every_message_is_taken_whole_and_once_while_others_publish(tmp_path: Pa
         for n in range(PUBLISHERS)
     ]
     received: list[tuple[int, int]] = []
-    with Connection(
-        "filesystem://localhost//",
-        transport=EmbeddedBrokerTransport,
-        transport_options=_options(tmp_path),
-    ) as connection:
-        queue = Queue("tasks")(connection.default_channel)
-        queue.declare()
+    with _broker(tmp_path) as connection:
+        queue = _tasks_queue(connection)
         for publisher in publishers:
             publisher.start()
         deadline = time.monotonic() + 60
@@ -79,13 +80,8 @@ def test_a_file_that_cannot_be_read_is_dropped_with_a_warning_and_the_next_deliv
 ) -> None:
     (tmp_path / "1_empty.tasks.msg").write_text("")  # as kombu's transport could leave one
     (tmp_path / "2_cut.tasks.msg").write_text('{"body": "eyJh')
-    with Connection(
-        "filesystem://localhost//",
-        transport=EmbeddedBrokerTransport,
-        transport_options=_options(tmp_path),
-    ) as connection:
-        queue = Queue("tasks")(connection.default_channel)
-        queue.declare()
+    with _broker(tmp_path) as connection:
+        queue = _tasks_queue(connection)
         connection.Producer().publish(["after"], exchange="", routing_key="tasks", declare=[])
         with caplog.at_level(logging.WARNING, logger="worker.celery_app"):
             message = queue.get(no_ack=True)
