@@ -212,10 +212,12 @@ def _send_deferred_now(session: Session, *, committing: bool = False) -> None:
     deferred = session.info.pop(_DEFERRED, None)
     if deferred:
         connection = session.connection()
-        if committing and _commits_with(session, deferred):
+        driver = connection.connection.driver_connection
+        assert driver is not None  # the session's transaction holds its connection
+        if committing and not driver.autocommit and _commits_with(session, deferred):
             deferred = [*deferred, _COMMIT]
         try:
-            await_only(_checked(connection.connection.driver_connection, deferred))
+            await_only(_checked(driver, deferred))
         except DBAPIError as error:
             if error.connection_invalidated:
                 connection.invalidate(error.orig)
@@ -233,9 +235,10 @@ def _before_flush(session: Session, _flush: UOWTransaction, _instances: Any) -> 
 
 
 def _commits_with(session: Session, deferred: list[_Deferred]) -> bool:
-    """Whether the session's outermost transaction may commit with `deferred`: no
-    savepoint is being released, no change waits for the flush that follows this hook,
-    and no statement's check must see its rows before the commit."""
+    """Whether the session's outermost transaction (not an autocommit connection's
+    statements) may commit with `deferred`: no savepoint is being released, no change
+    waits for the flush that follows this hook, and no statement's check must see its
+    rows before the commit."""
     pending = session.new or session.dirty or session.deleted
     checked = any(each.check is not None for each in deferred)
     return not (session.in_nested_transaction() or pending or checked)

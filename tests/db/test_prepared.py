@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db.engine import create_sessionmaker
 from db.models import AgentSessionRow
 from db.prepared import Rows, defer, run
 from db.sessions import get_or_create_session
@@ -123,3 +124,21 @@ async def test_the_commit_waits_for_changes_the_orm_still_has_to_write(
         stored = await db.get(AgentSessionRow, session_id)
         assert stored is not None
         assert (stored.display_name, stored.user_id) == ("deferred", "written by the flush")
+
+
+async def test_an_autocommit_session_sends_no_commit_of_its_own(
+    db_sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    session_id = await a_session(db_sessions)
+    autocommit = create_sessionmaker(
+        db_sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+    )
+    notices: list[str] = []
+    async with autocommit.begin() as db:
+        raw = await (await db.connection()).get_raw_connection()
+        raw.driver_connection.add_notice_handler(
+            lambda notice: notices.append(notice.message_primary)
+        )
+        await defer(db, _NAME, session_id=session_id, name="deferred")
+    assert await name_of(db_sessions, session_id) == "deferred"
+    assert notices == []  # not Postgres's "there is no transaction in progress"
