@@ -59,7 +59,7 @@ def build_agent(builder: Builder, model: Model) -> Agent[TurnContext]:
 
     An agent is configuration the SDK only reads, so one is built per configuration and
     shared by every run that has it: building one (the SDK's checks of its settings and
-    tools) was a twentieth of a turn's CPU. A builder who edits theirs gets a new one."""
+    tools) cost about 90 µs a turn. A builder who edits theirs gets a new one."""
     return _agent(
         builder.name, builder.instructions, builder.temperature, builder.max_tokens, model
     )
