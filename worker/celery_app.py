@@ -83,14 +83,21 @@ class _WholeFilesChannel(filesystem.Channel):
     be read is dropped with a warning: its message is in the inbox, and the sweeper
     enqueues it again."""
 
+    def __init__(self, connection: Any, **kwargs: Any) -> None:
+        super().__init__(connection, **kwargs)
+        # Where a message is written before it appears, and where a consumer takes it to.
+        self._staging = Path(self.data_folder_out) / "staging"
+        self._taken = Path(self.data_folder_in) / "taken"
+        self._staging.mkdir(exist_ok=True)
+        self._taken.mkdir(exist_ok=True)
+
     # The stubs' own signatures, which differ from kombu's virtual channel's as these do.
     def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         folder = Path(self.data_folder_out)
         # kombu's naming: consumers take the files in name order, oldest first
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
-        staged = folder / "staging" / name
+        staged = self._staging / name
         try:
-            staged.parent.mkdir(exist_ok=True)
             staged.write_text(dumps(payload))
             os.replace(staged, folder / name)
         except OSError as error:
@@ -101,9 +108,8 @@ class _WholeFilesChannel(filesystem.Channel):
         for name in sorted(os.listdir(folder)):
             if name.partition(".")[2] != f"{queue}.msg":
                 continue
-            taken = folder / "taken" / name
+            taken = self._taken / name
             try:
-                taken.parent.mkdir(exist_ok=True)
                 os.rename(folder / name, taken)
             except FileNotFoundError:  # another consumer took it first
                 continue
