@@ -73,6 +73,12 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def message_file_name(queue: str, published_at: float, tag: str = "") -> str:
+    """A message file's name: consumers take files in name order, so the time is
+    zero-padded (kombu's bare number sorted 9999 after 10000). `tag` marks a file."""
+    return f"{round(published_at * 1000):015d}_{tag or uuid.uuid4()}.{queue}.msg"
+
+
 class _WholeFilesChannel(filesystem.Channel):
     """kombu's file-system channel with its races closed (kombu #1551). kombu creates a
     message file, then writes it, and a consumer takes whatever file it lists: another
@@ -94,8 +100,7 @@ class _WholeFilesChannel(filesystem.Channel):
     # The stubs' own signatures, which differ from kombu's virtual channel's as these do.
     def _put(self, queue: str, payload: dict[str, Any], **kwargs: Any) -> None:  # type: ignore[override]
         folder = Path(self.data_folder_out)
-        # kombu's naming: consumers take the files in name order, oldest first
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        name = message_file_name(queue, monotonic())
         staged = self._staging / name
         try:
             staged.write_text(dumps(payload))

@@ -15,7 +15,7 @@ import pytest
 from kombu import Connection, Queue
 
 from db.core.settings import Settings
-from worker.celery_app import EmbeddedBrokerTransport, create_celery
+from worker.celery_app import EmbeddedBrokerTransport, create_celery, message_file_name
 
 PUBLISHERS = 2
 MESSAGES = 2_000
@@ -78,8 +78,9 @@ def test_every_message_is_taken_whole_and_once_while_others_publish(tmp_path: Pa
 def test_a_file_that_cannot_be_read_is_dropped_with_a_warning_and_the_next_delivered(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "1_empty.tasks.msg").write_text("")  # as kombu's transport could leave one
-    (tmp_path / "2_cut.tasks.msg").write_text('{"body": "eyJh')
+    # Published before the good message, as kombu's transport could leave them.
+    (tmp_path / message_file_name("tasks", 0, tag="empty")).write_text("")
+    (tmp_path / message_file_name("tasks", 0.001, tag="cut")).write_text('{"body": "eyJh')
     with _broker(tmp_path) as connection:
         queue = _tasks_queue(connection)
         connection.Producer().publish(["after"], exchange="", routing_key="tasks", declare=[])
@@ -88,5 +89,5 @@ def test_a_file_that_cannot_be_read_is_dropped_with_a_warning_and_the_next_deliv
 
     assert message is not None and message.payload == ["after"]
     dropped = [record.getMessage() for record in caplog.records]
-    assert len(dropped) == 2 and "1_empty.tasks.msg" in dropped[0] and "2_cut" in dropped[1]
+    assert len(dropped) == 2 and "_empty.tasks.msg" in dropped[0] and "_cut" in dropped[1]
     assert not list(tmp_path.glob("*.msg"))
