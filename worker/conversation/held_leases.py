@@ -19,12 +19,18 @@ class FreshLeases:
         self._fresh_for = ttl_seconds / 2
         self._fresh_until: dict[uuid.UUID, float] = {}
 
-    def held(self, token: uuid.UUID) -> None:
-        """The database just gave us (or extended) the lease `token`."""
-        self._fresh_until[token] = time.monotonic() + self._fresh_for
+    def held(self, token: uuid.UUID, *, since: float | None = None) -> None:
+        """The database gave us (or extended) the lease `token` at `since` (a
+        `time.monotonic()` reading; now when omitted)."""
+        start = time.monotonic() if since is None else since
+        self._fresh_until[token] = start + self._fresh_for
 
     def fresh(self, token: uuid.UUID) -> bool:
         return time.monotonic() < self._fresh_until.get(token, 0.0)
+
+    def seconds_fresh(self, token: uuid.UUID) -> float:
+        """How long the lease `token` stays fresh (0 when it is not)."""
+        return max(0.0, self._fresh_until.get(token, 0.0) - time.monotonic())
 
     def forget(self, token: uuid.UUID) -> None:
         self._fresh_until.pop(token, None)

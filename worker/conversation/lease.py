@@ -5,23 +5,35 @@ of a turn. Every write to the conversation's history is fenced by the lease's to
 Take it inside the transaction that needs it (`take_lease`, or `lease_if_free` where a
 busy conversation is no error), then hold it for a block: `async with lease:` gives it
 back when the block ends. `conversation_lease` does both for a caller with nothing else
-to read.
+to read. While the block runs, the lease is renewed in the background each time it
+stops being fresh: what the holder does outside the database (a reply the provider is
+slow to take, a send retried after a 429) cannot be fenced by the token, so the lease
+must not run out under it, or another worker takes the conversation over and sends the
+same reply again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.sessions import acquire_lease, release_lease, renew_lease
+from db.sessions import LeaseLostError, acquire_lease, release_lease, renew_lease
 from worker.process.runtime import Runtime
 
+logger = logging.getLogger(__name__)
+
 BUSY = "the bot is answering this conversation right now"
+RENEWAL_RETRY_SECONDS = 1.0
+"""How soon a renewal that could not reach the database is tried again."""
 
 
 class ConversationBusy(Exception):
@@ -41,7 +53,13 @@ class ConversationLease:
     runtime: Runtime = field(repr=False)
     unfinished_turn: bool = False
     """One of the conversation's turns was left unfinished when the lease was taken."""
+    taken_at: float = field(default_factory=time.monotonic, repr=False)
+    """When the database gave us the lease (`time.monotonic()`): its time-to-live runs
+    from there, not from when the block starts."""
     _given_back: bool = field(default=False, init=False)
+    _holding: bool = field(default=False, init=False)
+    _next_renewal: asyncio.TimerHandle | None = field(default=None, init=False, repr=False)
+    _renewing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def renew(self, *, db: AsyncSession) -> None:
         """Extend the lease in the caller's transaction (as its first statement, its row
@@ -69,8 +87,45 @@ class ConversationLease:
         self._given_back = True
 
     async def __aenter__(self) -> ConversationLease:
-        self.runtime.leases.held(self.token)
+        self._holding = True
+        self.runtime.leases.held(self.token, since=self.taken_at)
+        self._renew_when_stale()
         return self
+
+    def _renew_when_stale(self, *, after: float | None = None) -> None:
+        """Renew the lease once it stops being fresh (or `after` seconds), unless the
+        block has ended by then."""
+        if self._holding:
+            delay = self.runtime.leases.seconds_fresh(self.token) if after is None else after
+            loop = asyncio.get_running_loop()
+            self._next_renewal = loop.call_later(delay, self._start_renewal)
+
+    def _start_renewal(self) -> None:
+        self._renewing = asyncio.create_task(self._renew_in_background())
+
+    async def _renew_in_background(self) -> None:
+        """Renew the lease in a transaction of its own. If it was lost, or the database
+        cannot be reached, it is no longer fresh: the holder's next `keep` renews it
+        itself, and stops on `LeaseLostError`."""
+        try:
+            async with self.runtime.sessionmaker.begin() as db:
+                await self.renew(db=db)
+        except LeaseLostError:
+            self.runtime.leases.forget(self.token)
+            if not self._given_back:
+                logger.warning("session %s: its lease ran out and was taken over", self.session_id)
+            return
+        except SQLAlchemyError as error:
+            self.runtime.leases.forget(self.token)
+            logger.warning(
+                "session %s: could not renew its lease (%s); trying again in %gs",
+                self.session_id,
+                type(error).__name__,
+                RENEWAL_RETRY_SECONDS,
+            )
+            self._renew_when_stale(after=RENEWAL_RETRY_SECONDS)
+            return
+        self._renew_when_stale()
 
     async def __aexit__(
         self,
@@ -78,6 +133,11 @@ class ConversationLease:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._holding = False
+        if self._renewing is not None:
+            await self._renewing  # a renewal after the release would find the lease lost
+        if self._next_renewal is not None:
+            self._next_renewal.cancel()
         self.runtime.leases.forget(self.token)
         if error is None and self._given_back:
             return
@@ -90,13 +150,14 @@ async def lease_if_free(
 ) -> ConversationLease | None:
     """Take the conversation in the caller's transaction if nobody holds a live lease on
     it; None when somebody does."""
+    asked_at = time.monotonic()
     taken = await acquire_lease(
         session_id, ttl_seconds=runtime.settings.conversation_lease_seconds, db=db
     )
     if taken is None:
         return None
     return ConversationLease(
-        session_id, taken.token, runtime, unfinished_turn=taken.unfinished_turn
+        session_id, taken.token, runtime, unfinished_turn=taken.unfinished_turn, taken_at=asked_at
     )
 
 
