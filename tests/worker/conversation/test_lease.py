@@ -3,15 +3,22 @@ operator's reply or clear): one holder at a time, given back however its block e
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Callable
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AgentSessionRow, Channel
-from db.sessions import get_or_create_session
+from db.sessions import LeaseLostError, get_or_create_session
 from worker.conversation.lease import ConversationBusy, conversation_lease, take_lease
 from worker.process.runtime import Runtime
+
+SHORT_LEASE_SECONDS = 1.5
+"""Renewed every 0.75 s: a margin a loaded CI machine keeps."""
 
 
 async def new_conversation(
@@ -67,3 +74,45 @@ async def test_a_give_back_whose_transaction_rolled_back_is_done_again(
                 raise RuntimeError("the commit never came")
     assert await lease_token(db_sessions, session_id) is None
     assert not runtime.leases.fresh(lease.token)
+
+
+async def test_a_conversation_stays_held_past_its_lease_while_its_block_runs(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime_with: Callable[..., Runtime],
+) -> None:
+    runtime = runtime_with(conversation_lease_seconds=SHORT_LEASE_SECONDS)
+    session_id = await new_conversation(db_sessions, channel)
+    async with conversation_lease(session_id, runtime=runtime) as lease:
+        await asyncio.sleep(2 * SHORT_LEASE_SECONDS)  # a provider slow to take a reply
+        with pytest.raises(ConversationBusy):
+            async with conversation_lease(session_id, runtime=runtime):
+                pass
+        assert await lease_token(db_sessions, session_id) == lease.token
+    assert await lease_token(db_sessions, session_id) is None
+
+
+async def test_a_holder_whose_lease_was_taken_over_stops_at_its_next_step(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime_with: Callable[..., Runtime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runtime = runtime_with(conversation_lease_seconds=SHORT_LEASE_SECONDS)
+    session_id = await new_conversation(db_sessions, channel)
+    with caplog.at_level(logging.WARNING, logger="worker.conversation.lease"):
+        async with conversation_lease(session_id, runtime=runtime) as lease:
+            # Another worker took it over: this process stalled past the lease.
+            async with db_sessions.begin() as db:
+                await db.execute(
+                    update(AgentSessionRow)
+                    .where(AgentSessionRow.id == session_id)
+                    .values(lease_token=uuid.uuid4())
+                )
+            await asyncio.sleep(SHORT_LEASE_SECONDS)  # its renewal found out meanwhile
+            with pytest.raises(LeaseLostError):
+                async with runtime.sessionmaker.begin() as db:
+                    await lease.keep(db=db)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"session {session_id}: its lease ran out and was taken over"
+    ]
