@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from datetime import UTC, datetime
@@ -66,6 +67,8 @@ def main() -> int:
     arguments = parser.parse_args()
     quick = os.environ.get("BENCH_QUICK") == "1"
     mode = "quick" if quick else "full"
+    # Each bench database is migrated afresh: two dozen INFO lines each, above the table.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     url, dsn = bench_database()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"wabot bench ({mode}), {started}, on {machine()}")  # noqa: T201
