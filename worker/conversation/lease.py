@@ -9,7 +9,8 @@ to read. While the block runs, the lease is renewed in the background each time 
 stops being fresh: what the holder does outside the database (a reply the provider is
 slow to take, a send retried after a 429) cannot be fenced by the token, so the lease
 must not run out under it, or another worker takes the conversation over and sends the
-same reply again.
+same reply again. A holder silent for many lifetimes (`SILENT_HOLDER_LIFETIMES`) is
+presumed stuck, and its lease is left to run out.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ logger = logging.getLogger(__name__)
 BUSY = "the bot is answering this conversation right now"
 RENEWAL_RETRY_SECONDS = 1.0
 """How soon a renewal that could not reach the database is tried again."""
+SILENT_HOLDER_LIFETIMES = 10
+SILENT_HOLDER_MIN_SECONDS = 600.0
+"""A holder that has neither kept nor renewed its lease for this many lease lifetimes,
+and at least this long, is presumed stuck (an await that never ends): the lease is no
+longer renewed for it and runs out, so another worker can answer the conversation. No
+step of a turn (a run, a send with its retries, a burst's files fetched, a wait for the
+sender's rate) comes near it."""
 
 
 class ConversationBusy(Exception):
@@ -57,6 +65,8 @@ class ConversationLease:
     """When the database gave us the lease (`time.monotonic()`): its time-to-live runs
     from there, not from when the block starts."""
     _given_back: bool = field(default=False, init=False)
+    _acted_at: float = field(default_factory=time.monotonic, init=False, repr=False)
+    """When the holder last kept or renewed the lease itself: its sign of life."""
     _holding: bool = field(default=False, init=False)
     _next_renewal: asyncio.TimerHandle | None = field(default=None, init=False, repr=False)
     _renewing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
@@ -66,6 +76,17 @@ class ConversationLease:
         lock orders the transaction after anyone who looked at the conversation); the
         transaction's next statement, or its commit, raises `LeaseLostError` when it
         expired and another holder took the conversation."""
+        self._acted_at = time.monotonic()
+        await self._extend(db=db)
+
+    async def keep(self, *, db: AsyncSession) -> None:
+        """Make sure the conversation is still ours before acting on it: nothing to do
+        while the lease is fresh, else `renew` it."""
+        self._acted_at = time.monotonic()
+        if not self.runtime.leases.fresh(self.token):
+            await self._extend(db=db)
+
+    async def _extend(self, *, db: AsyncSession) -> None:
         await renew_lease(
             self.session_id,
             self.token,
@@ -73,12 +94,6 @@ class ConversationLease:
             db=db,
         )
         self.runtime.leases.held(self.token)
-
-    async def keep(self, *, db: AsyncSession) -> None:
-        """Make sure the conversation is still ours before acting on it: nothing to do
-        while the lease is fresh, else `renew` it."""
-        if not self.runtime.leases.fresh(self.token):
-            await self.renew(db=db)
 
     async def give_back(self, *, db: AsyncSession) -> None:
         """Release the lease in the caller's transaction (the worker's: the one that
@@ -107,9 +122,18 @@ class ConversationLease:
         """Renew the lease in a transaction of its own. If it was lost, or the database
         cannot be reached, it is no longer fresh: the holder's next `keep` renews it
         itself, and stops on `LeaseLostError`."""
+        lifetime = self.runtime.settings.conversation_lease_seconds
+        silent = time.monotonic() - self._acted_at
+        if silent > max(SILENT_HOLDER_LIFETIMES * lifetime, SILENT_HOLDER_MIN_SECONDS):
+            logger.warning(
+                "session %s: its holder has not acted for %.0fs; its lease is left to run out",
+                self.session_id,
+                silent,
+            )
+            return
         try:
             async with self.runtime.sessionmaker.begin() as db:
-                await self.renew(db=db)
+                await self._extend(db=db)
         except LeaseLostError:
             self.runtime.leases.forget(self.token)
             if not self._given_back:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.models import AgentSessionRow, Channel
 from db.sessions import LeaseLostError, get_or_create_session
+from worker.conversation import lease as leases
 from worker.conversation.lease import ConversationBusy, conversation_lease, take_lease
 from worker.process.runtime import Runtime
 
@@ -116,3 +118,29 @@ async def test_a_holder_whose_lease_was_taken_over_stops_at_its_next_step(
     assert [record.getMessage() for record in caplog.records] == [
         f"session {session_id}: its lease ran out and was taken over"
     ]
+
+
+async def test_a_holder_silent_for_many_lifetimes_is_presumed_stuck_and_its_lease_runs_out(
+    db_sessions: async_sessionmaker[AsyncSession],
+    channel: Channel,
+    runtime_with: Callable[..., Runtime],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(leases, "SILENT_HOLDER_LIFETIMES", 2)
+    monkeypatch.setattr(leases, "SILENT_HOLDER_MIN_SECONDS", 0.0)
+    runtime = runtime_with(conversation_lease_seconds=SHORT_LEASE_SECONDS)
+    other = runtime_with(conversation_lease_seconds=SHORT_LEASE_SECONDS)
+    session_id = await new_conversation(db_sessions, channel)
+    with caplog.at_level(logging.WARNING, logger="worker.conversation.lease"):
+        async with conversation_lease(session_id, runtime=runtime) as stuck:
+            async with other.sessionmaker.begin() as db:
+                await stuck.keep(db=db)  # its last act
+            await asyncio.sleep(4 * SHORT_LEASE_SECONDS)  # silent for two lifetimes, then one
+            async with conversation_lease(session_id, runtime=other) as successor:
+                assert await lease_token(db_sessions, session_id) == successor.token
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert re.fullmatch(
+        f"session {session_id}: its holder has not acted for [34]s; its lease is left to run out",
+        warning,
+    )
