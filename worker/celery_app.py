@@ -73,10 +73,10 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def message_file_name(queue: str, published_at: float, tag: str = "") -> str:
+def message_file_name(queue: str, published_at: float) -> str:
     """A message file's name: consumers take files in name order, so the time is
-    zero-padded (kombu's bare number sorted 9999 after 10000). `tag` marks a file."""
-    return f"{round(published_at * 1000):015d}_{tag or uuid.uuid4()}.{queue}.msg"
+    zero-padded (kombu's bare number sorted 9999 after 10000)."""
+    return f"{round(published_at * 1000):015d}_{uuid.uuid4()}.{queue}.msg"
 
 
 class _WholeFilesChannel(filesystem.Channel):

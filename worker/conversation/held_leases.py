@@ -26,7 +26,7 @@ class FreshLeases:
         self._fresh_until[token] = start + self._fresh_for
 
     def fresh(self, token: uuid.UUID) -> bool:
-        return time.monotonic() < self._fresh_until.get(token, 0.0)
+        return self.seconds_fresh(token) > 0
 
     def seconds_fresh(self, token: uuid.UUID) -> float:
         """How long the lease `token` stays fresh (0 when it is not)."""

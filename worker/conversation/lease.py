@@ -67,7 +67,6 @@ class ConversationLease:
     _given_back: bool = field(default=False, init=False)
     _acted_at: float = field(default_factory=time.monotonic, init=False, repr=False)
     """When the holder last kept or renewed the lease itself: its sign of life."""
-    _holding: bool = field(default=False, init=False)
     _next_renewal: asyncio.TimerHandle | None = field(default=None, init=False, repr=False)
     _renewing: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
@@ -102,18 +101,15 @@ class ConversationLease:
         self._given_back = True
 
     async def __aenter__(self) -> ConversationLease:
-        self._holding = True
         self.runtime.leases.held(self.token, since=self.taken_at)
         self._renew_when_stale()
         return self
 
     def _renew_when_stale(self, *, after: float | None = None) -> None:
-        """Renew the lease once it stops being fresh (or `after` seconds), unless the
-        block has ended by then."""
-        if self._holding:
-            delay = self.runtime.leases.seconds_fresh(self.token) if after is None else after
-            loop = asyncio.get_running_loop()
-            self._next_renewal = loop.call_later(delay, self._start_renewal)
+        """Renew the lease once it stops being fresh (or `after` seconds); the block's
+        end cancels it."""
+        delay = self.runtime.leases.seconds_fresh(self.token) if after is None else after
+        self._next_renewal = asyncio.get_running_loop().call_later(delay, self._start_renewal)
 
     def _start_renewal(self) -> None:
         self._renewing = asyncio.create_task(self._renew_in_background())
@@ -157,9 +153,8 @@ class ConversationLease:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._holding = False
         if self._renewing is not None:
-            await self._renewing  # a renewal after the release would find the lease lost
+            await self._renewing  # it schedules the next one as it ends: cancelled here
         if self._next_renewal is not None:
             self._next_renewal.cancel()
         self.runtime.leases.forget(self.token)
