@@ -9,18 +9,21 @@ have reached the user, and is looked up at the provider before it is sent again.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, bindparam, case, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import lossless_json
 from db.attention import NOT_DELIVERED, note_attention
 from db.models import Channel, OutboundMessage, OutboundStatus
 from db.offered_options import OfferedOptions
-from db.prepared import run
+from db.prepared import run, single_statements
 from db.templates import FilledTemplate
 from db.upsert import insert_or_ignore
 
@@ -55,32 +58,90 @@ async def record_reply(
     statement), the last with the `options` it offers, the `voice` note (a stored file)
     that says it, or the `template` it sends; a resumed try gets the rows it recorded
     before, a retry of a failed turn records its own."""
-    offered = options.as_json() if options is not None else None
-    sent_template = template.as_json() if template is not None else None
-    recorded = await db.scalars(
-        insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage),
-        [
-            {
-                "id": uuid.uuid4(),
-                "session_id": session_id,
-                "turn_id": turn_id,
-                "retry": retry,
-                "part": index,
-                "channel_id": channel_id,
-                "recipient": recipient,
-                "text": text,
-                "options": offered if index == len(parts) - 1 else None,
-                "media_id": voice if index == len(parts) - 1 else None,
-                "template": sent_template if index == len(parts) - 1 else None,
-                "status": OutboundStatus.SENDING if index == 0 else OutboundStatus.PENDING,
-            }
-            for index, text in enumerate(parts)
-        ],
-    )
-    new_rows = sorted(recorded, key=lambda reply: reply.part)
-    if len(new_rows) == len(parts):
-        return new_rows
+    last = len(parts) - 1
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "session_id": session_id,
+            "turn_id": turn_id,
+            "retry": retry,
+            "part": index,
+            "channel_id": channel_id,
+            "recipient": recipient,
+            "text": text,
+            "options": options.as_json() if options is not None and index == last else None,
+            "media_id": voice if index == last else None,
+            "template": template.as_json() if template is not None and index == last else None,
+            "status": OutboundStatus.SENDING if index == 0 else OutboundStatus.PENDING,
+        }
+        for index, text in enumerate(parts)
+    ]
+    statements = single_statements(db)
+    if statements is not None:
+        created = await statements.fetch(_POSTGRES_RECORD, _postgres_record_params(rows))
+        if len(created) == len(parts):
+            return [
+                OutboundMessage(**row, created_at=at)
+                for row, (at,) in zip(rows, created, strict=True)
+            ]
+    else:
+        recorded = await db.scalars(
+            insert_or_ignore(OutboundMessage, db=db).returning(OutboundMessage), rows
+        )
+        new_rows = sorted(recorded, key=lambda reply: reply.part)
+        if len(new_rows) == len(parts):
+            return new_rows
     return await replies_of(turn_id, retry=retry, db=db)
+
+
+# `record_reply` as one statement on a persistent connection (a unit of work in
+# autocommit mode on Postgres): all parts at once, so a reply is recorded whole or not
+# at all, in a statement of the same text for any number of parts (psycopg prepares it
+# once). Each new part returns the time it was recorded, the same for all.
+_POSTGRES_RECORD = """
+    INSERT INTO outbound_messages (id, session_id, turn_id, retry, part, channel_id,
+                                   recipient, text, options, media_id, template, status)
+    SELECT p.id, %(session_id)s::uuid, %(turn_id)s::uuid, %(retry)s::int, p.part,
+           %(channel_id)s::uuid, %(recipient)s::text, p.text, p.options::jsonb,
+           p.media_id, p.template::jsonb, p.status
+    FROM json_to_recordset(%(parts)s::json)
+        AS p(id uuid, part int, text text, options text, media_id uuid, template text,
+             status text)
+    ORDER BY p.part
+    ON CONFLICT (turn_id, retry, part) DO NOTHING
+    RETURNING created_at
+"""
+
+
+def _postgres_record_params(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON documents as `lossless_json` stores them (as the engine's JSON columns
+    would), each a string inside the batch."""
+    first = rows[0]
+    return {
+        "session_id": first["session_id"],
+        "turn_id": first["turn_id"],
+        "retry": first["retry"],
+        "channel_id": first["channel_id"],
+        "recipient": first["recipient"],
+        "parts": json.dumps(
+            [
+                {
+                    "id": str(row["id"]),
+                    "part": row["part"],
+                    "text": row["text"],
+                    "options": _document(row["options"]),
+                    "media_id": str(row["media_id"]) if row["media_id"] else None,
+                    "template": _document(row["template"]),
+                    "status": str(row["status"]),
+                }
+                for row in rows
+            ]
+        ),
+    }
+
+
+def _document(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else lossless_json.dumps(value)
 
 
 async def replies_of(turn_id: uuid.UUID, *, retry: int, db: AsyncSession) -> list[OutboundMessage]:
@@ -138,7 +199,7 @@ async def mark_sent(
         db,
         _MARK_SENT,
         outbound_id=outbound_id,
-        parts=[outbound_id] if following is None else [outbound_id, following],
+        following=following,
         new_status=status,
         new_rank=STATUS_RANK.get(status, 1),
         provider_id=provider_message_id,
@@ -306,7 +367,9 @@ def _current_rank() -> ColumnElement[int]:
 _THIS_PART = OutboundMessage.id == bindparam("outbound_id")
 _MARK_SENT = (
     update(OutboundMessage)
-    .where(OutboundMessage.id.in_(bindparam("parts", expanding=True)))
+    # Two plain parameters, not a list SQLAlchemy expands on every call: the statement is
+    # then compiled once (`db.prepared`). `following` is NULL for a reply's last part.
+    .where(OutboundMessage.id.in_([bindparam("outbound_id"), bindparam("following")]))
     .values(
         status=case(
             (_THIS_PART & (_current_rank() < bindparam("new_rank")), bindparam("new_status")),

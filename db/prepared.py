@@ -18,6 +18,12 @@ Whatever else the transaction runs through the session (an ORM query, `db.execut
 flush, the commit) sends what is deferred first, so the order always holds; the
 commit goes in the same round trip when no check waits on what it sends. On SQLite
 each runs at once.
+
+A unit of work in autocommit mode commits each statement on its own, so where one runs
+does not matter. One from `autocommit_sessionmaker(engine, statements)` runs such a
+statement on a persistent connection (`StatementConnections`) instead of checking one
+out of the pool: that checkout, with its switch to autocommit and back, cost twice the
+statement itself.
 """
 
 from __future__ import annotations
@@ -30,18 +36,20 @@ import psycopg
 from sqlalchemy import ClauseElement, Executable, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_only
 
 from db.database_errors import hide_data
+from db.statements import StatementConnections
 
 Rows = Sequence[Any]
 Check = Callable[[Rows], None]
 """Called with a deferred statement's rows once they came back; raises to abort."""
 
 _DEFERRED = "wabot_deferred_statements"
+_STATEMENTS = "wabot_statement_connections"
 
 
 @dataclass(frozen=True)
@@ -113,11 +121,41 @@ def _compile(statement: Executable, dialect: Dialect) -> _Compiled | None:
     )
 
 
+def autocommit_sessionmaker(
+    engine: AsyncEngine, statements: StatementConnections | None
+) -> async_sessionmaker[AsyncSession]:
+    """Units of work in autocommit mode on `engine` (Postgres), whose prebuilt statements
+    `run` on `statements` when given (see the module docstring)."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        info={_STATEMENTS: statements} if statements is not None else {},
+    )
+
+
+def single_statements(db: AsyncSession) -> StatementConnections | None:
+    """The persistent connections where `db`, a unit of work in autocommit mode from
+    `autocommit_sessionmaker`, runs a statement of its own now; None for any other unit
+    of work, or while statements it deferred wait to be sent (they go first, on its own
+    connection)."""
+    statements: StatementConnections | None = db.info.get(_STATEMENTS)
+    if statements is None or db.info.get(_DEFERRED) or db.new or db.dirty or db.deleted:
+        return None
+    return statements
+
+
 async def run(db: AsyncSession, statement: Executable, **params: Any) -> Rows:
     """Execute a prebuilt Core `statement` with `params` in `db`'s transaction, after
     writing the session's pending changes (as an ORM execute would), so the statement
     sees them, and after what was deferred; returns its rows (none when it returns
-    none)."""
+    none). In an autocommit unit of work it may run on a persistent connection (see the
+    module docstring)."""
+    statements = single_statements(db)
+    if statements is not None:
+        compiled = _for_psycopg(statement, db.get_bind().dialect)
+        if compiled is not None:
+            rows: Rows = await statements.fetch(compiled.sql, compiled.parameters(params))
+            return rows
     await _write_pending_changes(db)
     connection = await db.connection()
     compiled = _for_psycopg(statement, connection.dialect)

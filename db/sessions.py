@@ -42,6 +42,9 @@ def _session_upsert(dialect: Any) -> Any:
             "builder_id": bindparam("builder_id"),
             "platform": bindparam("platform"),
             "external_id": bindparam("external_id"),
+            # Given, not left to the column's Python default, which SQLAlchemy would
+            # evaluate on every call: the statement is then compiled once (`db.prepared`).
+            "next_sequence": 0,
         }
     )
     return upsert.on_conflict_do_update(

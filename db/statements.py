@@ -35,7 +35,8 @@ class StatementConnections:
         self._turn = itertools.cycle(range(size))
 
     async def fetch(self, statement: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run one statement in its own transaction and return its rows."""
+        """Run one statement in its own transaction and return its rows (none for a
+        statement that returns none)."""
         slot = next(self._turn)
         try:
             connection = self._connections[slot]
@@ -48,7 +49,7 @@ class StatementConnections:
                 )
                 self._connections[slot] = connection
             cursor = await connection.execute(statement, params)
-            return await cursor.fetchall()
+            return await cursor.fetchall() if cursor.description else []
         except psycopg.Error as error:
             hide_data(error)  # Postgres quotes the values it refused; nobody may log them
             if not isinstance(error, psycopg.OperationalError):

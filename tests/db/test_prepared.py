@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.engine import create_sessionmaker
 from db.models import AgentSessionRow
-from db.prepared import Rows, defer, run
+from db.prepared import Rows, autocommit_sessionmaker, defer, run
 from db.sessions import get_or_create_session
+from db.statements import StatementConnections
 from tests.db.test_sessions import a_builder
 
 _NAME = (
@@ -142,3 +143,34 @@ async def test_an_autocommit_session_sends_no_commit_of_its_own(
         await defer(db, _NAME, session_id=session_id, name="deferred")
     assert await name_of(db_sessions, session_id) == "deferred"
     assert notices == []  # not Postgres's "there is no transaction in progress"
+
+
+async def test_an_autocommit_unit_of_work_runs_its_own_statements_on_the_persistent_connections(
+    db_sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    session_id = await a_session(db_sessions)
+    engine = db_sessions.kw["bind"]
+    statements = StatementConnections(database_url, size=1)
+    try:
+        async with autocommit_sessionmaker(engine, statements).begin() as db:
+            [(name,)] = await run(db, _ADD_TO_NAME, session_id=session_id, more="alone")
+            lent = engine.pool.checkedout()
+        assert name == "alone"
+        assert lent == 0  # no pooled connection was checked out for it
+        assert await name_of(db_sessions, session_id) == "alone"
+    finally:
+        await statements.aclose()
+
+
+async def test_what_an_autocommit_unit_of_work_deferred_goes_before_its_next_statement(
+    db_sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    session_id = await a_session(db_sessions)
+    statements = StatementConnections(database_url, size=1)
+    try:
+        async with autocommit_sessionmaker(db_sessions.kw["bind"], statements).begin() as db:
+            await defer(db, _NAME, session_id=session_id, name="first")
+            [(name,)] = await run(db, _ADD_TO_NAME, session_id=session_id, more=", then")
+        assert name == "first, then"
+    finally:
+        await statements.aclose()

@@ -85,6 +85,14 @@ class ConversationLease:
         if not self.runtime.leases.fresh(self.token):
             await self._extend(db=db)
 
+    async def keep_alone(self) -> None:
+        """`keep` for a step with nothing else to write: a transaction is opened only
+        when the lease must be renewed, not to learn that it is fresh."""
+        self._acted_at = time.monotonic()
+        if not self.runtime.leases.fresh(self.token):
+            async with self.runtime.sessionmaker.begin() as db:
+                await self._extend(db=db)
+
     async def _extend(self, *, db: AsyncSession) -> None:
         await renew_lease(
             self.session_id,

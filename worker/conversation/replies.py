@@ -169,8 +169,7 @@ async def _send_parts(
         following = replies[index + 1] if index + 1 < len(replies) else None
         if following is not None and following.status != OutboundStatus.PENDING:
             following = None
-        async with runtime.sessionmaker.begin() as db:
-            await lease.keep(db=db)
+        await lease.keep_alone()
         sent = None
         if reply.id != marked:  # not marked `sending` by this attempt
             if reply.status == OutboundStatus.SENDING:  # by an earlier one: it may be out

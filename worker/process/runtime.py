@@ -16,6 +16,7 @@ from db.core.settings import Settings, get_settings
 from db.engine import create_engine, create_sessionmaker
 from db.media import DatabaseContentStore, MediaContentStore
 from db.models import Channel
+from db.prepared import autocommit_sessionmaker
 from db.statements import StatementConnections
 from worker.agent.offline_model import OfflineModel
 from worker.agent.openai_client import WorkerOpenAI
@@ -36,8 +37,9 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     autocommit_sessionmaker: async_sessionmaker[AsyncSession]
     """For a write that is one statement: on Postgres its units of work commit every
-    statement on its own, saving the BEGIN and COMMIT round trips; on SQLite (whose
-    engine opens every transaction itself) it is `sessionmaker`."""
+    statement on its own, saving the BEGIN and COMMIT round trips, and a prebuilt one
+    runs on `statements` (`db.prepared.autocommit_sessionmaker`); on SQLite (whose engine
+    opens every transaction itself) it is `sessionmaker`."""
     statements: StatementConnections | None
     openai_client: AsyncOpenAI | None
     channels: ChannelPool
@@ -122,9 +124,7 @@ def create_runtime(settings: Settings) -> Runtime:
         settings=settings,
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
-        autocommit_sessionmaker=create_sessionmaker(
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
+        autocommit_sessionmaker=autocommit_sessionmaker(engine, statements)
         if statements is not None
         else create_sessionmaker(engine),
         statements=statements,
