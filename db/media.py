@@ -9,19 +9,21 @@ no inbox message, so a resumed send sends the same audio and the receiver can se
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Text, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.core.clock import as_utc
 from db.engine import close_after_use
 from db.models import Media
+from db.prepared import defer, run
 
 LARGE_FILE_BYTES = 1024 * 1024
 """Files over this size close the database connection that carried them (see below)."""
@@ -120,23 +122,44 @@ async def add_media(
     store: MediaContentStore,
     db: AsyncSession,
 ) -> MediaInfo:
-    """Record a fetched file and keep its bytes, in `db`'s transaction."""
-    row = Media(
-        session_id=new.session_id,
-        inbound_message_id=new.inbound_message_id,
-        position=new.position,
-        kind=new.kind,
-        content_type=new.content_type,
-        size_bytes=new.size_bytes,
-        sha256=new.sha256,
-        filename=new.filename,
-        duration_seconds=new.duration_seconds,
+    """Record a fetched file and keep its bytes, in `db`'s transaction (its row goes
+    with the store's first statement)."""
+    kept = MediaInfo(
+        id=uuid.uuid4(),
+        **dataclasses.asdict(new),
+        transcript=None,
+        extracted_text=None,
         created_at=datetime.now(UTC),  # known here: no read back after the insert
     )
-    db.add(row)
-    await db.flush()
-    await store.put(row.id, content, db=db)
-    return info_of(row)
+    await defer(db, _ADD_MEDIA, **_row_of(kept))
+    await store.put(kept.id, content, db=db)
+    return kept
+
+
+_ADD_MEDIA = insert(Media).values(
+    {
+        name: bindparam(name, type_=Media.__table__.c[name].type)
+        for name in (
+            "id",
+            "session_id",
+            "inbound_message_id",
+            "position",
+            "kind",
+            "content_type",
+            "size_bytes",
+            "sha256",
+            "filename",
+            "duration_seconds",
+            "created_at",
+        )
+    }
+)
+
+
+def _row_of(kept: MediaInfo) -> dict[str, Any]:
+    row = dataclasses.asdict(kept)
+    del row["transcript"], row["extracted_text"]
+    return row
 
 
 async def add_reply_audio(
@@ -219,13 +242,20 @@ async def set_media_text(
     db: AsyncSession,
 ) -> None:
     """Keep what a voice note said or a document reads, so a retried turn reuses it."""
-    values = {
-        name: value
-        for name, value in (("transcript", transcript), ("extracted_text", extracted_text))
-        if value is not None
-    }
-    if values:
-        await db.execute(update(Media).where(Media.id == media_id).values(**values))
+    if transcript is not None or extracted_text is not None:
+        await run(
+            db, _SET_TEXT, media_id=media_id, transcript=transcript, extracted_text=extracted_text
+        )
+
+
+_SET_TEXT = (
+    update(Media)
+    .where(Media.id == bindparam("media_id"))
+    .values(  # None keeps what is there
+        transcript=func.coalesce(bindparam("transcript", type_=Text), Media.transcript),
+        extracted_text=func.coalesce(bindparam("extracted_text", type_=Text), Media.extracted_text),
+    )
+)
 
 
 async def delete_media_before(cutoff: datetime, *, limit: int, db: AsyncSession) -> int:

@@ -166,7 +166,7 @@ async def _read(media: MediaInfo, content: bytes | None, runtime: Runtime) -> Me
             raise MediaUnreadable(f"{media.content_type} audio cannot be transcribed")
         audio = content if content is not None else await _content(media, runtime)
         transcript = await runtime.transcriber.transcribe(audio, content_type=media.content_type)
-        async with runtime.sessionmaker.begin() as db:
+        async with runtime.autocommit_sessionmaker.begin() as db:  # one statement
             await set_media_text(media.id, transcript=transcript, db=db)
         return dataclasses.replace(media, transcript=transcript)
     if media.kind == "document" and media.extracted_text is None:
@@ -175,7 +175,7 @@ async def _read(media: MediaInfo, content: bytes | None, runtime: Runtime) -> Me
         text = await asyncio.to_thread(
             document_text, document, content_type=media.content_type, limit=limit
         )
-        async with runtime.sessionmaker.begin() as db:
+        async with runtime.autocommit_sessionmaker.begin() as db:  # one statement
             await set_media_text(media.id, extracted_text=text, db=db)
         return dataclasses.replace(media, extracted_text=text)
     return media
