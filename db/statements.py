@@ -5,7 +5,8 @@ statement, so it needs no transaction and no pool checkout: statements go round-
 to a small set of open psycopg connections and queue on a connection's own lock when
 it is busy. A connection that broke (database restart, terminated backend) fails its
 statement once, as SQLAlchemy's `OperationalError` like everything else, and is
-replaced on its next turn.
+replaced on its next turn; the others idle then are replaced too, so a retry does not
+meet one that broke with it.
 """
 
 from __future__ import annotations
@@ -56,7 +57,20 @@ class StatementConnections:
                 raise
             # A broken connection is closed, and replaced on its slot's next turn; one that
             # only refused the statement (a program limit, a timeout) stays.
+            failed = self._connections[slot]
+            if failed is None or failed.closed:
+                await self._close_idle()
             raise OperationalError(statement, params, error, hide_parameters=True) from error
+
+    async def _close_idle(self) -> None:
+        """One connection broke (a database restart, a failover): the others most likely
+        broke with it and would each fail their next statement, so a caller's retry could
+        meet another broken one. Those running no statement now are closed, to connect
+        again on their next turn (as SQLAlchemy's pool discards itself)."""
+        for slot, connection in enumerate(self._connections):
+            if connection is not None and not connection.lock.locked():
+                self._connections[slot] = None
+                await connection.close()
 
     async def aclose(self) -> None:
         for connection in self._connections:
