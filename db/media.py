@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Text, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,42 +124,19 @@ async def add_media(
 ) -> MediaInfo:
     """Record a fetched file and keep its bytes, in `db`'s transaction (its row goes
     with the store's first statement)."""
-    kept = MediaInfo(
-        id=uuid.uuid4(),
-        **dataclasses.asdict(new),
-        transcript=None,
-        extracted_text=None,
-        created_at=datetime.now(UTC),  # known here: no read back after the insert
-    )
-    await defer(db, _ADD_MEDIA, **_row_of(kept))
-    await store.put(kept.id, content, db=db)
-    return kept
+    row = {"id": uuid.uuid4(), **dataclasses.asdict(new), "created_at": datetime.now(UTC)}
+    await defer(db, _ADD_MEDIA, **row)
+    await store.put(row["id"], content, db=db)
+    # `created_at` is known here: nothing is read back after the insert.
+    return MediaInfo(**row, transcript=None, extracted_text=None)
 
 
 _ADD_MEDIA = insert(Media).values(
     {
         name: bindparam(name, type_=Media.__table__.c[name].type)
-        for name in (
-            "id",
-            "session_id",
-            "inbound_message_id",
-            "position",
-            "kind",
-            "content_type",
-            "size_bytes",
-            "sha256",
-            "filename",
-            "duration_seconds",
-            "created_at",
-        )
+        for name in ("id", *(field.name for field in dataclasses.fields(NewMedia)), "created_at")
     }
 )
-
-
-def _row_of(kept: MediaInfo) -> dict[str, Any]:
-    row = dataclasses.asdict(kept)
-    del row["transcript"], row["extracted_text"]
-    return row
 
 
 async def add_reply_audio(

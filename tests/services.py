@@ -51,3 +51,14 @@ def ensure_database(server_dsn: str, name: str) -> None:
     with psycopg.connect(server_dsn, autocommit=True, connect_timeout=3) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def terminate_connections(application_name: str) -> int:
+    """Drop every database connection opened under `application_name`, as a database
+    restart or an operator's `pg_terminate_backend` does; how many there were."""
+    with psycopg.connect(LIBPQ_DSN, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name,),
+        ).fetchall()
+    return len(rows)

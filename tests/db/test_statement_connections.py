@@ -4,23 +4,13 @@ one runs, whichever connection its turn falls on."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from sqlalchemy.exc import OperationalError
 
 from db.statements import StatementConnections
-from tests.services import LIBPQ_DSN
+from tests.services import terminate_connections
 
 APPLICATION = "wabot-test-statement-connections"
-
-
-def drop_them_all() -> int:
-    with psycopg.connect(LIBPQ_DSN, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (APPLICATION,),
-        ).fetchall()
-    return len(rows)
 
 
 async def test_after_the_database_dropped_every_connection_only_one_statement_fails(
@@ -33,7 +23,7 @@ async def test_after_the_database_dropped_every_connection_only_one_statement_fa
     try:
         for _ in range(4):  # each connection opened
             assert await statements.fetch("SELECT 1", {}) == [(1,)]
-        assert drop_them_all() == 4
+        assert terminate_connections(APPLICATION) == 4
         with pytest.raises(OperationalError):
             await statements.fetch("SELECT 2", {})
         assert await statements.fetch("SELECT 3", {}) == [(3,)]

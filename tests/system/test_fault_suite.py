@@ -34,7 +34,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -57,7 +56,7 @@ from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.openai import Failure, FakeOpenAI, message
 from tests.fakes.twilio import FakeTwilio
 from tests.queries import all_answered, kind
-from tests.services import LIBPQ_DSN
+from tests.services import terminate_connections
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -330,20 +329,11 @@ async def inject_faults(
     await asyncio.sleep(5)
     broker.start()
     await asyncio.sleep(1)
-    faults["pg_terminate"] += await asyncio.to_thread(terminate_worker_connections)
+    faults["pg_terminate"] += await asyncio.to_thread(terminate_connections, WORKER_APP_NAME)
     for provider in providers:
         provider.hold_after_accept_seconds = 60
     await kill_a_worker(1, sends_of_both_workers_held, "sends of both workers held")
     return interrupted
-
-
-def terminate_worker_connections() -> int:
-    with psycopg.connect(LIBPQ_DSN, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (WORKER_APP_NAME,),
-        ).fetchall()
-    return len(rows)
 
 
 def message_ids(n: int, texts: list[str]) -> list[str]:
