@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Text, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from db import lossless_json
 from db.core.clock import as_utc
@@ -216,18 +215,53 @@ async def get_inbound(inbound_id: int, *, db: AsyncSession) -> InboundMessage | 
     return await db.get(InboundMessage, inbound_id)
 
 
-async def get_inbound_and_channel(
-    inbound_id: int, *, db: AsyncSession
-) -> tuple[InboundMessage, Channel | None] | None:
-    """The message and the channel it came in on (None once removed), in one query."""
-    row = (
-        await db.execute(
-            select(InboundMessage, Channel)
-            .outerjoin(Channel, Channel.id == InboundMessage.channel_id)
-            .where(InboundMessage.id == inbound_id)
-        )
-    ).first()
-    return None if row is None else (row[0], row[1])
+_TASK_COLUMNS = (
+    "id",
+    "status",
+    "provider",
+    "session_id",
+    "sender",
+    "sender_wa_id",
+    "sender_user_id",
+    "profile_name",
+)
+
+
+@dataclass(frozen=True)
+class MessageForTask:
+    """What a task needs of its message: whether it is still to answer, and who sent
+    it on which builder's channel (`builder_id` None once the channel was removed)."""
+
+    id: int
+    status: str
+    provider: str
+    session_id: uuid.UUID | None
+    builder_id: uuid.UUID | None
+    sender: str
+    sender_wa_id: str | None
+    sender_user_id: str | None
+    profile_name: str | None
+
+
+_MESSAGE_FOR_TASK = (
+    select(
+        *(getattr(InboundMessage, name) for name in _TASK_COLUMNS),
+        Channel.builder_id,
+    )
+    .outerjoin(Channel, Channel.id == InboundMessage.channel_id)
+    .where(InboundMessage.id == bindparam("inbound_id"))
+)
+
+
+async def message_for_task(inbound_id: int, *, db: AsyncSession) -> MessageForTask | None:
+    """The message as its task sees it now, None when it does not exist: one statement,
+    which in a unit of work from `db.prepared.autocommit_sessionmaker` needs no pool
+    checkout and no transaction."""
+    rows = await run(db, _MESSAGE_FOR_TASK, inbound_id=inbound_id)
+    if not rows:
+        return None
+    *columns, builder_id = rows[0]
+    return MessageForTask(**dict(zip(_TASK_COLUMNS, columns, strict=True)), builder_id=builder_id)
 
 
 _KNOWN_SENDERS = (
@@ -253,12 +287,11 @@ _JOIN_SESSION = (
 )
 
 
-async def join_session(inbound: InboundMessage, session_id: uuid.UUID, *, db: AsyncSession) -> None:
-    """`inbound` belongs to conversation `session_id` from now on (written with the
-    transaction's next statement), and so do its sender's later messages (see
+async def join_session(inbound_id: int, session_id: uuid.UUID, *, db: AsyncSession) -> None:
+    """Message `inbound_id` belongs to conversation `session_id` from now on (written
+    with the transaction's next statement), and so do its sender's later messages (see
     `attach_latecomers`)."""
-    await defer(db, _JOIN_SESSION, inbound_id=inbound.id, the_session=session_id)
-    set_committed_value(inbound, "session_id", session_id)
+    await defer(db, _JOIN_SESSION, inbound_id=inbound_id, the_session=session_id)
 
 
 async def attach_latecomers(session_id: uuid.UUID, *, db: AsyncSession) -> None:

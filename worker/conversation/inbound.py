@@ -12,6 +12,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,13 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.core.log_context import bind, log_context
 from db.core.logging_setup import mask_numbers
 from db.inbox import (
+    MessageForTask,
     attach_latecomers,
     fail_inbound,
-    get_inbound_and_channel,
     join_session,
+    message_for_task,
     pending_arrivals,
 )
-from db.models import Channel, InboundMessage, InboundStatus, Turn
+from db.models import InboundStatus, Turn
 from db.sessions import LeaseLostError, get_or_create_session
 from db.turns import (
     RunStats,
@@ -72,19 +74,22 @@ async def process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
 
 
 async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
-    """One transaction finds the session, takes its lease and starts (or resumes) its
-    turn; then the conversation is answered until nothing is pending."""
+    """One statement reads the message; then one transaction finds its session, takes
+    the lease and starts (or resumes) its turn, and the conversation is answered until
+    nothing is pending. Most tasks of a busy conversation stop at the read: the worker
+    holding it answers the messages that arrive during a turn, often before their own
+    tasks run."""
+    async with runtime.autocommit_sessionmaker() as db:
+        inbound = await message_for_task(inbound_id, db=db)
+    if inbound is None:
+        logger.warning("inbound %s does not exist; dropping the task", inbound_id)
+        return
+    bind(provider=inbound.provider)
+    if inbound.status in _FINAL_STATUSES:
+        logger.debug("inbound %s is already %s", inbound_id, inbound.status)
+        return
     async with runtime.sessionmaker.begin() as db:
-        found = await get_inbound_and_channel(inbound_id, db=db)
-        if found is None:
-            logger.warning("inbound %s does not exist; dropping the task", inbound_id)
-            return
-        inbound, channel = found
-        bind(provider=inbound.provider)
-        if inbound.status in _FINAL_STATUSES:
-            logger.info("inbound %s is already %s", inbound_id, inbound.status)
-            return
-        session_id = inbound.session_id or await _resolve_session(inbound, channel, db=db)
+        session_id = inbound.session_id or await _resolve_session(inbound, db=db)
         if session_id is None:
             return
         bind(session_id=session_id)
@@ -104,15 +109,13 @@ async def _process_inbound(inbound_id: int, *, runtime: Runtime) -> None:
     await answer_conversation(first, lease=lease, runtime=runtime)
 
 
-async def _resolve_session(
-    inbound: InboundMessage, channel: Channel | None, *, db: AsyncSession
-) -> uuid.UUID | None:
-    if channel is None:
+async def _resolve_session(inbound: MessageForTask, *, db: AsyncSession) -> uuid.UUID | None:
+    if inbound.builder_id is None:
         await fail_inbound(inbound.id, error="its channel was removed", db=db)
         logger.warning("inbound %s: channel removed; marked failed", inbound.id)
         return None
     session_id = await get_or_create_session(
-        channel.builder_id,
+        inbound.builder_id,
         PLATFORM,
         conversation_key(inbound),
         display_name=inbound.profile_name,
@@ -120,11 +123,22 @@ async def _resolve_session(
         user_id=inbound.sender_user_id,
         db=db,
     )
-    await join_session(inbound, session_id, db=db)  # its fellow latecomers follow it
+    await join_session(inbound.id, session_id, db=db)  # its fellow latecomers follow it
     return session_id
 
 
-def conversation_key(inbound: InboundMessage) -> str:
+class Sender(Protocol):
+    """Who sent a message, as the inbox stores it."""
+
+    @property
+    def sender(self) -> str: ...
+    @property
+    def sender_wa_id(self) -> str | None: ...
+    @property
+    def sender_user_id(self) -> str | None: ...
+
+
+def conversation_key(inbound: Sender) -> str:
     """Who the user is, across providers: the business-scoped user id when WhatsApp
     gives one (users with a username may have no number), else `+` and the number."""
     if inbound.sender_user_id:

@@ -23,12 +23,12 @@ from worker.process.runtime import Runtime
 
 STATEMENTS_PER_TURN = 20
 """Statements of a text message answered in a conversation that already exists: the
-task's transaction (the message; the session and the message joining it; the lease,
-learning with it whether a turn is unfinished; latecomers; pending messages with the
-sender's rate; the new turn, its messages taken, what it needs), the history read and
-its two saves, the reply recorded and marked sent, and the transaction that renews the
-lease, closes the turn and its messages with the run's cost, finds nothing pending and
-gives the lease back."""
+message read (on its own, outside any transaction), the task's transaction (the session
+and the message joining it; the lease, learning with it whether a turn is unfinished;
+latecomers; pending messages with the sender's rate; the new turn, its messages taken,
+what it needs), the history read and its two saves, the reply recorded and marked sent,
+and the transaction that renews the lease, closes the turn and its messages with the
+run's cost, finds nothing pending and gives the lease back."""
 ROUND_TRIPS_PER_TURN = 14
 """What of those, and of the two COMMITs, waits for the database: the message joining
 its session goes with the lease, latecomers with the pending messages, the new turn and
