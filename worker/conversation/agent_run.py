@@ -32,6 +32,7 @@ from db.agent_session import DatabaseSession
 from db.core.settings import Settings
 from db.models import Builder
 from db.turns import RunStats
+from worker.agent import plain_copies
 from worker.agent.builder_agent import MAX_TURNS, TurnContext, build_agent
 from worker.agent.choices import Reply
 from worker.channels.base import retry_after_seconds
@@ -39,6 +40,8 @@ from worker.errors import PermanentTurnError, TransientTurnError
 from worker.media.model_input import media_filter
 from worker.process.runtime import Runtime
 from worker.process.turn_metrics import observed_run
+
+plain_copies.install()
 
 _PERMANENT_RUN_ERRORS = (
     MaxTurnsExceeded,
