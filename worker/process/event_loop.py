@@ -3,7 +3,8 @@
 Every task thread hands its coroutine to this loop and waits, so one process carries as
 many conversations as it has task threads while their model calls are in flight, and
 the async engine, OpenAI client and HTTP pools created on the loop are reused by all of
-them (never `asyncio.run()` per task, which breaks clients bound to a closed loop).
+them (never `asyncio.run()` per task, which breaks clients bound to a closed loop). It is
+uvloop's, as the receiver's is under uvicorn: less CPU per turn than asyncio's own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import uvloop
+
 T = TypeVar("T")
 
 
@@ -22,7 +25,7 @@ class WorkerLoop:
     """A loop running forever in a daemon thread of this process."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()
         self._background: list[concurrent.futures.Future[Any]] = []
         self._running: set[concurrent.futures.Future[Any]] = set()
         self._thread = threading.Thread(
