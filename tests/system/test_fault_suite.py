@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -67,6 +68,11 @@ CONCURRENT_CONVERSATIONS = 40
 WORKER_CONCURRENCY = 16
 PROVIDER_LATENCY_SECONDS = 0.15
 """How long the fake providers take to answer a send they took, as real APIs do."""
+FIRST_MODEL_FAULTS = {2: "model_500", 5: "model_429", 8: "model_hang"}
+"""Model calls that fail for sure, each kind once among the first few, however the
+workers' calls interleave; the rest fail at random (bursts coalesce into one turn, so
+the model is called far fewer times than messages are sent: a 1% hang missed every
+call of a run, which then proved nothing about it)."""
 WORKER_APP_NAME = f"wabot-fault-worker-{uuid.uuid4().hex[:8]}"
 """Unique per run, so terminating this run's connections never touches another run's."""
 
@@ -128,18 +134,28 @@ async def test_the_promise_holds_under_faults(
     await builder_with_channel(db_sessions)
     await builder_with_channel(db_sessions, provider="meta", address=META_PHONE_NUMBER_ID)
 
-    def model_chaos() -> Failure | float | None:
+    model_calls = itertools.count(1)
+
+    def model_fault() -> str | None:
+        call = next(model_calls)
         roll = rng.random()
+        if call <= max(FIRST_MODEL_FAULTS):
+            return FIRST_MODEL_FAULTS.get(call)
         if roll < 0.10:
-            faults["model_500"] += 1
-            return Failure(500)
+            return "model_500"
         if roll < 0.15:
-            faults["model_429"] += 1
+            return "model_429"
+        return "model_hang" if roll < 0.16 else None
+
+    def model_chaos() -> Failure | float | None:
+        fault = model_fault()
+        if fault is not None:
+            faults[fault] += 1
+        if fault == "model_500":
+            return Failure(500)
+        if fault == "model_429":
             return Failure(429, headers={"Retry-After": "1"})
-        if roll < 0.16:
-            faults["model_hang"] += 1
-            return 5.0
-        return None
+        return 5.0 if fault == "model_hang" else None
 
     def twilio_chaos() -> tuple[int, int] | None:
         if rng.random() < 0.05:
