@@ -20,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
+    Float,
     Uuid,
     func,
     inspect,
@@ -65,4 +66,6 @@ def _typed(kind: Any, value: Any) -> Any:
         return uuid.UUID(value)
     if isinstance(kind, Boolean):
         return bool(value)
+    if isinstance(kind, Float):  # JSON writes a whole float as an integer (1.0 as 1)
+        return float(value)
     return value

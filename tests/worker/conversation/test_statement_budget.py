@@ -29,10 +29,11 @@ latecomers; pending messages with the sender's rate; the new turn, its messages 
 what it needs), the history read and its two saves, the reply recorded and marked sent,
 and the transaction that renews the lease, closes the turn and its messages with the
 run's cost, finds nothing pending and gives the lease back."""
-ROUND_TRIPS_PER_TURN = 14
+ROUND_TRIPS_PER_TURN = 13
 """What of those, and of the two COMMITs, waits for the database: the message joining
 its session goes with the lease, latecomers with the pending messages, the new turn and
-its messages taken with reading them, the closing transaction's renewal, closed turn
+its messages taken with reading them (a prebuilt statement, not the ORM's, so all three
+are one round trip), the closing transaction's renewal, closed turn
 and messages and latecomers with its pending messages, and the lease given back with
 its COMMIT, each as one round trip (`db.prepared.defer`). (BEGIN goes with the first
 statement when that is deferred: the closing transaction's.)"""
