@@ -229,6 +229,22 @@ async def db_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
 
 
+@pytest.fixture(params=["postgres", "sqlite"])
+async def sessions(
+    request: pytest.FixtureRequest,
+    db_sessions: async_sessionmaker[AsyncSession],
+    sqlite_url: str,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Postgres (emptied), or the embedded SQLite file every test of the process shares
+    (each test makes its own builders and reads only their rows)."""
+    if request.param == "postgres":
+        yield db_sessions
+        return
+    engine = create_engine(sqlite_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def receiver(settings: Settings) -> Iterator[str]:
     """Our real ASGI apps (webhooks and dashboard, as `wabot serve` combines them) served

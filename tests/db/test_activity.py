@@ -41,7 +41,7 @@ from db.models import (
 async def sessions(
     sessions: async_sessionmaker[AsyncSession],
 ) -> async_sessionmaker[AsyncSession]:
-    """Either database (`tests/db/conftest.py`) with nothing rolled up: tests store rows
+    """Either database (`tests/conftest.py`) with nothing rolled up: tests store rows
     back-dated, which a watermark another test moved past in the shared SQLite file
     would hide."""
     if sessions.kw["bind"].dialect.name == "sqlite":

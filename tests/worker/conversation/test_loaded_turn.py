@@ -5,37 +5,18 @@ Postgres and on the embedded SQLite."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import pytest
 from sqlalchemy import inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db.core.clock import as_utc
-from db.engine import create_engine, create_sessionmaker
 from db.models import Base, Builder, Channel, InboundMessage
 from db.sessions import get_or_create_session
 from db.turns import start_turn
 from tests.factories import arrive, builder_with_channel, channel_at
 from worker.conversation.loaded_turn import load_turn
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-async def sessions(
-    request: pytest.FixtureRequest,
-    db_sessions: async_sessionmaker[AsyncSession],
-    sqlite_url: str,
-) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Postgres, or the embedded SQLite file the process's tests share (this test reads
-    only the rows of its own builder)."""
-    if request.param == "postgres":
-        yield db_sessions
-        return
-    engine = create_engine(sqlite_url)
-    yield create_sessionmaker(engine)
-    await engine.dispose()
 
 
 def columns(row: Base) -> dict[str, tuple[type, Any]]:
