@@ -215,18 +215,6 @@ async def get_inbound(inbound_id: int, *, db: AsyncSession) -> InboundMessage | 
     return await db.get(InboundMessage, inbound_id)
 
 
-_TASK_COLUMNS = (
-    "id",
-    "status",
-    "provider",
-    "session_id",
-    "sender",
-    "sender_wa_id",
-    "sender_user_id",
-    "profile_name",
-)
-
-
 @dataclass(frozen=True)
 class MessageForTask:
     """What a task needs of its message: whether it is still to answer, and who sent
@@ -243,6 +231,8 @@ class MessageForTask:
     profile_name: str | None
 
 
+_TASK_COLUMNS = [field.name for field in fields(MessageForTask) if field.name != "builder_id"]
+"""The message's own columns a task reads: `MessageForTask`'s fields but the channel's."""
 _MESSAGE_FOR_TASK = (
     select(
         *(getattr(InboundMessage, name) for name in _TASK_COLUMNS),
