@@ -537,6 +537,7 @@ async def _measure(
         await naive_load.reach(4 * NAIVE_CONCURRENCY)
         naive_fast, _ = await _steady(naive_load, seconds)
 
+        await _drained(ours_env["CELERY_QUEUE"])
         load = Load(send_ours, replies, ours)
         load.start(range(30_000, 30_000 + CONVERSATIONS))
         await load.reach(early)
@@ -618,10 +619,11 @@ async def _measure(
 
 
 async def _drained(queue: str) -> None:
-    """Wait until our workers have taken every task on `queue`. The closed loop leaves
-    thousands: all its messages but the first of each conversation were answered by the
-    worker holding the conversation while their tasks waited for a free thread (each ends
-    at once when it gets one), and new tasks would queue behind them."""
+    """Wait until our workers have taken every task on `queue`, before a load is
+    measured. A closed loop leaves thousands: all its messages but the first of each
+    conversation were answered by the worker holding the conversation while their tasks
+    waited for a free thread (each ends at once when it gets one); the next load's tasks
+    would queue behind them, and its rate would carry the last one's leftovers."""
     client = redis.asyncio.Redis.from_url(REDIS_URL)
     try:
         for _ in range(int(REPLY_TIMEOUT_SECONDS * 10)):
@@ -695,11 +697,13 @@ async def _measure_media(
 
     seconds = 5.0 if quick else 25.0
     try:
+        await _drained(ours_env["CELERY_QUEUE"])
         load = Load(sender(inboxes["ours"], lambda: None), replies, ours)
         load.start(range(40_000, 40_000 + CONVERSATIONS))
         await load.reach(2 * CONVERSATIONS)
         text_only, _ = await _steady(load, seconds)
 
+        await _drained(ours_env["CELERY_QUEUE"])
         load = Load(sender(inboxes["ours"], lambda: next(carried)), replies, ours)
         load.start(range(60_000, 60_000 + CONVERSATIONS))
         await load.reach(2 * CONVERSATIONS)
