@@ -256,6 +256,7 @@ def user_number(n: int) -> str:
 class Mark:
     at: float
     busy_jiffies: int
+    jiffies_by_process: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -264,10 +265,16 @@ class Window:
     cpu_ms_per_message: float
     p50_ms: float
     p99_ms: float
+    cpu_ms_by_process: dict[str, float]
+    """The CPU per message of each kind of process (`jiffies_by_process`)."""
+
+    def cpu_line(self) -> str:
+        shares = ", ".join(f"{kind} {ms:.1f}" for kind, ms in self.cpu_ms_by_process.items())
+        return f"{self.cpu_ms_per_message:.1f} ms of CPU a message ({shares})"
 
 
-def mark() -> Mark:
-    return Mark(time.monotonic(), busy_jiffies())
+def mark(workers: list[subprocess.Popen[bytes]]) -> Mark:
+    return Mark(time.monotonic(), busy_jiffies(), jiffies_by_process(workers))
 
 
 def window(load: Load, start: Mark, end: Mark) -> Window:
@@ -276,11 +283,16 @@ def window(load: Load, start: Mark, end: Mark) -> Window:
     latencies = sorted(latency for at, latency in load.samples if start.at <= at < end.at)
     if not latencies:
         raise RuntimeError("no reply arrived in the measured window")
+    per_message = JIFFY_MS / len(latencies)
     return Window(
         messages_per_second=len(latencies) / (end.at - start.at),
-        cpu_ms_per_message=(end.busy_jiffies - start.busy_jiffies) * JIFFY_MS / len(latencies),
+        cpu_ms_per_message=(end.busy_jiffies - start.busy_jiffies) * per_message,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
+        cpu_ms_by_process={
+            kind: (jiffies - start.jiffies_by_process.get(kind, 0)) * per_message
+            for kind, jiffies in end.jiffies_by_process.items()
+        },
     )
 
 
@@ -297,18 +309,45 @@ def busy_jiffies() -> int:
     return user + nice + system + irq + softirq + steal
 
 
-def rss_kib(processes: list[subprocess.Popen[bytes]]) -> int:
-    """Resident memory of these processes and all their descendants (prefork children)."""
-    total = 0
+def jiffies_by_process(workers: list[subprocess.Popen[bytes]]) -> dict[str, int]:
+    """CPU time so far (user and system) of what shares the machine under a load: the
+    `workers` with their descendants, Postgres's processes, Redis, and this process
+    (the fakes and the inbox writer). A process that ended since the last reading
+    leaves its time out."""
+    kinds = dict.fromkeys(process_tree(workers), "workers") | {os.getpid(): "bench"}
+    by_kind = dict.fromkeys(["workers", "postgres", "redis", "bench"], 0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        command = text[text.index("(") + 1 : text.rindex(")")]
+        kind = kinds.get(int(stat.parent.name)) or next(
+            (name for name in ("postgres", "redis") if command.startswith(name)), None
+        )
+        if kind is not None:
+            user, system = text[text.rindex(")") + 2 :].split()[11:13]
+            by_kind[kind] += int(user) + int(system)
+    return by_kind
+
+
+def process_tree(processes: list[subprocess.Popen[bytes]]) -> Iterator[int]:
+    """The ids of these processes and of all their descendants (prefork children)."""
     pending = [process.pid for process in processes]
     while pending:
         pid = pending.pop()
-        proc = Path(f"/proc/{pid}")
-        for line in (proc / "status").read_text().splitlines():
+        yield pid
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pending += [int(child) for child in (task / "children").read_text().split()]
+
+
+def rss_kib(processes: list[subprocess.Popen[bytes]]) -> int:
+    """Resident memory of these processes and all their descendants."""
+    total = 0
+    for pid in process_tree(processes):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
-        for task in (proc / "task").iterdir():
-            pending += [int(child) for child in (task / "children").read_text().split()]
     return total
 
 
@@ -520,6 +559,10 @@ async def _measure(
         load.offer(range(50_000, 50_000 + OPEN_CONVERSATIONS), OFFERED_PER_SECOND)
         await load.reach(seconds=seconds / 5)
         ours_open, _ = await _steady(load, seconds)
+        print(f"worker, 500 ms model, closed loop: {ours_slow.cpu_line()}")  # noqa: T201
+        print(  # noqa: T201
+            f"worker, 500 ms model, {OFFERED_PER_SECOND:.0f} msg/s offered: {ours_open.cpu_line()}"
+        )
         if load.outrun:
             print(  # noqa: T201
                 f"worker, {OFFERED_PER_SECOND:.0f} msg/s offered: {load.outrun} arrivals found"
@@ -541,11 +584,13 @@ async def _measure(
         load = Load(send_ours, replies, ours)
         load.start(range(30_000, 30_000 + CONVERSATIONS))
         await load.reach(early)
-        early_rss, start = rss_kib(ours), mark()
+        early_rss, start = rss_kib(ours), mark(ours)
         await load.reach(late)
-        end, late_rss = mark(), rss_kib(ours)
+        end, late_rss = mark(ours), rss_kib(ours)
         await load.finish()
         ours_fast = window(load, start, end)
+        print(f"worker, 0 ms model, ours: {ours_fast.cpu_line()}")  # noqa: T201
+        print(f"worker, 0 ms model, naive: {naive_fast.cpu_line()}")  # noqa: T201
     finally:
         replies.attach(None)
         await inbox.aclose()
@@ -637,9 +682,9 @@ async def _drained(queue: str) -> None:
 
 async def _steady(load: Load, seconds: float) -> tuple[Window, int]:
     """Measure a warmed-up load for `seconds`; also its workers' RSS at the end."""
-    start = mark()
+    start = mark(load.workers)
     await load.reach(seconds=seconds)
-    end = mark()
+    end = mark(load.workers)
     rss = rss_kib(load.workers)
     await load.finish()
     return window(load, start, end), rss
