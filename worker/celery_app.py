@@ -22,6 +22,7 @@ from celery import Celery
 from celery.signals import celeryd_after_setup, setup_logging
 from kombu.exceptions import ChannelError, KombuError
 from kombu.transport import filesystem
+from kombu.transport import redis as redis_transport
 from kombu.utils.json import dumps, loads
 from kombu.utils.url import maybe_sanitize_url
 from redis.exceptions import RedisError
@@ -157,6 +158,31 @@ class EmbeddedBrokerTransport(filesystem.Transport):
     whole files (`_WholeFilesChannel`)."""
 
     Channel = _WholeFilesChannel
+
+
+_kombu_restore_unacked = redis_transport.QoS.restore_unacked
+
+
+def _restore_unacked_unless_closed(self: redis_transport.QoS, client: Any = None) -> Any:
+    """kombu's `restore_unacked`, except on a connection already released. When Redis
+    goes away, Celery closes the consumer's channel, and kombu 5.7 puts the tasks it holds
+    unacknowledged back through a client built from that connection: its settings are
+    gone, the AttributeError is none of the errors the close ignores, and the worker
+    exited ("Unrecoverable error"). The tasks stay in Redis's unacknowledged set, and any
+    worker restores them after the visibility timeout, as when a worker dies."""
+    delivered = self._delivered
+    if client is None and self.channel.connection.client is None and delivered is not None:
+        logger.warning(
+            "broker connection lost: %d unacknowledged task(s) come back after the"
+            " visibility timeout",
+            len(delivered),
+        )
+        delivered.clear()
+        return None
+    return _kombu_restore_unacked(self, client)
+
+
+redis_transport.QoS.restore_unacked = _restore_unacked_unless_closed  # type: ignore[method-assign]
 
 
 def create_celery(settings: Settings) -> Celery:

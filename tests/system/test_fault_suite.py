@@ -345,19 +345,6 @@ async def inject_faults(
     await asyncio.sleep(5)
     broker.start()
     await asyncio.sleep(1)
-    for index, worker in enumerate(workers):
-        if worker.poll() is not None:
-            # Losing Redis while it holds unacknowledged tasks, a worker may exit
-            # ("Unrecoverable error": kombu 5.7 cannot restore them to a broker that is
-            # gone). Deployed, its supervisor starts it again (compose's `restart:`, the
-            # Procfile's runner), as here; the promise is judged across it.
-            faults["worker_exit_on_broker_loss"] += 1
-            workers[index] = await asyncio.to_thread(
-                start_worker,
-                env,
-                logs / f"worker-{index}-after-broker-restart.log",
-                concurrency=WORKER_CONCURRENCY,
-            )
     faults["pg_terminate"] += await asyncio.to_thread(terminate_connections, WORKER_APP_NAME)
     for provider in providers:
         provider.hold_after_accept_seconds = 60
