@@ -161,17 +161,24 @@ class EmbeddedBrokerTransport(filesystem.Transport):
 
 
 _kombu_restore_unacked = redis_transport.QoS.restore_unacked
+_kombu_ack = redis_transport.QoS.ack
 
 
-def _restore_unacked_unless_closed(self: redis_transport.QoS, client: Any = None) -> Any:
-    """kombu's `restore_unacked`, except on a connection already released. When Redis
-    goes away, Celery closes the consumer's channel, and kombu 5.7 puts the tasks it holds
-    unacknowledged back through a client built from that connection: its settings are
-    gone, the AttributeError is none of the errors the close ignores, and the worker
-    exited ("Unrecoverable error"). The tasks stay in Redis's unacknowledged set, and any
-    worker restores them after the visibility timeout, as when a worker dies."""
+def _released(qos: redis_transport.QoS) -> bool:
+    """Whether the channel's connection to Redis was already released (Redis went away):
+    kombu 5.7 then builds a client from settings that are gone, and the AttributeError
+    is none of the errors Celery ignores there, so the worker exited ("Unrecoverable
+    error"). What it meant to tell Redis is left undone: the tasks stay in Redis's
+    unacknowledged set, and any worker restores them after the visibility timeout, as
+    when a worker dies (a task run again finds its message answered)."""
+    transport = qos.channel.connection
+    return transport is None or transport.client is None
+
+
+def _restore_unacked_unless_released(self: redis_transport.QoS, client: Any = None) -> Any:
+    """kombu's, on the channel closed as its connection is lost (see `_released`)."""
     delivered = self._delivered
-    if client is None and self.channel.connection.client is None and delivered is not None:
+    if client is None and delivered is not None and _released(self):
         logger.warning(
             "broker connection lost: %d unacknowledged task(s) come back after the"
             " visibility timeout",
@@ -182,7 +189,16 @@ def _restore_unacked_unless_closed(self: redis_transport.QoS, client: Any = None
     return _kombu_restore_unacked(self, client)
 
 
-redis_transport.QoS.restore_unacked = _restore_unacked_unless_closed  # type: ignore[method-assign]
+def _ack_unless_released(self: redis_transport.QoS, delivery_tag: str) -> None:
+    """kombu's, for a task that ended after its connection was lost (see `_released`)."""
+    if _released(self):
+        logger.warning("broker connection lost: a finished task comes back after the timeout")
+        return
+    _kombu_ack(self, delivery_tag)
+
+
+redis_transport.QoS.restore_unacked = _restore_unacked_unless_released  # type: ignore[method-assign]
+redis_transport.QoS.ack = _ack_unless_released  # type: ignore[method-assign]
 
 
 def create_celery(settings: Settings) -> Celery:

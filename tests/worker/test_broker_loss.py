@@ -1,6 +1,7 @@
-"""A worker that loses Redis while it holds unacknowledged tasks: closing its channel
-must neither raise (the worker exited, "Unrecoverable error") nor drop the tasks, which
-stay in Redis's unacknowledged set for the visibility timeout to bring back."""
+"""A worker that loses Redis while it holds unacknowledged tasks: acknowledging one and
+closing its channel must neither raise (the worker exited, "Unrecoverable error") nor
+drop the tasks, which stay in Redis's unacknowledged set for the visibility timeout to
+bring back."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def test_a_channel_closed_after_its_connection_keeps_its_unacknowledged_tasks() 
             assert message is not None
             channel.connection.client = None  # what a lost connection leaves the channel
 
+            message.ack()  # a task that ended after the connection was lost
             channel.close()
 
         assert client.hexists(keys["unacked_key"], message.delivery_tag)
