@@ -10,7 +10,7 @@ import uuid
 import redis
 from kombu import Connection, Queue
 
-import worker.celery_app  # noqa: F401  (installs the close that tolerates a lost connection)
+import worker.celery_app  # noqa: F401  (its ack and close tolerate a lost connection)
 from tests.services import REDIS_URL
 
 
